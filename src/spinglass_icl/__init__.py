@@ -1,0 +1,60 @@
+"""spinglass-icl: the spin-glass theory of in-context learning, runnable.
+
+The pipeline reads like the physics (SPEC §1-5)::
+
+    prompts  = sample_prompts(D=10, N=100, P=1000, seed=0)        # tasks    (eq. 1)
+    instance = build_instance(prompts, lam=0.01)                  # couplings (eq. 3-5)
+    result   = solve(instance, "amp", beta=100.0)                 # marginals (eq. 34 + Onsager)
+    W        = spins_to_W(result.m)                               # weights   (eq. 9)
+    contrast(W), test_error(W, N=100)                             # observables
+"""
+
+from .conventions import CONVENTIONS, DEFAULT_CONVENTION, Convention, get_convention
+from .errors import ConfigError, ConvergenceWarning, ParameterError, SpinGlassError
+from .hamiltonian import Instance, build_instance, make_instance, zero_coupling_fraction
+from .observables import (
+    CONTRASTS,
+    TestError,
+    W_to_spins,
+    blocks,
+    contrast,
+    predict,
+    spins_to_W,
+    test_error,
+)
+from .solvers import SOLVERS, SolverConfig, SolverResult, ground_state, solve
+from .tasks import Prompts, TaskConfig, resolve_device, sample_prompts
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CONVENTIONS",
+    "CONTRASTS",
+    "DEFAULT_CONVENTION",
+    "SOLVERS",
+    "ConfigError",
+    "Convention",
+    "ConvergenceWarning",
+    "Instance",
+    "ParameterError",
+    "Prompts",
+    "SolverConfig",
+    "SolverResult",
+    "SpinGlassError",
+    "TaskConfig",
+    "TestError",
+    "W_to_spins",
+    "blocks",
+    "build_instance",
+    "contrast",
+    "get_convention",
+    "ground_state",
+    "make_instance",
+    "predict",
+    "resolve_device",
+    "sample_prompts",
+    "solve",
+    "spins_to_W",
+    "test_error",
+    "zero_coupling_fraction",
+]

@@ -1,0 +1,90 @@
+"""Errors and entry-point validation.
+
+Every public entry point validates its arguments here, so that bad input gives one
+clear sentence naming the parameter, its value and the allowed range, instead of a
+traceback from deep inside torch (STYLE.md, "validate at the entry point").
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable
+from typing import Any
+
+
+class SpinGlassError(Exception):
+    """Base class of every error raised on purpose by spinglass-icl."""
+
+
+class ParameterError(SpinGlassError, ValueError):
+    """A parameter is outside its allowed range.
+
+    The message always has the form ``"<name> must be <rule>, got <value>"``.
+    """
+
+
+class ConfigError(SpinGlassError, ValueError):
+    """A configuration file or result store cannot be read or is not ours."""
+
+
+class ConvergenceWarning(UserWarning):
+    """A message-passing solver stopped without reaching its tolerance."""
+
+
+def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = None) -> int:
+    """Return ``value`` as an int, or raise :class:`ParameterError` naming ``name``."""
+    rng = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+    if isinstance(value, bool):
+        raise ParameterError(f"{name} must be an integer {rng}, got {value!r}")
+    if isinstance(value, numbers.Integral):
+        out = int(value)
+    elif isinstance(value, float) and value.is_integer():
+        out = int(value)
+    else:
+        raise ParameterError(f"{name} must be an integer {rng}, got {value!r}")
+    if out < minimum or (maximum is not None and out > maximum):
+        raise ParameterError(f"{name} must be an integer {rng}, got {out}")
+    return out
+
+
+def check_float(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Return ``value`` as a finite float in the given interval, or raise ParameterError."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be a real number, got {value!r}") from None
+    lo_s = "" if low is None else ("(" if low_open else "[") + f"{low:g}"
+    hi_s = "" if high is None else f"{high:g}" + (")" if high_open else "]")
+    if low is not None and high is not None:
+        rule = f"in {lo_s}, {hi_s}"
+    elif low is not None:
+        rule = f"{'>' if low_open else '>='} {low:g}"
+    elif high is not None:
+        rule = f"{'<' if high_open else '<='} {high:g}"
+    else:
+        rule = "finite"
+    if not math.isfinite(x):
+        raise ParameterError(f"{name} must be a finite number {rule}, got {value!r}")
+    bad = (low is not None and (x < low or (low_open and x == low))) or (
+        high is not None and (x > high or (high_open and x == high))
+    )
+    if bad:
+        raise ParameterError(f"{name} must be {rule}, got {x:g}")
+    return x
+
+
+def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise ParameterError listing them."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise ParameterError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return str(value)

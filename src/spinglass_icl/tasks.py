@@ -1,0 +1,202 @@
+"""In-context linear-regression prompts (SPEC §1, paper eq. 1).
+
+A task is ``w ~ N(0, I_D)``; a prompt holds N examples ``x_i ~ N(0, I_D)`` with labels
+``y_i = scale * w.x_i (+ noise)`` and a query ``x~`` whose label is hidden (0) in the
+prompt matrix
+
+    X = [[x_1 ... x_N  x~],
+         [y_1 ... y_N  0 ]]          shape (D+1, N+1)   (eq. 1)
+
+``scale`` is set by the convention (SPEC §2). Every prompt has its own task, as in
+the authors' code. Sampling is seeded: the numbers are drawn on the CPU in float64
+with a :class:`torch.Generator` and then moved, so the same seed gives the same
+prompts on every device and dtype.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .conventions import DEFAULT_CONVENTION, Convention, get_convention
+from .errors import check_float, check_int
+
+__all__ = ["TaskConfig", "Prompts", "sample_prompts", "make_generator", "resolve_device"]
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """Return a torch device; ``None`` means CPU. Unknown or absent devices raise ParameterError."""
+    from .errors import ParameterError
+
+    if device is None:
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ParameterError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError(f"device must be 'cpu' here: CUDA is not available (got {device!r})")
+    if dev.type not in ("cpu", "cuda"):
+        raise ParameterError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    return dev
+
+
+def make_generator(seed: int) -> torch.Generator:
+    """A CPU generator seeded with ``seed`` (an integer >= 0)."""
+    seed = check_int("seed", seed, minimum=0)
+    g = torch.Generator(device="cpu")
+    g.manual_seed(seed)
+    return g
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Parameters of the prompt distribution.
+
+    Attributes
+    ----------
+    D : int
+        Input dimension (>= 1).
+    N : int
+        Context length: number of labelled examples per prompt (>= 1).
+    P : int
+        Task diversity: number of prompts, each with its own task (>= 1).
+    convention : str
+        ``"authors"`` (default), ``"paper-text"`` or ``"normalized"`` (SPEC §2).
+    noise : float
+        Standard deviation of Gaussian label noise added to every label (>= 0).
+    """
+
+    D: int
+    N: int
+    P: int
+    convention: str = DEFAULT_CONVENTION
+    noise: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "D", check_int("D", self.D))
+        object.__setattr__(self, "N", check_int("N", self.N))
+        object.__setattr__(self, "P", check_int("P", self.P))
+        object.__setattr__(self, "convention", get_convention(self.convention).name)
+        object.__setattr__(self, "noise", check_float("noise", self.noise, low=0.0))
+
+    @property
+    def conv(self) -> Convention:
+        """The :class:`Convention` object."""
+        return Convention(self.convention)
+
+    @property
+    def n_spins(self) -> int:
+        """Number of spins ``(D+1)^2`` (entries of W)."""
+        return (self.D + 1) ** 2
+
+    @property
+    def prefactor(self) -> float:
+        """Attention prefactor c of this convention."""
+        return self.conv.prefactor(self.D, self.N)
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """A batch of prompts.
+
+    Attributes
+    ----------
+    X : Tensor, shape (*batch, P, D+1, N+1)
+        Prompt matrices of eq. (1); the query label entry ``X[..., D, N]`` is 0.
+    w : Tensor, shape (*batch, P, D)
+        The task vector of each prompt.
+    y : Tensor, shape (*batch, P)
+        The hidden query labels ``y~`` (with noise if ``config.noise > 0``).
+    config : TaskConfig
+        What made them.
+    """
+
+    X: torch.Tensor
+    w: torch.Tensor
+    y: torch.Tensor
+    config: TaskConfig = field(repr=False)
+
+    @property
+    def u(self) -> torch.Tensor:
+        """``u = sum_i y_i [x_i; y_i]``, shape (*batch, P, D+1): row D+1 of ``X X^T`` (eq. 3)."""
+        N = self.config.N
+        ctx = self.X[..., :N]  # (*, P, D+1, N)
+        return torch.einsum("...mi,...i->...m", ctx, ctx[..., -1, :])
+
+    @property
+    def q(self) -> torch.Tensor:
+        """The query column ``[x~; 0]``, shape (*batch, P, D+1)."""
+        return self.X[..., -1]
+
+    def features(self) -> torch.Tensor:
+        """Spin features ``s^mu = vec(S^mu)``, shape (*batch, P, (D+1)^2) (eq. 3).
+
+        ``S^mu = c u (x) [x~; 0]`` (rank one), flattened row-major so that spin
+        ``i = (D+1) m + n`` (0-based) is ``W[m, n]``; then ``y^ = s.sigma``.
+        """
+        c = self.config.prefactor
+        s = c * self.u[..., :, None] * self.q[..., None, :]
+        return s.reshape(*s.shape[:-2], -1)
+
+
+def sample_prompts(
+    D: int,
+    N: int,
+    P: int,
+    *,
+    convention: str = DEFAULT_CONVENTION,
+    noise: float = 0.0,
+    seed: int = 0,
+    batch_shape: tuple[int, ...] = (),
+    device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float64,
+    generator: torch.Generator | None = None,
+) -> Prompts:
+    """Sample ``P`` in-context regression prompts (eq. 1), each with its own task.
+
+    Parameters
+    ----------
+    D, N, P : int
+        Dimension, context length, number of prompts (all >= 1).
+    convention : str
+        Normalization convention (SPEC §2); sets the label scale.
+    noise : float
+        Label-noise standard deviation (applied to context and query labels).
+    seed : int
+        Seed of a fresh CPU generator (ignored when ``generator`` is given).
+    batch_shape : tuple of int
+        Leading batch dimensions: independent instances drawn in one call.
+    device, dtype
+        Where the result lives; numbers are drawn in float64 on the CPU first.
+    generator : torch.Generator, optional
+        A CPU generator to draw from (continues its stream).
+
+    Returns
+    -------
+    Prompts
+    """
+    cfg = TaskConfig(D=D, N=N, P=P, convention=convention, noise=noise)
+    dev = resolve_device(device)
+    for b in batch_shape:
+        check_int("batch_shape entry", b)
+    g = generator if generator is not None else make_generator(seed)
+    scale = cfg.conv.label_scale(cfg.D)
+    shape = (*batch_shape, cfg.P)
+    w = torch.randn(*shape, cfg.D, generator=g, dtype=torch.float64)
+    x = torch.randn(*shape, cfg.D, cfg.N + 1, generator=g, dtype=torch.float64)
+    labels = scale * torch.einsum("...d,...dn->...n", w, x)
+    if cfg.noise > 0:
+        labels = labels + cfg.noise * torch.randn(
+            *shape, cfg.N + 1, generator=g, dtype=torch.float64
+        )
+    y_query = labels[..., -1].clone()
+    labels[..., -1] = 0.0
+    X = torch.cat([x, labels[..., None, :]], dim=-2)
+    return Prompts(
+        X=X.to(device=dev, dtype=dtype),
+        w=w.to(device=dev, dtype=dtype),
+        y=y_query.to(device=dev, dtype=dtype),
+        config=cfg,
+    )

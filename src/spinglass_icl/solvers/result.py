@@ -64,28 +64,24 @@ class SolverResult:
         return bool(self.converged)
 
     def __getitem__(self, i: int) -> SolverResult:
+        """The ``i``-th instance of a result with one batch dimension."""
         if not self.batched:
             raise IndexError("cannot index an unbatched SolverResult")
-        flat = self.converged.reshape(-1)
-        nb = flat.numel()
-        idx = (
-            int(torch.arange(nb).reshape(self.converged.shape)[i])
-            if self.converged.dim() > 1
-            else i
-        )
-        if idx < 0:
-            idx += nb
-        status = self.status[idx]
+        if self.converged.dim() != 1:
+            raise IndexError("indexing needs exactly one batch dimension; reshape the instance")
+        i = range(len(self))[i]  # normalizes negatives, raises IndexError out of range
+        status = self.status[i]
+        n_iter = int(self.n_iter[i])
         return SolverResult(
             m=self.m[i],
             v=self.v[i],
             converged=bool(self.converged[i]),
             status=status,
-            n_iter=int(self.n_iter[i]),
-            residuals=self.residuals[:, i] if self.residuals.dim() > 1 else self.residuals,
+            n_iter=n_iter,
+            residuals=self.residuals[:, i],
             solver=self.solver,
             beta=self.beta,
-            message=f"{self.solver}: {status} after {int(self.n_iter[i])} iterations",
+            message=f"{self.solver}: {status} after {n_iter} iterations",
         )
 
     def __len__(self) -> int:

@@ -201,8 +201,11 @@ class Instance:
         return FieldBlocks(A=H[..., :D, :D], B=H[..., D, :D], zero=H[..., :, D])
 
     def coupling_blocks(self) -> CouplingBlocks:
-        """The blocks C (A-A), D (A-B), E (B-B) of J (Fig. 1b), diagonal pairs included
-        as zeros only where ``i == j`` is excluded: C and E are the strict upper triangles."""
+        """The blocks C (A-A), D (A-B), E (B-B) of J (Fig. 1b), flattened.
+
+        C and E are symmetric, so only their strict upper triangles (``i < j``) are
+        returned; D holds every (A, B) pair. Spins of the zero column are left out.
+        """
         masks = block_masks(self.D, self.s.device)
         J = self.couplings
         a, b = masks["A"], masks["B"]

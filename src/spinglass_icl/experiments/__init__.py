@@ -1,0 +1,26 @@
+"""Experiments: the paper's figures, remade from scratch (SPEC §7).
+
+Each figure lives in its own module ``spinglass_icl.experiments.<module>`` exposing
+``TITLE``, ``CLAIM`` (what the paper says), ``NOTES`` (where SPEC records a difference)
+and ``run(ctx) -> Outcome`` (see :mod:`.common`). ``spinglass-icl reproduce`` runs them
+through :func:`.common.run_figure` and rebuilds the report with :mod:`.report`.
+
+Nothing heavy is imported here.
+"""
+
+from __future__ import annotations
+
+#: figure name -> module name, in report order
+FIGURES: dict[str, str] = {
+    "fig1": "fig1",
+    "fig2": "fig2",
+    "fig3": "fig3",
+    "hessian": "hessian",
+    "fig4a": "fig4a",
+    "fig4b": "fig4b",
+    "fig5": "fig5",
+    "fig6": "fig6",
+    "double-descent": "ddfig",
+}
+
+__all__ = ["FIGURES"]

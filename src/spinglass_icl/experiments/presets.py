@@ -1,0 +1,109 @@
+"""Parameter presets of ``spinglass-icl reproduce`` (SPEC §7).
+
+``paper``: the paper's parameters (SPEC §7 table). ``quick``: every figure on a
+2-core CPU in a few minutes (smaller D, P, trials; same physics). ``tiny``: seconds per
+figure, for the tests. Every figure reads its own sub-dictionary; a figure's seeds are
+derived from the ``--seed`` given on the command line.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from ..errors import check_choice
+
+PRESETS: tuple[str, ...] = ("tiny", "quick", "paper")
+
+_PAPER: dict[str, dict[str, Any]] = {
+    # Fig. 1: (P, D, N) = (1000, 5, 100); "100 000 ensembles": 100 instances x P = 1e5 prompts
+    "fig1": {"D": 5, "N": 100, "P": 1000, "instances": 100, "law_samples": 2_000_000,
+             "max_entries": 2_000_000, "bins": 120},
+    # Fig. 2: SGD/Adam at lam = 0 for several P; AMP at P = 5000, lam = 0.01, beta = 100
+    "fig2": {"D": 10, "N": 100, "P_list": [10, 100, 1000, 10000], "epochs": 2000, "lr": 1e-3,
+             "optimizer": "adam", "trials": 1, "test_tasks": 2000,
+             "amp_P": 5000, "amp_lam": 0.01, "beta": 100.0, "damping": 0.9},
+    # Fig. 3: D = 10, N = 50, lam = 0.01, P = 1000 vs 10, 2000 random W
+    "fig3": {"D": 10, "N": 50, "lam": 0.01, "P_list": [1000, 10], "points": 2000,
+             "perplexity": 30.0},
+    "hessian": {"D": 10, "N": 50, "lam": 0.01, "P_list": [10, 1000], "instances": 10},
+    # Fig. 4a: the authors' data: D = 20, P in [20, 1000], N in [2, 100], lam = 1, 10 repeats
+    "fig4a": {"D": 20, "lam": 1.0, "beta": 100.0, "P_range": [20, 1000], "N_range": [2, 100],
+              "grid": 20, "repeats": 10, "damping": 0.9, "tol": 1e-6, "max_iter": 2000,
+              "amp_solver": "amp-paper", "test_tasks": 500},
+    # Fig. 4b: D = 20, lam = 0.01, P = 10 000, beta = 100, 100 trials
+    "fig4b": {"D": 20, "lam": 0.01, "beta": 100.0, "P": 10000,
+              "N_list": [5, 10, 20, 40, 60, 80, 100], "trials": 100, "damping": 0.9,
+              "tol": 1e-6, "max_iter": 2000, "test_tasks": 2000, "sgd": True,
+              "epochs": 2000, "lr": 1e-3, "optimizer": "adam"},
+    # Fig. 5: (P, D, N) = (1000, 20, 50), 1000 instances
+    "fig5": {"D": 20, "N": 50, "P": 1000, "lam": 0.01, "instances": 1000,
+             "dN_list": [1, 2, 5, 10, 20, 50], "bins": 100, "chunk": 50},
+    # Fig. 6: lam = 0.01, P = 10 000, D = 20, beta = 100, H = 32, M = 10, 100 trials
+    "fig6": {"D": 20, "N": 50, "P": 10000, "lam": 0.01, "beta": 100.0, "H": 32, "M": 10,
+             "trials": 100, "epochs": 2000, "lr": 1e-3, "optimizer": "adam",
+             "models": ["sla", "fla", "sa", "tf", "mhla"], "test_tasks": 2000,
+             "damping": 0.9},
+    "double-descent": {"D": 20, "N": 40, "lam": 1e-3, "P_list": None},
+}
+
+_QUICK: dict[str, dict[str, Any]] = {
+    "fig1": {"D": 5, "N": 100, "P": 1000, "instances": 20, "law_samples": 400_000,
+             "max_entries": 400_000, "bins": 80},
+    "fig2": {"D": 10, "N": 100, "P_list": [10, 100, 1000], "epochs": 300, "lr": 1e-2,
+             "optimizer": "adam", "trials": 1, "test_tasks": 1000,
+             "amp_P": 5000, "amp_lam": 0.01, "beta": 100.0, "damping": 0.9},
+    "fig3": {"D": 10, "N": 50, "lam": 0.01, "P_list": [1000, 10], "points": 600,
+             "perplexity": 30.0},
+    "hessian": {"D": 10, "N": 50, "lam": 0.01, "P_list": [10, 1000], "instances": 3},
+    "fig4a": {"D": 10, "lam": 1.0, "beta": 100.0, "P_range": [5, 250], "N_range": [2, 50],
+              "grid": 8, "repeats": 2, "damping": 0.9, "tol": 1e-6, "max_iter": 1000,
+              "amp_solver": "amp-paper", "test_tasks": 200},
+    "fig4b": {"D": 10, "lam": 0.01, "beta": 100.0, "P": 2000, "N_list": [5, 10, 20, 40, 80],
+              "trials": 5, "damping": 0.9, "tol": 1e-6, "max_iter": 2000, "test_tasks": 1000,
+              "sgd": True, "epochs": 300, "lr": 1e-2, "optimizer": "adam"},
+    "fig5": {"D": 10, "N": 50, "P": 1000, "lam": 0.01, "instances": 60,
+             "dN_list": [1, 5, 20, 50], "bins": 60, "chunk": 20},
+    "fig6": {"D": 10, "N": 40, "P": 2000, "lam": 0.01, "beta": 100.0, "H": 16, "M": 4,
+             "trials": 3, "epochs": 200, "lr": 1e-2, "optimizer": "adam",
+             "models": ["sla", "fla", "sa", "tf", "mhla"], "test_tasks": 1000,
+             "damping": 0.9},
+    "double-descent": {"D": 10, "N": 20, "lam": 1e-3, "P_list": None},
+}
+
+_TINY: dict[str, dict[str, Any]] = {
+    "fig1": {"D": 3, "N": 20, "P": 200, "instances": 5, "law_samples": 50_000,
+             "max_entries": 50_000, "bins": 40},
+    "fig2": {"D": 4, "N": 20, "P_list": [5, 500], "epochs": 150, "lr": 2e-2,
+             "optimizer": "adam", "trials": 1, "test_tasks": 500,
+             "amp_P": 500, "amp_lam": 0.01, "beta": 100.0, "damping": 0.9},
+    "fig3": {"D": 4, "N": 20, "lam": 0.01, "P_list": [500, 5], "points": 150,
+             "perplexity": 15.0},
+    "hessian": {"D": 4, "N": 20, "lam": 0.01, "P_list": [10, 500], "instances": 2},
+    "fig4a": {"D": 4, "lam": 1.0, "beta": 100.0, "P_range": [2, 200], "N_range": [2, 40],
+              "grid": 4, "repeats": 2, "damping": 0.9, "tol": 1e-6, "max_iter": 600,
+              "amp_solver": "amp-paper", "test_tasks": 200},
+    "fig4b": {"D": 4, "lam": 0.01, "beta": 100.0, "P": 400, "N_list": [4, 16, 64],
+              "trials": 4, "damping": 0.9, "tol": 1e-6, "max_iter": 2000, "test_tasks": 1000,
+              "sgd": True, "epochs": 200, "lr": 2e-2, "optimizer": "adam"},
+    "fig5": {"D": 5, "N": 20, "P": 300, "lam": 0.01, "instances": 20,
+             "dN_list": [5, 20], "bins": 40, "chunk": 20},
+    "fig6": {"D": 4, "N": 16, "P": 300, "lam": 0.01, "beta": 100.0, "H": 8, "M": 2,
+             "trials": 2, "epochs": 60, "lr": 2e-2, "optimizer": "adam",
+             "models": ["sla", "fla", "sa", "tf", "mhla"], "test_tasks": 300,
+             "damping": 0.9},
+    "double-descent": {"D": 5, "N": 10, "lam": 1e-3, "P_list": None},
+}
+
+_ALL = {"tiny": _TINY, "quick": _QUICK, "paper": _PAPER}
+
+
+def get_preset(name: str, figure: str) -> dict[str, Any]:
+    """A copy of the parameters of ``figure`` under preset ``name``."""
+    check_choice("preset", name, PRESETS)
+    table = _ALL[name]
+    if figure not in table:
+        from ..errors import ParameterError
+
+        raise ParameterError(f"figure must be one of {', '.join(table)}; got {figure!r}")
+    return copy.deepcopy(table[figure])

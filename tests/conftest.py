@@ -1,0 +1,29 @@
+"""Shared fixtures and helpers of the core test suite."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from spinglass_icl.hamiltonian import make_instance
+
+CONVENTIONS = ("authors", "paper-text", "normalized")
+
+
+@pytest.fixture(params=CONVENTIONS)
+def convention(request) -> str:
+    """Each normalization convention of SPEC §2 in turn."""
+    return request.param
+
+
+@pytest.fixture
+def small_instance():
+    """A small converging instance: D=4, N=20, P=200, lam=1 (authors convention)."""
+    return make_instance(4, 20, 200, 1.0, seed=0)
+
+
+@pytest.fixture
+def cpu_only():
+    """Skip when CUDA is present (tests that need 'cuda' to be an invalid device)."""
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")

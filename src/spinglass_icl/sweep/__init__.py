@@ -1,0 +1,40 @@
+"""Sweeps that scale (issue 4): a spec, a resumable SQLite store, three executors.
+
+::
+
+    from spinglass_icl.sweep import SweepSpec, run_sweep, open_store
+    spec = SweepSpec(grid={"P": [20, 50, 100], "N": [2, 10, 50]},
+                     fixed={"D": 20, "lam": 1.0, "beta": 100.0, "solver": "amp"},
+                     repeats=10, seed=0)
+    store = run_sweep(spec, "sweep.sqlite", executor="local", workers=2)
+    ds = store.to_xarray()            # dims P, N, repeat; contrast, test_error, status, ...
+
+* :mod:`.spec` -- :class:`SweepSpec` (TOML in and out), tasks and derived seeds;
+* :mod:`.store` -- :class:`Store`, one row per (point, repeat), export to xarray/NetCDF/CSV;
+* :mod:`.batched` -- solving same-shape instances as one batch;
+* :mod:`.executors` -- :func:`run_sweep` with the ``serial``, ``local`` and ``dask``
+  executors;
+* :mod:`spinglass_icl.solvers.matfree` -- the matrix-free large-D solvers, re-exported
+  here as :func:`solve_matfree` and :func:`make_matfree_instance`.
+"""
+
+from .batched import plan_chunks, run_chunk
+from .executors import EXECUTORS, run_sweep
+from .spec import DATA_PARAMS, OBSERVABLES, PARAMS, SweepSpec, Task, derive_seed
+from .store import Store, create_or_open_store, open_store
+
+__all__ = [
+    "DATA_PARAMS",
+    "EXECUTORS",
+    "OBSERVABLES",
+    "PARAMS",
+    "Store",
+    "SweepSpec",
+    "Task",
+    "create_or_open_store",
+    "derive_seed",
+    "open_store",
+    "plan_chunks",
+    "run_chunk",
+    "run_sweep",
+]

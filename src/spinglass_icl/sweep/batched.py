@@ -1,0 +1,236 @@
+"""Computing rows: one task at a time, or a chunk of same-shape tasks as one batch.
+
+A *chunk* is a list of :class:`~.spec.Task` with the same :attr:`Task.group` (same D, P,
+lam, beta, solver, convention, noise). Every task's instance is drawn from its own
+derived seed exactly as :func:`~spinglass_icl.hamiltonian.make_instance` would draw it
+alone; with ``batched=True`` the features ``s`` and labels ``y`` are then stacked into
+one batched :class:`~spinglass_icl.hamiltonian.Instance` and solved in one call (the
+solvers act on a leading batch dimension). Tasks of different N may share a batch: the
+solvers see only ``s``, ``y``, lam and P, and N enters only through ``s`` (prefactor)
+and the test error, which is computed per N. Test errors of one chunk are computed
+for all its converged rows of equal N in one call on the shared test prompts.
+
+:func:`plan_chunks` splits a task list into chunks deterministically (from the full
+task list, before any is skipped), so a resumed sweep recomputes exactly the batches an
+uninterrupted one would and gets bit-identical numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+
+import torch
+
+from ..hamiltonian import Instance, make_instance
+from ..observables import contrast, spins_to_W, test_error
+from ..solvers import solve
+from .spec import SweepSpec, Task
+
+__all__ = ["plan_chunks", "run_chunk", "batch_size_for", "DEFAULT_BATCH_BYTES"]
+
+#: default memory budget of one batch (dense G, J^2 and temporaries)
+DEFAULT_BATCH_BYTES = 1 << 30
+
+
+def batch_size_for(
+    D: int, P: int, solver: str, itemsize: int = 8, budget: int = DEFAULT_BATCH_BYTES
+) -> int:
+    """Largest batch whose dense solver state fits ``budget`` bytes (at least 1).
+
+    Per instance: ``P n`` features plus about 4 (exact, amp) or more (rbp: messages on
+    every pair, 6) ``n x n`` matrices, ``n = (D+1)^2``.
+    """
+    n = (D + 1) ** 2
+    mats = 6 if solver == "rbp" else 4
+    per = itemsize * (P * n + mats * n * n)
+    return max(1, int(budget // per))
+
+
+def plan_chunks(
+    tasks: Sequence[Task],
+    *,
+    batched: bool = True,
+    max_batch: int | None = None,
+    budget: int = DEFAULT_BATCH_BYTES,
+    itemsize: int = 8,
+) -> list[list[Task]]:
+    """Split tasks into chunks (lists of tasks solved together), deterministically.
+
+    ``batched=False`` gives one task per chunk. Otherwise tasks are grouped by
+    :attr:`Task.group` (in first-appearance order) and each group is cut into chunks of
+    at most :func:`batch_size_for` (and ``max_batch``) tasks of equal size.
+    """
+    if not batched:
+        return [[t] for t in tasks]
+    groups: dict[tuple, list[Task]] = defaultdict(list)
+    for t in tasks:
+        groups[t.group].append(t)
+    chunks = []
+    for group, ts in groups.items():
+        D, P, solver = group[0], group[1], group[4]
+        b = batch_size_for(D, P, solver, itemsize, budget)
+        if max_batch is not None:
+            b = min(b, max_batch)
+        k = -(-len(ts) // b)  # number of chunks
+        size = -(-len(ts) // k)  # balanced sizes
+        chunks.extend(ts[i : i + size] for i in range(0, len(ts), size))
+    return chunks
+
+
+def _instance(task: Task, device: torch.device, dtype: torch.dtype) -> Instance:
+    p = task.params
+    return make_instance(
+        p["D"],
+        p["N"],
+        p["P"],
+        p["lam"],
+        convention=p["convention"],
+        noise=p["noise"],
+        seed=task.seed,
+        device=device,
+        dtype=dtype,
+    )
+
+
+def run_chunk(
+    tasks: Sequence[Task],
+    spec_fields: dict,
+    *,
+    device: str = "cpu",
+    dtype: str = "float64",
+    batched: bool = True,
+    threads: int | None = None,
+) -> list[dict]:
+    """Compute the rows of a chunk of tasks (all of one :attr:`Task.group` if batched).
+
+    Parameters
+    ----------
+    tasks
+        The tasks; with ``batched=True`` they are solved as one batch.
+    spec_fields
+        ``solver_options``, ``observables``, ``test_tasks``, ``store_arrays``,
+        ``contrast_kind`` of the spec (plain data, so a worker needs no spec object).
+    device, dtype
+        Where and in which precision to solve ("float64" default; "float32" allowed).
+    batched
+        Stack the instances and solve them in one call.
+    threads
+        If given, ``torch.set_num_threads(threads)`` first (pool and Dask workers use 1).
+
+    Returns
+    -------
+    list of dict
+        One row per task (store columns); ``seconds`` is the chunk's wall time divided
+        by its size (amortized) and includes drawing instances and the observables.
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+    dev = torch.device(device)
+    dt = {"float64": torch.float64, "float32": torch.float32}[dtype]
+    opts = spec_fields["solver_options"]
+    t0 = time.perf_counter()
+    if batched and len(tasks) > 1:
+        groups = {t.group for t in tasks}
+        if len(groups) != 1:
+            raise ValueError("a batched chunk must hold tasks of one group")
+        insts = [_instance(t, dev, dt) for t in tasks]
+        first = insts[0]
+        stacked = Instance(
+            s=torch.stack([i.s for i in insts]),
+            y=torch.stack([i.y for i in insts]),
+            lam=first.lam,
+            config=first.config,  # N of the first task; the solvers do not use N
+        )
+        p = tasks[0].params
+        res = solve(stacked, p["solver"], beta=p["beta"], warn=False, **opts)
+        ms, vs = res.m, res.v
+        conv = [bool(c) for c in res.converged.reshape(-1).tolist()]
+        status = list(res.status)
+        n_iter = [int(k) for k in res.n_iter.reshape(-1).tolist()]
+    else:
+        ms_l, vs_l, conv, status, n_iter = [], [], [], [], []
+        for t in tasks:
+            p = t.params
+            r = solve(_instance(t, dev, dt), p["solver"], beta=p["beta"], warn=False, **opts)
+            ms_l.append(r.m)
+            vs_l.append(r.v)
+            conv.append(bool(r.converged))
+            status.append(str(r.status))
+            n_iter.append(int(r.n_iter))
+        ms, vs = torch.stack(ms_l), torch.stack(vs_l)
+    rows = [
+        {
+            "key": t.key,
+            **t.params,
+            "repeat": t.repeat,
+            "seed": t.seed,
+            "test_seed": t.test_seed,
+            "contrast": None,
+            "test_error": None,
+            "test_error_stderr": None,
+            "relative_test_error": None,
+            "converged": conv[i],
+            "status": status[i],
+            "n_iter": n_iter[i],
+        }
+        for i, t in enumerate(tasks)
+    ]
+    ok = [i for i in range(len(tasks)) if conv[i] and bool(torch.isfinite(ms[i]).all())]
+    W = spins_to_W(ms)
+    if ok and "contrast" in spec_fields["observables"]:
+        C = contrast(W[ok], spec_fields["contrast_kind"]).double().cpu().tolist()
+        for i, c in zip(ok, C):
+            rows[i]["contrast"] = c
+    if ok and "test_error" in spec_fields["observables"]:
+        by_n: dict[tuple, list[int]] = defaultdict(list)
+        for i in ok:
+            by_n[(tasks[i].params["N"], tasks[i].test_seed)].append(i)
+        for (N, test_seed), idx in by_n.items():
+            p = tasks[idx[0]].params
+            if batched:
+                err = test_error(
+                    W[idx],
+                    N,
+                    convention=p["convention"],
+                    noise=p["noise"],
+                    n_tasks=spec_fields["test_tasks"],
+                    seed=test_seed,
+                )
+                vals = zip(err.absolute.tolist(), err.stderr.tolist(), err.relative.tolist())
+            else:
+                vals = []
+                for i in idx:
+                    e = test_error(
+                        W[i],
+                        N,
+                        convention=p["convention"],
+                        noise=p["noise"],
+                        n_tasks=spec_fields["test_tasks"],
+                        seed=test_seed,
+                    )
+                    vals.append((float(e.absolute), float(e.stderr), float(e.relative)))
+            for i, (a, s, r) in zip(idx, vals):
+                rows[i]["test_error"], rows[i]["test_error_stderr"] = a, s
+                rows[i]["relative_test_error"] = r
+    if spec_fields.get("store_arrays"):
+        for i, row in enumerate(rows):
+            row["m"] = ms[i].detach().double().cpu().numpy()
+            row["v"] = vs[i].detach().double().cpu().numpy()
+    seconds = (time.perf_counter() - t0) / len(tasks)
+    for row in rows:
+        row["seconds"] = seconds
+    return rows
+
+
+def spec_fields(spec: SweepSpec) -> dict:
+    """The plain-data part of a spec that :func:`run_chunk` needs."""
+    return {
+        "solver_options": dict(spec.solver_options),
+        "observables": tuple(spec.observables),
+        "test_tasks": spec.test_tasks,
+        "store_arrays": spec.store_arrays,
+        "contrast_kind": spec.contrast_kind,
+    }
+

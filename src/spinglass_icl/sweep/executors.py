@@ -1,0 +1,183 @@
+"""Running a sweep: the serial, local (process pool) and Dask executors.
+
+All three run the same function (:func:`~.batched.run_chunk`) on the same chunks
+(:func:`~.batched.plan_chunks`, planned from the full task list), with the same derived
+seeds, so they give the same numbers; only the parent process writes to the store,
+one transaction per finished chunk, so a killed sweep loses at most the chunks in
+flight and a rerun computes exactly those.
+
+``local`` and ``dask`` workers run with ``torch.set_num_threads(1)`` (one process per
+core is faster than torch's intra-op threads for these sizes and avoids
+oversubscription); ``serial`` uses torch's default thread count.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import sys
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+
+from ..errors import ParameterError, check_choice, check_int
+from ..tasks import resolve_device
+from .batched import DEFAULT_BATCH_BYTES, plan_chunks, run_chunk, spec_fields
+from .spec import SweepSpec, Task
+from .store import Store, create_or_open_store
+
+__all__ = ["EXECUTORS", "run_sweep"]
+
+EXECUTORS: tuple[str, ...] = ("serial", "local", "dask")
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        disable=not enabled,
+        file=sys.stderr,
+        unit="pt",
+        desc="sweep",
+        dynamic_ncols=True,
+        mininterval=0.5,
+    )
+
+
+def _serial(chunks, fields, kw) -> Iterator[list[dict]]:
+    for chunk in chunks:
+        yield run_chunk(chunk, fields, **kw)
+
+
+def _local(chunks, fields, kw, workers: int) -> Iterator[list[dict]]:
+    ctx = mp.get_context("spawn")  # safe with torch's thread pools (no fork after init)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        pending = set()
+        it = iter(chunks)
+        # keep at most 2 chunks per worker in flight so results stream back in order
+        for chunk in it:
+            pending.add(pool.submit(run_chunk, chunk, fields, threads=1, **kw))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                yield f.result()
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.add(pool.submit(run_chunk, nxt, fields, threads=1, **kw))
+
+
+def _dask(chunks, fields, kw, workers: int, scheduler: str | None) -> Iterator[list[dict]]:
+    from distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=40,
+        )
+        client = Client(cluster)
+    try:
+        futures = [
+            client.submit(run_chunk, chunk, fields, threads=1, pure=False, **kw) for chunk in chunks
+        ]
+        for f in as_completed(futures):
+            yield f.result()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def run_sweep(
+    spec: SweepSpec,
+    store: str | Path | Store,
+    *,
+    executor: str = "local",
+    workers: int | None = None,
+    device: str = "cpu",
+    batched: bool = True,
+    progress: bool = True,
+    scheduler: str | None = None,
+    dtype: str = "float64",
+    max_batch: int | None = None,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
+) -> Store:
+    """Run (or resume) a sweep and return its store.
+
+    Parameters
+    ----------
+    spec
+        The sweep.
+    store
+        Path of the SQLite store (created if missing; an existing file must be a sweep
+        store, else :class:`~spinglass_icl.errors.ConfigError` and it is left untouched),
+        or an open :class:`Store`.
+    executor
+        ``"serial"``, ``"local"`` (process pool; default) or ``"dask"``.
+    workers
+        Processes for ``local`` / a Dask LocalCluster (default: CPU count, at most 8).
+    device
+        ``"cpu"`` or ``"cuda[:k]"``; CUDA sweeps should use ``serial`` (one process
+        feeding the GPU with large batches).
+    batched
+        Solve same-shape instances as one batch (:mod:`.batched`).
+    progress
+        Show a tqdm bar (points done / total, rate, ETA) on stderr.
+    scheduler
+        Address of a running Dask scheduler (``tcp://host:8786``); without it the
+        ``dask`` executor starts a LocalCluster.
+    dtype
+        ``"float64"`` (default) or ``"float32"``.
+    max_batch, batch_bytes
+        Cap on instances per batch, and the memory budget per batch (bytes).
+
+    Returns
+    -------
+    Store
+        The store, open, holding one row per finished (point, repeat).
+    """
+    if not isinstance(spec, SweepSpec):
+        raise ParameterError(f"spec must be a SweepSpec, got {type(spec).__name__}")
+    check_choice("executor", executor, EXECUTORS)
+    check_choice("dtype", dtype, ("float64", "float32"))
+    dev = resolve_device(device)
+    if workers is None:
+        import os
+
+        workers = min(os.cpu_count() or 1, 8)
+    workers = check_int("workers", workers)
+    if max_batch is not None:
+        max_batch = check_int("max_batch", max_batch)
+    st = store if isinstance(store, Store) else create_or_open_store(store)
+    st.add_spec(spec)
+    tasks: list[Task] = spec.tasks()
+    chunks = plan_chunks(
+        tasks,
+        batched=batched,
+        max_batch=max_batch,
+        budget=batch_bytes,
+        itemsize=8 if dtype == "float64" else 4,
+    )
+    done = st.done_keys(t.key for t in tasks)
+    todo = [c for c in chunks if any(t.key not in done for t in c)]
+    fields = spec_fields(spec)
+    kw = {"device": str(dev), "dtype": dtype, "batched": batched}
+    if executor == "serial" or not todo:
+        results = _serial(todo, fields, kw)
+    elif executor == "local":
+        results = _local(todo, fields, kw, workers)
+    else:
+        results = _dask(todo, fields, kw, workers, scheduler)
+    with _progress(len(tasks), len(done), progress) as bar:
+        for rows in results:
+            new = st.write(rows)
+            bar.update(new)
+    return st

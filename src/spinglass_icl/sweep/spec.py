@@ -1,0 +1,366 @@
+"""Sweep specification: a grid over model parameters with deterministic seeds (issue 4).
+
+A :class:`SweepSpec` names a grid (the Cartesian product of value lists for any of
+:data:`PARAMS`), fixed values for the other parameters, a number of repeats and one base
+seed. It expands into :class:`Task` s, one per (point, repeat), each with
+
+* ``seed``: the seed of its training prompts, a 63-bit integer hashed from the base seed,
+  the parameters that define the *data* (D, N, P, convention, noise) and the repeat.
+  Points that differ only in lam, beta or solver therefore see the same instances
+  (common random numbers), and the seed never depends on the executor or on the order
+  in which tasks run;
+* ``test_seed``: the seed of the fresh test prompts, hashed from the base seed and
+  (D, N, convention, noise): every row with the same data distribution is scored on
+  the same test set, so test errors compare without extra noise (and batch);
+* ``key``: a hash of the full configuration (point, fixed values, solver options,
+  observables, repeat and seeds) -- the primary key of its row in the store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..conventions import CONVENTIONS, DEFAULT_CONVENTION
+from ..errors import ConfigError, ParameterError, check_choice, check_float, check_int
+from ..observables import CONTRASTS
+from ..solvers import SOLVERS
+
+__all__ = [
+    "PARAMS",
+    "DATA_PARAMS",
+    "OBSERVABLES",
+    "DEFAULTS",
+    "SweepSpec",
+    "Task",
+    "derive_seed",
+    "canonical_json",
+]
+
+#: parameters a sweep may vary (grid) or fix
+PARAMS: tuple[str, ...] = ("D", "N", "P", "lam", "beta", "convention", "solver", "noise")
+#: parameters that define the training data, hence the instance seed
+DATA_PARAMS: tuple[str, ...] = ("D", "N", "P", "convention", "noise")
+#: observables a sweep can record
+OBSERVABLES: tuple[str, ...] = ("contrast", "test_error")
+#: values used for parameters that are neither in the grid nor fixed
+DEFAULTS: dict[str, Any] = {
+    "beta": 100.0,
+    "convention": DEFAULT_CONVENTION,
+    "solver": "amp",
+    "noise": 0.0,
+}
+#: solver options and their defaults (the authors' AMP settings, SPEC §2)
+SOLVER_OPTIONS: dict[str, Any] = {"damping": 0.9, "tol": 1e-6, "max_iter": 2000}
+
+_SEED_MASK = (1 << 63) - 1
+
+
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no spaces: the text that is hashed."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 63-bit seed from the SHA-256 of the canonical JSON of ``parts``."""
+    return int(_hash(list(parts))[:16], 16) & _SEED_MASK
+
+
+def _check_value(name: str, value: Any) -> Any:
+    """Validate one parameter value and return it in canonical type (int / float / str)."""
+    if name in ("D", "N", "P"):
+        return check_int(name, value)
+    if name == "lam":
+        return check_float(name, value, low=0.0, low_open=True)
+    if name == "beta":
+        return check_float(name, value, low=0.0, low_open=True)
+    if name == "noise":
+        return check_float(name, value, low=0.0)
+    if name == "convention":
+        return check_choice(name, value, CONVENTIONS)
+    if name == "solver":
+        return check_choice(name, value, SOLVERS)
+    raise ParameterError(f"sweep parameter must be one of {', '.join(PARAMS)}; got {name!r}")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One (point, repeat) of a sweep: what a worker needs to compute one row.
+
+    Attributes
+    ----------
+    key : str
+        SHA-256 of the full configuration; the row's primary key in the store.
+    params : dict
+        All of :data:`PARAMS` for this point.
+    repeat : int
+        Repeat index in ``range(spec.repeats)``.
+    seed, test_seed : int
+        Seeds of the training instance and of the test prompts (see module docstring).
+    """
+
+    key: str
+    params: dict
+    repeat: int
+    seed: int
+    test_seed: int
+
+    @property
+    def group(self) -> tuple:
+        """Tasks with equal groups can be solved as one batch: same D, P, lam, beta,
+        solver (hence same instance shape and solver), convention and noise."""
+        p = self.params
+        return (p["D"], p["P"], p["lam"], p["beta"], p["solver"], p["convention"], p["noise"])
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A parameter sweep.
+
+    Attributes
+    ----------
+    grid : dict
+        ``{param: [values]}`` for any of :data:`PARAMS`; the sweep is the Cartesian
+        product. Values are kept in the given order for running and sorted on export.
+    fixed : dict
+        ``{param: value}`` for parameters not in the grid. D, N, P and lam must appear
+        in ``grid`` or ``fixed``; beta (100), convention (authors), solver (amp) and
+        noise (0) have defaults.
+    repeats : int
+        Independent instances per point (>= 1).
+    seed : int
+        Base seed (>= 0) from which every instance and test seed is derived.
+    solver_options : dict
+        ``damping`` (default 0.9), ``tol`` (1e-6), ``max_iter`` (2000): the authors'
+        AMP settings (SPEC §2).
+    observables : tuple of str
+        Any of :data:`OBSERVABLES`; NULL for runs that did not converge.
+    test_tasks : int
+        Fresh prompts used for the test error.
+    store_arrays : bool
+        Also store the marginals m and v of every row as blobs.
+    contrast_kind : str
+        ``"w11"`` (the text formula over W11, default), ``"full"`` or ``"cosine"``.
+    """
+
+    grid: dict = field(default_factory=dict)
+    fixed: dict = field(default_factory=dict)
+    repeats: int = 1
+    seed: int = 0
+    solver_options: dict = field(default_factory=dict)
+    observables: tuple = ("contrast", "test_error")
+    test_tasks: int = 2000
+    store_arrays: bool = False
+    contrast_kind: str = "w11"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.grid, dict):
+            raise ParameterError(f"grid must be a table {{param: [values]}}, got {self.grid!r}")
+        if not isinstance(self.fixed, dict):
+            raise ParameterError(f"fixed must be a table {{param: value}}, got {self.fixed!r}")
+        grid: dict[str, list] = {}
+        for name, values in self.grid.items():
+            if name not in PARAMS:
+                raise ParameterError(
+                    f"grid parameter must be one of {', '.join(PARAMS)}; got {name!r}"
+                )
+            if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+                values = [values]
+            vals = [_check_value(name, v) for v in values]
+            if not vals:
+                raise ParameterError(f"grid[{name!r}] must be a non-empty list, got []")
+            if len(set(vals)) != len(vals):
+                raise ParameterError(f"grid[{name!r}] must not repeat values, got {vals}")
+            grid[name] = vals
+        fixed: dict[str, Any] = {}
+        for name, value in self.fixed.items():
+            if name not in PARAMS:
+                raise ParameterError(
+                    f"fixed parameter must be one of {', '.join(PARAMS)}; got {name!r}"
+                )
+            if name in grid:
+                raise ParameterError(f"{name} must be in grid or fixed, not both")
+            fixed[name] = _check_value(name, value)
+        for name, value in DEFAULTS.items():
+            if name not in grid and name not in fixed:
+                fixed[name] = value
+        missing = [p for p in PARAMS if p not in grid and p not in fixed]
+        if missing:
+            raise ParameterError(
+                f"{', '.join(missing)} must be given in grid or fixed (no default)"
+            )
+        object.__setattr__(self, "grid", grid)
+        object.__setattr__(self, "fixed", {k: fixed[k] for k in PARAMS if k in fixed})
+        object.__setattr__(self, "repeats", check_int("repeats", self.repeats))
+        object.__setattr__(self, "seed", check_int("seed", self.seed, minimum=0))
+        if not isinstance(self.solver_options, dict):
+            raise ParameterError(f"solver_options must be a table, got {self.solver_options!r}")
+        opts = dict(SOLVER_OPTIONS)
+        for k, v in self.solver_options.items():
+            if k not in SOLVER_OPTIONS:
+                raise ParameterError(
+                    f"solver_options key must be one of {', '.join(SOLVER_OPTIONS)}; got {k!r}"
+                )
+            opts[k] = v
+        opts["damping"] = check_float("damping", opts["damping"], low=0.0, high=1.0, high_open=True)
+        opts["tol"] = check_float("tol", opts["tol"], low=0.0, low_open=True)
+        opts["max_iter"] = check_int("max_iter", opts["max_iter"])
+        object.__setattr__(self, "solver_options", opts)
+        obs = (self.observables,) if isinstance(self.observables, str) else self.observables
+        obs = tuple(check_choice("observable", o, OBSERVABLES) for o in obs)
+        object.__setattr__(self, "observables", obs)
+        object.__setattr__(self, "test_tasks", check_int("test_tasks", self.test_tasks))
+        if not isinstance(self.store_arrays, bool):
+            raise ParameterError(f"store_arrays must be true or false, got {self.store_arrays!r}")
+        check_choice("contrast_kind", self.contrast_kind, CONTRASTS)
+
+    # ------------------------------------------------------------------ size
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Number of values of each grid parameter (in grid order)."""
+        return tuple(len(v) for v in self.grid.values())
+
+    @property
+    def n_points(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def n_tasks(self) -> int:
+        """Rows of the sweep: points x repeats."""
+        return self.n_points * self.repeats
+
+    # ------------------------------------------------------------ expansion
+    def points(self) -> list[dict]:
+        """Every grid point as a full ``{param: value}`` dict (Cartesian product)."""
+        names = list(self.grid)
+        out = []
+        for combo in itertools.product(*self.grid.values()):
+            p = dict(self.fixed)
+            p.update(zip(names, combo))
+            out.append({k: p[k] for k in PARAMS})
+        return out
+
+    def tasks(self) -> list[Task]:
+        """Every (point, repeat) as a :class:`Task`, points in grid order, repeats inner."""
+        common = {
+            "solver_options": self.solver_options,
+            "observables": list(self.observables),
+            "test_tasks": self.test_tasks,
+            "contrast_kind": self.contrast_kind,
+            "store_arrays": self.store_arrays,
+        }
+        out = []
+        for p in self.points():
+            data = {k: p[k] for k in DATA_PARAMS}
+            test_data = {k: p[k] for k in ("D", "N", "convention", "noise")}
+            for r in range(self.repeats):
+                seed = derive_seed("instance", self.seed, data, r)
+                test_seed = derive_seed("test", self.seed, test_data)
+                key = _hash(
+                    {"params": p, "repeat": r, "seed": seed, "test_seed": test_seed, **common}
+                )
+                out.append(Task(key, p, r, seed, test_seed))
+        return out
+
+    # --------------------------------------------------------- serialization
+    def to_dict(self) -> dict:
+        """Plain-data form (what TOML and the store hold)."""
+        d = dataclasses.asdict(self)
+        d["observables"] = list(self.observables)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SweepSpec:
+        """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError`."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(
+                f"unknown sweep spec key(s) {', '.join(map(repr, unknown))}; "
+                f"allowed: {', '.join(sorted(names))}"
+            )
+        d = dict(d)
+        if "observables" in d and isinstance(d["observables"], list):
+            d["observables"] = tuple(d["observables"])
+        return cls(**d)
+
+    def to_json(self) -> str:
+        return canonical_json(self.to_dict())
+
+    @property
+    def hash(self) -> str:
+        """SHA-256 of the canonical JSON of the spec."""
+        return _hash(self.to_dict())
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> SweepSpec:
+        """Read a spec from a TOML file (top-level keys are the fields; ``[grid]``,
+        ``[fixed]`` and ``[solver_options]`` are tables).
+
+        Raises :class:`ConfigError` for a missing or unreadable file and
+        :class:`ParameterError` (naming the field) for a bad value.
+        """
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10
+            try:
+                import tomli as tomllib  # type: ignore[no-redef]
+            except ModuleNotFoundError:
+                raise ConfigError("reading TOML needs Python >= 3.11 or `pip install tomli`")
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise ConfigError(f"sweep spec file {str(path)!r} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read sweep spec file {str(path)!r}: {exc}") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"sweep spec file {str(path)!r} is not valid TOML: {exc}") from None
+        try:
+            return cls.from_dict(data)
+        except ParameterError as exc:
+            raise ParameterError(f"{path.name}: {exc}") from None
+        except TypeError as exc:
+            raise ConfigError(f"{path.name}: {exc}") from None
+
+    def to_toml(self, path: str | Path | None = None) -> str:
+        """Write the spec as TOML (to ``path`` if given) and return the text."""
+        d = self.to_dict()
+        lines = []
+        for k in ("repeats", "seed", "observables", "test_tasks", "store_arrays", "contrast_kind"):
+            lines.append(f"{k} = {_toml_value(d[k])}")
+        for table in ("grid", "fixed", "solver_options"):
+            lines.append("")
+            lines.append(f"[{table}]")
+            for k, v in d[table].items():
+                lines.append(f"{k} = {_toml_value(v)}")
+        text = "\n".join(lines) + "\n"
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v)  # round-trips exactly; inf/nan are rejected by validation
+    if isinstance(v, str):
+        return json.dumps(v)  # a TOML basic string
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise ConfigError(f"cannot write {v!r} to TOML")

@@ -1,0 +1,378 @@
+"""Results store of a sweep: one SQLite file (stdlib ``sqlite3``, WAL mode).
+
+Tables
+------
+``meta(key, value)``
+    ``app = spinglass-icl-sweep`` and ``schema = 1``: how a store is recognized. A file
+    without them (random bytes, someone else's database) raises :class:`ConfigError`
+    and is never written to.
+``specs(hash, spec, created)``
+    Every spec run against the store (canonical JSON).
+``results(key, ...)``
+    One row per (point, repeat), keyed by the hash of its full configuration
+    (:attr:`Task.key`), written in its own transaction as soon as it is computed.
+    Parameters, seeds, observables (NULL where the solver did not converge), status,
+    iterations, seconds and optional ``m``/``v`` blobs (``numpy.save`` bytes).
+
+Writes use ``INSERT OR IGNORE`` with a 60 s busy timeout, so several processes may
+write one store at once; the executors of :mod:`.executors` write only from the parent.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from .spec import PARAMS, SweepSpec
+
+__all__ = ["Store", "open_store", "create_or_open_store", "RESULT_COLUMNS", "VALUE_COLUMNS"]
+
+APP = "spinglass-icl-sweep"
+SCHEMA = "1"
+_MAGIC = b"SQLite format 3\x00"
+
+#: observable / bookkeeping columns exported per row
+VALUE_COLUMNS: tuple[str, ...] = (
+    "contrast",
+    "test_error",
+    "test_error_stderr",
+    "relative_test_error",
+    "converged",
+    "status",
+    "n_iter",
+    "seconds",
+)
+RESULT_COLUMNS: tuple[str, ...] = (
+    "key",
+    *PARAMS,
+    "repeat",
+    "seed",
+    "test_seed",
+    *VALUE_COLUMNS,
+    "m",
+    "v",
+    "finished",
+)
+
+_SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS specs (
+    hash TEXT PRIMARY KEY, spec TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS results (
+    key TEXT PRIMARY KEY,
+    D INTEGER NOT NULL, N INTEGER NOT NULL, P INTEGER NOT NULL,
+    lam REAL NOT NULL, beta REAL NOT NULL, convention TEXT NOT NULL,
+    solver TEXT NOT NULL, noise REAL NOT NULL,
+    repeat INTEGER NOT NULL, seed INTEGER NOT NULL, test_seed INTEGER NOT NULL,
+    contrast REAL, test_error REAL, test_error_stderr REAL, relative_test_error REAL,
+    converged INTEGER NOT NULL, status TEXT NOT NULL, n_iter INTEGER NOT NULL,
+    seconds REAL NOT NULL, m BLOB, v BLOB, finished REAL NOT NULL);
+"""
+
+
+def _finite_or_none(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def array_to_blob(a: np.ndarray | None) -> bytes | None:
+    if a is None:
+        return None
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(a), allow_pickle=False)
+    return buf.getvalue()
+
+
+def blob_to_array(b: bytes | None) -> np.ndarray | None:
+    if b is None:
+        return None
+    return np.load(io.BytesIO(b), allow_pickle=False)
+
+
+def _validate_existing(path: Path) -> None:
+    """Raise ConfigError unless ``path`` is a spinglass-icl sweep store; never writes."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise ConfigError(f"cannot read store {str(path)!r}: {exc}") from None
+    if head != _MAGIC:
+        raise ConfigError(
+            f"{str(path)!r} is not a sweep store (not an SQLite database); "
+            "refusing to touch it -- pass a new file name"
+        )
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            meta = {}
+            if "meta" in tables:
+                meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(
+            f"{str(path)!r} is not a readable sweep store ({exc}); refusing to touch it"
+        ) from None
+    if meta.get("app") != APP or not {"specs", "results"} <= tables:
+        raise ConfigError(
+            f"{str(path)!r} is an SQLite database but not a spinglass-icl sweep store "
+            f"(tables: {', '.join(sorted(tables)) or 'none'}); refusing to touch it"
+        )
+    if meta.get("schema") != SCHEMA:
+        raise ConfigError(
+            f"{str(path)!r} has sweep-store schema {meta.get('schema')!r}; "
+            f"this version reads schema {SCHEMA!r}"
+        )
+
+
+class Store:
+    """A sweep results store (use :func:`open_store` or :func:`create_or_open_store`).
+
+    Parameters
+    ----------
+    path
+        The SQLite file; must already be a valid store.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        _validate_existing(self.path)
+        self._con = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None)
+        con.execute("PRAGMA busy_timeout = 60000")
+        con.execute("PRAGMA journal_mode = WAL")
+        con.execute("PRAGMA synchronous = NORMAL")
+        return con
+
+    # --------------------------------------------------------------- basics
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r}, rows={len(self)})"
+
+    def __len__(self) -> int:
+        return int(self._con.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+
+    # ------------------------------------------------------------- specs
+    def add_spec(self, spec: SweepSpec) -> str:
+        """Record ``spec`` (idempotent); returns its hash."""
+        self._con.execute(
+            "INSERT OR IGNORE INTO specs (hash, spec, created) VALUES (?, ?, ?)",
+            (spec.hash, spec.to_json(), time.time()),
+        )
+        return spec.hash
+
+    def specs(self) -> list[SweepSpec]:
+        """Every spec run against this store, oldest first."""
+        rows = self._con.execute("SELECT spec FROM specs ORDER BY created, hash").fetchall()
+        return [SweepSpec.from_dict(json.loads(r[0])) for r in rows]
+
+    def _resolve_spec(self, spec: SweepSpec | str | None) -> SweepSpec:
+        if isinstance(spec, SweepSpec):
+            return spec
+        specs = self.specs()
+        if not specs:
+            raise ConfigError(f"store {str(self.path)!r} holds no sweep spec yet")
+        if spec is None:
+            return specs[-1]
+        for s in specs:
+            if s.hash.startswith(str(spec)):
+                return s
+        raise ConfigError(f"store {str(self.path)!r} has no spec with hash {spec!r}")
+
+    # ------------------------------------------------------------- rows
+    def done_keys(self, keys: Iterable[str] | None = None) -> set[str]:
+        """Keys already in the store (restricted to ``keys`` if given)."""
+        have = {r[0] for r in self._con.execute("SELECT key FROM results")}
+        return have if keys is None else have & set(keys)
+
+    def write(self, rows: Sequence[dict]) -> int:
+        """Insert rows in one transaction (existing keys are left alone); returns # new."""
+        cols = [c for c in RESULT_COLUMNS]
+        sql = (
+            f"INSERT OR IGNORE INTO results ({', '.join(cols)}) "
+            f"VALUES ({', '.join('?' for _ in cols)})"
+        )
+        values = []
+        for r in rows:
+            row = dict(r)
+            row["m"] = array_to_blob(row.get("m"))
+            row["v"] = array_to_blob(row.get("v"))
+            row.setdefault("finished", time.time())
+            row["converged"] = int(bool(row["converged"]))
+            values.append(tuple(_finite_or_none(row.get(c)) for c in cols))
+        before = self._con.total_changes
+        self._con.execute("BEGIN IMMEDIATE")
+        try:
+            self._con.executemany(sql, values)
+            self._con.execute("COMMIT")
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
+        return self._con.total_changes - before
+
+    def rows(self, spec: SweepSpec | str | None = None, arrays: bool = False) -> list[dict]:
+        """The rows of ``spec`` (default: the latest spec) as dicts, in task order."""
+        spec = self._resolve_spec(spec)
+        tasks = spec.tasks()
+        cols = [c for c in RESULT_COLUMNS if arrays or c not in ("m", "v")]
+        cur = self._con.execute(f"SELECT {', '.join(cols)} FROM results")
+        by_key = {r[0]: dict(zip(cols, r)) for r in cur}
+        out = []
+        for t in tasks:
+            r = by_key.get(t.key)
+            if r is None:
+                continue
+            r["converged"] = bool(r["converged"])
+            if arrays:
+                r["m"], r["v"] = blob_to_array(r["m"]), blob_to_array(r["v"])
+            out.append(r)
+        return out
+
+    def status(self) -> list[dict]:
+        """Progress of every spec: ``[{"spec": hash, "done": k, "total": n, "failed": f}]``
+        (``failed``: rows whose solver did not converge)."""
+        conv = dict(self._con.execute("SELECT key, converged FROM results").fetchall())
+        out = []
+        for s in self.specs():
+            keys = [t.key for t in s.tasks()]
+            done = [k for k in keys if k in conv]
+            failed = sum(1 for k in done if not conv[k])
+            out.append(
+                {
+                    "spec": s.hash[:12],
+                    "grid": {k: len(v) for k, v in s.grid.items()},
+                    "repeats": s.repeats,
+                    "done": len(done),
+                    "total": len(keys),
+                    "failed": failed,
+                }
+            )
+        return out
+
+    # ------------------------------------------------------------- export
+    def to_xarray(self, spec: SweepSpec | str | None = None):
+        """The rows of ``spec`` as an :class:`xarray.Dataset`.
+
+        Dimensions are the grid parameters (values sorted) and ``repeat``. Data variables:
+        ``contrast``, ``test_error``, ``test_error_stderr``, ``relative_test_error``
+        (NaN where missing or not converged), ``converged`` (bool; False where missing),
+        ``status`` (str; ``"missing"`` where not computed yet), ``n_iter`` (-1 missing),
+        ``seconds`` (NaN missing), ``seed``. ``attrs`` hold the spec (JSON), the fixed
+        parameters, the convention(s) and the store path.
+        """
+        import xarray as xr
+
+        spec = self._resolve_spec(spec)
+        dims = [*spec.grid, "repeat"]
+        coords = {k: sorted(v) for k, v in spec.grid.items()}
+        coords["repeat"] = list(range(spec.repeats))
+        shape = tuple(len(coords[d]) for d in dims)
+        index = {d: {v: i for i, v in enumerate(coords[d])} for d in dims}
+        floats = ("contrast", "test_error", "test_error_stderr", "relative_test_error", "seconds")
+        data: dict[str, np.ndarray] = {k: np.full(shape, np.nan) for k in floats}
+        data["converged"] = np.zeros(shape, dtype=bool)
+        data["status"] = np.full(shape, "missing", dtype=object)
+        data["n_iter"] = np.full(shape, -1, dtype=np.int64)
+        data["seed"] = np.full(shape, -1, dtype=np.int64)
+        for r in self.rows(spec):
+            idx = tuple(index[d][r[d]] for d in dims)
+            for k in floats:
+                data[k][idx] = np.nan if r[k] is None else r[k]
+            data["converged"][idx] = r["converged"]
+            data["status"][idx] = r["status"]
+            data["n_iter"][idx] = r["n_iter"]
+            data["seed"][idx] = r["seed"]
+        data["status"] = data["status"].astype(str)
+        conventions = (
+            spec.grid["convention"] if "convention" in spec.grid else [spec.fixed["convention"]]
+        )
+        attrs = {
+            "spec": spec.to_json(),
+            "spec_hash": spec.hash,
+            "conventions": ",".join(conventions),
+            "store": str(self.path),
+            "contrast_kind": spec.contrast_kind,
+            "test_tasks": spec.test_tasks,
+            "description": "spinglass-icl sweep (arXiv:2408.02288); NaN = missing or "
+            "not converged",
+        }
+        for k, v in spec.fixed.items():
+            attrs[k] = v
+        ds = xr.Dataset({k: (dims, v) for k, v in data.items()}, coords=coords, attrs=attrs)
+        return ds
+
+    def to_netcdf(self, path: str | Path, spec: SweepSpec | str | None = None) -> Path:
+        """Write :meth:`to_xarray` to a NetCDF-4 file (netCDF4 or h5netcdf engine)."""
+        import importlib.util
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        engines = [("netcdf4", "netCDF4"), ("h5netcdf", "h5py")]
+        engine = next((e for e, mod in engines if importlib.util.find_spec(mod)), None)
+        if engine is None:
+            raise ConfigError("NetCDF export needs the netCDF4 or h5py package (pip install netCDF4)")
+        self.to_xarray(spec).to_netcdf(path, engine=engine)
+        return path
+
+    def to_csv(self, path: str | Path, spec: SweepSpec | str | None = None) -> Path:
+        """Write the rows (one per point and repeat, task order) as CSV; missing and
+        non-converged observables are empty cells, never ``nan``."""
+        import csv
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cols = [c for c in RESULT_COLUMNS if c not in ("m", "v")]
+        with open(path, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(cols)
+            for r in self.rows(spec):
+                w.writerow(["" if r[c] is None else r[c] for c in cols])
+        return path
+
+
+def open_store(path: str | Path) -> Store:
+    """Open an existing store; :class:`ConfigError` if it is missing, corrupt or foreign."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"store {str(path)!r} does not exist")
+    return Store(path)
+
+
+def create_or_open_store(path: str | Path) -> Store:
+    """Open ``path`` if it is a store, create a new store if it does not exist.
+
+    An existing file that is not a store raises :class:`ConfigError` and is not touched.
+    """
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(str(path), timeout=60.0, isolation_level=None)
+        try:
+            con.execute("PRAGMA journal_mode = WAL")
+            con.executescript(_SCHEMA_SQL)
+            con.execute("INSERT OR IGNORE INTO meta VALUES ('app', ?)", (APP,))
+            con.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA,))
+        finally:
+            con.close()
+    return Store(path)

@@ -1,0 +1,143 @@
+"""``spinglass-icl train``: train the paper's transformers (many trials at once), results on disk.
+
+Writes into ``--out``:
+
+* ``summary.json``: test error and relative test error per trial, their mean and standard
+  error over trials, epochs run, seconds, and the full config;
+* ``history.csv``: tidy learning curves, one row per (epoch, trial) with ``train_loss``
+  (eq. 2), ``test_error`` and ``relative_test_error``;
+* ``weights.pt``: ``{"format", "config", "state"}`` with every trial's weights (leading
+  trial dimension) and the config that made them (``torch.load``);
+* for ``--model sla --trials 1`` also ``instance.npz`` (the same contract as ``solve``:
+  ``S`` (P x (D+1)^2), ``y``, scalars ``D, N, P, lam, beta``, plus ``convention``; ``beta``
+  is the ``--beta`` flag, default 100, used only by a solver that reads the file) and
+  ``weights.npz`` with ``W`` ((D+1) x (D+1), row-major spins).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import check_float
+from ..models import MODELS
+from ..training import OPTIMIZERS, TrainConfig, train
+from .common import add_common, write_json
+
+WEIGHTS_FORMAT = "spinglass-icl train weights v1"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train SLA / FLA / MHLA / SA / TF by gradient descent (eq. 2, 40-45)",
+        description="Train --trials independent models in one batched computation and write "
+        "summary.json, history.csv, weights.pt (and instance.npz, weights.npz for one SLA "
+        "trial) into --out.",
+    )
+    p.add_argument("--model", default="sla", help=f"one of {', '.join(MODELS)} (default sla)")
+    p.add_argument("--D", type=int, default=20, help="input dimension (>= 1; default 20)")
+    p.add_argument("--N", type=int, default=20, help="context length (>= 1; default 20)")
+    p.add_argument("--P", type=int, default=1000, help="training prompts per trial (default 1000)")
+    p.add_argument("--lam", type=float, default=0.01, help="ridge lam >= 0 of eq. 2 (default 0.01)")
+    p.add_argument("--trials", type=int, default=1, help="independent trials (default 1)")
+    p.add_argument("--epochs", type=int, default=200, help="maximum epochs (default 200)")
+    p.add_argument(
+        "--lr", type=float, default=None, help="learning rate (> 0; default: per model/optimizer)"
+    )
+    p.add_argument(
+        "--optimizer", default="adam", help=f"one of {', '.join(OPTIMIZERS)} (default adam)"
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="prompts per step (default: full batch)"
+    )
+    p.add_argument("--H", type=int, default=32, help="SA/TF inner size (default 32)")
+    p.add_argument("--M", type=int, default=10, help="MHLA heads (default 10)")
+    p.add_argument("--noise", type=float, default=0.0, help="label-noise std (default 0)")
+    p.add_argument(
+        "--test-tasks", type=int, default=2000, help="fresh test prompts per trial (default 2000)"
+    )
+    p.add_argument(
+        "--tol", type=float, default=None, help="stop a trial when its loss changes less (rel.)"
+    )
+    p.add_argument(
+        "--eval-every", type=int, default=None, help="epochs between history records"
+    )
+    p.add_argument("--dtype", default="float64", help="float64 (default) or float32")
+    p.add_argument(
+        "--beta", type=float, default=100.0, help="beta written to instance.npz (default 100)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_common(p)
+    p.add_argument("--out", type=Path, default=Path("out/train"), help="output folder")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    beta = check_float("beta", args.beta, low=0.0, low_open=True)
+    cfg = TrainConfig(
+        model=args.model,
+        D=args.D,
+        N=args.N,
+        P=args.P,
+        lam=args.lam,
+        trials=args.trials,
+        epochs=args.epochs,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        batch_size=args.batch_size,
+        convention=args.convention,
+        noise=args.noise,
+        seed=args.seed,
+        device=args.device,
+        test_tasks=args.test_tasks,
+        H=args.H,
+        M=args.M,
+        tol=args.tol,
+        eval_every=args.eval_every,
+        dtype=args.dtype,
+    )
+    res = train(cfg, progress=not args.quiet)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    summary = res.summary()
+    write_json(out / "summary.json", summary)
+    res.history.to_dataframe().reset_index().to_csv(out / "history.csv", index=False)
+    torch.save(
+        {"format": WEIGHTS_FORMAT, "config": cfg.to_dict(), "state": res.state},
+        out / "weights.pt",
+    )
+    written = ["summary.json", "history.csv", "weights.pt"]
+    if cfg.model == "sla" and cfg.trials == 1:
+        inst = res.instances[0]
+        np.savez(
+            out / "instance.npz",
+            S=inst.s.numpy(),
+            y=inst.y.numpy(),
+            D=cfg.D,
+            N=cfg.N,
+            P=cfg.P,
+            lam=cfg.lam,
+            beta=beta,
+            convention=cfg.convention,
+        )
+        np.savez(out / "weights.npz", W=res.W[0].numpy())
+        written += ["instance.npz", "weights.npz"]
+    te, rte = summary["test_error"], summary["relative_test_error"]
+    pm = (lambda d: f"{d['mean']:.6g} ± {d['stderr']:.2g}") if cfg.trials > 1 else (
+        lambda d: f"{d['mean']:.6g}"
+    )
+    print(
+        f"spinglass-icl train  model={cfg.model} D={cfg.D} N={cfg.N} P={cfg.P} lam={cfg.lam:g} "
+        f"trials={cfg.trials} optimizer={cfg.optimizer} lr={cfg.learning_rate:g} "
+        f"convention={cfg.convention} seed={cfg.seed}"
+    )
+    print(f"  epochs run      {int(res.epochs_run.max())} ({res.seconds:.2f} s)")
+    print(f"  train loss      {float(res.history.train_loss[-1].mean()):.6g}  (eq. 2, mean)")
+    print(f"  test error      {pm(te)}")
+    print(f"  relative error  {pm(rte)}")
+    print(f"  wrote           {out}/{', '.join(written)}")
+    return 0

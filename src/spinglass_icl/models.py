@@ -1,0 +1,324 @@
+"""The transformers of the paper (eq. 40-45, SPEC §6), batched over independent trials.
+
+Every model is a plain object holding its sizes; its trainable weights live in a dict of
+tensors with a leading *trial* dimension ``T`` (one independent network per trial), so
+that many trials train in one batched computation::
+
+    model  = build_model("sla", D=20, N=20)
+    params = model.init_params(generators)           # {name: (T, ...)}, one generator per trial
+    data   = model.prepare(X)                        # X: (T, B, D+1, N+1) prompts (eq. 1)
+    y_hat  = model.predict(params, data)             # (T, B): the read-out Y[D+1, N+1]
+
+All read-outs are the query entry ``Y[D+1, N+1]`` (1-based, as in the paper; ``Y[D, N]``
+0-based). For a single layer only the query column of ``Y`` enters, so the models compute
+that column alone; this is exact, not an approximation (the feed-forward part of TF acts
+token by token).
+
+| name   | eq.    | prediction (0-based indices)                                  | weights          |
+|--------|--------|---------------------------------------------------------------|------------------|
+| ``sla``| 40     | ``c u^T W q``, ``u = X X^T[D, :]``, ``q = X[:, N]``           | W                |
+| ``fla``| 41     | ``c/sqrt(D) (W_V X X^T W X)[D, N]``                           | W, W_V           |
+| ``mhla``| 41 x M| ``sum_h w_O[h] y^_h``, M FLA heads                           | W, W_V, w_O      |
+| ``sa`` | 42-44  | ``(W_O V softmax(K^T q_N / sqrt H))[D]``                      | W_Q, W_K, W_V, W_O |
+| ``tf`` | 45     | SA + residual + ReLU MLP (width H) + residual, entry ``[D, N]`` | + W_1, b_1, W_2, b_2 |
+
+``c`` is the convention's prefactor (SPEC §2): ``1/(N+1)`` for ``authors`` (default),
+``1/(D N)`` for ``paper-text`` (the printed eq. 40), ``1/N`` for ``normalized``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .conventions import DEFAULT_CONVENTION, get_convention
+from .errors import check_choice, check_int
+
+__all__ = ["MODELS", "Model", "SLA", "FLA", "MHLA", "SA", "TF", "build_model"]
+
+#: model names accepted by :func:`build_model` (and ``spinglass-icl train --model``)
+MODELS: tuple[str, ...] = ("sla", "fla", "mhla", "sa", "tf")
+
+Params = dict[str, torch.Tensor]
+
+
+def _randn(
+    generators: list[torch.Generator],
+    shape: tuple[int, ...],
+    std: float,
+    device: torch.device | None,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """``(T, *shape)`` Gaussian weights, trial k drawn from ``generators[k]`` (float64, CPU)."""
+    w = torch.stack([torch.randn(shape, generator=g, dtype=torch.float64) for g in generators])
+    return (std * w).to(device=device, dtype=dtype)
+
+
+@dataclass(frozen=True)
+class Model:
+    """Common sizes and helpers of every model.
+
+    Attributes
+    ----------
+    D : int
+        Input dimension; tokens have ``D + 1`` entries ``[x; y]``.
+    N : int
+        Context length; prompts have ``N + 1`` tokens (the last is the query).
+    convention : str
+        Normalization convention (SPEC §2); sets the linear-attention prefactor c.
+    """
+
+    D: int
+    N: int
+    convention: str = DEFAULT_CONVENTION
+
+    name = "model"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "D", check_int("D", self.D))
+        object.__setattr__(self, "N", check_int("N", self.N))
+        object.__setattr__(self, "convention", get_convention(self.convention).name)
+
+    @property
+    def c(self) -> float:
+        """Linear-attention prefactor c of the convention (eq. 2, 40)."""
+        return get_convention(self.convention).prefactor(self.D, self.N)
+
+    def prepare(self, X: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Per-prompt tensors the model needs, each with leading dims (T, B). Default: (X,)."""
+        return (X,)
+
+    def init_params(
+        self,
+        generators: list[torch.Generator],
+        *,
+        device: torch.device | None = None,
+        dtype: torch.dtype = torch.float64,
+    ) -> Params:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def predict(self, params: Params, data: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Predictions ``y^`` of shape (T, B)."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+
+@dataclass(frozen=True)
+class SLA(Model):
+    """Simplified linear attention, eq. (40): ``Y = c X X^T W X``, ``y^ = Y[D, N]``.
+
+    Row D of ``X X^T`` is ``u = sum_i y_i [x_i; y_i]`` (the query label is masked to 0),
+    so ``y^ = c u^T W q`` with ``q = [x~; 0]``. This equals ``s . vec(W)`` with the core's
+    spin features ``s = vec(c u (x) q)`` (row-major, ``spinglass_icl.hamiltonian``): the
+    weight ``W`` (T, D+1, D+1) *is* the spin configuration, ``sigma = W.reshape(T, -1)``.
+
+    Initialization: ``W_mn ~ N(0, 1/(D+1))`` (LeCun normal). The loss is a convex
+    quadratic in W; the trained W tends to the ground state ``A^{-1} h`` of eq. (5).
+    """
+
+    name = "sla"
+
+    def prepare(self, X: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``(u, q)``, each (T, B, D+1): all SLA needs (20x smaller than X at N = 20)."""
+        ctx = X[..., :-1]  # (T, B, D+1, N)
+        u = torch.einsum("...mi,...i->...m", ctx, ctx[..., -1, :])  # (T, B, D+1)
+        return (u, X[..., -1])
+
+    def init_params(self, generators, *, device=None, dtype=torch.float64) -> Params:
+        d1 = self.D + 1
+        return {"W": _randn(generators, (d1, d1), 1 / math.sqrt(d1), device, dtype)}
+
+    def predict(self, params: Params, data: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        u, q = data  # (T, B, D+1) each
+        Wq = torch.einsum("tab,tpb->tpa", params["W"], q)  # (T, B, D+1)
+        return self.c * (u * Wq).sum(-1)
+
+
+def _fla_heads(
+    c: float, V: torch.Tensor, W: torch.Tensor, X: torch.Tensor, D: int
+) -> torch.Tensor:
+    """``c/sqrt(D) (W_V X X^T W X)[D, N]`` for M heads: V (T, M, D+1, D+1), W (T, M, D+1, D+1),
+    X (T, B, D+1, N+1) -> (T, B, M). Uses ``v^T X X^T W q = sum_t (v.X_t)(X_t.W q)`` with
+    ``v = W_V[D, :]`` and never forms ``X X^T``."""
+    v = V[..., D, :]  # (T, M, D+1): only the read-out row of W_V enters
+    q = X[..., -1]  # (T, B, D+1)
+    Wq = torch.einsum("thab,tpb->tpha", W, q)  # (T, B, M, D+1)
+    a = torch.einsum("thm,tpmn->tphn", v, X)  # (T, B, M, N+1)   v.X_t
+    b = torch.einsum("tpmn,tphm->tphn", X, Wq)  # (T, B, M, N+1)  X_t.Wq
+    return (c / math.sqrt(D)) * (a * b).sum(-1)
+
+
+@dataclass(frozen=True)
+class FLA(Model):
+    """Full linear attention, eq. (41): ``Y = c/sqrt(D) W_V X X^T W X``, ``y^ = Y[D, N]``.
+
+    ``c`` is the convention's prefactor (``1/(DN)`` gives eq. 41 as printed). Only row D of
+    ``W_V`` reaches the read-out; the other rows feel only the weight decay. Unlike SLA,
+    ``W_V``'s read-out row also sees the query token through ``X X^T``.
+
+    Initialization: ``W_V ~ N(0, 1)`` (the ``1/sqrt(D)`` of eq. 41 compensates its norm),
+    ``W ~ N(0, 1/(D+1))``. With ``W_V[D] = sqrt(D) e_D`` FLA reduces to SLA, so it can fit at
+    least as well.
+    """
+
+    name = "fla"
+
+    def init_params(self, generators, *, device=None, dtype=torch.float64) -> Params:
+        d1 = self.D + 1
+        return {
+            "W": _randn(generators, (d1, d1), 1 / math.sqrt(d1), device, dtype),
+            "W_V": _randn(generators, (d1, d1), 1.0, device, dtype),
+        }
+
+    def predict(self, params: Params, data: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        (X,) = data
+        V, W = params["W_V"][:, None], params["W"][:, None]  # one head
+        return _fla_heads(self.c, V, W, X, self.D)[..., 0]
+
+
+@dataclass(frozen=True)
+class MHLA(Model):
+    """Multi-head linear attention: M FLA heads (eq. 41) read out linearly by ``w_O``.
+
+    ``y^ = sum_h w_O[h] y^_h`` with ``y^_h = c/sqrt(D) (W_V^h X X^T W^h X)[D, N]``: the
+    paper concatenates the heads' outputs and reads them with ``W_O`` whose dimension is M;
+    since only the query entries reach the prediction, ``W_O`` is an M-vector here.
+
+    Initialization: per head as FLA; ``w_O ~ N(0, 1/M)``.
+    """
+
+    M: int = 10
+    name = "mhla"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "M", check_int("M", self.M))
+
+    def init_params(self, generators, *, device=None, dtype=torch.float64) -> Params:
+        d1, M = self.D + 1, self.M
+        return {
+            "W": _randn(generators, (M, d1, d1), 1 / math.sqrt(d1), device, dtype),
+            "W_V": _randn(generators, (M, d1, d1), 1.0, device, dtype),
+            "W_O": _randn(generators, (M,), 1 / math.sqrt(M), device, dtype),
+        }
+
+    def predict(self, params: Params, data: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        (X,) = data
+        heads = _fla_heads(self.c, params["W_V"], params["W"], X, self.D)  # (T, B, M)
+        return torch.einsum("tph,th->tp", heads, params["W_O"])
+
+
+def _attention_query(params: Params, X: torch.Tensor, H: int) -> torch.Tensor:
+    """Query column of single-head softmax attention (eq. 43-44) projected back by W_O.
+
+    ``attn(N) = sum_i alpha_i(N) W_V X_i``, ``alpha(N) = softmax_i(k_i . q_N / sqrt(H))``
+    over all N+1 tokens. Returns ``W_O attn(N)``, shape (T, B, D+1).
+    Cost O(T B (N+1)(D+1)) + O(T B H (D+1)): ``k_i . q_N = X_i . (W_K^T W_Q X_N)``.
+    """
+    xq = X[..., -1]  # (T, B, D+1)
+    qN = torch.einsum("thm,tpm->tph", params["W_Q"], xq)  # (T, B, H)
+    r = torch.einsum("thm,tph->tpm", params["W_K"], qN)  # (T, B, D+1)  W_K^T q_N
+    scores = torch.einsum("tpmn,tpm->tpn", X, r) / math.sqrt(H)  # (T, B, N+1)
+    alpha = torch.softmax(scores, dim=-1)
+    mix = torch.einsum("tpmn,tpn->tpm", X, alpha)  # (T, B, D+1)  sum_i alpha_i X_i
+    attn = torch.einsum("thm,tpm->tph", params["W_V"], mix)  # (T, B, H)
+    return torch.einsum("tmh,tph->tpm", params["W_O"], attn)  # (T, B, D+1)
+
+
+def _attention_params(
+    generators, D: int, H: int, device, dtype
+) -> Params:  # LeCun-normal Q, K, V, O
+    d1 = D + 1
+    return {
+        "W_Q": _randn(generators, (H, d1), 1 / math.sqrt(d1), device, dtype),
+        "W_K": _randn(generators, (H, d1), 1 / math.sqrt(d1), device, dtype),
+        "W_V": _randn(generators, (H, d1), 1 / math.sqrt(d1), device, dtype),
+        "W_O": _randn(generators, (d1, H), 1 / math.sqrt(H), device, dtype),
+    }
+
+
+@dataclass(frozen=True)
+class SA(Model):
+    """Single-head softmax attention, eq. (42)-(44), inner size H.
+
+    ``Q = W_Q X, K = W_K X, V = W_V X`` with ``W_Q, W_K, W_V`` of shape H x (D+1);
+    the query token's output ``attn(N) = sum_i alpha_i(N) v_i``,
+    ``alpha_i(N) = softmax_i(k_i . q_N / sqrt(H))`` over all N+1 tokens (eq. 44), is mapped
+    back to token space by ``W_O`` ((D+1) x H, the paper leaves this open) and read out at
+    the label row: ``y^ = (W_O attn(N))[D]``.
+
+    Initialization: LeCun normal (``N(0, 1/fan_in)``) for all four matrices.
+    """
+
+    H: int = 32
+    name = "sa"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "H", check_int("H", self.H))
+
+    def init_params(self, generators, *, device=None, dtype=torch.float64) -> Params:
+        return _attention_params(generators, self.D, self.H, device, dtype)
+
+    def predict(self, params: Params, data: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        (X,) = data
+        return _attention_query(params, X, self.H)[..., self.D]
+
+
+@dataclass(frozen=True)
+class TF(Model):
+    """One transformer block, eq. (45): SA + residual, two-layer ReLU MLP + residual.
+
+    ``z1 = SA(X) + X``, ``z2 = ReLU(W_1 z1 + b_1)``, ``z3 = W_2 z2 + b_2``,
+    ``z_out = z1 + z3``, ``y^ = z_out[D, N]``, with SA as in :class:`SA` and an MLP of
+    hidden width H (``W_1``: H x (D+1), ``W_2``: (D+1) x H; the paper leaves it open).
+
+    Initialization: attention as SA; ``W_1 ~ N(0, 1/(D+1))``, ``W_2 ~ N(0, 1/H)``, biases 0.
+    """
+
+    H: int = 32
+    name = "tf"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "H", check_int("H", self.H))
+
+    def init_params(self, generators, *, device=None, dtype=torch.float64) -> Params:
+        d1, H = self.D + 1, self.H
+        p = _attention_params(generators, self.D, H, device, dtype)
+        T = len(generators)
+        p["W_1"] = _randn(generators, (H, d1), 1 / math.sqrt(d1), device, dtype)
+        p["b_1"] = torch.zeros(T, H, device=device, dtype=dtype)
+        p["W_2"] = _randn(generators, (d1, H), 1 / math.sqrt(H), device, dtype)
+        p["b_2"] = torch.zeros(T, d1, device=device, dtype=dtype)
+        return p
+
+    def predict(self, params: Params, data: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        (X,) = data
+        z1 = _attention_query(params, X, self.H) + X[..., -1]  # (T, B, D+1)
+        z2 = torch.relu(torch.einsum("thm,tpm->tph", params["W_1"], z1) + params["b_1"][:, None])
+        z3 = torch.einsum("tmh,tph->tpm", params["W_2"], z2) + params["b_2"][:, None]
+        return (z1 + z3)[..., self.D]
+
+
+def build_model(
+    name: str,
+    D: int,
+    N: int,
+    *,
+    convention: str = DEFAULT_CONVENTION,
+    H: int = 32,
+    M: int = 10,
+) -> Model:
+    """The model called ``name`` (one of :data:`MODELS`) for dimension D, context length N."""
+    check_choice("model", name, MODELS)
+    if name == "sla":
+        return SLA(D, N, convention)
+    if name == "fla":
+        return FLA(D, N, convention)
+    if name == "mhla":
+        return MHLA(D, N, convention, M=M)
+    if name == "sa":
+        return SA(D, N, convention, H=H)
+    return TF(D, N, convention, H=H)

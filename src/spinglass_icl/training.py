@@ -1,0 +1,496 @@
+"""Gradient training of the paper's transformers, many independent trials at once.
+
+The loss of every trial is eq. (2) exactly,
+
+    L = 1/(2P) sum_mu (y~^mu - y^mu)^2 + lam/2 ||theta||^2,
+
+where ``theta`` is *every* trainable weight of the model (biases included). Trials are
+independent networks stacked along a leading dimension; the objective handed to autograd
+is the *sum* of the trials' losses, so each trial's gradient is exactly its own
+``dL/dtheta`` whatever the number of trials.
+
+Relation to torch's ``weight_decay`` (the penalty is explicit here, no optimizer decay):
+
+* SGD / Adam with ``weight_decay = wd`` add ``wd * theta`` to the gradient of the data term
+  (L2 regularization, not AdamW's decoupled decay). On our data term ``1/(2P) sum (.)^2``
+  this is eq. (2) with ``lam = wd``.
+* The authors trained with ``MSELoss`` = ``1/P sum (.)^2`` (no 1/2) and Adam's
+  ``weight_decay = wd``: their gradient is ``2/P sum (.) d y^ + wd theta
+  = 2 [1/(2P) sum (.) d y^ + (wd/2) theta]``, i.e. twice the gradient of eq. (2) with
+  ``lam = wd/2``. Adam is invariant to that factor 2 (up to its eps), so their runs are
+  ours with ``lam = wd/2``; for SGD the factor 2 also doubles the effective learning rate.
+
+Seeds (one integer makes everything): trial ``k`` (``k = first_trial, ...,
+first_trial + trials - 1``) draws its training prompts, initial weights, test prompts and
+mini-batch order from four CPU generators seeded with
+``numpy.random.SeedSequence([seed, k, stream]).generate_state(1)[0]``, ``stream`` = 0
+(data), 1 (init), 2 (test), 3 (shuffle); see :func:`trial_seed`. Trial k of a batched run
+therefore equals the run ``replace(config, first_trial=k, trials=1)`` (tested), and a
+large run can be split into chunks of trials.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .conventions import DEFAULT_CONVENTION, get_convention
+from .errors import ParameterError, check_choice, check_float, check_int
+from .hamiltonian import Instance
+from .models import MODELS, Model, build_model
+from .tasks import TaskConfig, make_generator, resolve_device, sample_prompts
+
+__all__ = [
+    "OPTIMIZERS",
+    "DEFAULT_LR",
+    "TrainConfig",
+    "TrainResult",
+    "train",
+    "trial_seed",
+    "trial_prompts",
+]
+
+OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+#: default learning rates (used when ``TrainConfig.lr`` is None), tuned at D=20, N=20,
+#: P=10 000, lam=0.01 in the ``authors`` convention (see benchmarks/RESULTS.md)
+DEFAULT_LR: dict[tuple[str, str], float] = {
+    ("sla", "adam"): 1e-2,
+    ("fla", "adam"): 1e-2,
+    ("mhla", "adam"): 1e-2,
+    ("sa", "adam"): 1e-2,
+    ("tf", "adam"): 1e-2,
+    ("sla", "sgd"): 0.5,
+    ("fla", "sgd"): 0.05,
+    ("mhla", "sgd"): 0.05,
+    ("sa", "sgd"): 0.1,
+    ("tf", "sgd"): 0.05,
+}
+
+STREAM_DATA, STREAM_INIT, STREAM_TEST, STREAM_SHUFFLE = 0, 1, 2, 3
+
+
+def trial_seed(seed: int, trial: int, stream: int) -> int:
+    """The seed of one random stream of one trial (see the module docstring)."""
+    ss = np.random.SeedSequence([int(seed), int(trial), int(stream)])
+    return int(ss.generate_state(1, dtype=np.uint32)[0])
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (saved with the weights).
+
+    Attributes
+    ----------
+    model : str
+        One of ``sla, fla, mhla, sa, tf`` (:mod:`spinglass_icl.models`).
+    D, N, P : int
+        Input dimension, context length, task diversity (training prompts per trial).
+    lam : float
+        Ridge lam >= 0 of eq. (2) on all trainable weights.
+    trials : int
+        Number of independent trials trained together.
+    epochs : int
+        Maximum number of passes over the training prompts.
+    lr : float or None
+        Learning rate (> 0); None takes :data:`DEFAULT_LR` for (model, optimizer).
+    optimizer : str
+        ``"adam"`` (betas 0.9, 0.999, eps 1e-8, no decoupled decay) or ``"sgd"`` (plain).
+    batch_size : int or None
+        Prompts per step; None (default) is full batch (one step per epoch).
+    convention : str
+        Normalization convention (SPEC §2).
+    noise : float
+        Label-noise standard deviation (>= 0), in training and test prompts.
+    seed : int
+        Base seed (>= 0); every random stream of every trial derives from it.
+    device : str
+        ``"cpu"`` (default), ``"cuda"`` or ``"cuda:N"``.
+    test_tasks : int
+        Fresh test prompts per trial for the test error.
+    H : int
+        Inner size of the softmax attention (SA, TF) and hidden width of TF's MLP.
+    M : int
+        Number of heads of MHLA.
+    tol : float or None
+        Convergence stop: a trial stops when the relative change of its epoch loss,
+        ``|L_t - L_{t-1}| / L_{t-1}``, falls below ``tol``; the run ends when all stopped.
+        None: run all epochs.
+    eval_every : int or None
+        Record train loss and test error every this many epochs (and at epoch 0 and at
+        the end); None picks ``max(1, epochs // 100)``.
+    first_trial : int
+        Index of the first trial (trial k's streams depend on ``(seed, k)`` only).
+    dtype : str
+        ``"float64"`` (default) or ``"float32"``.
+    """
+
+    model: str = "sla"
+    D: int = 20
+    N: int = 20
+    P: int = 10_000
+    lam: float = 0.01
+    trials: int = 1
+    epochs: int = 200
+    lr: float | None = None
+    optimizer: str = "adam"
+    batch_size: int | None = None
+    convention: str = DEFAULT_CONVENTION
+    noise: float = 0.0
+    seed: int = 0
+    device: str = "cpu"
+    test_tasks: int = 2000
+    H: int = 32
+    M: int = 10
+    tol: float | None = None
+    eval_every: int | None = None
+    first_trial: int = 0
+    dtype: str = "float64"
+
+    def __post_init__(self) -> None:
+        s = object.__setattr__
+        check_choice("model", self.model, MODELS)
+        for name in ("D", "N", "P", "trials", "epochs", "test_tasks", "H", "M"):
+            s(self, name, check_int(name, getattr(self, name)))
+        s(self, "lam", check_float("lam", self.lam, low=0.0))
+        if self.lr is not None:
+            s(self, "lr", check_float("lr", self.lr, low=0.0, low_open=True))
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        if self.batch_size is not None:
+            s(self, "batch_size", check_int("batch_size", self.batch_size, 1, self.P))
+        s(self, "convention", get_convention(self.convention).name)
+        s(self, "noise", check_float("noise", self.noise, low=0.0))
+        s(self, "seed", check_int("seed", self.seed, minimum=0))
+        s(self, "device", str(resolve_device(self.device)))
+        if self.tol is not None:
+            s(self, "tol", check_float("tol", self.tol, low=0.0, low_open=True))
+        if self.eval_every is not None:
+            s(self, "eval_every", check_int("eval_every", self.eval_every))
+        s(self, "first_trial", check_int("first_trial", self.first_trial, minimum=0))
+        check_choice("dtype", self.dtype, tuple(DTYPES))
+
+    @property
+    def learning_rate(self) -> float:
+        """``lr``, or the default of (model, optimizer) when ``lr`` is None."""
+        return self.lr if self.lr is not None else DEFAULT_LR[(self.model, self.optimizer)]
+
+    @property
+    def task(self) -> TaskConfig:
+        """The prompt distribution."""
+        return TaskConfig(self.D, self.N, self.P, self.convention, self.noise)
+
+    @property
+    def trial_indices(self) -> range:
+        """Global indices of the trials of this run."""
+        return range(self.first_trial, self.first_trial + self.trials)
+
+    def build_model(self) -> Model:
+        """The model object (sizes only; weights live in ``TrainResult.state``)."""
+        return build_model(
+            self.model, self.D, self.N, convention=self.convention, H=self.H, M=self.M
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (for JSON / checkpoints); ``lr`` resolved."""
+        d = dataclasses.asdict(self)
+        d["lr"] = self.learning_rate
+        return d
+
+
+def trial_prompts(config: TrainConfig, stream: int = STREAM_DATA, n: int | None = None):
+    """Prompts of every trial of ``config``, stacked: X (T, n, D+1, N+1), y (T, n).
+
+    ``stream`` 0 gives the training prompts (``n = P``), 2 the test prompts
+    (``n = test_tasks``). Drawn per trial from its own generator, on the CPU in float64.
+    """
+    n = config.P if n is None else n
+    Xs, ys = [], []
+    for k in config.trial_indices:
+        g = make_generator(trial_seed(config.seed, k, stream))
+        pr = sample_prompts(
+            config.D,
+            config.N,
+            n,
+            convention=config.convention,
+            noise=config.noise,
+            generator=g,
+        )
+        Xs.append(pr.X)
+        ys.append(pr.y)
+    return torch.stack(Xs), torch.stack(ys)
+
+
+# ------------------------------------------------------------------ optimizers
+class _Optimizer:
+    """Plain SGD or Adam (as torch.optim, weight_decay 0) with a per-trial active mask:
+    trials that stopped keep their weights and optimizer state frozen."""
+
+    def __init__(self, kind: str, lr: float, params: dict[str, torch.Tensor]):
+        self.kind, self.lr, self.t = kind, lr, None
+        self.b1, self.b2, self.eps = 0.9, 0.999, 1e-8
+        if kind == "adam":
+            self.m = {k: torch.zeros_like(v) for k, v in params.items()}
+            self.v = {k: torch.zeros_like(v) for k, v in params.items()}
+
+    @torch.no_grad()
+    def step(self, params: dict, grads: dict, active: torch.Tensor) -> None:
+        T = active.shape[0]
+        if self.t is None:
+            self.t = torch.zeros(T, dtype=torch.float64, device=active.device)
+        self.t += active.double()
+        for k, p in params.items():
+            g = grads[k]
+            mask = active.reshape(T, *([1] * (p.dim() - 1)))
+            if self.kind == "sgd":
+                new = p - self.lr * g
+            else:
+                m = torch.where(mask, self.b1 * self.m[k] + (1 - self.b1) * g, self.m[k])
+                v = torch.where(mask, self.b2 * self.v[k] + (1 - self.b2) * g * g, self.v[k])
+                self.m[k], self.v[k] = m, v
+                t = self.t.clamp_min(1).reshape(mask.shape).to(p.dtype)
+                bc1, bc2 = 1 - self.b1**t, 1 - self.b2**t
+                new = p - self.lr * (m / bc1) / ((v / bc2).sqrt() + self.eps)
+            p.copy_(torch.where(mask, new, p))
+
+
+# ------------------------------------------------------------------ results
+@dataclass(frozen=True)
+class TrainResult:
+    """The outcome of :func:`train`.
+
+    Attributes
+    ----------
+    config : TrainConfig
+    history : xarray.Dataset
+        Dims ``(epoch, trial)``; variables ``train_loss`` (eq. 2 on the full training set,
+        penalty included), ``test_error`` (mean squared error on the trial's test prompts)
+        and ``relative_test_error`` (divided by ``E y~^2``), recorded at epoch 0, every
+        ``eval_every`` epochs and at the last epoch run. A trial that stopped early
+        (``tol``) keeps its final values.
+    test_error, relative_test_error, test_error_stderr : Tensor, shape (trials,)
+        At the end, on ``test_tasks`` fresh prompts per trial (stream 2 of its seed).
+    W : Tensor (trials, D+1, D+1) or None
+        SLA's weight matrix (= spins, row-major); None for other models.
+    state : dict of Tensor
+        All trained weights, leading trial dimension (CPU).
+    epochs_run : Tensor (trials,)
+        Epochs each trial trained before it stopped (``tol``) or ran out.
+    converged : Tensor (trials,) of bool
+        Whether the trial met ``tol`` (all False when ``tol`` is None).
+    seconds : float
+        Wall time of the training loop (data generation and evaluation included).
+    """
+
+    config: TrainConfig
+    history: Any = field(repr=False)
+    test_error: torch.Tensor
+    relative_test_error: torch.Tensor
+    test_error_stderr: torch.Tensor
+    W: torch.Tensor | None
+    state: dict[str, torch.Tensor] = field(repr=False)
+    epochs_run: torch.Tensor
+    converged: torch.Tensor
+    seconds: float
+
+    @property
+    def model(self) -> Model:
+        """The model object; ``model.predict(state, model.prepare(X))`` evaluates it."""
+        return self.config.build_model()
+
+    @property
+    def instances(self) -> Instance | None:
+        """SLA only: the training data as a batched spin-glass :class:`Instance`
+        (leading trial dim), regenerated from the seeds, so that
+        ``solve(res.instances[k], "exact")`` solves trial k's own problem. None otherwise."""
+        if self.config.model != "sla":
+            return None
+        cfg = self.config
+        X, y = trial_prompts(cfg)
+        u = torch.einsum("...mi,...i->...m", X[..., :-1], X[..., -1, :-1])
+        s = cfg.task.prefactor * u[..., :, None] * X[..., -1][..., None, :]
+        return Instance(s=s.reshape(*s.shape[:-2], -1), y=y, lam=cfg.lam, config=cfg.task)
+
+    def summary(self) -> dict[str, Any]:
+        """Per-trial values, mean and standard error (over trials) of the test errors."""
+        out: dict[str, Any] = {}
+        T = self.config.trials
+        for name in ("test_error", "relative_test_error"):
+            x = getattr(self, name).double()
+            se = float(x.std(unbiased=True) / math.sqrt(T)) if T > 1 else float("nan")
+            out[name] = {"per_trial": x.tolist(), "mean": float(x.mean()), "stderr": se}
+        out["test_error_stderr_per_trial"] = self.test_error_stderr.tolist()
+        out["epochs_run"] = self.epochs_run.tolist()
+        out["converged"] = self.converged.tolist()
+        out["seconds"] = self.seconds
+        out["config"] = self.config.to_dict()
+        return out
+
+
+# ------------------------------------------------------------------ training
+def _loss(model: Model, params, data, y, lam: float) -> torch.Tensor:
+    """Eq. (2) per trial, shape (T,)."""
+    pred = model.predict(params, data)  # (T, B)
+    mse = ((y - pred) ** 2).sum(-1) / (2 * y.shape[-1])
+    pen = sum((p * p).flatten(1).sum(-1) for p in params.values())
+    return mse + 0.5 * lam * pen
+
+
+def _chunked_sq_err(model: Model, params, X, y, chunk: int = 4096) -> torch.Tensor:
+    """Squared errors (T, n) evaluated in chunks of prompts (bounded memory)."""
+    out = []
+    for i in range(0, X.shape[1], chunk):
+        pred = model.predict(params, model.prepare(X[:, i : i + chunk]))
+        out.append((y[:, i : i + chunk] - pred) ** 2)
+    return torch.cat(out, dim=1)
+
+
+def train(config: TrainConfig, progress: bool = False) -> TrainResult:
+    """Train ``config.trials`` independent copies of ``config.model`` on eq. (2).
+
+    Parameters
+    ----------
+    config
+        The run (validated on construction).
+    progress
+        Show a tqdm bar (on stderr).
+
+    Returns
+    -------
+    TrainResult
+    """
+    if not isinstance(config, TrainConfig):
+        raise ParameterError(f"config must be a TrainConfig, got {type(config).__name__}")
+    import xarray as xr
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    cfg = config
+    dev, dtype = torch.device(cfg.device), DTYPES[cfg.dtype]
+    model = cfg.build_model()
+    T, P = cfg.trials, cfg.P
+
+    X, y = trial_prompts(cfg, STREAM_DATA)
+    data = tuple(t.to(device=dev, dtype=dtype) for t in model.prepare(X))
+    y = y.to(device=dev, dtype=dtype)
+    del X
+    Xte, yte = trial_prompts(cfg, STREAM_TEST, cfg.test_tasks)
+    Xte, yte = Xte.to(device=dev, dtype=dtype), yte.to(device=dev, dtype=dtype)
+    init_g = [make_generator(trial_seed(cfg.seed, k, STREAM_INIT)) for k in cfg.trial_indices]
+    params = model.init_params(init_g, device=dev, dtype=dtype)
+    for p in params.values():
+        p.requires_grad_(True)
+    shuffle_g = [make_generator(trial_seed(cfg.seed, k, STREAM_SHUFFLE)) for k in cfg.trial_indices]
+
+    opt = _Optimizer(cfg.optimizer, cfg.learning_rate, params)
+    label_var = get_convention(cfg.convention).label_variance(cfg.D, cfg.noise)
+    every = cfg.eval_every or max(1, cfg.epochs // 100)
+    active = torch.ones(T, dtype=torch.bool, device=dev)
+    epochs_run = torch.zeros(T, dtype=torch.int64)
+    converged = torch.zeros(T, dtype=torch.bool)
+    prev_loss = torch.full((T,), float("nan"), dtype=torch.float64, device=dev)
+    rec_epoch: list[int] = []
+    rec_loss: list[torch.Tensor] = []
+    rec_err: list[torch.Tensor] = []
+    last_err: torch.Tensor | None = None
+
+    def evaluate(epoch: int) -> None:
+        nonlocal last_err
+        with torch.no_grad():
+            loss = _loss(model, params, data, y, cfg.lam)
+            err = _chunked_sq_err(model, params, Xte, yte)
+        last_err = err
+        rec_epoch.append(epoch)
+        rec_loss.append(loss.double().cpu())
+        rec_err.append(err.double().mean(-1).cpu())
+
+    def check_finite() -> None:
+        bad = [k for k, p in params.items() if not bool(torch.isfinite(p).all())]
+        if bad:
+            raise ParameterError(
+                f"lr must be smaller: training diverged (non-finite {', '.join(bad)}) with "
+                f"lr={cfg.learning_rate:g}, optimizer={cfg.optimizer}, model={cfg.model}"
+            )
+
+    evaluate(0)
+    bar = tqdm(
+        total=cfg.epochs, disable=not progress, desc=f"train {cfg.model} x{T}", leave=False
+    )
+    epoch = 0
+    for epoch in range(1, cfg.epochs + 1):
+        if cfg.batch_size is None:
+            batches: list[torch.Tensor | None] = [None]
+        else:
+            perm = torch.stack([torch.randperm(P, generator=g) for g in shuffle_g]).to(dev)
+            batches = list(perm.split(cfg.batch_size, dim=1))
+        epoch_loss = torch.zeros(T, dtype=torch.float64, device=dev)
+        for idx in batches:
+            if idx is None:
+                d_b, y_b = data, y
+            else:
+                rows = torch.arange(T, device=dev)[:, None]
+                d_b, y_b = tuple(t[rows, idx] for t in data), y[rows, idx]
+            loss = _loss(model, params, d_b, y_b, cfg.lam)
+            grads = torch.autograd.grad(loss.sum(), list(params.values()))
+            opt.step(params, dict(zip(params, grads)), active)
+            epoch_loss += loss.detach().double() * (y_b.shape[1] / P)
+        epochs_run += active.cpu().long()
+        if not bool(torch.isfinite(epoch_loss[active]).all()):
+            check_finite()
+            raise ParameterError(
+                f"lr must be smaller: the training loss diverged with lr={cfg.learning_rate:g}"
+            )
+        if cfg.tol is not None:
+            rel = (epoch_loss - prev_loss).abs() / prev_loss.abs().clamp_min(1e-300)
+            done = active & (rel < cfg.tol)
+            converged |= done.cpu()
+            active &= ~done
+        prev_loss = torch.where(active, epoch_loss, prev_loss)
+        bar.update(1)
+        if progress and epoch % max(1, cfg.epochs // 100) == 0:
+            bar.set_postfix(loss=f"{float(epoch_loss.mean()):.4g}")
+        if not bool(active.any()):
+            break
+        if epoch % every == 0 and epoch != cfg.epochs:
+            evaluate(epoch)
+    bar.close()
+    check_finite()
+    evaluate(epoch)
+
+    assert last_err is not None
+    err = last_err.double()
+    te = err.mean(-1).cpu()
+    se = (err.var(-1, unbiased=True) / err.shape[-1]).sqrt().cpu() if err.shape[-1] > 1 else te * 0
+    history = xr.Dataset(
+        {
+            "train_loss": (("epoch", "trial"), torch.stack(rec_loss).numpy()),
+            "test_error": (("epoch", "trial"), torch.stack(rec_err).numpy()),
+            "relative_test_error": (("epoch", "trial"), torch.stack(rec_err).numpy() / label_var),
+        },
+        coords={"epoch": np.array(rec_epoch), "trial": np.array(list(cfg.trial_indices))},
+        attrs={
+            "model": cfg.model,
+            "optimizer": cfg.optimizer,
+            "lr": cfg.learning_rate,
+            "label_variance": label_var,
+        },
+    )
+    state = {k: v.detach().cpu() for k, v in params.items()}
+    return TrainResult(
+        config=cfg,
+        history=history,
+        test_error=te,
+        relative_test_error=te / label_var,
+        test_error_stderr=se,
+        W=state["W"].clone() if cfg.model == "sla" else None,
+        state=state,
+        epochs_run=epochs_run,
+        converged=converged,
+        seconds=time.perf_counter() - t0,
+    )

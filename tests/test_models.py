@@ -1,0 +1,144 @@
+"""Models of eq. 40-45: shapes, gradients, trial independence, and the explicit formulas."""
+
+import math
+
+import pytest
+import torch
+
+from spinglass_icl import ParameterError, sample_prompts
+from spinglass_icl.conventions import CONVENTIONS
+from spinglass_icl.models import MODELS, build_model
+from spinglass_icl.observables import predict as core_predict
+from spinglass_icl.tasks import make_generator
+
+D, N, T, B = 4, 6, 3, 7
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():  # tiny tensors: one thread is faster and immune to a busy machine
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _setup(name, convention="authors", seed=0):
+    model = build_model(name, D, N, convention=convention, H=5, M=3)
+    gens = [make_generator(seed + k) for k in range(T)]
+    params = model.init_params(gens)
+    pr = sample_prompts(D, N, B, convention=convention, seed=seed + 100, batch_shape=(T,))
+    return model, params, pr
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_shapes_and_gradients(name):
+    model, params, pr = _setup(name)
+    for p in params.values():
+        assert p.shape[0] == T and p.dtype == torch.float64
+        p.requires_grad_(True)
+    y = model.predict(params, model.prepare(pr.X))
+    assert y.shape == (T, B)
+    assert torch.isfinite(y).all()
+    grads = torch.autograd.grad(y.sum(), list(params.values()), allow_unused=False)
+    for (k, p), g in zip(params.items(), grads):
+        assert g.shape == p.shape
+        assert torch.isfinite(g).all()
+        if not k.startswith("b_"):  # biases start at 0 but still get gradient below
+            assert g.abs().sum() > 0, k
+    # gradient check of the whole map (finite differences) on a small float64 problem
+    small = {k: v.detach()[:1].clone().requires_grad_(True) for k, v in params.items()}
+    data = tuple(t[:1, :2] for t in model.prepare(pr.X))
+    f = lambda *ps: model.predict(dict(zip(small, ps)), data).sum()  # noqa: E731
+    assert torch.autograd.gradcheck(f, tuple(small.values()), eps=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_trials_are_independent(name):
+    """Trial k's prediction depends on trial k's weights only (no mixing across trials)."""
+    model, params, pr = _setup(name)
+    for p in params.values():
+        p.requires_grad_(True)
+    y = model.predict(params, model.prepare(pr.X))
+    grads = torch.autograd.grad(y[1].sum(), list(params.values()))
+    for g in grads:
+        assert g[0].abs().max() == 0 and g[2].abs().max() == 0
+        assert g[1].abs().max() > 0
+
+
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_sla_prediction_is_s_dot_sigma(convention):
+    """SLA's y^ = c (X X^T W X)[D, N] equals the core's s . vec(W) (eq. 3) and predict()."""
+    model, params, pr = _setup("sla", convention)
+    W = params["W"]
+    y = model.predict(params, model.prepare(pr.X))
+    s = pr.features()  # (T, B, (D+1)^2)
+    y_spin = torch.einsum("tpn,tn->tp", s, W.reshape(T, -1))
+    torch.testing.assert_close(y, y_spin, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(y, core_predict(W, pr.X, model.c), rtol=1e-12, atol=1e-12)
+    # and the literal matrix product of eq. (40)
+    Y = model.c * pr.X @ pr.X.transpose(-1, -2) @ W[:, None] @ pr.X
+    torch.testing.assert_close(y, Y[..., D, N], rtol=1e-12, atol=1e-12)
+
+
+def test_fla_and_mhla_follow_eq41():
+    model, params, pr = _setup("fla")
+    X = pr.X
+    Y = model.c / math.sqrt(D) * params["W_V"][:, None] @ X @ X.transpose(-1, -2)
+    Y = Y @ params["W"][:, None] @ X
+    torch.testing.assert_close(model.predict(params, (X,)), Y[..., D, N], rtol=1e-11, atol=1e-12)
+    # with W_V's read-out row sqrt(D) e_D, FLA is SLA
+    sla = build_model("sla", D, N)
+    V = torch.zeros_like(params["W_V"])
+    V[:, D, D] = math.sqrt(D)
+    fla_as_sla = model.predict({"W": params["W"], "W_V": V}, (X,))
+    torch.testing.assert_close(fla_as_sla, sla.predict({"W": params["W"]}, sla.prepare(X)))
+    # MHLA: the readout-weighted sum of M FLA heads
+    mh, mp, _ = _setup("mhla")
+    heads = torch.stack(
+        [model.predict({"W": mp["W"][:, h], "W_V": mp["W_V"][:, h]}, (X,)) for h in range(mh.M)],
+        -1,
+    )
+    torch.testing.assert_close(mh.predict(mp, (X,)), (heads * mp["W_O"][:, None]).sum(-1))
+
+
+def _naive_sa(p, X, H):
+    """Full SA(X) of eq. (43)-(44), every column, softmax over keys i for each query t."""
+    Q, K, V = p["W_Q"][:, None] @ X, p["W_K"][:, None] @ X, p["W_V"][:, None] @ X  # (T,B,H,N+1)
+    scores = K.transpose(-1, -2) @ Q / math.sqrt(H)  # [i, t] = k_i . q_t
+    alpha = torch.softmax(scores, dim=-2)  # normalized over i, per column t
+    return p["W_O"][:, None] @ (V @ alpha)  # (T, B, D+1, N+1)
+
+
+def test_sa_and_tf_follow_eq42_45():
+    model, params, pr = _setup("sa")
+    X = pr.X
+    Y = _naive_sa(params, X, model.H)
+    torch.testing.assert_close(model.predict(params, (X,)), Y[..., D, N], rtol=1e-11, atol=1e-12)
+    tf, tp, _ = _setup("tf")
+    tp["b_1"] = torch.randn(tp["b_1"].shape, generator=make_generator(5), dtype=torch.float64)
+    tp["b_2"] = torch.randn(tp["b_2"].shape, generator=make_generator(6), dtype=torch.float64)
+    z1 = _naive_sa(tp, X, tf.H) + X
+    z2 = torch.relu(tp["W_1"][:, None] @ z1 + tp["b_1"][:, None, :, None])
+    z3 = tp["W_2"][:, None] @ z2 + tp["b_2"][:, None, :, None]
+    torch.testing.assert_close(tf.predict(tp, (X,)), (z1 + z3)[..., D, N], rtol=1e-11, atol=1e-12)
+
+
+def test_init_is_per_trial_and_seeded():
+    model = build_model("tf", D, N, H=5)
+    a = model.init_params([make_generator(1), make_generator(2)])
+    b = model.init_params([make_generator(2)])
+    for k in a:
+        torch.testing.assert_close(a[k][1], b[k][0], rtol=0, atol=0)
+        if not k.startswith("b_"):
+            assert not torch.equal(a[k][0], a[k][1])
+
+
+def test_bad_model_arguments():
+    with pytest.raises(ParameterError, match="model must be one of"):
+        build_model("gpt", D, N)
+    with pytest.raises(ParameterError, match="H must be"):
+        build_model("sa", D, N, H=0)
+    with pytest.raises(ParameterError, match="M must be"):
+        build_model("mhla", D, N, M=-1)
+    with pytest.raises(ParameterError, match="convention must be"):
+        build_model("sla", D, N, convention="mine")

@@ -1,0 +1,346 @@
+"""Theory beside simulation: asymptotic learning curves and the exact finite-D test error.
+
+Two kinds of oracle live here (derivations in ``docs/theory.md``):
+
+* The large-D theory of Lu, Letey, Zavatone-Veth, Maiti & Pehlevan (arXiv:2405.11751,
+  PNAS 2025) for ridge regression on linear-attention features, in the proportional
+  limit ``N = alpha D``, ``P = tau D^2``, with every prompt carrying its own task (their
+  ``kappa -> inf``): :func:`ridgeless_error`, :func:`ridge_error`, and the map from our
+  finite parameters to theirs, :func:`theory_params` / :func:`asymptotic_error`.
+  Their error is in units of the signal variance (``E (w.x~)^2 = 1`` in their scaling).
+
+* :func:`exact_test_error`: the test error ``E (y~ - y^)^2`` of *any* weight matrix W
+  of the SLA ``y^ = c (X X^T W X)[D+1, N+1]`` (paper eq. 2, 40) over Gaussian tasks,
+  inputs and label noise, in closed form (a fourth-moment Gaussian computation). It is
+  what :func:`spinglass_icl.observables.test_error` estimates by Monte Carlo, without
+  the sampling noise.
+
+The paper's ground state (eq. 10-11, SPEC §2) is the ridge minimizer of eq. 2 over the
+``D (D+1)`` weights ``W11, W21`` that enter ``y^`` (W's last column never does), which is
+the model of Lu et al. with ``Gamma = W11^T`` up to a convention-dependent scale; hence
+the interpolation peak at ``P = D (D+1)``, ``tau -> 1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .conventions import DEFAULT_CONVENTION, get_convention
+from .errors import ParameterError, check_float, check_int
+
+__all__ = [
+    "TheoryParams",
+    "ridgeless_error",
+    "ridge_error",
+    "theory_params",
+    "lam_prime",
+    "asymptotic_error",
+    "exact_test_error",
+    "relative_exact_test_error",
+]
+
+
+def _positive_array(name: str, value: object) -> np.ndarray:
+    """``value`` as a float64 array of finite numbers > 0, or ParameterError."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be a real number > 0, got {value!r}") from None
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        bad = arr[~(np.isfinite(arr) & (arr > 0))].flat[0]
+        raise ParameterError(f"{name} must be a finite number > 0, got {bad:g}")
+    return arr
+
+
+def _nonneg_array(name: str, value: object) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be a real number >= 0, got {value!r}") from None
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        bad = arr[~(np.isfinite(arr) & (arr >= 0))].flat[0]
+        raise ParameterError(f"{name} must be a finite number >= 0, got {bad:g}")
+    return arr
+
+
+def _out(x: np.ndarray) -> np.ndarray | float:
+    return float(x) if x.ndim == 0 else x
+
+
+def ridgeless_error(alpha: object, tau: object) -> np.ndarray | float:
+    """Asymptotic relative test error of the ridgeless (min-norm) SLA, no label noise.
+
+    Lu et al. (2024), ``kappa -> inf``, with ``x = 1 / alpha``::
+
+        tau < 1:  e = (x + (1 - tau)^2) / ((1 - tau) (1 + x))
+        tau > 1:  e = tau / ((tau - 1) (1 + alpha))
+
+    and ``e = inf`` at ``tau = 1`` (the interpolation peak, ``P = D (D+1)``).
+
+    Parameters
+    ----------
+    alpha : float or array
+        Context length per dimension ``N / D`` (> 0).
+    tau : float or array
+        Task diversity per weight ``P / D^2`` (> 0). Broadcasts against ``alpha``.
+
+    Returns
+    -------
+    float or ndarray
+        ``E (y~ - y^)^2 / E y~^2``.
+    """
+    a = _positive_array("alpha", alpha)
+    t = _positive_array("tau", tau)
+    a, t = np.broadcast_arrays(a, t)
+    x = 1.0 / a
+    with np.errstate(divide="ignore", invalid="ignore"):
+        below = (x + (1 - t) ** 2) / ((1 - t) * (1 + x))
+        above = t / ((t - 1) * (1 + a))
+    e = np.where(t < 1, below, np.where(t > 1, above, np.inf))
+    return _out(e)
+
+
+def _eps_root(tau: np.ndarray, lam: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """The positive root of ``1 - tau + tau lam / eps - eps / (1 + eps + x*) = 0``.
+
+    Times ``eps (1 + eps + x*)`` it is ``tau eps^2 - B eps - tau lam (1 + x*) = 0``
+    with ``B = (1 - tau)(1 + x*) + tau lam``; the product of the roots is
+    ``-lam (1 + x*) <= 0``, so there is exactly one root ``> 0`` (for lam > 0), and
+    ``max(B, 0) / tau`` at lam = 0. Written without cancellation for either sign of B.
+    """
+    B = (1 - tau) * (1 + xs) + tau * lam
+    root = np.sqrt(B * B + 4 * tau * tau * lam * (1 + xs))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        plus = (B + root) / (2 * tau)
+        minus = np.where(root - B > 0, 2 * tau * lam * (1 + xs) / (root - B), 0.0)
+    return np.where(B >= 0, plus, minus)
+
+
+def ridge_error(
+    alpha: object, tau: object, lam_prime: object, rho: object = 0.0
+) -> np.ndarray | float:
+    """Asymptotic test error of ridge-trained linear attention (Lu et al. 2024, kappa -> inf).
+
+    With ``x* = (1 + rho) / alpha``, ``S(z) = 1 / (1 + z)`` and ``S'(z) = -S(z)^2``:
+    ``eps`` is the positive root of ``1 - tau + tau lam'/eps - eps S(eps + x*) = 0``,
+    ``nu = x* + eps``, and with ``S, S'`` at ``nu``::
+
+        c = [rho + nu - nu^2 S - eps (1 - 2 nu S - nu^2 S')] / [1 - 2 eps S - eps^2 S' - tau]
+        e = (x* + 1) [1 - 2 nu S - nu^2 S' - c (S + eps S')] - 2 (1 - nu S) + 1 + rho
+
+    ``lam' -> 0`` reproduces :func:`ridgeless_error` (checked in the tests to 1e-6).
+
+    Parameters
+    ----------
+    alpha, tau : float or array
+        ``N / D`` and ``P / D^2`` (> 0).
+    lam_prime : float or array
+        Their ridge parameter (>= 0); see :func:`lam_prime` for the map from our lam.
+    rho : float or array
+        Label-noise variance relative to the signal variance (>= 0); it enters the
+        context labels and the query label.
+
+    Returns
+    -------
+    float or ndarray
+        ``E (y~ - y^)^2`` in units of the signal variance ``E (scale w.x~)^2``, so that
+        ``e -> rho`` is the floor; for rho = 0 it is the relative error. Divide by
+        ``1 + rho`` for the error relative to ``E y~^2`` (what :func:`asymptotic_error`
+        returns). ``inf`` at the ridgeless peak ``tau = 1, lam' = 0``.
+    """
+    a = _positive_array("alpha", alpha)
+    t = _positive_array("tau", tau)
+    lam = _nonneg_array("lam_prime", lam_prime)
+    r = _nonneg_array("rho", rho)
+    a, t, lam, r = np.broadcast_arrays(a, t, lam, r)
+    xs = (1 + r) / a
+    eps = _eps_root(t, lam, xs)
+    nu = xs + eps
+    S = 1.0 / (1.0 + nu)
+    dS = -S * S
+    with np.errstate(divide="ignore", invalid="ignore"):
+        num = r + nu - nu * nu * S - eps * (1 - 2 * nu * S - nu * nu * dS)
+        den = 1 - 2 * eps * S - eps * eps * dS - t
+        c = num / den
+        e = (xs + 1) * (1 - 2 * nu * S - nu * nu * dS - c * (S + eps * dS)) - 2 * (1 - nu * S)
+        e = e + 1 + r
+    e = np.where(np.isfinite(e) & (den != 0), e, np.inf)
+    return _out(e)
+
+
+@dataclass(frozen=True)
+class TheoryParams:
+    """Our finite parameters in the units of Lu et al. (2024).
+
+    Attributes
+    ----------
+    alpha : float
+        ``N / D``.
+    tau : float
+        ``P / D^2``.
+    lam_prime : float
+        Their ridge parameter; see :func:`lam_prime`.
+    rho : float
+        Label-noise variance over signal variance, ``noise^2 / (scale^2 D)``.
+    """
+
+    alpha: float
+    tau: float
+    lam_prime: float
+    rho: float = 0.0
+
+
+def lam_prime(D: int, N: int, lam: float, convention: str = DEFAULT_CONVENTION) -> float:
+    """Map our ridge lam (eq. 2, ``+ lam/2 ||W||^2``) to the lam' of Lu et al.
+
+    Our SLA reads ``y^ = c sum_i y_i x~^T W11^T x_i (+ W21 term)``; theirs (inputs of
+    variance 1/D, labels of variance 1) reads ``(1/N) sum_i y_i x~^T Gamma x_i`` with
+    the loss ``(1/P) sum (y~ - y^)^2 + (lam'/D) ||Gamma||_F^2``. Matching predictions
+    and losses (``docs/theory.md``):
+
+    ============== ========================= =========================
+    convention     Gamma                      lam'
+    ============== ========================= =========================
+    ``authors``    ``N/(N+1) W11^T``          ``D lam ((N+1)/N)^2``
+    ``normalized`` ``W11^T``                  ``D lam``
+    ``paper-text`` ``W11^T / D``              ``D^2 lam``
+    ============== ========================= =========================
+
+    Confirmed by simulation (``tests/test_theory.py``, ``docs/theory.md``).
+    """
+    D = check_int("D", D)
+    N = check_int("N", N)
+    lam = check_float("lam", lam, low=0.0)
+    name = get_convention(convention).name
+    if name == "authors":
+        return D * lam * ((N + 1) / N) ** 2
+    if name == "normalized":
+        return D * lam
+    return D * D * lam
+
+
+def theory_params(
+    D: int,
+    N: int,
+    P: int,
+    lam: float,
+    convention: str = DEFAULT_CONVENTION,
+    noise: float = 0.0,
+) -> TheoryParams:
+    """``(alpha, tau, lam', rho)`` of Lu et al. for our ``(D, N, P, lam, convention, noise)``."""
+    D = check_int("D", D)
+    N = check_int("N", N)
+    P = check_int("P", P)
+    noise = check_float("noise", noise, low=0.0)
+    conv = get_convention(convention)
+    rho = noise**2 / (conv.label_scale(D) ** 2 * D)
+    return TheoryParams(
+        alpha=N / D, tau=P / D**2, lam_prime=lam_prime(D, N, lam, conv.name), rho=rho
+    )
+
+
+def asymptotic_error(
+    D: int,
+    N: int,
+    P: int,
+    lam: float,
+    convention: str = DEFAULT_CONVENTION,
+    noise: float = 0.0,
+) -> float:
+    """Large-D relative test error ``E (y~ - y^)^2 / E y~^2`` predicted for these parameters.
+
+    The ridge (or, at lam = 0, ridgeless) theory of Lu et al. at ``alpha = N/D``,
+    ``tau = P/D^2`` and the mapped lam' (:func:`theory_params`), divided by
+    ``1 + rho`` so that it compares with ``TestError.relative`` of
+    :func:`spinglass_icl.observables.test_error` (whose ``E y~^2`` includes the noise).
+    """
+    p = theory_params(D, N, P, lam, convention, noise)
+    return float(ridge_error(p.alpha, p.tau, p.lam_prime, p.rho)) / (1.0 + p.rho)
+
+
+def exact_test_error(
+    W: torch.Tensor,
+    N: int,
+    convention: str = DEFAULT_CONVENTION,
+    noise: float = 0.0,
+) -> torch.Tensor:
+    """Closed-form test error ``E (y~ - y^)^2`` of the SLA with weights W (eq. 2, 40).
+
+    Over ``w ~ N(0, I_D)``, ``x_i, x~ ~ N(0, I_D)``, ``y = s w.x + noise * eps`` (context
+    and query), with ``s`` the label scale and ``c`` the prefactor of the convention,
+    ``y^ = c u^T W [x~; 0]``, ``u = sum_i y_i [x_i; y_i]``. Only ``A = W[:D, :D]`` (W11)
+    and ``r = W[D, :D]`` (W21) enter; with ``sigma = noise`` (Isserlis, docs/theory.md)::
+
+        E = s^2 D + sigma^2 - 2 c s^2 N tr(A)
+            + c^2 N (s^2 (N + D + 1) + sigma^2) ||A||_F^2
+            + c^2 N (N + 2) ((s^2 D + sigma^2)^2 + 2 s^4 D) ||r||^2
+
+    Parameters
+    ----------
+    W : Tensor, shape (*batch, D+1, D+1) or spins (*batch, (D+1)^2)
+        Weights; computed in float64.
+    N : int
+        Context length (>= 1).
+    convention : str
+        Sets ``s`` and ``c`` (SPEC §2).
+    noise : float
+        Label-noise standard deviation (>= 0).
+
+    Returns
+    -------
+    Tensor, shape (*batch,)
+        The exact test error (float64). Divide by ``Convention.label_variance`` for the
+        relative error (:func:`relative_exact_test_error`).
+    """
+    from .observables import spins_to_W
+
+    if not isinstance(W, torch.Tensor):
+        raise ParameterError(f"W must be a torch.Tensor, got {type(W).__name__}")
+    if W.dim() == 0:
+        raise ParameterError("W must be a (D+1) x (D+1) matrix or a spin vector, got a scalar")
+    if W.dim() == 1 or W.shape[-1] != W.shape[-2]:
+        try:
+            W = spins_to_W(W)
+        except ValueError as exc:
+            raise ParameterError(f"W must be square or a spin vector: {exc}") from None
+    D = W.shape[-1] - 1
+    if D < 1:
+        raise ParameterError(f"W must be at least 2 x 2 (D >= 1), got shape {tuple(W.shape)}")
+    N = check_int("N", N)
+    noise = check_float("noise", noise, low=0.0)
+    conv = get_convention(convention)
+    s2 = conv.label_scale(D) ** 2
+    c = conv.prefactor(D, N)
+    var = noise**2
+    W = W.to(torch.float64)
+    A = W[..., :D, :D]
+    r = W[..., D, :D]
+    tr = A.diagonal(dim1=-2, dim2=-1).sum(-1)
+    fro2 = (A * A).sum((-2, -1))
+    r2 = (r * r).sum(-1)
+    return (
+        s2 * D
+        + var
+        - 2 * c * s2 * N * tr
+        + c * c * N * (s2 * (N + D + 1) + var) * fro2
+        + c * c * N * (N + 2) * ((s2 * D + var) ** 2 + 2 * s2 * s2 * D) * r2
+    )
+
+
+def relative_exact_test_error(
+    W: torch.Tensor,
+    N: int,
+    convention: str = DEFAULT_CONVENTION,
+    noise: float = 0.0,
+) -> torch.Tensor:
+    """:func:`exact_test_error` divided by ``E y~^2 = s^2 D + noise^2`` (comparable across conventions)."""
+    err = exact_test_error(W, N, convention, noise)
+    D = (W.shape[-1] - 1) if W.dim() > 1 and W.shape[-1] == W.shape[-2] else None
+    if D is None:
+        import math
+
+        D = math.isqrt(W.shape[-1]) - 1
+    return err / get_convention(convention).label_variance(D, noise)

@@ -1,4 +1,4 @@
-"""Double descent in task diversity: relative test error vs ``tau = P / D^2``, theory beside simulation.
+"""Double descent in task diversity: relative test error vs ``tau = P / D^2`` beside theory.
 
 For each context length ``alpha = N / D`` and task diversity ``tau = P / D^2`` we draw
 ``repeats`` training sets (each prompt with its own task), solve the spin glass with each
@@ -29,7 +29,10 @@ from ..observables import spins_to_W
 from ..solvers import SOLVERS, solve
 from ..theory import asymptotic_error, relative_exact_test_error, ridgeless_error, theory_params
 
-__all__ = ["double_descent_data", "plot_double_descent"]
+__all__ = ["DEFAULT_TAUS", "double_descent_data", "plot_double_descent"]
+
+#: default task diversities: 13 points from 0.1 to 10, log-spaced
+DEFAULT_TAUS: tuple[float, ...] = tuple(float(t) for t in np.geomspace(0.1, 10.0, 13))
 
 
 def _sizes(D: int, alpha: float, tau: float) -> tuple[int, int]:
@@ -39,7 +42,7 @@ def _sizes(D: int, alpha: float, tau: float) -> tuple[int, int]:
 def double_descent_data(
     D: int = 10,
     alphas: Sequence[float] = (1.0, 2.0),
-    taus: Sequence[float] | np.ndarray = tuple(np.geomspace(0.1, 10.0, 13)),
+    taus: Sequence[float] | np.ndarray = DEFAULT_TAUS,
     lam: float = 0.01,
     solvers: Sequence[str] = ("exact", "amp", "amp-paper"),
     sgd: bool = False,

@@ -25,7 +25,7 @@ _PAPER: dict[str, dict[str, Any]] = {
              "amp_P": 5000, "amp_lam": 0.01, "beta": 100.0, "damping": 0.9},
     # Fig. 3: D = 10, N = 50, lam = 0.01, P = 1000 vs 10, 2000 random W
     "fig3": {"D": 10, "N": 50, "lam": 0.01, "P_list": [1000, 10], "points": 2000,
-             "perplexity": 30.0},
+             "perplexity": 30.0, "tsne_iter": 1000},
     "hessian": {"D": 10, "N": 50, "lam": 0.01, "P_list": [10, 1000], "instances": 10},
     # Fig. 4a: the authors' data: D = 20, P in [20, 1000], N in [2, 100], lam = 1, 10 repeats
     "fig4a": {"D": 20, "lam": 1.0, "beta": 100.0, "P_range": [20, 1000], "N_range": [2, 100],
@@ -54,7 +54,7 @@ _QUICK: dict[str, dict[str, Any]] = {
              "optimizer": "adam", "trials": 1, "test_tasks": 1000,
              "amp_P": 5000, "amp_lam": 0.01, "beta": 100.0, "damping": 0.9},
     "fig3": {"D": 10, "N": 50, "lam": 0.01, "P_list": [1000, 10], "points": 600,
-             "perplexity": 30.0},
+             "perplexity": 30.0, "tsne_iter": 500},
     "hessian": {"D": 10, "N": 50, "lam": 0.01, "P_list": [10, 1000], "instances": 3},
     "fig4a": {"D": 10, "lam": 1.0, "beta": 100.0, "P_range": [5, 250], "N_range": [2, 50],
               "grid": 8, "repeats": 2, "damping": 0.9, "tol": 1e-6, "max_iter": 1000,
@@ -78,7 +78,7 @@ _TINY: dict[str, dict[str, Any]] = {
              "optimizer": "adam", "trials": 1, "test_tasks": 500,
              "amp_P": 500, "amp_lam": 0.01, "beta": 100.0, "damping": 0.9},
     "fig3": {"D": 4, "N": 20, "lam": 0.01, "P_list": [500, 5], "points": 150,
-             "perplexity": 15.0},
+             "perplexity": 15.0, "tsne_iter": 250},
     "hessian": {"D": 4, "N": 20, "lam": 0.01, "P_list": [10, 500], "instances": 2},
     "fig4a": {"D": 4, "lam": 1.0, "beta": 100.0, "P_range": [2, 200], "N_range": [2, 40],
               "grid": 4, "repeats": 2, "damping": 0.9, "tol": 1e-6, "max_iter": 600,

@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--no-batch", action="store_true", help="solve instances one by one (no batching)"
     )
     r.add_argument("--max-batch", type=int, default=None, help="cap on instances per batch")
+    r.add_argument("--threads", type=int, default=None, help="torch threads of the serial executor")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(func=run)
 
@@ -65,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         dtype=args.dtype,
         max_batch=args.max_batch,
+        threads=args.threads,
     )
     try:
         for st in store.status():

@@ -233,4 +233,3 @@ def spec_fields(spec: SweepSpec) -> dict:
         "store_arrays": spec.store_arrays,
         "contrast_kind": spec.contrast_kind,
     }
-

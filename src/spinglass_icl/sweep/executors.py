@@ -46,8 +46,14 @@ def _progress(total: int, initial: int, enabled: bool):
 
 
 def _serial(chunks, fields, kw) -> Iterator[list[dict]]:
-    for chunk in chunks:
-        yield run_chunk(chunk, fields, **kw)
+    import torch
+
+    n = torch.get_num_threads()
+    try:
+        for chunk in chunks:
+            yield run_chunk(chunk, fields, **kw)
+    finally:
+        torch.set_num_threads(n)  # leave the caller's setting as it was
 
 
 def _local(chunks, fields, kw, workers: int) -> Iterator[list[dict]]:
@@ -109,6 +115,7 @@ def run_sweep(
     dtype: str = "float64",
     max_batch: int | None = None,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
+    threads: int | None = None,
 ) -> Store:
     """Run (or resume) a sweep and return its store.
 
@@ -138,6 +145,9 @@ def run_sweep(
         ``"float64"`` (default) or ``"float32"``.
     max_batch, batch_bytes
         Cap on instances per batch, and the memory budget per batch (bytes).
+    threads
+        ``torch.set_num_threads`` for the ``serial`` executor (default: leave torch's
+        setting). ``local`` and ``dask`` workers always use 1.
 
     Returns
     -------
@@ -156,6 +166,8 @@ def run_sweep(
     workers = check_int("workers", workers)
     if max_batch is not None:
         max_batch = check_int("max_batch", max_batch)
+    if threads is not None:
+        threads = check_int("threads", threads)
     st = store if isinstance(store, Store) else create_or_open_store(store)
     st.add_spec(spec)
     tasks: list[Task] = spec.tasks()
@@ -171,7 +183,7 @@ def run_sweep(
     fields = spec_fields(spec)
     kw = {"device": str(dev), "dtype": dtype, "batched": batched}
     if executor == "serial" or not todo:
-        results = _serial(todo, fields, kw)
+        results = _serial(todo, fields, {**kw, "threads": threads})
     elif executor == "local":
         results = _local(todo, fields, kw, workers)
     else:

@@ -295,7 +295,8 @@ class SweepSpec:
         return cls(**d)
 
     def to_json(self) -> str:
-        return canonical_json(self.to_dict())
+        """JSON of :meth:`to_dict`, grid order kept (the hash uses sorted keys)."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
 
     @property
     def hash(self) -> str:
@@ -316,7 +317,9 @@ class SweepSpec:
             try:
                 import tomli as tomllib  # type: ignore[no-redef]
             except ModuleNotFoundError:
-                raise ConfigError("reading TOML needs Python >= 3.11 or `pip install tomli`")
+                raise ConfigError(
+                    "reading TOML needs Python >= 3.11 or `pip install tomli`"
+                ) from None
         path = Path(path)
         try:
             text = path.read_text()

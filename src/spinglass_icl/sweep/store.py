@@ -114,7 +114,8 @@ def _validate_existing(path: Path) -> None:
     try:
         con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         try:
-            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            q = "SELECT name FROM sqlite_master WHERE type='table'"
+            tables = {r[0] for r in con.execute(q)}
             meta = {}
             if "meta" in tables:
                 meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
@@ -314,8 +315,7 @@ class Store:
             "store": str(self.path),
             "contrast_kind": spec.contrast_kind,
             "test_tasks": spec.test_tasks,
-            "description": "spinglass-icl sweep (arXiv:2408.02288); NaN = missing or "
-            "not converged",
+            "description": "spinglass-icl sweep (arXiv:2408.02288); NaN = missing or not converged",
         }
         for k, v in spec.fixed.items():
             attrs[k] = v
@@ -331,7 +331,7 @@ class Store:
         engines = [("netcdf4", "netCDF4"), ("h5netcdf", "h5py")]
         engine = next((e for e, mod in engines if importlib.util.find_spec(mod)), None)
         if engine is None:
-            raise ConfigError("NetCDF export needs the netCDF4 or h5py package (pip install netCDF4)")
+            raise ConfigError("NetCDF export needs netCDF4 or h5py (pip install netCDF4)")
         self.to_xarray(spec).to_netcdf(path, engine=engine)
         return path
 

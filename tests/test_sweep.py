@@ -1,0 +1,409 @@
+"""Sweeps: spec and seeds, batched == per-instance, store safety, resume after SIGKILL,
+executors agree, exports round-trip, CLI (issue 4)."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spinglass_icl.errors import ConfigError, ParameterError
+from spinglass_icl.hamiltonian import make_instance
+from spinglass_icl.observables import contrast, spins_to_W
+from spinglass_icl.observables import test_error as mc_test_error
+from spinglass_icl.solvers import solve
+from spinglass_icl.sweep import SweepSpec, open_store, run_sweep
+from spinglass_icl.sweep.batched import plan_chunks, run_chunk, spec_fields
+
+SMALL = dict(
+    grid={"P": [100, 200], "N": [4, 8]},
+    fixed={"D": 4, "lam": 1.0, "beta": 100.0, "solver": "amp"},
+    repeats=2,
+    seed=3,
+    test_tasks=300,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: these tiny problems are faster single-threaded, and the test
+    machine is shared (intra-op threads spin against other processes)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _values(store, keys=("contrast", "test_error", "relative_test_error", "n_iter", "status")):
+    return {r["key"]: tuple(r[k] for k in keys) for r in store.rows()}
+
+
+# ---------------------------------------------------------------- spec and seeds
+def test_spec_expands_and_seeds_are_deterministic():
+    spec = SweepSpec(**SMALL)
+    tasks = spec.tasks()
+    assert spec.n_tasks == len(tasks) == 2 * 2 * 2
+    assert len({t.key for t in tasks}) == len(tasks)
+    # same spec, same seeds and keys; a different base seed changes every instance seed
+    again = SweepSpec(**SMALL).tasks()
+    assert [(t.key, t.seed, t.test_seed) for t in tasks] == [
+        (t.key, t.seed, t.test_seed) for t in again
+    ]
+    other = SweepSpec(**{**SMALL, "seed": 4}).tasks()
+    assert not {t.seed for t in tasks} & {t.seed for t in other}
+    assert all(0 <= t.seed < 2**63 for t in tasks)
+    # seeds depend on the data parameters only: lam does not change the instance
+    a = SweepSpec(grid={"lam": [0.5, 2.0]}, fixed={"D": 3, "N": 4, "P": 20}).tasks()
+    assert a[0].seed == a[1].seed and a[0].key != a[1].key
+
+
+def test_spec_toml_round_trip(tmp_path):
+    spec = SweepSpec(**{**SMALL, "solver_options": {"damping": 0.8, "tol": 1e-7}})
+    path = tmp_path / "s.toml"
+    spec.to_toml(path)
+    back = SweepSpec.from_toml(path)
+    assert back == spec and back.hash == spec.hash
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"grid": {"Q": [1]}}, "grid parameter must be one of"),
+        ({"grid": {"D": [0]}, "fixed": {"N": 2, "P": 3, "lam": 1.0}}, "D must be an integer >= 1"),
+        ({"fixed": {"D": 2, "N": 2, "P": 3}}, "lam must be given"),
+        ({"fixed": {"D": 2, "N": 2, "P": 3, "lam": -1}}, "lam must be > 0"),
+        ({"fixed": {"D": 2, "N": 2, "P": 3, "lam": 1, "solver": "sgd"}}, "solver must be one of"),
+        ({"fixed": {"D": 2, "N": 2, "P": 3, "lam": 1}, "repeats": 0}, "repeats must be"),
+        ({"fixed": {"D": 2, "N": 2, "P": 3, "lam": 1}, "solver_options": {"eta": 1}}, "eta"),
+    ],
+)
+def test_spec_rejects_bad_values(kwargs, match):
+    with pytest.raises(ParameterError, match=match):
+        SweepSpec(**kwargs)
+
+
+def test_spec_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        SweepSpec.from_toml(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("grid = [\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        SweepSpec.from_toml(bad)
+    bad.write_text("colour = 3\n[fixed]\nD = 2\n")
+    with pytest.raises(ConfigError, match="unknown sweep spec key"):
+        SweepSpec.from_toml(bad)
+
+
+# ------------------------------------------------------------ batched == single
+def test_batched_chunk_equals_per_instance_solve():
+    spec = SweepSpec(**SMALL)
+    fields = spec_fields(spec)
+    chunks = plan_chunks(spec.tasks(), batched=True)
+    assert len(chunks) == 2 and all(len(c) == 4 for c in chunks)  # grouped by P, N mixed
+    for chunk in chunks:
+        rows_b = run_chunk(chunk, fields, batched=True)
+        rows_s = run_chunk(chunk, fields, batched=False)
+        for rb, rs in zip(rows_b, rows_s):
+            assert rb["status"] == rs["status"] and rb["n_iter"] == rs["n_iter"]
+            for k in ("contrast", "test_error", "relative_test_error"):
+                if rs[k] is None:
+                    assert rb[k] is None
+                else:
+                    assert rb[k] == pytest.approx(rs[k], rel=1e-10, abs=1e-12)
+        # and the per-instance path is the plain core API with the derived seeds
+        t, rs = chunk[0], rows_s[0]
+        p = t.params
+        inst = make_instance(p["D"], p["N"], p["P"], p["lam"], seed=t.seed)
+        res = solve(inst, "amp", beta=p["beta"], warn=False, **spec.solver_options)
+        assert res.status == rs["status"]
+        if res.converged:
+            W = spins_to_W(res.m)
+            assert float(contrast(W)) == pytest.approx(rs["contrast"], rel=1e-12)
+            err = mc_test_error(W, p["N"], n_tasks=spec.test_tasks, seed=t.test_seed)
+            assert float(err.absolute) == pytest.approx(rs["test_error"], rel=1e-12)
+
+
+def test_failures_stay_in_the_table_with_null_observables(tmp_path):
+    # at D = 4, P = 20, lam = 1 undamped AMP diverges for most instances
+    spec = SweepSpec(
+        grid={"P": [20]},
+        fixed={"D": 4, "N": 2, "lam": 1.0},
+        repeats=4,
+        solver_options={"damping": 0.0, "max_iter": 50},
+        test_tasks=100,
+    )
+    store = run_sweep(spec, tmp_path / "f.sqlite", executor="serial", progress=False)
+    rows = store.rows()
+    assert len(rows) == 4
+    failed = [r for r in rows if not r["converged"]]
+    assert failed, "expected non-converged rows at this setting"
+    for r in failed:
+        assert r["status"] in ("diverged", "max_iter")
+        assert r["contrast"] is None and r["test_error"] is None
+    ds = store.to_xarray()
+    assert int(ds.converged.sum()) == 4 - len(failed)
+    assert int(np.isnan(ds.contrast.values).sum()) == len(failed)
+
+
+def test_float32_agrees_with_float64_to_1e_4():
+    spec = SweepSpec(
+        grid={"N": [5, 20], "solver": ["exact", "amp"]},
+        fixed={"D": 5, "P": 200, "lam": 1.0},
+        repeats=2,
+        test_tasks=500,
+        solver_options={"tol": 1e-5},  # float32 AMP stalls near 1e-6 relative residual
+    )
+    fields = spec_fields(spec)
+    for chunk in plan_chunks(spec.tasks()):
+        r64 = run_chunk(chunk, fields, dtype="float64")
+        r32 = run_chunk(chunk, fields, dtype="float32")
+        for a, b in zip(r64, r32):
+            assert a["converged"] and b["converged"]
+            assert abs(a["contrast"] - b["contrast"]) < 1e-4
+            assert abs(a["relative_test_error"] - b["relative_test_error"]) < 1e-4
+
+
+# ------------------------------------------------------------------- store
+def test_rerun_skips_finished_rows(tmp_path):
+    spec = SweepSpec(**SMALL)
+    path = tmp_path / "s.sqlite"
+    store = run_sweep(spec, path, executor="serial", progress=False)
+    first = {r["key"]: r["finished"] for r in store.rows()}
+    assert len(first) == spec.n_tasks
+    store.close()
+    store = run_sweep(spec, path, executor="serial", progress=False)
+    assert {r["key"]: r["finished"] for r in store.rows()} == first
+    assert store.status() == [
+        {
+            "spec": spec.hash[:12],
+            "grid": {"P": 2, "N": 2},
+            "repeats": 2,
+            "done": 8,
+            "total": 8,
+            "failed": store.status()[0]["failed"],
+        }
+    ]
+
+
+def _snapshot(path: Path):
+    return path.read_bytes(), path.stat().st_mtime_ns, sorted(os.listdir(path.parent))
+
+
+@pytest.mark.parametrize("kind", ["random", "foreign", "empty"])
+def test_corrupt_or_foreign_store_is_refused_and_untouched(tmp_path, kind):
+    path = tmp_path / "store.sqlite"
+    if kind == "random":
+        path.write_bytes(np.random.default_rng(0).bytes(4096))
+    elif kind == "empty":
+        path.write_bytes(b"")
+    else:
+        con = sqlite3.connect(path)
+        con.execute("CREATE TABLE results (a INTEGER, b TEXT)")
+        con.execute("INSERT INTO results VALUES (1, 'x')")
+        con.commit()
+        con.close()
+    before = _snapshot(path)
+    with pytest.raises(ConfigError, match="not a (sweep store|spinglass-icl sweep store)"):
+        open_store(path)
+    with pytest.raises(ConfigError):
+        run_sweep(SweepSpec(**SMALL), path, executor="serial", progress=False)
+    assert _snapshot(path) == before
+
+
+def test_open_missing_store_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        open_store(tmp_path / "nothing.sqlite")
+
+
+def test_export_round_trip(tmp_path):
+    import xarray as xr
+
+    spec = SweepSpec(**{**SMALL, "store_arrays": True})
+    store = run_sweep(spec, tmp_path / "s.sqlite", executor="serial", progress=False)
+    ds = store.to_xarray()
+    assert ds.contrast.dims == ("P", "N", "repeat")
+    assert list(ds.P.values) == [100, 200] and list(ds.N.values) == [4, 8]
+    assert ds.attrs["conventions"] == "authors"
+    rows = store.rows(arrays=True)
+    for r in rows:
+        sel = ds.sel(P=r["P"], N=r["N"], repeat=r["repeat"])
+        assert str(sel.status.values) == r["status"]
+        if r["contrast"] is None:
+            assert np.isnan(sel.contrast.values)
+        else:
+            assert float(sel.contrast) == r["contrast"]
+        assert r["m"].shape == (25,) and r["v"].shape == (25,)
+    nc = store.to_netcdf(tmp_path / "s.nc")
+    back = xr.open_dataset(nc)
+    xr.testing.assert_identical(back.load(), ds)
+    back.close()
+    path = store.to_csv(tmp_path / "s.csv")
+    with open(path) as fh:
+        table = list(csv.DictReader(fh))
+    assert len(table) == spec.n_tasks
+    assert "nan" not in path.read_text().lower()
+    by_key = {r["key"]: r for r in rows}
+    for t in table:
+        r = by_key[t["key"]]
+        if r["contrast"] is None:
+            assert t["contrast"] == ""
+        else:
+            assert float(t["contrast"]) == r["contrast"]  # repr round-trips exactly
+        assert int(t["P"]) == r["P"] and t["status"] == r["status"]
+
+
+# ---------------------------------------------------------- executors agree
+def test_local_pool_equals_serial(tmp_path):
+    spec = SweepSpec(**SMALL)
+    a = run_sweep(spec, tmp_path / "a.sqlite", executor="serial", progress=False)
+    b = run_sweep(spec, tmp_path / "b.sqlite", executor="local", workers=2, progress=False)
+    _assert_same(_values(a), _values(b))
+
+
+def test_dask_local_cluster_equals_serial(tmp_path):
+    pytest.importorskip("distributed")
+    spec = SweepSpec(**{**SMALL, "grid": {"P": [100], "N": [4, 8]}})
+    a = run_sweep(spec, tmp_path / "a.sqlite", executor="serial", progress=False)
+    b = run_sweep(spec, tmp_path / "b.sqlite", executor="dask", workers=1, progress=False)
+    _assert_same(_values(a), _values(b))
+
+
+def _assert_same(va, vb, rel=1e-10):
+    """Same rows; status and iterations equal; floats equal up to BLAS thread-count
+    rounding (pool and Dask workers run torch with one thread)."""
+    assert va.keys() == vb.keys()
+    for k in va:
+        for x, y in zip(va[k], vb[k]):
+            if isinstance(x, float):
+                assert y == pytest.approx(x, rel=rel, abs=1e-13)
+            else:
+                assert x == y
+
+
+# -------------------------------------------------- SIGKILL and resume (CLI)
+KILL_SPEC = """
+repeats = 2
+seed = 11
+test_tasks = 400
+[grid]
+P = [40, 50, 60, 70, 80, 90, 100, 110]
+N = [4, 8]
+[fixed]
+D = 5
+lam = 1.0
+[solver_options]
+damping = 0.9
+tol = 1e-7
+"""
+
+
+def _cli(*args):
+    code = "import sys; from spinglass_icl.cli import main; sys.exit(main())"
+    return [sys.executable, "-c", code, "sweep", *args]
+
+
+def _count(path: Path) -> int:
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(con.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
+def test_sigkill_then_rerun_gives_every_row_once_identical(tmp_path):
+    spec_path = tmp_path / "kill.toml"
+    spec_path.write_text(KILL_SPEC)
+    total = SweepSpec.from_toml(spec_path).n_tasks
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # interrupted run: SIGKILL once a few chunks are written
+    path = tmp_path / "kill.sqlite"
+    cmd = _cli("run", str(spec_path), "--store", str(path), "--executor", "serial")
+    proc = subprocess.Popen(
+        [*cmd, "--max-batch", "2", "--threads", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and _count(path) < 4:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = _count(path)
+    assert 0 < partial < total, f"kill landed outside the run ({partial}/{total})"
+    rerun = subprocess.run(
+        [*cmd, "--max-batch", "2", "--threads", "1", "--no-progress"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    con = sqlite3.connect(path)
+    keys = [r[0] for r in con.execute("SELECT key FROM results")]
+    con.close()
+    assert len(keys) == len(set(keys)) == total
+    # an uninterrupted run with the same options; stderr is a pipe (not a tty): the
+    # progress bar must not break it
+    same = tmp_path / "same.sqlite"
+    ok = subprocess.run(
+        [*_cli("run", str(spec_path), "--store", str(same), "--executor", "serial")]
+        + ["--max-batch", "2", "--threads", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip().startswith(f"spinglass-icl sweep: {total}/{total} rows")
+    assert "Traceback" not in ok.stderr and f"{total}/{total}" in ok.stderr
+    with open_store(same) as a, open_store(path) as b:
+        assert _values(a) == _values(b)  # bit-identical
+
+
+def test_cli_status_export_and_errors(tmp_path, capsys):
+    from spinglass_icl.cli import main
+
+    spec_path = tmp_path / "s.toml"
+    SweepSpec(**SMALL).to_toml(spec_path)
+    store = tmp_path / "s.sqlite"
+    assert main(["sweep", "run", str(spec_path), "--store", str(store), "--executor", "serial",
+                 "--no-progress"]) == 0  # fmt: skip
+    assert main(["sweep", "status", "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "8/8 rows" in out and "P:2 x N:2" in out
+    assert main(["sweep", "export", "--store", str(store), "--format", "csv",
+                 "--out", str(tmp_path / "o.csv")]) == 0  # fmt: skip
+    assert (tmp_path / "o.csv").read_text().count("\n") == 9
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[grid]\nD = [1.5]\n[fixed]\nN = 2\nP = 3\nlam = 1\n")
+    assert main(["sweep", "run", str(bad), "--store", str(tmp_path / "x.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "D must be an integer" in err
+    assert not (tmp_path / "x.sqlite").exists()
+    assert main(["sweep", "status", "--store", str(tmp_path / "none.sqlite")]) == 2
+    assert main(["sweep", "run", str(spec_path), "--store", str(store), "--executor", "nope"]) == 2
+    assert "executor must be one of" in capsys.readouterr().err
+
+
+def test_seconds_and_no_nan_in_rows(tmp_path):
+    spec = SweepSpec(**SMALL)
+    store = run_sweep(spec, tmp_path / "s.sqlite", executor="serial", progress=False)
+    for r in store.rows():
+        assert r["seconds"] > 0
+        for k in ("contrast", "test_error", "relative_test_error"):
+            assert r[k] is None or math.isfinite(r[k])

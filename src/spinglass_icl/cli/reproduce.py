@@ -52,6 +52,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--workers", type=int, default=2, help="sweep workers (default 2)")
     p.add_argument("--force", action="store_true", help="redo figures already made")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: 1 for tiny/quick, whose tensors are small and "
+        "suffer from oversubscription; torch's default for paper)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     add_common(p)
     p.set_defaults(func=run)
@@ -65,6 +72,13 @@ def run(args: argparse.Namespace) -> int:
     check_int("seed", args.seed, minimum=0)
     check_int("workers", args.workers)
     device = resolve_device(args.device)
+    threads = args.threads
+    if threads is None and args.preset != "paper":
+        threads = 1
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(check_int("threads", threads))
     names = list(FIGURES) if args.figure == "all" else [args.figure]
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,9 @@ _PAPER: dict[str, dict[str, Any]] = {
              "trials": 100, "epochs": 2000, "lr": 1e-3, "optimizer": "adam",
              "models": ["sla", "fla", "sa", "tf", "mhla"], "test_tasks": 2000,
              "damping": 0.9},
-    "double-descent": {"D": 20, "N": 40, "lam": 1e-3, "P_list": None},
+    "double-descent": {"D": 20, "alphas": [1.0, 2.0, 4.0], "tau_range": [0.1, 10.0],
+                       "taus": 17, "lam": 1e-3, "repeats": 10,
+                       "solvers": ["exact", "amp", "amp-paper"]},
 }
 
 _QUICK: dict[str, dict[str, Any]] = {
@@ -68,7 +70,8 @@ _QUICK: dict[str, dict[str, Any]] = {
              "trials": 3, "epochs": 200, "lr": 1e-2, "optimizer": "adam",
              "models": ["sla", "fla", "sa", "tf", "mhla"], "test_tasks": 1000,
              "damping": 0.9},
-    "double-descent": {"D": 10, "N": 20, "lam": 1e-3, "P_list": None},
+    "double-descent": {"D": 10, "alphas": [1.0, 2.0], "tau_range": [0.1, 10.0],
+                       "taus": 13, "lam": 1e-3, "repeats": 3, "solvers": ["exact", "amp"]},
 }
 
 _TINY: dict[str, dict[str, Any]] = {
@@ -92,7 +95,8 @@ _TINY: dict[str, dict[str, Any]] = {
              "trials": 2, "epochs": 60, "lr": 2e-2, "optimizer": "adam",
              "models": ["sla", "fla", "sa", "tf", "mhla"], "test_tasks": 300,
              "damping": 0.9},
-    "double-descent": {"D": 5, "N": 10, "lam": 1e-3, "P_list": None},
+    "double-descent": {"D": 5, "alphas": [2.0], "tau_range": [0.2, 5.0], "taus": 7,
+                       "lam": 1e-3, "repeats": 2, "solvers": ["exact"]},
 }
 
 _ALL = {"tiny": _TINY, "quick": _QUICK, "paper": _PAPER}

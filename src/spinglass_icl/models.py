@@ -87,8 +87,11 @@ class Model:
         return get_convention(self.convention).prefactor(self.D, self.N)
 
     def prepare(self, X: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Per-prompt tensors the model needs, each with leading dims (T, B). Default: (X,)."""
-        return (X,)
+        """Per-prompt tensors the model needs, each with leading dims (T, B).
+
+        Default: the tokens ``(X^T,)``, shape (T, B, N+1, D+1) (token-major, contiguous).
+        """
+        return (_tokens(X),)
 
     def init_params(
         self,
@@ -131,22 +134,31 @@ class SLA(Model):
 
     def predict(self, params: Params, data: tuple[torch.Tensor, ...]) -> torch.Tensor:
         u, q = data  # (T, B, D+1) each
-        Wq = torch.einsum("tab,tpb->tpa", params["W"], q)  # (T, B, D+1)
+        Wq = q @ params["W"].transpose(1, 2)  # (T, B, D+1)
         return self.c * (u * Wq).sum(-1)
 
 
-def _fla_heads(
-    c: float, V: torch.Tensor, W: torch.Tensor, X: torch.Tensor, D: int
-) -> torch.Tensor:
-    """``c/sqrt(D) (W_V X X^T W X)[D, N]`` for M heads: V (T, M, D+1, D+1), W (T, M, D+1, D+1),
-    X (T, B, D+1, N+1) -> (T, B, M). Uses ``v^T X X^T W q = sum_t (v.X_t)(X_t.W q)`` with
-    ``v = W_V[D, :]`` and never forms ``X X^T``."""
-    v = V[..., D, :]  # (T, M, D+1): only the read-out row of W_V enters
-    q = X[..., -1]  # (T, B, D+1)
-    Wq = torch.einsum("thab,tpb->tpha", W, q)  # (T, B, M, D+1)
-    a = torch.einsum("thm,tpmn->tphn", v, X)  # (T, B, M, N+1)   v.X_t
-    b = torch.einsum("tpmn,tphm->tphn", X, Wq)  # (T, B, M, N+1)  X_t.Wq
-    return (c / math.sqrt(D)) * (a * b).sum(-1)
+def _tokens(X: torch.Tensor) -> torch.Tensor:
+    """Token-major copy of prompts: (T, B, D+1, N+1) -> (T, B, N+1, D+1), contiguous, so that
+    every contraction below is a plain batched matmul on a view."""
+    return X.transpose(-1, -2).contiguous()
+
+
+def _fla_heads(c: float, V: torch.Tensor, W: torch.Tensor, Xt: torch.Tensor) -> torch.Tensor:
+    """``c/sqrt(D) (W_V X X^T W X)[D, N]`` for M heads.
+
+    V, W: (T, M, D+1, D+1); Xt: tokens (T, B, N+1, D+1) -> (T, B, M). Uses
+    ``v^T X X^T W q = sum_t (v.X_t)(X_t.W q)`` with ``v = W_V[D, :]`` (only the read-out
+    row of W_V enters) and never forms ``X X^T``.
+    """
+    T, B, n, d = Xt.shape
+    M = W.shape[1]
+    v = V[:, :, d - 1, :]  # (T, M, D+1)
+    q = Xt[:, :, -1, :]  # (T, B, D+1)
+    Wq = q @ W.reshape(T, M * d, d).transpose(1, 2)  # (T, B, M*(D+1)): W_h q
+    a = Xt.reshape(T, B * n, d) @ v.transpose(1, 2)  # (T, B*(N+1), M): v_h . X_t
+    b = Xt.reshape(T * B, n, d) @ Wq.reshape(T * B, M, d).transpose(1, 2)  # (T*B, N+1, M)
+    return (c / math.sqrt(d - 1)) * (a.reshape(T, B, n, M) * b.reshape(T, B, n, M)).sum(2)
 
 
 @dataclass(frozen=True)
@@ -172,9 +184,9 @@ class FLA(Model):
         }
 
     def predict(self, params: Params, data: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        (X,) = data
+        (Xt,) = data
         V, W = params["W_V"][:, None], params["W"][:, None]  # one head
-        return _fla_heads(self.c, V, W, X, self.D)[..., 0]
+        return _fla_heads(self.c, V, W, Xt)[..., 0]
 
 
 @dataclass(frozen=True)
@@ -204,26 +216,25 @@ class MHLA(Model):
         }
 
     def predict(self, params: Params, data: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        (X,) = data
-        heads = _fla_heads(self.c, params["W_V"], params["W"], X, self.D)  # (T, B, M)
-        return torch.einsum("tph,th->tp", heads, params["W_O"])
+        (Xt,) = data
+        heads = _fla_heads(self.c, params["W_V"], params["W"], Xt)  # (T, B, M)
+        return (heads @ params["W_O"][:, :, None])[..., 0]
 
 
-def _attention_query(params: Params, X: torch.Tensor, H: int) -> torch.Tensor:
+def _attention_query(params: Params, Xt: torch.Tensor, H: int) -> torch.Tensor:
     """Query column of single-head softmax attention (eq. 43-44) projected back by W_O.
 
     ``attn(N) = sum_i alpha_i(N) W_V X_i``, ``alpha(N) = softmax_i(k_i . q_N / sqrt(H))``
-    over all N+1 tokens. Returns ``W_O attn(N)``, shape (T, B, D+1).
-    Cost O(T B (N+1)(D+1)) + O(T B H (D+1)): ``k_i . q_N = X_i . (W_K^T W_Q X_N)``.
+    over all N+1 tokens; Xt: tokens (T, B, N+1, D+1). Returns ``W_O attn(N)``, (T, B, D+1).
+    Cost O(T B (N+1)(D+1)) + O(T B H (D+1)), via ``k_i . q_N = X_i . (W_K^T W_Q X_N)``.
     """
-    xq = X[..., -1]  # (T, B, D+1)
-    qN = torch.einsum("thm,tpm->tph", params["W_Q"], xq)  # (T, B, H)
-    r = torch.einsum("thm,tph->tpm", params["W_K"], qN)  # (T, B, D+1)  W_K^T q_N
-    scores = torch.einsum("tpmn,tpm->tpn", X, r) / math.sqrt(H)  # (T, B, N+1)
-    alpha = torch.softmax(scores, dim=-1)
-    mix = torch.einsum("tpmn,tpn->tpm", X, alpha)  # (T, B, D+1)  sum_i alpha_i X_i
-    attn = torch.einsum("thm,tpm->tph", params["W_V"], mix)  # (T, B, H)
-    return torch.einsum("tmh,tph->tpm", params["W_O"], attn)  # (T, B, D+1)
+    T, B, n, d = Xt.shape
+    xq = Xt[:, :, -1, :]  # (T, B, D+1)
+    r = xq @ (params["W_Q"].transpose(1, 2) @ params["W_K"])  # (T, B, D+1): W_K^T W_Q x_q
+    scores = Xt.reshape(T * B, n, d) @ r.reshape(T * B, d, 1) / math.sqrt(H)  # (T*B, N+1, 1)
+    alpha = torch.softmax(scores, dim=1)
+    mix = (alpha.transpose(1, 2) @ Xt.reshape(T * B, n, d)).reshape(T, B, d)  # sum alpha_i X_i
+    return mix @ (params["W_O"] @ params["W_V"]).transpose(1, 2)  # (T, B, D+1)
 
 
 def _attention_params(
@@ -262,8 +273,8 @@ class SA(Model):
         return _attention_params(generators, self.D, self.H, device, dtype)
 
     def predict(self, params: Params, data: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        (X,) = data
-        return _attention_query(params, X, self.H)[..., self.D]
+        (Xt,) = data
+        return _attention_query(params, Xt, self.H)[..., self.D]
 
 
 @dataclass(frozen=True)
@@ -295,10 +306,10 @@ class TF(Model):
         return p
 
     def predict(self, params: Params, data: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        (X,) = data
-        z1 = _attention_query(params, X, self.H) + X[..., -1]  # (T, B, D+1)
-        z2 = torch.relu(torch.einsum("thm,tpm->tph", params["W_1"], z1) + params["b_1"][:, None])
-        z3 = torch.einsum("tmh,tph->tpm", params["W_2"], z2) + params["b_2"][:, None]
+        (Xt,) = data
+        z1 = _attention_query(params, Xt, self.H) + Xt[:, :, -1, :]  # (T, B, D+1)
+        z2 = torch.relu(z1 @ params["W_1"].transpose(1, 2) + params["b_1"][:, None])  # (T, B, H)
+        z3 = z2 @ params["W_2"].transpose(1, 2) + params["b_2"][:, None]  # (T, B, D+1)
         return (z1 + z3)[..., self.D]
 
 

@@ -441,10 +441,14 @@ def train(config: TrainConfig, progress: bool = False) -> TrainResult:
             opt.step(params, dict(zip(params, grads)), active)
             epoch_loss += loss.detach().double() * (y_b.shape[1] / P)
         epochs_run += active.cpu().long()
-        if not bool(torch.isfinite(epoch_loss[active]).all()):
+        if epoch == 1:
+            first_loss = epoch_loss.clone()
+        runaway = ~torch.isfinite(epoch_loss) | (epoch_loss > 1e6 * first_loss.clamp_min(1e-8))
+        if bool((runaway & active).any()):
             check_finite()
             raise ParameterError(
-                f"lr must be smaller: the training loss diverged with lr={cfg.learning_rate:g}"
+                f"lr must be smaller: the training loss diverged (grew more than 1e6-fold) with "
+                f"lr={cfg.learning_rate:g}, optimizer={cfg.optimizer}, model={cfg.model}"
             )
         if cfg.tol is not None:
             rel = (epoch_loss - prev_loss).abs() / prev_loss.abs().clamp_min(1e-300)

@@ -1,0 +1,101 @@
+"""``spinglass-icl train``: files on disk with the right contents, bad input as one line."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from spinglass_icl import Instance, TaskConfig, ground_state
+from spinglass_icl.cli import main
+from spinglass_icl.training import TrainConfig, train
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+ARGS = ["--D", "3", "--N", "5", "--P", "80", "--lam", "0.1", "--test-tasks", "100", "--quiet"]
+
+
+def test_train_sla_one_trial_writes_everything(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--model", "sla", *ARGS, "--epochs", "300", "--lr", "0.05"]
+    rc = main([*argv, "--optimizer", "adam", "--seed", "4", "--out", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "relative error" in printed and "instance.npz" in printed
+    for f in ("summary.json", "history.csv", "weights.pt", "instance.npz", "weights.npz"):
+        assert (out / f).is_file(), f
+    summary = json.loads((out / "summary.json").read_text())
+    cfg = summary["config"]
+    assert (cfg["model"], cfg["D"], cfg["P"], cfg["seed"], cfg["lr"]) == ("sla", 3, 80, 4, 0.05)
+    rel = summary["relative_test_error"]
+    assert len(rel["per_trial"]) == 1 and rel["mean"] == rel["per_trial"][0]
+    te = summary["test_error"]["mean"]
+    assert te == pytest.approx(rel["mean"] * 3 / 3)  # authors: E y~^2 = D/D = 1
+    # instance.npz: the solve contract; weights.npz: W of the same problem, at its ground state
+    inst = np.load(out / "instance.npz")
+    assert inst["S"].shape == (80, 16) and inst["y"].shape == (80,)
+    assert (int(inst["D"]), int(inst["N"]), int(inst["P"])) == (3, 5, 80)
+    assert float(inst["lam"]) == 0.1 and float(inst["beta"]) == 100.0
+    W = np.load(out / "weights.npz")["W"]
+    assert W.shape == (4, 4)
+    rebuilt = Instance(
+        s=torch.from_numpy(inst["S"]),
+        y=torch.from_numpy(inst["y"]),
+        lam=0.1,
+        config=TaskConfig(3, 5, 80),
+    )
+    gs = ground_state(rebuilt).reshape(4, 4).numpy()
+    assert np.linalg.norm(W - gs) / np.linalg.norm(gs) < 1e-2
+    # weights.pt: all trials plus the config that made them; same numbers as the API
+    ck = torch.load(out / "weights.pt")
+    assert ck["config"]["model"] == "sla" and ck["state"]["W"].shape == (1, 4, 4)
+    np.testing.assert_array_equal(ck["state"]["W"][0].numpy(), W)
+    api = train(TrainConfig(**{k: v for k, v in ck["config"].items()}))
+    np.testing.assert_array_equal(api.W[0].numpy(), W)
+    # history.csv: tidy, one row per (epoch, trial)
+    lines = (out / "history.csv").read_text().splitlines()
+    assert lines[0] == "epoch,trial,train_loss,test_error,relative_test_error"
+    assert lines[1].startswith("0,0,") and lines[-1].startswith("300,0,")
+
+
+def test_train_many_trials_other_model(tmp_path):
+    out = tmp_path / "tf"
+    argv = ["train", "--model", "tf", *ARGS, "--trials", "3", "--epochs", "3", "--H", "4"]
+    assert main([*argv, "--batch-size", "40", "--out", str(out)]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert len(s["test_error"]["per_trial"]) == 3
+    assert s["test_error"]["stderr"] == pytest.approx(
+        np.std(s["test_error"]["per_trial"], ddof=1) / np.sqrt(3)
+    )
+    assert not (out / "instance.npz").exists() and not (out / "weights.npz").exists()
+    ck = torch.load(out / "weights.pt")
+    assert ck["state"]["W_1"].shape == (3, 4, 4) and ck["config"]["batch_size"] == 40
+
+
+@pytest.mark.parametrize(
+    "extra,match",
+    [
+        (["--D", "0"], "D must be"),
+        (["--model", "lstm"], "model must be one of"),
+        (["--lr", "-1"], "lr must be"),
+        (["--optimizer", "lbfgs"], "optimizer must be one of"),
+        (["--batch-size", "1000"], "batch_size must be"),
+        (["--device", "cuda:7" if not torch.cuda.is_available() else "tpu"], "device must be"),
+        (["--beta", "0"], "beta must be"),
+        (["--trials", "0"], "trials must be"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, match):
+    rc = main(["train", *ARGS, "--epochs", "1", *extra, "--out", str(tmp_path / "x")])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("spinglass-icl: error:") and match in err
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "x").exists()

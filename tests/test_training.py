@@ -1,0 +1,216 @@
+"""Training (eq. 2): the bridge to the spin glass, trial batching, optimizers, bad input."""
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from spinglass_icl import ParameterError, ground_state, solve
+from spinglass_icl.models import MODELS
+from spinglass_icl.tasks import make_generator
+from spinglass_icl.training import (
+    STREAM_INIT,
+    TrainConfig,
+    train,
+    trial_prompts,
+    trial_seed,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():  # small problems: one thread is faster and immune to a busy machine
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+SMALL = dict(D=3, N=5, P=64, lam=0.05, test_tasks=200, H=6, M=3)
+
+
+def _rel(a, b):
+    return float((a - b).norm() / b.norm())
+
+
+# ----------------------------------------------------------------- the bridge
+@pytest.mark.parametrize("optimizer,lr,epochs", [("adam", 0.03, 200), ("sgd", 1.0, 100)])
+def test_sla_training_reaches_the_exact_ground_state(optimizer, lr, epochs):
+    """SLA trained by the real loop lands on the ground state A^{-1} h of the same instance."""
+    cfg = TrainConfig(
+        model="sla", D=5, N=20, P=500, lam=0.1, trials=2, epochs=epochs, lr=lr,
+        optimizer=optimizer, test_tasks=200, seed=3, eval_every=epochs,
+    )  # fmt: skip
+    res = train(cfg)
+    inst = res.instances
+    assert inst.batch_shape == (2,) and inst.P == 500 and inst.lam == 0.1
+    for k in range(2):
+        exact = solve(inst[k], "exact").m.reshape(6, 6)
+        assert _rel(res.W[k], exact) < 1e-2
+        # the recorded training loss is the loss eq. (2) of the instance, at the minimum
+        torch.testing.assert_close(
+            torch.tensor(float(res.history.train_loss[-1, k]), dtype=torch.float64),
+            inst[k].loss(res.W[k].reshape(-1)),
+            rtol=1e-10,
+            atol=0,
+        )
+    gs = ground_state(inst).reshape(2, 6, 6)
+    assert _rel(res.W, gs) < 1e-2
+    # the untrained W was far from it
+    W0 = torch.randn(6, 6, generator=make_generator(trial_seed(3, 0, STREAM_INIT))) / 6**0.5
+    assert _rel(W0.double(), gs[0]) > 0.5
+
+
+def test_instances_match_the_training_prompts():
+    cfg = TrainConfig(model="sla", trials=2, epochs=1, **SMALL)
+    res = train(cfg)
+    X, y = trial_prompts(cfg)
+    inst = res.instances
+    torch.testing.assert_close(inst.y, y)
+    # y^ = s . sigma reproduces the model's prediction on the same prompts
+    model = res.model
+    pred = model.predict(res.state, model.prepare(X))
+    torch.testing.assert_close(inst.predict(res.W.reshape(2, -1)), pred, rtol=1e-12, atol=1e-12)
+    assert train(dataclasses.replace(cfg, model="fla")).instances is None
+
+
+# ----------------------------------------------------------- trial batching
+@pytest.mark.parametrize("name", MODELS)
+def test_batched_trials_equal_single_runs(name):
+    cfg = TrainConfig(model=name, trials=3, epochs=4, batch_size=24, seed=7, **SMALL)
+    res = train(cfg)
+    for k in (0, 2):
+        alone = train(dataclasses.replace(cfg, trials=1, first_trial=k))
+        for key, v in res.state.items():
+            torch.testing.assert_close(v[k], alone.state[key][0], rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(res.test_error[k], alone.test_error[0], rtol=1e-9, atol=1e-14)
+    # trials differ (own data, init)
+    assert not torch.allclose(res.test_error[0], res.test_error[1])
+    # the same seed gives the same numbers
+    torch.testing.assert_close(train(cfg).test_error, res.test_error, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("batch_size", [None, 16])
+def test_loss_decreases(name, batch_size):
+    cfg = TrainConfig(model=name, trials=2, epochs=15, batch_size=batch_size, seed=1, **SMALL)
+    h = train(cfg).history
+    assert h.train_loss.dims == ("epoch", "trial") and h.sizes["trial"] == 2
+    first, last = h.train_loss.isel(epoch=0).values, h.train_loss.isel(epoch=-1).values
+    assert (last < 0.8 * first).all(), (first, last)
+    assert (h.test_error.isel(epoch=-1) < h.test_error.isel(epoch=0)).all()
+
+
+# ------------------------------------------------------------- optimizers
+def _torch_reference(cfg, opt_cls, loss_kind, weight_decay, **kw):
+    """Train trial 0 of a 1-trial SLA run with torch.optim and torch's weight_decay."""
+    X, y = trial_prompts(cfg)
+    model = cfg.build_model()
+    u, q = model.prepare(X)
+    W = model.init_params([make_generator(trial_seed(cfg.seed, 0, STREAM_INIT))])["W"]
+    W = W.clone().requires_grad_(True)
+    opt = opt_cls([W], lr=cfg.learning_rate, weight_decay=weight_decay, **kw)
+    for _ in range(cfg.epochs):
+        opt.zero_grad()
+        pred = model.predict({"W": W}, (u, q))
+        r2 = ((y - pred) ** 2).mean()
+        loss = r2 / 2 if loss_kind == "half" else r2
+        loss.backward()
+        opt.step()
+    return W.detach()[0]
+
+
+def test_adam_and_sgd_match_torch_optim_weight_decay():
+    """lam/2 ||W||^2 in eq. 2 == torch weight_decay=lam on the 1/(2P) loss (Adam and SGD);
+    the authors' MSE (1/P) with Adam weight_decay=wd == eq. 2 with lam = wd/2."""
+    base = TrainConfig(model="sla", trials=1, epochs=25, **SMALL)
+    lam = base.lam
+    for opt, cls, lr, kw in [
+        ("adam", torch.optim.Adam, 0.01, {}),
+        ("sgd", torch.optim.SGD, 0.5, {}),
+    ]:
+        cfg = dataclasses.replace(base, optimizer=opt, lr=lr)
+        ours = train(cfg).W[0]
+        ref = _torch_reference(cfg, cls, "half", lam, **kw)
+        torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
+    cfg = dataclasses.replace(base, optimizer="adam", lr=0.01)
+    authors = _torch_reference(cfg, torch.optim.Adam, "mse", 2 * lam)
+    torch.testing.assert_close(train(cfg).W[0], authors, rtol=1e-5, atol=1e-7)
+
+
+def test_convergence_stop_freezes_each_trial():
+    cfg = TrainConfig(
+        model="sla", trials=3, epochs=3000, lr=0.5, optimizer="sgd", tol=1e-7, **SMALL
+    )
+    res = train(cfg)
+    assert res.converged.all()
+    assert (res.epochs_run < 3000).all() and (res.epochs_run > 5).all()
+    # a stopped trial is frozen: its weights are what a run of exactly that many epochs gives
+    k = int(res.epochs_run.argmin())
+    short = train(
+        dataclasses.replace(cfg, tol=None, epochs=int(res.epochs_run[k]), first_trial=k, trials=1)
+    )
+    torch.testing.assert_close(res.W[k], short.W[0], rtol=1e-10, atol=1e-13)
+
+
+def test_summary_and_history():
+    cfg = TrainConfig(model="sla", trials=3, epochs=10, eval_every=3, **SMALL)
+    res = train(cfg)
+    assert list(res.history.epoch.values) == [0, 3, 6, 9, 10]
+    s = res.summary()
+    te = res.test_error
+    assert s["test_error"]["per_trial"] == te.tolist()
+    assert math.isclose(s["test_error"]["mean"], float(te.mean()), rel_tol=1e-12)
+    assert math.isclose(s["test_error"]["stderr"], float(te.std() / math.sqrt(3)), rel_tol=1e-12)
+    var = cfg.task.conv.label_variance(cfg.D)
+    torch.testing.assert_close(res.relative_test_error, te / var)
+    assert s["config"]["lr"] == cfg.learning_rate
+    assert res.W.shape == (3, 4, 4) and res.state["W"].shape == (3, 4, 4)
+    # final test error equals the model's error on the trial's own test prompts
+    Xte, yte = trial_prompts(cfg, stream=2, n=cfg.test_tasks)
+    pred = res.model.predict(res.state, res.model.prepare(Xte))
+    torch.testing.assert_close(((yte - pred) ** 2).mean(-1), te, rtol=1e-10, atol=0)
+
+
+# -------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        ({"model": "rnn"}, "model must be one of"),
+        ({"D": 0}, "D must be"),
+        ({"P": 2.5}, "P must be"),
+        ({"lam": -1}, "lam must be"),
+        ({"lr": 0.0}, "lr must be"),
+        ({"lr": float("nan")}, "lr must be"),
+        ({"optimizer": "rmsprop"}, "optimizer must be one of"),
+        ({"batch_size": 65}, "batch_size must be"),
+        ({"trials": 0}, "trials must be"),
+        ({"device": "tpu"}, "device must be"),
+        ({"tol": 0}, "tol must be"),
+        ({"seed": -1}, "seed must be"),
+        ({"convention": "x"}, "convention must be"),
+        ({"dtype": "float16"}, "dtype must be"),
+    ],
+)
+def test_bad_config(kw, match):
+    args = {**SMALL, **kw}
+    with pytest.raises(ParameterError, match=match):
+        TrainConfig(**args)
+
+
+def test_bad_train_arguments_and_divergence():
+    with pytest.raises(ParameterError, match="config must be a TrainConfig"):
+        train({"model": "sla"})
+    cfg = TrainConfig(model="sla", trials=1, epochs=400, lr=1e6, optimizer="sgd", **SMALL)
+    with pytest.raises(ParameterError, match="lr must be smaller"):
+        train(cfg)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_equals_cpu():
+    cfg = TrainConfig(model="tf", trials=2, epochs=5, **SMALL)
+    cpu = train(cfg)
+    gpu = train(dataclasses.replace(cfg, device="cuda"))
+    for k, v in cpu.state.items():
+        torch.testing.assert_close(gpu.state[k], v, rtol=1e-8, atol=1e-10)

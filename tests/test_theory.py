@@ -285,3 +285,15 @@ def test_double_descent_bad_input():
         double_descent_data(D=3, taus=(1.0,), solvers=("bogus",))
     with pytest.raises(ParameterError, match="^tau must"):
         double_descent_data(D=3, taus=(-1.0,))
+
+
+def test_finite_D_min_norm_peak_at_D_times_D_plus_1():
+    """At lam = 0 (min-norm ground state, pinv) the median error peaks at P = D (D+1):
+    the D (D+1) weights W11, W21 that enter y^ interpolate the P prompts (tau -> 1)."""
+    D = 4
+    Ps = list(range(8, 42, 2))
+    med = []
+    for P in Ps:
+        inst = make_instance(D, D, P, 0.0, seed=P, batch_shape=(24,))
+        med.append(float(relative_exact_test_error(spins_to_W(ground_state(inst)), D).median()))
+    assert Ps[int(np.argmax(med))] == D * (D + 1), dict(zip(Ps, med))

@@ -125,7 +125,9 @@ def new_figure(ncols: int, nrows: int = 1, width: float = 4.2, height: float = 3
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, layout="constrained"
+    )
     return fig, axes
 
 

@@ -28,9 +28,16 @@ def run(ctx: Context) -> Outcome:
     p = ctx.params
     taus = np.geomspace(p["tau_range"][0], p["tau_range"][1], p["taus"])
     ds = dd.double_descent_data(
-        D=p["D"], alphas=tuple(p["alphas"]), taus=taus, lam=p["lam"],
-        solvers=tuple(p["solvers"]), sgd=False, repeats=p["repeats"], seed=ctx.seed,
-        convention=ctx.convention, device=ctx.device,
+        D=p["D"],
+        alphas=tuple(p["alphas"]),
+        taus=taus,
+        lam=p["lam"],
+        solvers=tuple(p["solvers"]),
+        sgd=False,
+        repeats=p["repeats"],
+        seed=ctx.seed,
+        convention=ctx.convention,
+        device=ctx.device,
     )
     fig = dd.plot_double_descent(ds)
     ctx.out.mkdir(parents=True, exist_ok=True)
@@ -52,5 +59,6 @@ def run(ctx: Context) -> Outcome:
         + ", ".join(f"{t:.2g}" for t in peaks)
         + f" (alpha = {', '.join(f'{a:g}' for a in ds['alpha'].values)}), lam = {p['lam']:g}."
     )
-    return Outcome(numbers=numbers, summary=summary, agrees=None,
-                   seeds={"data": ctx.seed}, files=files)
+    return Outcome(
+        numbers=numbers, summary=summary, agrees=None, seeds={"data": ctx.seed}, files=files
+    )

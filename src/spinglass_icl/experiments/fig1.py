@@ -111,8 +111,12 @@ def block_laws(D: int, N: int, n: int, convention: str, seed: int) -> dict[str, 
 
     def z(k: int) -> np.ndarray:
         w2 = rng.chisquare(D, k)
-        return c * sy * rng.standard_normal(k) * np.sqrt(w2 * rng.chisquare(N, k)) * (
-            rng.standard_normal(k)
+        return (
+            c
+            * sy
+            * rng.standard_normal(k)
+            * np.sqrt(w2 * rng.chisquare(N, k))
+            * (rng.standard_normal(k))
         )
 
     def theta(k: int) -> np.ndarray:

@@ -76,17 +76,17 @@ def run(ctx: Context) -> Outcome:
         res = training.train(cfg, progress=ctx.progress)
         h = res.history
         curve = h["relative_test_error"].mean("trial").values
-        ax.plot(h["epoch"].values, curve, label=f"P = {P}", color=f"C{k}")
+        ax.plot(h["epoch"].values + 1, curve, label=f"P = {P}", color=f"C{k}")
         data[f"curve_P{P}"] = (("epoch_P" + str(P),), curve)
         data[f"epoch_P{P}"] = (("epoch_P" + str(P),), h["epoch"].values)
         Ws[P] = res.W[0].cpu().double()
         numbers[f"P{P}_relative_test_error"] = float(res.relative_test_error.mean())
         numbers[f"P{P}_contrast"] = float(contrast(Ws[P]))
         numbers[f"P{P}_W11_diag_mean"] = float(Ws[P][:D, :D].diagonal().mean())
-    ax.set_xlabel("epoch")
+    ax.set_xlabel("epoch + 1")
     ax.set_ylabel("relative test error")
     ax.set_yscale("log")
-    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xscale("log")
     ax.legend(fontsize=8)
     ax.set_title(f"(a) {p['optimizer']} training, lam = 0", fontsize=9)
     Pl, Ph = min(p["P_list"]), max(p["P_list"])
@@ -94,11 +94,17 @@ def run(ctx: Context) -> Outcome:
     _imshow(fig, axes[0][2], Ws[Ph].numpy(), f"(c) trained W, P = {Ph}")
     # AMP (eq. 34 verbatim, as in the paper) at P = amp_P
     inst = make_instance(
-        D, N, p["amp_P"], p["amp_lam"], convention=ctx.convention, seed=ctx.seed + 1000,
+        D,
+        N,
+        p["amp_P"],
+        p["amp_lam"],
+        convention=ctx.convention,
+        seed=ctx.seed + 1000,
         device=ctx.device,
     )
-    amp = solve(inst, "amp-paper", beta=p["beta"], damping=p["damping"], tol=1e-8,
-                max_iter=5000, warn=False)
+    amp = solve(
+        inst, "amp-paper", beta=p["beta"], damping=p["damping"], tol=1e-8, max_iter=5000, warn=False
+    )
     exact = ground_state(inst)
     m = spins_to_W(amp.m).cpu().numpy()
     v = spins_to_W(amp.v).cpu().numpy()
@@ -147,7 +153,9 @@ def run(ctx: Context) -> Outcome:
         numbers=numbers,
         summary=summary,
         agrees=agrees,
-        seeds={**{f"train_P{P}": ctx.seed + k for k, P in enumerate(p["P_list"])},
-               "amp_instance": ctx.seed + 1000},
+        seeds={
+            **{f"train_P{P}": ctx.seed + k for k, P in enumerate(p["P_list"])},
+            "amp_instance": ctx.seed + 1000,
+        },
         files=files,
     )

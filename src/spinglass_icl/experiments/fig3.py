@@ -69,10 +69,17 @@ def run(ctx: Context) -> Outcome:
         sc = ax.scatter(
             emb[:-1, 0], emb[:-1, 1], c=np.log10(dE[:-1] + 1e-12), s=6, cmap="viridis_r"
         )
-        ax.scatter(emb[-1, 0], emb[-1, 1], marker="*", s=250, c="red", edgecolors="k",
-                   label="target (ground state)")
+        ax.scatter(
+            emb[-1, 0],
+            emb[-1, 1],
+            marker="*",
+            s=250,
+            c="red",
+            edgecolors="k",
+            label="target (ground state)",
+        )
         fig.colorbar(sc, ax=ax, label="log10 (H - H*)")
-        ax.set_title(f"P = {P}: rank corr(H, |sigma - sigma*|) = {rho:.2f}")
+        ax.set_title(f"P = {P}\nrank corr(H, |sigma - sigma*|) = {rho:.2f}", fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.legend(fontsize=7, loc="lower right")
@@ -94,9 +101,7 @@ def run(ctx: Context) -> Outcome:
     files += save_dataset(xr.Dataset(data, attrs={"D": D, "N": N, "lam": lam}), ctx.out)
     Ps = sorted(p["P_list"])
     lo, hi = Ps[0], Ps[-1]
-    bowl = (
-        numbers[f"P{hi}_spearman_energy_distance"] > numbers[f"P{lo}_spearman_energy_distance"]
-    )
+    bowl = numbers[f"P{hi}_spearman_energy_distance"] > numbers[f"P{lo}_spearman_energy_distance"]
     summary = (
         f"Energy-distance rank correlation {numbers[f'P{hi}_spearman_energy_distance']:.2f} at "
         f"P = {hi} vs {numbers[f'P{lo}_spearman_energy_distance']:.2f} at P = {lo}; the "
@@ -111,7 +116,9 @@ def run(ctx: Context) -> Outcome:
         numbers=numbers,
         summary=summary,
         agrees=None if not ok else True,
-        seeds={"instances": [ctx.seed + k for k in range(len(Ps))],
-               "points": [ctx.seed + 100 + k for k in range(len(Ps))]},
+        seeds={
+            "instances": [ctx.seed + k for k in range(len(Ps))],
+            "points": [ctx.seed + 100 + k for k in range(len(Ps))],
+        },
         files=files,
     )

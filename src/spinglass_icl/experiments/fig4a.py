@@ -96,9 +96,7 @@ def run(ctx: Context) -> Outcome:
     Cx = C.sel(solver="exact")
     c_lowP = float(Cx.isel(P=0).mean())
     c_highP = float(Cx.isel(P=-1).mean())
-    rises = bool(
-        np.all(np.diff(Cx.mean("N").values) > -0.02) and c_highP > c_lowP
-    )
+    rises = bool(np.all(np.diff(Cx.mean("N").values) > -0.02) and c_highP > c_lowP)
     frac_bad = float(1 - conv.sel(solver=amp_name).mean())
     bad_corner = float(1 - conv.sel(solver=amp_name).isel(P=0, N=0))
     numbers = {

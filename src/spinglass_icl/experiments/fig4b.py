@@ -47,8 +47,12 @@ def run(ctx: Context) -> Outcome:
         test_tasks=p["test_tasks"],
     )
     store = sweep.run_sweep(
-        spec, ctx.out / "sweep.sqlite", executor=ctx.executor, workers=ctx.workers,
-        device=ctx.device, progress=ctx.progress,
+        spec,
+        ctx.out / "sweep.sqlite",
+        executor=ctx.executor,
+        workers=ctx.workers,
+        device=ctx.device,
+        progress=ctx.progress,
     )
     ds = store.to_xarray()
     files = ["sweep.sqlite"]
@@ -67,9 +71,19 @@ def run(ctx: Context) -> Outcome:
 
         for k, N in enumerate(Ns):
             cfg = training.TrainConfig(
-                model="sla", D=D, N=N, P=P, lam=lam, trials=p["trials"], epochs=p["epochs"],
-                lr=p["lr"], optimizer=p["optimizer"], convention=ctx.convention,
-                seed=ctx.seed + 7919 * (k + 1), device=ctx.device, test_tasks=p["test_tasks"],
+                model="sla",
+                D=D,
+                N=N,
+                P=P,
+                lam=lam,
+                trials=p["trials"],
+                epochs=p["epochs"],
+                lr=p["lr"],
+                optimizer=p["optimizer"],
+                convention=ctx.convention,
+                seed=ctx.seed + 7919 * (k + 1),
+                device=ctx.device,
+                test_tasks=p["test_tasks"],
                 eval_every=p["epochs"],
             )
             res = training.train(cfg, progress=ctx.progress)
@@ -94,18 +108,37 @@ def run(ctx: Context) -> Outcome:
     style = {"exact": ("o", "k"), "amp": ("s", "C0"), "amp-paper": ("^", "C1")}
     for s in solvers:
         mk, col = style[s]
-        ax.errorbar(Ns, mean.sel(solver=s).values, yerr=np.nan_to_num(se.sel(solver=s).values),
-                    marker=mk, color=col, mfc="none", capsize=3, ls="none", label=s)
+        ax.errorbar(
+            Ns,
+            mean.sel(solver=s).values,
+            yerr=np.nan_to_num(se.sel(solver=s).values),
+            marker=mk,
+            color=col,
+            mfc="none",
+            capsize=3,
+            ls="none",
+            label=s,
+        )
     if sgd_mean:
-        ax.errorbar(Ns, sgd_mean, yerr=sgd_se, marker="x", color="C2", capsize=3, ls="none",
-                    label=f"SGD ({p['optimizer']})")
+        ax.errorbar(
+            Ns,
+            sgd_mean,
+            yerr=sgd_se,
+            marker="x",
+            color="C2",
+            capsize=3,
+            ls="none",
+            label=f"SGD ({p['optimizer']})",
+        )
     ax.plot(Nf, th, "-", color="0.5", label="large-D theory")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("context length N")
     ax.set_ylabel("relative test error")
-    ax.set_title(f"Fig. 4b: D = {D}, P = {P}, lam = {lam:g}, beta = {p['beta']:g}, "
-                 f"{p['trials']} trials", fontsize=9)
+    ax.set_title(
+        f"Fig. 4b: D = {D}, P = {P}, lam = {lam:g}, beta = {p['beta']:g}, {p['trials']} trials",
+        fontsize=9,
+    )
     ax.legend(fontsize=8)
     files += save_figure(fig, ctx.out)
     import xarray as xr
@@ -133,13 +166,15 @@ def run(ctx: Context) -> Outcome:
         + (
             f"; SGD {sgd_mean[-1]:.3g}, at most {numbers['sgd_over_exact_max']:.3f} x the exact "
             "error on the same training data"
-            if sgd_mean else ""
+            if sgd_mean
+            else ""
         )
         + f"; theory {numbers['theory_at_N'][-1]:.3g}."
     )
     return Outcome(
-        numbers=numbers, summary=summary, agrees=bool(falls and close),
-        seeds={"sweep_seed": ctx.seed,
-               "sgd": [ctx.seed + 7919 * (k + 1) for k in range(len(Ns))]},
+        numbers=numbers,
+        summary=summary,
+        agrees=bool(falls and close),
+        seeds={"sweep_seed": ctx.seed, "sgd": [ctx.seed + 7919 * (k + 1) for k in range(len(Ns))]},
         files=files,
     )

@@ -58,7 +58,13 @@ def block_samples(
     while done < instances:
         k = min(chunk, instances - done)
         inst = make_instance(
-            D, N, P, lam, convention=convention, seed=seed + done, batch_shape=(k,),
+            D,
+            N,
+            P,
+            lam,
+            convention=convention,
+            seed=seed + done,
+            batch_shape=(k,),
             device=device,
         )
         fb, cb = inst.field_blocks(), inst.coupling_blocks()
@@ -127,8 +133,9 @@ def run(ctx: Context) -> Outcome:
         attrs={"D": D, "N": N, "P": P, "lam": lam, "convention": ctx.convention},
     )
     files += save_dataset(ds, ctx.out)
-    numbers = {f"KL_{b}_dN{dN}": float(kl[r, c]) for r, dN in enumerate(dNs)
-               for c, b in enumerate(BLOCKS)}
+    numbers = {
+        f"KL_{b}_dN{dN}": float(kl[r, c]) for r, dN in enumerate(dNs) for c, b in enumerate(BLOCKS)
+    }
     ratio = kl[1:] / kl[0]  # relative to the dN = 0 noise floor
     for c, b in enumerate(BLOCKS):
         numbers[f"KL_over_floor_{b}_dNmax"] = float(ratio[-1, c])
@@ -143,8 +150,11 @@ def run(ctx: Context) -> Outcome:
         + f" (noise floor at dN = 0: {kl[0].min():.2g}..{kl[0].max():.2g}); ranking of the "
         "KL / floor: "
         + " > ".join(f"{b} ({last[BLOCKS.index(b)]:.2g})" for b in order)
-        + (". C changes most and D more than A, B, as the paper says." if agrees else
-           ". The paper's ordering (C, D more sensitive than A, B, E) does not fully hold in "
-           "this sample: see the ranking.")
+        + (
+            ". C changes most and D more than A, B, as the paper says."
+            if agrees
+            else ". The paper's ordering (C, D more sensitive than A, B, E) does not fully hold in "
+            "this sample: see the ranking."
+        )
     )
     return Outcome(numbers=numbers, summary=summary, agrees=agrees, seeds=seeds, files=files)

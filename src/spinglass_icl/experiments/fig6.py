@@ -41,9 +41,21 @@ def run(ctx: Context) -> Outcome:
     sla_res = None
     for m in models:
         cfg = training.TrainConfig(
-            model=m, D=D, N=N, P=P, lam=lam, trials=p["trials"], epochs=p["epochs"],
-            lr=p["lr"], optimizer=p["optimizer"], convention=ctx.convention, seed=ctx.seed,
-            device=ctx.device, test_tasks=p["test_tasks"], H=p["H"], M=p["M"],
+            model=m,
+            D=D,
+            N=N,
+            P=P,
+            lam=lam,
+            trials=p["trials"],
+            epochs=p["epochs"],
+            lr=p["lr"],
+            optimizer=p["optimizer"],
+            convention=ctx.convention,
+            seed=ctx.seed,
+            device=ctx.device,
+            test_tasks=p["test_tasks"],
+            H=p["H"],
+            M=p["M"],
             eval_every=p["epochs"],
         )
         res = training.train(cfg, progress=ctx.progress)
@@ -52,15 +64,24 @@ def run(ctx: Context) -> Outcome:
         if m == "sla":
             sla_res = res
     if sla_res is None:  # AMP needs the SLA training sets
-        cfg = training.TrainConfig(model="sla", D=D, N=N, P=P, lam=lam, trials=p["trials"],
-                                   epochs=1, convention=ctx.convention, seed=ctx.seed)
+        cfg = training.TrainConfig(
+            model="sla",
+            D=D,
+            N=N,
+            P=P,
+            lam=lam,
+            trials=p["trials"],
+            epochs=1,
+            convention=ctx.convention,
+            seed=ctx.seed,
+        )
         sla_res = training.train(cfg)
     inst = sla_res.instances.to(device=ctx.device)
-    amp = solve(inst, "amp", beta=p["beta"], damping=p["damping"], tol=1e-8, max_iter=5000,
-                warn=False)
+    amp = solve(
+        inst, "amp", beta=p["beta"], damping=p["damping"], tol=1e-8, max_iter=5000, warn=False
+    )
     W = spins_to_W(amp.m)
-    te = test_error(W, N, convention=ctx.convention, n_tasks=p["test_tasks"],
-                    seed=ctx.seed + 4242)
+    te = test_error(W, N, convention=ctx.convention, n_tasks=p["test_tasks"], seed=ctx.seed + 4242)
     rel = te.relative.double().cpu().numpy()
     ok = amp.converged.cpu().numpy() if hasattr(amp.converged, "cpu") else np.array([True])
     per_trial["amp"] = np.where(ok, rel, np.nan)
@@ -72,14 +93,22 @@ def run(ctx: Context) -> Outcome:
     fig, axes = new_figure(1, 1, width=6.0, height=4.0)
     ax = axes[0][0]
     cols = [f"C{i}" for i in range(len(names))]
-    ax.bar(range(len(names)), [means[k] for k in names], yerr=[ses[k] for k in names],
-           color=cols, capsize=4)
+    ax.bar(
+        range(len(names)),
+        [means[k] for k in names],
+        yerr=[ses[k] for k in names],
+        color=cols,
+        capsize=4,
+    )
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels([k.upper() for k in names])
     ax.set_ylabel("relative test error")
     ax.set_yscale("log")
-    ax.set_title(f"Fig. 6: D = {D}, N = {N}, P = {P}, lam = {lam:g}, {p['trials']} trials, "
-                 f"{p['epochs']} epochs", fontsize=9)
+    ax.set_title(
+        f"Fig. 6: D = {D}, N = {N}, P = {P}, lam = {lam:g}, {p['trials']} trials, "
+        f"{p['epochs']} epochs",
+        fontsize=9,
+    )
     files = save_figure(fig, ctx.out)
     import xarray as xr
 
@@ -101,6 +130,9 @@ def run(ctx: Context) -> Outcome:
         + (". AMP matches the trained SLA." if match else ". AMP and SLA differ.")
     )
     return Outcome(
-        numbers=numbers, summary=summary, agrees=bool(match),
-        seeds={"train": ctx.seed, "amp_test": ctx.seed + 4242}, files=files,
+        numbers=numbers,
+        summary=summary,
+        agrees=bool(match),
+        seeds={"train": ctx.seed, "amp_test": ctx.seed + 4242},
+        files=files,
     )

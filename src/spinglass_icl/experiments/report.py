@@ -47,7 +47,9 @@ def _fmt(v) -> str:
 
 def _verdict(rec: dict) -> str:
     a = rec.get("agrees")
-    return {True: "agrees with the paper", False: "differs from the paper"}.get(a, "no claim tested")
+    return {True: "agrees with the paper", False: "differs from the paper"}.get(
+        a, "no claim tested"
+    )
 
 
 def _markdown(recs: list[dict]) -> str:

@@ -1,0 +1,212 @@
+"""``spinglass-icl reproduce``: every figure at the tiny preset, checked on its physics.
+
+One module-scoped run of ``reproduce all --preset tiny`` feeds the tests; each test reads
+the figure's ``result.json`` / data and checks a trend of the paper (or, where our data
+contradict the paper, what is true), not just that files exist.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from spinglass_icl.cli import main
+from spinglass_icl.experiments import FIGURES
+
+ALL = list(FIGURES)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("reproduce_tiny")
+    threads = torch.get_num_threads()
+    try:
+        rc = main(
+            ["reproduce", "all", "--preset", "tiny", "--out", str(out), "--executor", "serial",
+             "--no-progress"]
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)  # the CLI sets 1 thread for tiny presets
+    assert rc == 0
+    return out
+
+
+def rec(out: Path, name: str) -> dict:
+    return json.loads((out / name / "result.json").read_text())
+
+
+def test_every_figure_has_png_pdf_data_and_record(tiny):
+    for name in ALL:
+        r = rec(tiny, name)
+        folder = tiny / name
+        assert (folder / "figure.png").stat().st_size > 1000
+        assert (folder / "figure.pdf").stat().st_size > 1000
+        assert (folder / "data.nc").exists(), name
+        assert r["preset"] == "tiny" and r["convention"] == "authors" and r["seed"] == 0
+        assert r["seconds"] > 0
+        assert set(r["files"]) >= {"figure.png", "figure.pdf"}
+
+
+def test_fig1_fat_tails_and_block_law_scales(tiny):
+    n = rec(tiny, "fig1")["numbers"]
+    for b in "ABCDE":
+        assert n[f"{b}_excess_kurtosis"] > 1.0, b  # fat tails (a Gaussian gives 0)
+    # theta is exactly the law of block B (same sums, same scale factor)
+    assert n["B_std_ratio"] == pytest.approx(1.0, abs=0.08)
+    # z misses the coherent part N w_m of block A: std ratio sqrt((N+D+1)/D)
+    assert n["A_std_ratio"] == pytest.approx(n["A_std_ratio_expected"], rel=0.1)
+
+
+def test_fig2_error_falls_and_contrast_rises_with_P_and_amp_structure(tiny):
+    r = rec(tiny, "fig2")
+    n, p = r["numbers"], r["params"]
+    Pl, Ph = min(p["P_list"]), max(p["P_list"])
+    assert n[f"P{Ph}_relative_test_error"] < 0.5 * n[f"P{Pl}_relative_test_error"]
+    assert n[f"P{Ph}_contrast"] > 0.95 > n[f"P{Pl}_contrast"]
+    assert n["amp_status"] == "converged"
+    # last column of W: no field, no coupling -> m = 0 and v = 1/(beta lam) exactly
+    assert n["amp_last_column_max_abs_m"] < 1e-12
+    assert n["amp_last_column_v_mean"] == pytest.approx(n["one_over_beta_lam"], rel=1e-9)
+    assert n["amp_contrast"] > 0.95
+
+
+def test_hessian_has_n_minus_P_eigenvalues_at_lam(tiny):
+    r = rec(tiny, "hessian")
+    n = r["numbers"]
+    D = r["params"]["D"]
+    assert n["P10_near_lam_mean"] == (D + 1) ** 2 - 10
+    Ph = max(r["params"]["P_list"])
+    assert n[f"P{Ph}_near_lam_mean"] == D + 1  # only W's inert last column stays flat
+    assert r["agrees"] is True
+
+
+def test_fig3_one_minimum_bowl_sharper_at_large_P(tiny):
+    r = rec(tiny, "fig3")
+    n = r["numbers"]
+    Pl, Ph = min(r["params"]["P_list"]), max(r["params"]["P_list"])
+    for P in (Pl, Ph):
+        assert n[f"P{P}_min_energy_random"] > n[f"P{P}_energy_target"]
+    assert n[f"P{Ph}_spearman_energy_distance"] > n[f"P{Pl}_spearman_energy_distance"]
+    import xarray as xr
+
+    with xr.open_dataset(tiny / "fig3" / "data.nc") as ds:
+        assert ds[f"tsne_P{Pl}"].shape == (r["params"]["points"] + 1, 2)
+        assert np.isfinite(ds[f"tsne_P{Pl}"].values).all()
+
+
+def test_fig4a_contrast_rises_with_P_and_store_resumes(tiny):
+    r = rec(tiny, "fig4a")
+    n = r["numbers"]
+    c = n["exact_C_vs_P"]
+    assert c[-1] > 0.9 and c[-1] > c[0] + 0.5
+    assert all(b > a - 0.05 for a, b in zip(c, c[1:]))
+    assert 0 < n["amp_nonconverged_fraction"] < 1  # AMP fails somewhere, not everywhere
+    from spinglass_icl.sweep import open_store
+
+    ds = open_store(tiny / "fig4a" / "sweep.sqlite").to_xarray()
+    assert set(ds["solver"].values) == {"amp-paper", "exact"}
+    assert bool(ds["converged"].sel(solver="exact").all())
+    # non-converged AMP rows stay in the table as missing values
+    amp = ds.sel(solver="amp-paper")
+    assert bool(np.isnan(amp["contrast"].values[~amp["converged"].values]).all())
+
+
+def test_fig4a_rerun_resumes_from_store(tiny, tmp_path):
+    import shutil
+
+    from spinglass_icl.experiments.common import run_figure
+
+    shutil.copytree(tiny / "fig4a", tmp_path / "fig4a")
+    r = run_figure("fig4a", tmp_path, preset="tiny", executor="serial", progress=False,
+                   force=True)  # fmt: skip
+    assert r["numbers"] == rec(tiny, "fig4a")["numbers"]
+
+
+def test_fig4b_error_falls_with_N_and_sgd_matches_exact(tiny):
+    n = rec(tiny, "fig4b")["numbers"]
+    ex = n["exact_relative_error"]
+    assert ex[-1] < 0.5 * ex[0]
+    assert all(b < a for a, b in zip(ex, ex[1:]))
+    # SGD reaches the exact ridge minimizer of its own training set
+    assert n["sgd_over_exact_max"] < 1.05
+    # the large-D theory is in the right range at finite D
+    for t, e in zip(n["theory_at_N"], ex):
+        assert 0.5 * e < t < 1.5 * e
+    assert n["exact_converged_fraction"] == [1.0] * len(ex)
+
+
+def test_fig5_block_C_most_sensitive_to_prompt_length(tiny):
+    n = rec(tiny, "fig5")["numbers"]
+    ratios = {b: n[f"KL_over_floor_{b}_dNmax"] for b in "ABCDE"}
+    assert max(ratios, key=ratios.get) == "C"
+    assert ratios["C"] > 3.0
+    assert ratios["C"] > ratios["A"] and ratios["C"] > ratios["B"]
+
+
+def test_fig6_all_architectures_and_amp(tiny):
+    n = rec(tiny, "fig6")["numbers"]
+    for m in ("sla", "fla", "sa", "tf", "mhla", "amp"):
+        assert math.isfinite(n[f"{m}_relative_error"]) and n[f"{m}_relative_error"] < 2.0
+    assert n["amp_converged"] == rec(tiny, "fig6")["params"]["trials"]
+    # AMP is the ridge minimizer of the SLA's own data: no worse than the trained SLA
+    assert n["amp_relative_error"] < 1.05 * n["sla_relative_error"]
+
+
+def test_double_descent_peaks_at_interpolation(tiny):
+    n = rec(tiny, "double-descent")["numbers"]
+    peaks = [v for k, v in n.items() if k.endswith("_peak_tau")]
+    assert peaks and all(0.6 < t < 1.7 for t in peaks)
+
+
+def test_report_has_every_section_and_results_json(tiny):
+    md = (tiny / "report.md").read_text()
+    html = (tiny / "report.html").read_text()
+    res = json.loads((tiny / "results.json").read_text())
+    assert set(res["figures"]) == set(ALL)
+    for name in ALL:
+        assert f"## {name}:" in md
+        assert f"id='{name}'" in html
+        assert res["figures"][name]["seconds"] > 0
+    assert html.count("data:image/png;base64,") == len(ALL)
+    assert "Onsager" in md and "convex" in md  # SPEC notes carried into the report
+    assert 'src="http' not in html and "src='http" not in html  # self-contained
+
+
+def test_single_figure_rerun_keeps_other_sections(tiny, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "r"
+    shutil.copytree(tiny, out)
+    threads = torch.get_num_threads()
+    try:
+        assert main(["reproduce", "hessian", "--preset", "tiny", "--out", str(out),
+                     "--no-progress"]) == 0  # fmt: skip
+        assert "skipped" in capsys.readouterr().out  # same preset/seed: not redone
+        assert main(["reproduce", "hessian", "--preset", "tiny", "--out", str(out), "--force",
+                     "--no-progress"]) == 0  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    md = (out / "report.md").read_text()
+    assert all(f"## {name}:" in md for name in ALL)
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
+    assert main(["reproduce", "fig1", "--preset", "tiny", "--seed", "-1",
+                 "--out", str(tmp_path)]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("spinglass-icl: error: seed must be") and "\n" not in err
+    with pytest.raises(SystemExit) as exc:
+        main(["reproduce", "fig9", "--out", str(tmp_path)])
+    assert exc.value.code == 2
+    from spinglass_icl.errors import ParameterError
+    from spinglass_icl.experiments.common import run_figure
+
+    with pytest.raises(ParameterError, match="params must be keys"):
+        run_figure("fig1", tmp_path, preset="tiny", params={"nonsense": 1})
+    with pytest.raises(ParameterError, match="preset must be one of"):
+        run_figure("fig1", tmp_path, preset="huge")

@@ -23,6 +23,7 @@ the interpolation peak at ``P = D (D+1)``, ``tau -> 1``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -197,9 +198,9 @@ def lam_prime(D: int, N: int, lam: float, convention: str = DEFAULT_CONVENTION) 
     """Map our ridge lam (eq. 2, ``+ lam/2 ||W||^2``) to the lam' of Lu et al.
 
     Our SLA reads ``y^ = c sum_i y_i x~^T W11^T x_i (+ W21 term)``; theirs (inputs of
-    variance 1/D, labels of variance 1) reads ``(1/N) sum_i y_i x~^T Gamma x_i`` with
-    the loss ``(1/P) sum (y~ - y^)^2 + (lam'/D) ||Gamma||_F^2``. Matching predictions
-    and losses (``docs/theory.md``):
+    variance 1/D, labels of variance 1) reads ``(1/N) sum_i y_i x~^T Gamma x_i`` in terms
+    of unit-variance inputs, with the loss ``(1/P) sum (y~ - y^)^2 + (lam'/D) ||Gamma||_F^2``.
+    Matching predictions and losses (``docs/theory.md`` section 2):
 
     ============== ========================= =========================
     convention     Gamma                      lam'
@@ -336,11 +337,12 @@ def relative_exact_test_error(
     convention: str = DEFAULT_CONVENTION,
     noise: float = 0.0,
 ) -> torch.Tensor:
-    """:func:`exact_test_error` divided by ``E y~^2 = s^2 D + noise^2`` (comparable across conventions)."""
-    err = exact_test_error(W, N, convention, noise)
-    D = (W.shape[-1] - 1) if W.dim() > 1 and W.shape[-1] == W.shape[-2] else None
-    if D is None:
-        import math
+    """:func:`exact_test_error` divided by ``E y~^2 = s^2 D + noise^2``.
 
-        D = math.isqrt(W.shape[-1]) - 1
+    Comparable across conventions; what ``TestError.relative`` estimates.
+    """
+    err = exact_test_error(W, N, convention, noise)
+    n = W.shape[-1]
+    square = W.dim() > 1 and W.shape[-2] == n
+    D = n - 1 if square else math.isqrt(n) - 1
     return err / get_convention(convention).label_variance(D, noise)

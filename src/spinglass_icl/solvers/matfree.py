@@ -212,9 +212,11 @@ def make_lowrank_instance(
         pr = sample_prompts(
             cfg.D, cfg.N, k, convention=cfg.convention, noise=cfg.noise, generator=g
         )
-        us.append(pr.u.to(device=dev, dtype=dtype))
-        qs.append(pr.q.to(device=dev, dtype=dtype))
-        ys.append(pr.y.to(device=dev, dtype=dtype))
+        # clone: q is a view into the chunk's X, which must not stay alive
+        us.append(pr.u.to(device=dev, dtype=dtype).clone())
+        qs.append(pr.q.to(device=dev, dtype=dtype).clone())
+        ys.append(pr.y.to(device=dev, dtype=dtype).clone())
+        del pr
         done += k
     return LowRankInstance(torch.cat(us), torch.cat(qs), torch.cat(ys), lam, cfg)
 

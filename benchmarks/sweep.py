@@ -1,0 +1,179 @@
+"""Sweep throughput and the largest D (issue 4). Prints markdown tables.
+
+Fig. 4a grid (SPEC §7): D = 40, lam = 10, beta = 100, AMP (damping 0.9, tol 1e-6),
+20 x 20 points x 10 repeats with P/D^2 in [0.05, 2.5] and N/D in [0.1, 5] (the ranges of
+the authors' D = 20 data, P in [20, 1000], N in [2, 100]); here P in [80, 4000] and
+N in [4, 200]. On a small CPU the whole grid (4000 solves of 1681 spins) takes too long
+for every mode, so each mode runs a subset of P values spread over the range (their
+mean P is within a few % of the grid's mean; the cost of a point is close to linear in
+P) with all 10 repeats, and the full-grid time is extrapolated as
+``rows_in_grid / (rows per second)`` -- marked "extrapolated".
+
+Modes: ``loop`` (per-instance solve, serial), ``batched`` (same-shape instances stacked,
+serial), ``local`` / ``local+batched`` (process pool), and, with CUDA, ``cuda`` float64 /
+float32 batched. Every mode writes a real SQLite store (end-to-end timing).
+
+Large D: the matrix-free exact mean (PCG) at D = 200 (40 401 spins), P = 2 D^2, N = 100,
+in a subprocess whose peak RSS is reported; the dense couplings would need 13 GB (J)
++ 13 GB (J^2).
+
+    python benchmarks/sweep.py                       # default subset, CPU
+    python benchmarks/sweep.py --quick               # tiny smoke run
+    python benchmarks/sweep.py --p-idx 0 4 9 14 19 --n-idx 0 10 19 --modes loop batched
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spinglass_icl.sweep import SweepSpec, run_sweep
+
+MODES = ("loop", "batched", "local", "local+batched", "cuda", "cuda-float32")
+
+
+def fig4a_axes(D: int, n: int = 20) -> tuple[list[int], list[int]]:
+    """P and N values of the Fig. 4a grid at dimension D (n values each)."""
+    P = sorted({int(round(x * D * D)) for x in np.linspace(0.05, 2.5, n)})
+    N = sorted({max(1, int(round(x * D))) for x in np.linspace(0.1, 5.0, n)})
+    return P, N
+
+
+def run_mode(mode: str, spec: SweepSpec, workers: int) -> dict:
+    kw: dict = {"progress": False}
+    if mode == "loop":
+        kw.update(executor="serial", batched=False, threads=1)
+    elif mode == "batched":
+        kw.update(executor="serial", batched=True, threads=1)
+    elif mode == "local":
+        kw.update(executor="local", batched=False, workers=workers)
+    elif mode == "local+batched":
+        kw.update(executor="local", batched=True, workers=workers)
+    elif mode == "cuda":
+        kw.update(executor="serial", batched=True, device="cuda")
+    elif mode == "cuda-float32":
+        kw.update(executor="serial", batched=True, device="cuda", dtype="float32")
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        store = run_sweep(spec, Path(tmp) / "bench.sqlite", **kw)
+        if mode.startswith("cuda"):
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - t0
+        rows = store.rows()
+        store.close()
+    conv = sum(r["converged"] for r in rows)
+    return {"mode": mode, "rows": len(rows), "seconds": seconds, "converged": conv}
+
+
+LARGE_D_CODE = r"""
+import json, resource, sys, time
+import torch
+from spinglass_icl.solvers.matfree import make_lowrank_instance, solve_cg
+D, N, ratio, lam = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+P = int(round(ratio * D * D))
+t0 = time.perf_counter()
+inst = make_lowrank_instance(D, N, P, lam, seed=0, chunk=256)
+t1 = time.perf_counter()
+res = solve_cg(inst, tol=1e-8)
+t2 = time.perf_counter()
+r = (inst.hessian_matvec(res.m) - inst.fields).norm() / inst.fields.norm()
+print(json.dumps({"D": D, "N": N, "P": P, "spins": (D + 1) ** 2, "lam": lam,
+    "status": res.status, "cg_iter": res.n_iter, "rel_residual": float(r),
+    "sample_s": t1 - t0, "solve_s": t2 - t1,
+    "peak_rss_GB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}))
+"""
+
+
+def large_d(D: int, N: int, ratio: float, lam: float) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", LARGE_D_CODE, str(D), str(N), str(ratio), str(lam)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--D", type=int, default=40)
+    ap.add_argument("--lam", type=float, default=10.0)
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--p-idx", type=int, nargs="+", default=[2, 9, 16], help="P indices (0-19)")
+    ap.add_argument("--n-idx", type=int, nargs="+", default=[5], help="N indices (0-19)")
+    ap.add_argument("--modes", nargs="+", default=None, help=f"subset of {MODES}")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--test-tasks", type=int, default=2000)
+    ap.add_argument("--large-D", type=int, default=200, help="0 to skip the large-D run")
+    ap.add_argument("--large-ratio", type=float, default=2.0, help="P / D^2 of the large-D run")
+    ap.add_argument("--large-N", type=int, default=100)
+    ap.add_argument("--quick", action="store_true", help="tiny smoke run")
+    args = ap.parse_args()
+    if args.quick:
+        args.D, args.repeats, args.p_idx, args.n_idx = 10, 2, [2, 9], [5]
+        args.large_D, args.test_tasks = 30, 500
+    modes = args.modes or [m for m in MODES if torch.cuda.is_available() or "cuda" not in m]
+    Ps, Ns = fig4a_axes(args.D)
+    grid = {"P": [Ps[i] for i in args.p_idx], "N": [Ns[i] for i in args.n_idx]}
+    spec = SweepSpec(
+        grid=grid,
+        fixed={"D": args.D, "lam": args.lam, "beta": 100.0, "solver": "amp"},
+        repeats=args.repeats,
+        seed=0,
+        solver_options={"damping": 0.9, "tol": 1e-6, "max_iter": 2000},
+        test_tasks=args.test_tasks,
+    )
+    full_rows = len(Ps) * len(Ns) * args.repeats
+    print(
+        f"# sweep benchmark  {platform.node()}  {os.cpu_count()} CPUs  torch "
+        f"{torch.__version__}  cuda={torch.cuda.is_available()}"
+    )
+    print(
+        f"Fig. 4a grid at D={args.D}, lam={args.lam:g}, beta=100, amp (damping 0.9, tol 1e-6): "
+        f"P in {Ps[0]}..{Ps[-1]}, N in {Ns[0]}..{Ns[-1]}, {full_rows} rows in the full grid"
+    )
+    print(
+        f"measured subset: P={grid['P']} (mean {np.mean(grid['P']):.0f}; grid mean "
+        f"{np.mean(Ps):.0f}), N={grid['N']}, repeats={args.repeats}: {spec.n_tasks} rows\n"
+    )
+    print("| mode | rows | seconds | rows/s | speed-up vs loop | full grid (extrapolated) |")
+    print("|---|---|---|---|---|---|")
+    base = None
+    scale = np.mean(Ps) / np.mean(grid["P"])  # cost ~ linear in P
+    for mode in modes:
+        r = run_mode(mode, spec, args.workers)
+        rate = r["rows"] / r["seconds"]
+        base = rate if mode == "loop" else base
+        sp = f"{rate / base:.2f}x" if base else "-"
+        full = full_rows / rate * scale
+        print(
+            f"| {mode} | {r['rows']} ({r['converged']} conv.) | {r['seconds']:.1f} | "
+            f"{rate:.3f} | {sp} | {full / 60:.1f} min |",
+            flush=True,
+        )
+    if args.large_D:
+        print("\nLarge D, matrix-free exact mean (PCG, Jacobi preconditioner, tol 1e-8):\n")
+        r = large_d(args.large_D, args.large_N, args.large_ratio, 1.0)
+        print("| D | spins | P | N | lam | CG iterations | sample s | solve s | peak RSS |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        print(
+            f"| {r['D']} | {r['spins']} | {r['P']} | {r['N']} | {r['lam']:g} | {r['cg_iter']} "
+            f"({r['status']}, residual {r['rel_residual']:.1e}) | {r['sample_s']:.1f} | "
+            f"{r['solve_s']:.1f} | {r['peak_rss_GB']:.2f} GB |"
+        )
+        dense = 2 * r["spins"] ** 2 * 8 / 1e9
+        print(f"\n(dense J and J^2 in float64 would need {dense:.1f} GB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -254,3 +254,19 @@ def _cpu_count() -> int:
     import os
 
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def trial_chunks(
+    trials: int, P: int, D: int, N: int, device: str = "cpu", max_floats: float | None = None
+) -> list[tuple]:
+    """Split ``trials`` into ``(first_trial, n)`` chunks whose prompts hold at most about
+    ``max_floats`` numbers (``n P (D+1) (N+1)``; default 5e7 on CPU, 5e8 on CUDA), so
+    paper-size runs fit in memory.
+
+    The training module derives every stream of trial k from ``(seed, k)``, so chunked
+    runs give the same numbers as one batched run.
+    """
+    if max_floats is None:
+        max_floats = 5e8 if str(device).startswith("cuda") else 5e7
+    per = max(1, int(max_floats // (P * (D + 1) * (N + 1))))
+    return [(k, min(per, trials - k)) for k in range(0, trials, per)]

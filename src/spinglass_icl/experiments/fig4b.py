@@ -11,8 +11,9 @@ The line is the large-D theory (:func:`spinglass_icl.theory.asymptotic_error`).
 from __future__ import annotations
 
 import numpy as np
+import torch
 
-from .common import Context, Outcome, need, new_figure, save_dataset, save_figure
+from .common import Context, Outcome, need, new_figure, save_dataset, save_figure, trial_chunks
 
 TITLE = "Test error vs prompt length: AMP, exact, SGD and theory"
 CLAIM = (
@@ -70,32 +71,36 @@ def run(ctx: Context) -> Outcome:
         from ..solvers import ground_state
 
         for k, N in enumerate(Ns):
-            cfg = training.TrainConfig(
-                model="sla",
-                D=D,
-                N=N,
-                P=P,
-                lam=lam,
-                trials=p["trials"],
-                epochs=p["epochs"],
-                lr=p["lr"],
-                optimizer=p["optimizer"],
-                convention=ctx.convention,
-                seed=ctx.seed + 7919 * (k + 1),
-                device=ctx.device,
-                test_tasks=p["test_tasks"],
-                eval_every=p["epochs"],
-            )
-            res = training.train(cfg, progress=ctx.progress)
-            x = res.relative_test_error.double().cpu().numpy()
+            xs, es, ee = [], [], []
+            for first, n in trial_chunks(p["trials"], P, D, N, device=ctx.device):
+                cfg = training.TrainConfig(
+                    model="sla",
+                    D=D,
+                    N=N,
+                    P=P,
+                    lam=lam,
+                    trials=n,
+                    first_trial=first,
+                    epochs=p["epochs"],
+                    lr=p["lr"],
+                    optimizer=p["optimizer"],
+                    convention=ctx.convention,
+                    seed=ctx.seed + 7919 * (k + 1),
+                    device=ctx.device,
+                    test_tasks=p["test_tasks"],
+                    eval_every=p["epochs"],
+                )
+                res = training.train(cfg, progress=ctx.progress)
+                xs.append(res.relative_test_error.double().cpu().numpy())
+                W_sgd = res.W.double()
+                W_ex = ground_state(res.instances.to(device=W_sgd.device)).reshape(W_sgd.shape)
+                es.append(theory.relative_exact_test_error(W_sgd.cpu(), N, ctx.convention))
+                ee.append(theory.relative_exact_test_error(W_ex.cpu(), N, ctx.convention))
+            x = np.concatenate(xs)
             sgd_mean.append(float(x.mean()))
             sgd_se.append(float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else 0.0)
-            W_sgd = res.W.double().cpu()
-            W_ex = ground_state(res.instances).reshape(W_sgd.shape).cpu()
-            e_sgd = theory.relative_exact_test_error(W_sgd, N, ctx.convention)
-            e_ex = theory.relative_exact_test_error(W_ex, N, ctx.convention)
-            pair_sgd.append(float(e_sgd.mean()))
-            pair_exact.append(float(e_ex.mean()))
+            pair_sgd.append(float(torch.cat(es).mean()))
+            pair_exact.append(float(torch.cat(ee).mean()))
         numbers["sgd_relative_error"] = sgd_mean
         numbers["sgd_closed_form_error"] = pair_sgd
         numbers["exact_same_data_closed_form_error"] = pair_exact

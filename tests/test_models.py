@@ -85,7 +85,9 @@ def test_fla_and_mhla_follow_eq41():
     X = pr.X
     Y = model.c / math.sqrt(D) * params["W_V"][:, None] @ X @ X.transpose(-1, -2)
     Y = Y @ params["W"][:, None] @ X
-    torch.testing.assert_close(model.predict(params, model.prepare(X)), Y[..., D, N], rtol=1e-11, atol=1e-12)
+    torch.testing.assert_close(
+        model.predict(params, model.prepare(X)), Y[..., D, N], rtol=1e-11, atol=1e-12
+    )
     # with W_V's read-out row sqrt(D) e_D, FLA is SLA
     sla = build_model("sla", D, N)
     V = torch.zeros_like(params["W_V"])
@@ -95,7 +97,10 @@ def test_fla_and_mhla_follow_eq41():
     # MHLA: the readout-weighted sum of M FLA heads
     mh, mp, _ = _setup("mhla")
     heads = torch.stack(
-        [model.predict({"W": mp["W"][:, h], "W_V": mp["W_V"][:, h]}, model.prepare(X)) for h in range(mh.M)],
+        [
+            model.predict({"W": mp["W"][:, h], "W_V": mp["W_V"][:, h]}, model.prepare(X))
+            for h in range(mh.M)
+        ],
         -1,
     )
     torch.testing.assert_close(mh.predict(mp, mh.prepare(X)), (heads * mp["W_O"][:, None]).sum(-1))
@@ -113,14 +118,18 @@ def test_sa_and_tf_follow_eq42_45():
     model, params, pr = _setup("sa")
     X = pr.X
     Y = _naive_sa(params, X, model.H)
-    torch.testing.assert_close(model.predict(params, model.prepare(X)), Y[..., D, N], rtol=1e-11, atol=1e-12)
+    torch.testing.assert_close(
+        model.predict(params, model.prepare(X)), Y[..., D, N], rtol=1e-11, atol=1e-12
+    )
     tf, tp, _ = _setup("tf")
     tp["b_1"] = torch.randn(tp["b_1"].shape, generator=make_generator(5), dtype=torch.float64)
     tp["b_2"] = torch.randn(tp["b_2"].shape, generator=make_generator(6), dtype=torch.float64)
     z1 = _naive_sa(tp, X, tf.H) + X
     z2 = torch.relu(tp["W_1"][:, None] @ z1 + tp["b_1"][:, None, :, None])
     z3 = tp["W_2"][:, None] @ z2 + tp["b_2"][:, None, :, None]
-    torch.testing.assert_close(tf.predict(tp, tf.prepare(X)), (z1 + z3)[..., D, N], rtol=1e-11, atol=1e-12)
+    torch.testing.assert_close(
+        tf.predict(tp, tf.prepare(X)), (z1 + z3)[..., D, N], rtol=1e-11, atol=1e-12
+    )
 
 
 def test_init_is_per_trial_and_seeded():

@@ -14,13 +14,13 @@ All read-outs are the query entry ``Y[D+1, N+1]`` (1-based, as in the paper; ``Y
 that column alone; this is exact, not an approximation (the feed-forward part of TF acts
 token by token).
 
-| name   | eq.    | prediction (0-based indices)                                  | weights          |
-|--------|--------|---------------------------------------------------------------|------------------|
-| ``sla``| 40     | ``c u^T W q``, ``u = X X^T[D, :]``, ``q = X[:, N]``           | W                |
-| ``fla``| 41     | ``c/sqrt(D) (W_V X X^T W X)[D, N]``                           | W, W_V           |
-| ``mhla``| 41 x M| ``sum_h w_O[h] y^_h``, M FLA heads                           | W, W_V, w_O      |
-| ``sa`` | 42-44  | ``(W_O V softmax(K^T q_N / sqrt H))[D]``                      | W_Q, W_K, W_V, W_O |
-| ``tf`` | 45     | SA + residual + ReLU MLP (width H) + residual, entry ``[D, N]`` | + W_1, b_1, W_2, b_2 |
+| name    | eq.   | prediction (0-based indices)                         | weights            |
+|---------|-------|------------------------------------------------------|--------------------|
+| ``sla`` | 40    | ``c u^T W q``, ``u = X X^T[D, :]``, ``q = X[:, N]``  | W                  |
+| ``fla`` | 41    | ``c/sqrt(D) (W_V X X^T W X)[D, N]``                  | W, W_V             |
+| ``mhla``| 41 xM | ``sum_h w_O[h] y^_h`` over M FLA heads               | W, W_V, w_O        |
+| ``sa``  | 42-44 | ``(W_O V softmax(K^T q_N / sqrt H))[D]``             | W_Q, W_K, W_V, W_O |
+| ``tf``  | 45    | SA + residual + ReLU MLP (width H) + residual        | + W_1, b_1, W_2, b_2 |
 
 ``c`` is the convention's prefactor (SPEC §2): ``1/(N+1)`` for ``authors`` (default),
 ``1/(D N)`` for ``paper-text`` (the printed eq. 40), ``1/N`` for ``normalized``.

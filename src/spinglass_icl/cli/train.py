@@ -63,9 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--tol", type=float, default=None, help="stop a trial when its loss changes less (rel.)"
     )
-    p.add_argument(
-        "--eval-every", type=int, default=None, help="epochs between history records"
-    )
+    p.add_argument("--eval-every", type=int, default=None, help="epochs between history records")
     p.add_argument("--dtype", default="float64", help="float64 (default) or float32")
     p.add_argument(
         "--beta", type=float, default=100.0, help="beta written to instance.npz (default 100)"
@@ -127,8 +125,10 @@ def run(args: argparse.Namespace) -> int:
         np.savez(out / "weights.npz", W=res.W[0].numpy())
         written += ["instance.npz", "weights.npz"]
     te, rte = summary["test_error"], summary["relative_test_error"]
-    pm = (lambda d: f"{d['mean']:.6g} ± {d['stderr']:.2g}") if cfg.trials > 1 else (
-        lambda d: f"{d['mean']:.6g}"
+    pm = (
+        (lambda d: f"{d['mean']:.6g} ± {d['stderr']:.2g}")
+        if cfg.trials > 1
+        else (lambda d: f"{d['mean']:.6g}")
     )
     print(
         f"spinglass-icl train  model={cfg.model} D={cfg.D} N={cfg.N} P={cfg.P} lam={cfg.lam:g} "

@@ -297,3 +297,15 @@ def test_finite_D_min_norm_peak_at_D_times_D_plus_1():
         inst = make_instance(D, D, P, 0.0, seed=P, batch_shape=(24,))
         med.append(float(relative_exact_test_error(spins_to_W(ground_state(inst)), D).median()))
     assert Ps[int(np.argmax(med))] == D * (D + 1), dict(zip(Ps, med))
+
+
+@pytest.mark.gpu
+def test_exact_test_error_on_cuda_equals_cpu():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    W = torch.stack([_random_W(6, 0.9, k) for k in range(3)])
+    for conv in CONVENTIONS:
+        cpu = exact_test_error(W, 30, conv, 0.2)
+        gpu = exact_test_error(W.to("cuda"), 30, conv, 0.2)
+        assert gpu.device.type == "cuda"
+        torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-12, atol=0.0)

@@ -7,9 +7,13 @@ import torch
 
 from spinglass_icl.errors import ParameterError
 from spinglass_icl.hamiltonian import (
+    GRAM_RANK_ONE_MIN_SPINS,
     block_masks,
     build_instance,
+    gram,
+    gram_rank_one,
     make_instance,
+    rank_one_factors,
     zero_coupling_fraction,
 )
 from spinglass_icl.tasks import sample_prompts
@@ -143,3 +147,44 @@ def test_bad_input(kwargs, name):
         build_instance(sample_prompts(2, 3, 4), -0.5)
     with pytest.raises(ParameterError, match="^D"):
         zero_coupling_fraction(0)
+
+
+# ------------------------------------------------- G from the rank-one structure
+@pytest.mark.parametrize(
+    "convention, batch_shape", [("authors", ()), ("paper-text", (2,)), ("normalized", ())]
+)
+def test_rank_one_gram_equals_s_transpose_s(convention, batch_shape):
+    """G built from s = vec(f (x) g) over unordered pairs equals S^T S / P to rounding."""
+    D = 19  # n = 400: the rank-one path
+    inst = make_instance(D, 7, 150, 0.1, convention=convention, seed=3, batch_shape=batch_shape)
+    assert inst.n >= GRAM_RANK_ONE_MIN_SPINS
+    f, g = rank_one_factors(inst.s)
+    assert f.shape == (*batch_shape, 150, D + 1) and g.shape == f.shape
+    outer = (f[..., :, None] * g[..., None, :]).reshape(inst.s.shape)
+    torch.testing.assert_close(outer, inst.s, rtol=1e-13, atol=1e-15 * float(inst.s.abs().max()))
+    ref = inst.s.transpose(-1, -2) @ inst.s / inst.P
+    G = inst.gram
+    assert float((G - ref).abs().max() / ref.abs().max()) < 1e-13
+    torch.testing.assert_close(gram_rank_one(f, g), G, rtol=0, atol=0)
+    assert torch.equal(G, G.transpose(-1, -2))  # exactly symmetric
+    assert inst.zero_fraction() == pytest.approx(zero_coupling_fraction(D), abs=1e-12)
+
+
+def test_gram_falls_back_for_features_that_are_not_rank_one():
+    inst = make_instance(19, 7, 150, 0.1, seed=0)
+    noisy = inst.s + 1e-6 * torch.randn(
+        inst.s.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
+    torch.testing.assert_close(gram(noisy), noisy.T @ noisy / 150, rtol=0, atol=0)
+    # an all-zero prompt is rank one (f = g = 0) and handled
+    s = inst.s.clone()
+    s[5] = 0.0
+    ref = s.T @ s / 150
+    assert float((gram(s) - ref).abs().max() / ref.abs().max()) < 1e-13
+
+
+def test_gram_float32():
+    inst = make_instance(19, 7, 150, 0.1, seed=0, dtype=torch.float32)
+    ref = inst.s.double().T @ inst.s.double() / 150
+    assert inst.gram.dtype == torch.float32
+    assert float((inst.gram.double() - ref).abs().max() / ref.abs().max()) < 1e-5

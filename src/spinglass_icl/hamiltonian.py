@@ -23,6 +23,7 @@ Everything accepts leading batch dimensions: ``s`` of shape (*batch, P, n).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -52,6 +53,68 @@ def zero_coupling_fraction(D: int) -> float:
     """
     D = check_int("D", D)
     return (2 * D + 1) / (D + 1) ** 2
+
+
+#: the rank-one construction of G is used from this many spins on (below it S^T S is cheap)
+GRAM_RANK_ONE_MIN_SPINS = 400
+
+
+def rank_one_factors(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Factors ``f, g`` of shape (*batch, P, K) with ``s^mu = vec(f^mu (x) g^mu)`` to rounding.
+
+    ``s`` has shape (*batch, P, K*K). ``f`` is the column of ``S^mu = s^mu.reshape(K, K)``
+    holding its largest entry and ``g`` the row through that entry divided by it, so
+    ``f_a g_b = S_ab`` when ``S^mu`` has rank one (eq. 3: ``S^mu = c u (x) [x~; 0]``);
+    exact zeros of ``S^mu`` stay exact zeros. Rank one is not checked here.
+    """
+    K = math.isqrt(s.shape[-1])
+    S = s.reshape(*s.shape[:-1], K, K)  # (*, P, K, K)
+    col = torch.linalg.vector_norm(S, ord=float("inf"), dim=-2).argmax(-1)  # (*, P)
+    f = torch.take_along_dim(S, col[..., None, None], dim=-1)[..., 0]  # (*, P, K)
+    row = f.abs().argmax(-1)  # (*, P)
+    r = torch.take_along_dim(S, row[..., None, None], dim=-2)[..., 0, :]  # (*, P, K)
+    piv = torch.take_along_dim(f, row[..., None], dim=-1)  # (*, P, 1)
+    safe = torch.where(piv != 0, piv, torch.ones_like(piv))
+    return f, torch.where(piv != 0, r / safe, torch.zeros_like(r))
+
+
+def gram_rank_one(f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``G = (1/P) sum_mu s s^T`` for ``s = vec(f (x) g)``, shape (*batch, K*K, K*K).
+
+    ``G[(a,b),(c,d)] = (1/P) sum_mu (f_a f_c)(g_b g_d)``: one matrix product over the
+    ``K(K+1)/2`` unordered pairs ``{a,c}`` and ``{b,d}`` (a quarter of the multiply-adds
+    of ``S^T S``), then a gather. The result is exactly symmetric.
+    """
+    P, K = f.shape[-2], f.shape[-1]
+    ia, ic = torch.triu_indices(K, K, device=f.device)  # pairs a <= c
+    F2 = f[..., ia] * f[..., ic]  # (*, P, np)
+    G2 = g[..., ia] * g[..., ic]
+    M = F2.transpose(-1, -2) @ G2 / P  # (*, np, np)
+    pair = torch.empty(K, K, dtype=torch.long, device=f.device)
+    pair[ia, ic] = torch.arange(ia.numel(), device=f.device)
+    pair[ic, ia] = pair[ia, ic]
+    G = M[..., pair[:, None, :, None], pair[None, :, None, :]]  # (*, a, b, c, d)
+    return G.reshape(*G.shape[:-4], K * K, K * K)
+
+
+def gram(s: torch.Tensor) -> torch.Tensor:
+    """``G = (1/P) S^T S`` of features ``s`` (*batch, P, n) (eq. 5, SPEC §4).
+
+    For ``n >= GRAM_RANK_ONE_MIN_SPINS`` rank-one features (every instance of this model)
+    go through :func:`gram_rank_one`, checked once against ``S^T (S x) / P`` for a random
+    x; anything else (or a failed check) uses ``S^T S``. Both agree to rounding.
+    """
+    P, n = s.shape[-2], s.shape[-1]
+    if n >= GRAM_RANK_ONE_MIN_SPINS and math.isqrt(n) ** 2 == n:
+        G = gram_rank_one(*rank_one_factors(s))
+        gen = torch.Generator(device="cpu").manual_seed(0)
+        x = torch.randn(n, 1, generator=gen, dtype=torch.float64).to(s.device, s.dtype)
+        ref = s.transpose(-1, -2) @ (s @ x) / P
+        err = (G @ x - ref).abs().amax((-2, -1))
+        rtol = max(1e-10, 1e3 * torch.finfo(s.dtype).eps)
+        if bool((err <= rtol * ref.abs().amax((-2, -1))).all()):
+            return G
+    return s.transpose(-1, -2) @ s / P
 
 
 @dataclass(frozen=True)
@@ -144,8 +207,8 @@ class Instance:
     # ------------------------------------------------------- couplings (eq. 5)
     @cached_property
     def gram(self) -> torch.Tensor:
-        """``G = (1/P) S^T S``, shape (*batch, n, n)."""
-        return self.s.transpose(-1, -2) @ self.s / self.P
+        """``G = (1/P) S^T S``, shape (*batch, n, n) (built by :func:`gram`)."""
+        return gram(self.s)
 
     @cached_property
     def fields(self) -> torch.Tensor:

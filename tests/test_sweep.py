@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from spinglass_icl.errors import ConfigError, ParameterError
 from spinglass_icl.hamiltonian import make_instance
@@ -407,3 +408,30 @@ def test_seconds_and_no_nan_in_rows(tmp_path):
         assert r["seconds"] > 0
         for k in ("contrast", "test_error", "relative_test_error"):
             assert r[k] is None or math.isfinite(r[k])
+
+
+@pytest.mark.parametrize("lowrank_matvec", [True, False])
+def test_batched_amp_kernel_equals_core_amp(lowrank_matvec):
+    from spinglass_icl.sweep.batched import lowrank_couplings, solve_amp_batched
+    from spinglass_icl.tasks import sample_prompts
+
+    D, P, lam = 4, 150, 1.0
+    prs = [sample_prompts(D, N, P, seed=s) for s, N in enumerate([3, 6, 9])]
+    u = torch.stack([pr.u * pr.config.prefactor for pr in prs])
+    q = torch.stack([pr.q for pr in prs])
+    y = torch.stack([pr.y for pr in prs])
+    insts = [make_instance(D, pr.config.N, P, lam, seed=s) for s, pr in enumerate(prs)]
+    G = lowrank_couplings(u, q, 1.0)
+    for i, inst in enumerate(insts):
+        torch.testing.assert_close(G[i], inst.gram, rtol=1e-12, atol=1e-15)
+    for onsager in (True, False):
+        res = solve_amp_batched(
+            u, q, y, 1.0, lam, 100.0, onsager=onsager, damping=0.5, tol=1e-10,
+            lowrank_matvec=lowrank_matvec,
+        )  # fmt: skip
+        for i, inst in enumerate(insts):
+            ref = solve(inst, "amp" if onsager else "amp-paper", damping=0.5, tol=1e-10,
+                        warn=False)  # fmt: skip
+            assert res.status[i] == ref.status and int(res.n_iter[i]) == ref.n_iter
+            torch.testing.assert_close(res.m[i], ref.m, rtol=1e-10, atol=1e-13)
+            torch.testing.assert_close(res.v[i], ref.v, rtol=1e-10, atol=1e-13)

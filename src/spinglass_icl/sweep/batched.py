@@ -17,18 +17,27 @@ uninterrupted one would and gets bit-identical numbers.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 
 import torch
 
-from ..hamiltonian import Instance, make_instance
+from ..hamiltonian import Instance, build_instance
 from ..observables import contrast, spins_to_W, test_error
-from ..solvers import solve
+from ..solvers import SolverResult, package_result, solve
+from ..solvers.engine import iterate
+from ..tasks import Prompts, sample_prompts
 from .spec import SweepSpec, Task
 
-__all__ = ["plan_chunks", "run_chunk", "batch_size_for", "DEFAULT_BATCH_BYTES"]
+__all__ = [
+    "plan_chunks",
+    "run_chunk",
+    "batch_size_for",
+    "solve_amp_batched",
+    "DEFAULT_BATCH_BYTES",
+]
 
 #: default memory budget of one batch (dense G, J^2 and temporaries)
 DEFAULT_BATCH_BYTES = 1 << 30
@@ -79,19 +88,129 @@ def plan_chunks(
     return chunks
 
 
-def _instance(task: Task, device: torch.device, dtype: torch.dtype) -> Instance:
+@functools.lru_cache(maxsize=4)
+def _pair_index(k: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pairs ``a <= a'`` of ``range(k)`` and the flat index that maps the pair-by-pair
+    matrix ``Gs`` back onto the ``n x n`` matrix: ``G[(a,b),(a',b')] = Gs[p(a,a'), p(b,b')]``."""
+    ia, ib = torch.triu_indices(k, k, device=device)
+    pair = torch.empty(k, k, dtype=torch.long, device=device)
+    ar = torch.arange(ia.numel(), device=device)
+    pair[ia, ib] = ar
+    pair[ib, ia] = ar
+    rows = pair[:, None, :, None].expand(k, k, k, k)  # (a, b, a', b') -> p(a, a')
+    cols = pair[None, :, None, :].expand(k, k, k, k)  # (a, b, a', b') -> p(b, b')
+    flat = (rows * ia.numel() + cols).reshape(k * k, k * k)
+    return ia, ib, flat
+
+
+def lowrank_couplings(u: torch.Tensor, q: torch.Tensor, c: float, squared: bool = False):
+    """``G = (1/P) S^T S`` (or ``G o G`` if ``squared``) from the rank-one factors.
+
+    ``S^mu = c u_mu (x) q_mu`` makes ``G[(a,b),(a',b')] = (c^2/P) sum_mu u_a u_a' q_b q_b'``
+    a function of the unordered pairs ``{a, a'}`` and ``{b, b'}``: one GEMM of size
+    ``(k(k+1)/2)^2 x P`` (k = D+1) -- 4x fewer flops than ``S^T S`` -- and a gather.
+    u, q: (*batch, P, k); returns (*batch, n, n).
+    """
+    k, P = u.shape[-1], u.shape[-2]
+    ia, ib, flat = _pair_index(k, u.device)
+    UU = u[..., ia] * u[..., ib]  # (*, P, k2)
+    QQ = q[..., ia] * q[..., ib]
+    Gs = (c * c / P) * (UU.transpose(-1, -2) @ QQ)  # (*, k2, k2)
+    if squared:
+        Gs = Gs * Gs
+    Gs = Gs.reshape(*Gs.shape[:-2], -1)
+    return Gs[..., flat.reshape(-1)].reshape(*Gs.shape[:-1], k * k, k * k)
+
+
+def solve_amp_batched(
+    u: torch.Tensor,
+    q: torch.Tensor,
+    y: torch.Tensor,
+    c: float,
+    lam: float,
+    beta: float,
+    *,
+    onsager: bool = True,
+    damping: float = 0.9,
+    tol: float = 1e-6,
+    max_iter: int = 2000,
+    lowrank_matvec: bool | None = None,
+) -> SolverResult:
+    """AMP (eq. 34; with the Onsager term if ``onsager``) for a batch of instances given
+    by their rank-one factors ``u, q`` (*batch, P, D+1) and labels ``y`` (*batch, P).
+
+    The update rule, start point and iteration engine are those of
+    :func:`spinglass_icl.solvers.solve_amp`; the sweep-specific savings are in the
+    linear algebra (results agree with the per-instance solver to rounding, tested):
+
+    * ``J^2 = G o G`` is built by :func:`lowrank_couplings` (4x fewer flops than
+      ``S^T S``), and ``J^2 v`` is the row product ``v^T J^2`` (symmetric), 2-3x faster on
+      the CPU than the batched column product ``J^2 @ v[..., None]``;
+    * ``G m = (1/P) S^T (S m)`` is applied through the factors,
+      ``(S m)_mu = c u_mu^T M q_mu`` (O(P n) flops on O(P D) data), when
+      ``P <= n`` (or ``lowrank_matvec=True``); otherwise from dense G (row product).
+    """
+    k, P = u.shape[-1], u.shape[-2]
+    n = k * k
+    bs = tuple(u.shape[:-2])
+    if lowrank_matvec is None:
+        lowrank_matvec = P <= n
+    c2P = c * c / P
+    gd = c2P * ((u * u).transpose(-1, -2) @ (q * q)).reshape(*bs, n)  # diag(G)
+    h = (c / P) * ((u * y[..., None]).transpose(-1, -2) @ q).reshape(*bs, n)
+    lam_i = lam + gd
+    J2 = lowrank_couplings(u, q, c, squared=True)
+    J2.diagonal(dim1=-2, dim2=-1).zero_()
+    G = None if lowrank_matvec else lowrank_couplings(u, q, c)
+    bb = beta * beta
+
+    def gram_matvec(m: torch.Tensor) -> torch.Tensor:
+        if G is not None:
+            return (m.unsqueeze(-2) @ G).squeeze(-2)
+        M = m.reshape(*bs, k, k)
+        r = ((u @ M) * q).sum(-1)  # (*, P): (S m) / c
+        return c2P * ((u * r[..., None]).transpose(-1, -2) @ q).reshape(*bs, n)
+
+    def update(state):
+        m, v = state  # (*, n) each
+        Jm = gd * m - gram_matvec(m)
+        V = bb * (v.unsqueeze(-2) @ J2).squeeze(-2)
+        denom = beta * lam_i - V
+        ok = (denom > 0).all(-1)
+        num = beta * h + beta * Jm
+        if onsager:
+            num = num - V * m
+        return (num / denom, 1.0 / denom), ok
+
+    out = iterate(
+        update,
+        (torch.zeros_like(h), 1.0 / (beta * lam_i)),
+        batch_shape=bs,
+        damping=damping,
+        tol=tol,
+        max_iter=max_iter,
+    )
+    name = "amp" if onsager else "amp-paper"
+    return package_result(name, beta, out.state[0], out.state[1], out)
+
+
+def _prompts(task: Task, device: torch.device, dtype: torch.dtype) -> Prompts:
+    """The task's training prompts: exactly those of ``make_instance(..., seed=task.seed)``."""
     p = task.params
-    return make_instance(
+    return sample_prompts(
         p["D"],
         p["N"],
         p["P"],
-        p["lam"],
         convention=p["convention"],
         noise=p["noise"],
         seed=task.seed,
         device=device,
         dtype=dtype,
     )
+
+
+def _instance(task: Task, device: torch.device, dtype: torch.dtype) -> Instance:
+    return build_instance(_prompts(task, device, dtype), task.params["lam"])
 
 
 def run_chunk(
@@ -135,16 +254,28 @@ def run_chunk(
         groups = {t.group for t in tasks}
         if len(groups) != 1:
             raise ValueError("a batched chunk must hold tasks of one group")
-        insts = [_instance(t, dev, dt) for t in tasks]
-        first = insts[0]
-        stacked = Instance(
-            s=torch.stack([i.s for i in insts]),
-            y=torch.stack([i.y for i in insts]),
-            lam=first.lam,
-            config=first.config,  # N of the first task; the solvers do not use N
-        )
         p = tasks[0].params
-        res = solve(stacked, p["solver"], beta=p["beta"], warn=False, **opts)
+        if p["solver"] in ("amp", "amp-paper"):
+            prs = [_prompts(t, dev, dt) for t in tasks]
+            # S^mu = c u (x) q with c of each task's own N (tasks may differ in N): fold
+            # c into u so that one batch holds them all
+            u = torch.stack([pr.u * pr.config.prefactor for pr in prs])
+            q = torch.stack([pr.q for pr in prs])
+            y = torch.stack([pr.y for pr in prs])
+            del prs
+            res = solve_amp_batched(
+                u, q, y, 1.0, p["lam"], p["beta"], onsager=p["solver"] == "amp", **opts
+            )
+        else:
+            insts = [_instance(t, dev, dt) for t in tasks]
+            stacked = Instance(
+                s=torch.stack([i.s for i in insts]),
+                y=torch.stack([i.y for i in insts]),
+                lam=insts[0].lam,
+                config=insts[0].config,  # N of the first task; the solvers do not use N
+            )
+            del insts
+            res = solve(stacked, p["solver"], beta=p["beta"], warn=False, **opts)
         ms, vs = res.m, res.v
         conv = [bool(c) for c in res.converged.reshape(-1).tolist()]
         status = list(res.status)

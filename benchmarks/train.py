@@ -5,10 +5,10 @@ Usage::
     python benchmarks/train.py [--trials 100] [--P 10000] [--epochs 3] [--chunk 0]
                                [--devices cpu,cuda] [--dtype float64] [--threads 0]
 
-Each row trains ``--epochs`` full-batch Adam epochs (after one warm-up epoch) of ``--trials``
-independent trials in one batched computation and reports seconds per epoch; data
-generation and evaluation are excluded (``eval_every`` = epochs, and the timing is the
-difference between an (epochs + 1)-epoch and a 1-epoch run). ``--chunk K`` trains the trials
+Each row trains ``--epochs`` full-batch Adam epochs of ``--trials`` independent trials in
+one batched computation and reports the optimization time per epoch
+(``TrainResult.step_seconds``: forward, backward and update; data generation and
+evaluation excluded). ``--chunk K`` trains the trials
 in chunks of K (``first_trial`` offsets) when the full batch does not fit in memory;
 seconds are then summed over chunks. CUDA rows appear when CUDA is available.
 """
@@ -16,7 +16,7 @@ seconds are then summed over chunks. CUDA rows appear when CUDA is available.
 from __future__ import annotations
 
 import argparse
-import time
+import dataclasses
 
 import torch
 
@@ -25,32 +25,18 @@ from spinglass_icl.training import TrainConfig, train
 
 
 def seconds_per_epoch(cfg: TrainConfig, epochs: int, chunk: int) -> float:
+    """Optimization-step seconds per epoch (``TrainResult.step_seconds`` / epochs run, after a
+    1-trial warm-up run), summed over chunks of trials."""
     total = 0.0
     size = chunk or cfg.trials
     for start in range(0, cfg.trials, size):
         n = min(size, cfg.trials - start)
-        c1 = TrainConfig(
-            **{
-                **cfg.__dict__,
-                "trials": n,
-                "first_trial": start,
-                "epochs": 1,
-                "eval_every": 1,
-                "test_tasks": 2,
-            }
+        c = dataclasses.replace(
+            cfg, trials=n, first_trial=start, epochs=epochs + 1, eval_every=epochs + 1
         )
-        cn = TrainConfig(**{**c1.__dict__, "epochs": epochs + 1, "eval_every": epochs + 1})
-        sync = torch.cuda.synchronize if cfg.device.startswith("cuda") else (lambda: None)
-        sync()
-        t0 = time.perf_counter()
-        train(c1)
-        sync()
-        t1 = time.perf_counter()
-        train(cn)
-        sync()
-        t2 = time.perf_counter()
-        total += (t2 - t1) - (t1 - t0)
-    return total / epochs
+        train(dataclasses.replace(c, trials=1, epochs=1, test_tasks=2))  # warm-up
+        total += train(c).step_seconds / (epochs + 1)
+    return total
 
 
 def main() -> None:

@@ -68,12 +68,12 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}
 DEFAULT_LR: dict[tuple[str, str], float] = {
     ("sla", "adam"): 3e-2,
     ("fla", "adam"): 3e-2,
-    ("mhla", "adam"): 3e-2,
+    ("mhla", "adam"): 1e-1,
     ("sa", "adam"): 1e-2,
     ("tf", "adam"): 1e-2,
     ("sla", "sgd"): 0.5,
-    ("fla", "sgd"): 0.05,
-    ("mhla", "sgd"): 0.05,
+    ("fla", "sgd"): 0.5,
+    ("mhla", "sgd"): 0.2,
     ("sa", "sgd"): 0.1,
     ("tf", "sgd"): 0.05,
 }
@@ -289,7 +289,10 @@ class TrainResult:
     converged : Tensor (trials,) of bool
         Whether the trial met ``tol`` (all False when ``tol`` is None).
     seconds : float
-        Wall time of the training loop (data generation and evaluation included).
+        Wall time of :func:`train` (data generation and evaluation included).
+    step_seconds : float
+        Wall time of the optimization steps alone (forward, backward, update; no data
+        generation, no evaluation); ``step_seconds / epochs_run.max()`` is the time per epoch.
     """
 
     config: TrainConfig
@@ -302,6 +305,7 @@ class TrainResult:
     epochs_run: torch.Tensor
     converged: torch.Tensor
     seconds: float
+    step_seconds: float = 0.0
 
     @property
     def model(self) -> Model:
@@ -333,6 +337,7 @@ class TrainResult:
         out["epochs_run"] = self.epochs_run.tolist()
         out["converged"] = self.converged.tolist()
         out["seconds"] = self.seconds
+        out["step_seconds"] = self.step_seconds
         out["config"] = self.config.to_dict()
         return out
 
@@ -346,11 +351,11 @@ def _loss(model: Model, params, data, y, lam: float) -> torch.Tensor:
     return mse + 0.5 * lam * pen
 
 
-def _chunked_sq_err(model: Model, params, X, y, chunk: int = 4096) -> torch.Tensor:
-    """Squared errors (T, n) evaluated in chunks of prompts (bounded memory)."""
+def _chunked_sq_err(model: Model, params, data, y, chunk: int = 4096) -> torch.Tensor:
+    """Squared errors (T, n) on prepared data, in chunks of prompts (bounded memory)."""
     out = []
-    for i in range(0, X.shape[1], chunk):
-        pred = model.predict(params, model.prepare(X[:, i : i + chunk]))
+    for i in range(0, y.shape[1], chunk):
+        pred = model.predict(params, tuple(t[:, i : i + chunk] for t in data))
         out.append((y[:, i : i + chunk] - pred) ** 2)
     return torch.cat(out, dim=1)
 
@@ -385,7 +390,9 @@ def train(config: TrainConfig, progress: bool = False) -> TrainResult:
     y = y.to(device=dev, dtype=dtype)
     del X
     Xte, yte = trial_prompts(cfg, STREAM_TEST, cfg.test_tasks)
-    Xte, yte = Xte.to(device=dev, dtype=dtype), yte.to(device=dev, dtype=dtype)
+    data_te = tuple(t.to(device=dev, dtype=dtype) for t in model.prepare(Xte))
+    yte = yte.to(device=dev, dtype=dtype)
+    del Xte
     init_g = [make_generator(trial_seed(cfg.seed, k, STREAM_INIT)) for k in cfg.trial_indices]
     params = model.init_params(init_g, device=dev, dtype=dtype)
     for p in params.values():
@@ -408,7 +415,7 @@ def train(config: TrainConfig, progress: bool = False) -> TrainResult:
         nonlocal last_err
         with torch.no_grad():
             loss = _loss(model, params, data, y, cfg.lam)
-            err = _chunked_sq_err(model, params, Xte, yte)
+            err = _chunked_sq_err(model, params, data_te, yte)
         last_err = err
         rec_epoch.append(epoch)
         rec_loss.append(loss.double().cpu())
@@ -425,7 +432,11 @@ def train(config: TrainConfig, progress: bool = False) -> TrainResult:
     evaluate(0)
     bar = tqdm(total=cfg.epochs, disable=not progress, desc=f"train {cfg.model} x{T}", leave=False)
     epoch = 0
+    step_seconds = 0.0
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     for epoch in range(1, cfg.epochs + 1):
+        sync()
+        t_step = time.perf_counter()
         if cfg.batch_size is None:
             batches: list[torch.Tensor | None] = [None]
         else:
@@ -442,6 +453,8 @@ def train(config: TrainConfig, progress: bool = False) -> TrainResult:
             grads = torch.autograd.grad(loss.sum(), list(params.values()))
             opt.step(params, dict(zip(params, grads)), active)
             epoch_loss += loss.detach().double() * (y_b.shape[1] / P)
+        sync()
+        step_seconds += time.perf_counter() - t_step
         epochs_run += active.cpu().long()
         if epoch == 1:
             first_loss = epoch_loss.clone()
@@ -499,4 +512,5 @@ def train(config: TrainConfig, progress: bool = False) -> TrainResult:
         epochs_run=epochs_run,
         converged=converged,
         seconds=time.perf_counter() - t0,
+        step_seconds=step_seconds,
     )

@@ -435,3 +435,19 @@ def test_batched_amp_kernel_equals_core_amp(lowrank_matvec):
             assert res.status[i] == ref.status and int(res.n_iter[i]) == ref.n_iter
             torch.testing.assert_close(res.m[i], ref.m, rtol=1e-10, atol=1e-13)
             torch.testing.assert_close(res.v[i], ref.v, rtol=1e-10, atol=1e-13)
+
+
+def test_matfree_sweep_equals_dense_sweep(tmp_path):
+    common = dict(grid={"N": [4, 8]}, fixed={"D": 4, "P": 200, "lam": 1.0}, repeats=2)
+    exact = dict(common, fixed={**common["fixed"], "solver": "exact"}, test_tasks=300)
+    dense = run_sweep(SweepSpec(**exact), tmp_path / "d.sqlite", executor="serial",
+                      progress=False).rows()  # fmt: skip
+    mf_spec = SweepSpec(**exact, matfree=True)
+    mf = run_sweep(mf_spec, tmp_path / "m.sqlite", executor="serial", progress=False).rows()
+    assert len(mf) == len(dense) == 4
+    for a, b in zip(dense, mf):
+        assert a["seed"] == b["seed"] and b["converged"]
+        assert b["contrast"] == pytest.approx(a["contrast"], rel=1e-8)
+        assert b["test_error"] == pytest.approx(a["test_error"], rel=1e-8)
+    with pytest.raises(ParameterError, match="matfree"):
+        SweepSpec(**dict(common, fixed={**common["fixed"], "solver": "rbp"}), matfree=True)

@@ -15,10 +15,19 @@
 * :mod:`.executors` -- :func:`run_sweep` with the ``serial``, ``local`` and ``dask``
   executors;
 * :mod:`spinglass_icl.solvers.matfree` -- the matrix-free large-D solvers, re-exported
-  here as :func:`solve_matfree` and :func:`make_matfree_instance`.
+  here (:func:`make_lowrank_instance`, :func:`solve_matfree`, ...); a spec with
+  ``matfree = true`` uses them in a sweep.
 """
 
-from .batched import plan_chunks, run_chunk
+from ..solvers.matfree import (
+    LowRankInstance,
+    lowrank_instance,
+    make_lowrank_instance,
+    solve_amp_matfree,
+    solve_cg,
+    solve_matfree,
+)
+from .batched import plan_chunks, run_chunk, solve_amp_batched
 from .executors import EXECUTORS, run_sweep
 from .spec import DATA_PARAMS, OBSERVABLES, PARAMS, SweepSpec, Task, derive_seed
 from .store import Store, create_or_open_store, open_store
@@ -26,6 +35,7 @@ from .store import Store, create_or_open_store, open_store
 __all__ = [
     "DATA_PARAMS",
     "EXECUTORS",
+    "LowRankInstance",
     "OBSERVABLES",
     "PARAMS",
     "Store",
@@ -33,8 +43,14 @@ __all__ = [
     "Task",
     "create_or_open_store",
     "derive_seed",
+    "lowrank_instance",
+    "make_lowrank_instance",
     "open_store",
     "plan_chunks",
     "run_chunk",
     "run_sweep",
+    "solve_amp_batched",
+    "solve_amp_matfree",
+    "solve_cg",
+    "solve_matfree",
 ]

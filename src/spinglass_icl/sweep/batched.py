@@ -194,6 +194,29 @@ def solve_amp_batched(
     return package_result(name, beta, out.state[0], out.state[1], out)
 
 
+def _matfree_rows(tasks, opts, dev, dt):
+    """Solve each task with the matrix-free solvers (one at a time: large D)."""
+    from ..solvers.matfree import make_lowrank_instance, solve_amp_matfree, solve_cg
+
+    ms_l, vs_l, conv, status, n_iter = [], [], [], [], []
+    for t in tasks:
+        p = t.params
+        lr = make_lowrank_instance(
+            p["D"], p["N"], p["P"], p["lam"], convention=p["convention"], noise=p["noise"],
+            seed=t.seed, device=dev, dtype=dt,
+        )  # fmt: skip
+        if p["solver"] == "exact":
+            r = solve_cg(lr, p["beta"], tol=1e-10)
+        else:
+            r = solve_amp_matfree(lr, p["beta"], onsager=p["solver"] == "amp", **opts)
+        ms_l.append(r.m)
+        vs_l.append(r.v)
+        conv.append(bool(r.converged))
+        status.append(str(r.status))
+        n_iter.append(int(r.n_iter))
+    return torch.stack(ms_l), torch.stack(vs_l), conv, status, n_iter
+
+
 def _prompts(task: Task, device: torch.device, dtype: torch.dtype) -> Prompts:
     """The task's training prompts: exactly those of ``make_instance(..., seed=task.seed)``."""
     p = task.params
@@ -250,7 +273,9 @@ def run_chunk(
     dt = {"float64": torch.float64, "float32": torch.float32}[dtype]
     opts = spec_fields["solver_options"]
     t0 = time.perf_counter()
-    if batched and len(tasks) > 1:
+    if spec_fields.get("matfree"):
+        ms, vs, conv, status, n_iter = _matfree_rows(tasks, opts, dev, dt)
+    elif batched and len(tasks) > 1:
         groups = {t.group for t in tasks}
         if len(groups) != 1:
             raise ValueError("a batched chunk must hold tasks of one group")
@@ -363,4 +388,5 @@ def spec_fields(spec: SweepSpec) -> dict:
         "test_tasks": spec.test_tasks,
         "store_arrays": spec.store_arrays,
         "contrast_kind": spec.contrast_kind,
+        "matfree": spec.matfree,
     }

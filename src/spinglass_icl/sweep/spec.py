@@ -151,6 +151,13 @@ class SweepSpec:
         Also store the marginals m and v of every row as blobs.
     contrast_kind : str
         ``"w11"`` (the text formula over W11, default), ``"full"`` or ``"cosine"``.
+    matfree : bool
+        Solve with the matrix-free solvers of :mod:`spinglass_icl.solvers.matfree` (large
+        D, where dense couplings do not fit): ``exact`` by preconditioned CG (tolerance
+        1e-10; the variances are not computed), ``amp`` / ``amp-paper`` with the
+        block-uniform estimate of the variance term. ``rbp`` is not available. Prompts
+        are drawn in chunks of 1024 (identical instances to the dense path for
+        P <= 1024).
     """
 
     grid: dict = field(default_factory=dict)
@@ -162,6 +169,7 @@ class SweepSpec:
     test_tasks: int = 2000
     store_arrays: bool = False
     contrast_kind: str = "w11"
+    matfree: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.grid, dict):
@@ -223,6 +231,11 @@ class SweepSpec:
         if not isinstance(self.store_arrays, bool):
             raise ParameterError(f"store_arrays must be true or false, got {self.store_arrays!r}")
         check_choice("contrast_kind", self.contrast_kind, CONTRASTS)
+        if not isinstance(self.matfree, bool):
+            raise ParameterError(f"matfree must be true or false, got {self.matfree!r}")
+        solvers = self.grid.get("solver", [self.fixed.get("solver")])
+        if self.matfree and "rbp" in solvers:
+            raise ParameterError("solver must be exact, amp or amp-paper when matfree = true")
 
     # ------------------------------------------------------------------ size
     @property
@@ -259,6 +272,8 @@ class SweepSpec:
             "contrast_kind": self.contrast_kind,
             "store_arrays": self.store_arrays,
         }
+        if self.matfree:  # keys of dense sweeps do not change
+            common["matfree"] = True
         out = []
         for p in self.points():
             data = {k: p[k] for k in DATA_PARAMS}
@@ -342,7 +357,15 @@ class SweepSpec:
         """Write the spec as TOML (to ``path`` if given) and return the text."""
         d = self.to_dict()
         lines = []
-        for k in ("repeats", "seed", "observables", "test_tasks", "store_arrays", "contrast_kind"):
+        for k in (
+            "repeats",
+            "seed",
+            "observables",
+            "test_tasks",
+            "store_arrays",
+            "contrast_kind",
+            "matfree",
+        ):
             lines.append(f"{k} = {_toml_value(d[k])}")
         for table in ("grid", "fixed", "solver_options"):
             lines.append("")

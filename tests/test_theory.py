@@ -279,6 +279,33 @@ def test_double_descent_data_and_plot():
     assert isinstance(fig, Figure) and len(fig.axes) == 2
 
 
+def test_double_descent_sgd_is_paired_with_the_solvers():
+    """With sgd=True the solvers solve the trained trials' own training sets; Adam on the
+    convex loss approaches the exact ground state, never beats its training loss."""
+    from spinglass_icl.experiments.double_descent import double_descent_data
+    from spinglass_icl.training import TrainConfig, train
+
+    D, N, P, lam = 3, 6, 36, 0.1
+    ds = double_descent_data(
+        D=D, alphas=(2.0,), taus=(4.0,), lam=lam, solvers=("exact",), sgd=True, repeats=2,
+        seed=2, sgd_epochs=20,
+    )  # fmt: skip
+    assert list(ds["solver"].values) == ["exact", "sgd"]
+    tr = train(TrainConfig(model="sla", D=D, N=N, P=P, lam=lam, trials=2, epochs=20, seed=2,
+                           test_tasks=1))  # fmt: skip
+    inst = tr.instances
+    m = ground_state(inst)
+    np.testing.assert_allclose(
+        ds["error"].values[0, 0, 0], relative_exact_test_error(spins_to_W(m), N).numpy(),
+        rtol=1e-10,
+    )  # fmt: skip
+    np.testing.assert_allclose(
+        ds["error"].values[1, 0, 0], relative_exact_test_error(tr.W, N).numpy(), rtol=1e-10
+    )
+    W_sgd = tr.W.reshape(2, -1).to(torch.float64)
+    assert torch.all(inst.energy(W_sgd) >= inst.energy(m) - 1e-12)
+
+
 def test_double_descent_bad_input():
     from spinglass_icl.experiments.double_descent import double_descent_data
 

@@ -74,7 +74,10 @@ def double_descent_data(
         Any of ``exact, amp, amp-paper, rbp``.
     sgd : bool
         Also train the SLA with full-batch Adam (:func:`spinglass_icl.training.train`,
-        ``sgd_epochs`` epochs, its own seeded training sets) as solver ``"sgd"``.
+        ``sgd_epochs`` epochs, default learning rate) as solver ``"sgd"``. The solvers
+        then solve the trained trials' own training sets (``TrainResult.instances``), so
+        the comparison is paired; the training sets come from the training module's
+        seed streams (``seed`` as below) instead of :func:`make_instance`.
     repeats : int
         Independent training sets per point (>= 1).
     seed : int
@@ -125,10 +128,23 @@ def double_descent_data(
             theory[i, j] = asymptotic_error(D, N, P, lam, conv, noise)
             ridgeless[i, j] = ridgeless_error(N / D, P / D**2) if noise == 0 else np.nan
             lamp[i] = theory_params(D, N, P, lam, conv, noise).lam_prime
-            inst = make_instance(
-                D, N, P, lam, convention=conv, noise=noise, seed=pt_seed,
-                batch_shape=(repeats,), device=device,
-            )  # fmt: skip
+            W_sgd = None
+            if sgd:  # train first: the solvers then solve the very same training sets
+                from ..training import TrainConfig, train
+
+                cfg = TrainConfig(
+                    model="sla", D=D, N=N, P=P, lam=lam, trials=repeats, epochs=sgd_epochs,
+                    convention=conv, noise=noise, seed=pt_seed, test_tasks=1,
+                    device=str(device or "cpu"),
+                )  # fmt: skip
+                trained = train(cfg)
+                W_sgd = trained.W
+                inst = trained.instances.to(device=W_sgd.device, dtype=torch.float64)
+            else:
+                inst = make_instance(
+                    D, N, P, lam, convention=conv, noise=noise, seed=pt_seed,
+                    batch_shape=(repeats,), device=device,
+                )  # fmt: skip
             for k, name in enumerate(solvers):
                 res = solve(
                     inst, name, beta=beta, damping=damping, tol=tol, max_iter=max_iter, warn=False
@@ -138,16 +154,8 @@ def double_descent_data(
                 good = conv_k & np.isfinite(e)
                 ok[k, i, j] = good
                 err[k, i, j] = np.where(good, e, np.nan)
-            if sgd:
-                from ..training import TrainConfig, train
-
-                cfg = TrainConfig(
-                    model="sla", D=D, N=N, P=P, lam=lam, trials=repeats, epochs=sgd_epochs,
-                    convention=conv, noise=noise, seed=pt_seed, test_tasks=1,
-                    device=str(device or "cpu"),
-                )  # fmt: skip
-                W = train(cfg).W
-                e = relative_exact_test_error(W, N, conv, noise).cpu().numpy()
+            if W_sgd is not None:
+                e = relative_exact_test_error(W_sgd, N, conv, noise).cpu().numpy()
                 good = np.isfinite(e)
                 ok[-1, i, j] = good
                 err[-1, i, j] = np.where(good, e, np.nan)

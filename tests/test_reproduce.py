@@ -210,3 +210,20 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
         run_figure("fig1", tmp_path, preset="tiny", params={"nonsense": 1})
     with pytest.raises(ParameterError, match="preset must be one of"):
         run_figure("fig1", tmp_path, preset="huge")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_figures_run_on_cuda(tmp_path):
+    """Device-agnostic: the solver, sweep and training figures run on CUDA, same trends."""
+    threads = torch.get_num_threads()
+    try:
+        for fig in ("fig2", "fig4b", "fig6", "hessian"):
+            assert main(["reproduce", fig, "--preset", "tiny", "--out", str(tmp_path),
+                         "--device", "cuda", "--executor", "serial", "--no-progress"]) == 0  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    n = rec(tmp_path, "fig4b")["numbers"]
+    assert n["exact_relative_error"][-1] < 0.5 * n["exact_relative_error"][0]
+    assert n["sgd_over_exact_max"] < 1.05
+    assert rec(tmp_path, "hessian")["device"] == "cuda"

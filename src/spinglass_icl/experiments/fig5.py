@@ -108,7 +108,9 @@ def run(ctx: Context) -> Outcome:
     dNs = [0] + list(p["dN_list"])
     kl = np.zeros((len(dNs), len(BLOCKS)))
     seeds = {}
-    for r, dN in enumerate(dNs):
+    from tqdm.auto import tqdm
+
+    for r, dN in enumerate(tqdm(dNs, desc="fig5 dN", disable=not ctx.progress, leave=False)):
         s = ctx.seed + 1_000_003 * (r + 1)
         seeds[f"dN={dN}"] = s
         other = block_samples(D, N + dN, *args, seed=s, device=ctx.device)

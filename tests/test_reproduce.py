@@ -219,8 +219,9 @@ def test_figures_run_on_cuda(tmp_path):
     threads = torch.get_num_threads()
     try:
         for fig in ("fig2", "fig4b", "fig6", "hessian"):
-            assert main(["reproduce", fig, "--preset", "tiny", "--out", str(tmp_path),
-                         "--device", "cuda", "--executor", "serial", "--no-progress"]) == 0  # fmt: skip
+            args = ["reproduce", fig, "--preset", "tiny", "--out", str(tmp_path)]
+            args += ["--device", "cuda", "--executor", "serial", "--no-progress"]
+            assert main(args) == 0
     finally:
         torch.set_num_threads(threads)
     n = rec(tmp_path, "fig4b")["numbers"]

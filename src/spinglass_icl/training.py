@@ -126,7 +126,10 @@ class TrainConfig:
     tol : float or None
         Convergence stop: a trial stops when the relative change of its epoch loss,
         ``|L_t - L_{t-1}| / L_{t-1}``, falls below ``tol``; the run ends when all stopped.
-        None: run all epochs.
+        ``L_t`` is eq. (2) before epoch t's step (full batch) or the mean of the epoch's
+        mini-batch losses (noisy: use a looser ``tol``). A stopped trial is frozen (weights
+        and optimizer state), so it equals the same trial trained alone. None: run all
+        epochs.
     eval_every : int or None
         Record train loss and test error every this many epochs (and at epoch 0 and at
         the end); None picks ``max(1, epochs // 100)``.

@@ -63,12 +63,12 @@ def run(ctx: Context) -> Outcome:
         device=ctx.device,
         progress=ctx.progress,
     )
-    ds = store.to_xarray()
+    ds = store.to_xarray(spec)  # this spec's rows (a store may hold several)
     files = ["sweep.sqlite"]
     nc = ctx.out / "data.nc"
     if nc.exists():
         nc.unlink()
-    store.to_netcdf(nc)
+    store.to_netcdf(nc, spec)
     files.append("data.nc")
     C = ds["contrast"].mean("repeat", skipna=True)  # (P, N, solver)
     conv = ds["converged"].astype(float).mean("repeat")

@@ -55,8 +55,12 @@ def run(ctx: Context) -> Outcome:
         device=ctx.device,
         progress=ctx.progress,
     )
-    ds = store.to_xarray()
-    files = ["sweep.sqlite"]
+    ds = store.to_xarray(spec)  # this spec's rows (a store may hold several)
+    raw = ctx.out / "sweep.nc"
+    if raw.exists():
+        raw.unlink()
+    store.to_netcdf(raw, spec)  # every row of the solver sweep, status included
+    files = ["sweep.sqlite", "sweep.nc"]
     err = ds["relative_test_error"]  # (N, solver, repeat)
     mean = err.mean("repeat", skipna=True)
     n_ok = err.notnull().sum("repeat")

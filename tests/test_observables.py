@@ -49,11 +49,6 @@ def test_contrast_of_identity_is_one(kind):
         assert float(contrast(W, kind)) == pytest.approx(1.0, abs=1e-14)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IndexError,
-    reason="core bug: contrast/test_error read W.shape[-2] before checking W.dim() == 1",
-)
 @pytest.mark.parametrize("fn", ["contrast", "test_error"])
 def test_one_dimensional_spins_accepted(fn):
     """The docstrings promise 'W may be spins'; a flat spin vector must work like W."""

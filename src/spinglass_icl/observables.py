@@ -75,7 +75,7 @@ def contrast(W: torch.Tensor, kind: str = "w11") -> torch.Tensor:
     C = 1 for a multiple of the identity; W may be spins or a matrix, with batch dims.
     """
     check_choice("contrast kind", kind, CONTRASTS)
-    if W.shape[-1] != W.shape[-2] or W.dim() == 1:
+    if W.dim() == 1 or W.shape[-1] != W.shape[-2]:
         W = spins_to_W(W)
     M = W if kind == "full" else W[..., :-1, :-1]
     k = M.shape[-1]
@@ -149,7 +149,7 @@ def test_error(
     The same ``seed`` gives the same test prompts, so errors of different W compare
     without extra noise. ``E y~^2 = scale^2 D + noise^2`` sets ``relative``.
     """
-    if W.shape[-1] != W.shape[-2] or W.dim() == 1:
+    if W.dim() == 1 or W.shape[-1] != W.shape[-2]:
         W = spins_to_W(W)
     D = W.shape[-1] - 1
     N = check_int("N", N)

@@ -160,3 +160,20 @@ def test_test_error_bad_input(kwargs, name):
         obs.test_error(torch.eye(4, dtype=torch.float64), **args)
     with pytest.raises(ParameterError, match="^convention"):
         obs.test_error(torch.eye(4, dtype=torch.float64), 5, convention="x")
+
+
+@pytest.mark.parametrize("convention", ["authors", "paper-text", "normalized"])
+def test_exact_test_error_option_agrees_with_monte_carlo(convention):
+    """test_error(exact=True) is the closed form; Monte Carlo agrees within 4 stderr."""
+    g = torch.Generator().manual_seed(3)
+    D, N = 4, 12
+    W = torch.eye(D + 1, dtype=torch.float64) + 0.3 * torch.randn(
+        D + 1, D + 1, generator=g, dtype=torch.float64
+    )
+    ex = obs.test_error(W, N, convention=convention, exact=True)
+    mc = obs.test_error(W, N, convention=convention, n_tasks=40_000, seed=7)
+    assert float(ex.stderr) == 0.0 and ex.n_tasks == 0
+    assert abs(float(ex.absolute) - float(mc.absolute)) < 4 * float(mc.stderr)
+    assert float(ex.relative) == pytest.approx(
+        float(ex.absolute) / Convention(convention).label_variance(D), rel=1e-12
+    )

@@ -143,18 +143,28 @@ def test_error(
     n_tasks: int = 10_000,
     seed: int = 12345,
     chunk: int = 20_000,
+    exact: bool = False,
 ) -> TestError:
-    """Monte Carlo test error of W (spins or matrix, batch dims allowed) on fresh prompts.
+    """Test error of W (spins or matrix, batch dims allowed) on fresh tasks.
 
-    The same ``seed`` gives the same test prompts, so errors of different W compare
-    without extra noise. ``E y~^2 = scale^2 D + noise^2`` sets ``relative``.
+    By default a Monte Carlo mean over ``n_tasks`` fresh prompts; the same ``seed``
+    gives the same test prompts, so errors of different W compare without extra noise.
+    With ``exact=True`` the closed form of :func:`spinglass_icl.theory.exact_test_error`
+    (a fourth-moment Gaussian computation, docs/theory.md) is returned instead, with
+    ``stderr = 0`` and ``n_tasks = 0``: no sampling noise at all.
+    ``E y~^2 = scale^2 D + noise^2`` sets ``relative``.
     """
     if W.dim() == 1 or W.shape[-1] != W.shape[-2]:
         W = spins_to_W(W)
     D = W.shape[-1] - 1
     N = check_int("N", N)
-    n_tasks = check_int("n_tasks", n_tasks)
     conv = get_convention(convention)
+    if exact:
+        from .theory import exact_test_error
+
+        err = exact_test_error(W, N, conv.name, noise)
+        return TestError(err, torch.zeros_like(err), err / conv.label_variance(D, noise), 0)
+    n_tasks = check_int("n_tasks", n_tasks)
     c = conv.prefactor(D, N)
     from .tasks import make_generator
 

@@ -144,21 +144,24 @@ def _tokens(X: torch.Tensor) -> torch.Tensor:
     return X.transpose(-1, -2).contiguous()
 
 
-def _fla_heads(c: float, V: torch.Tensor, W: torch.Tensor, Xt: torch.Tensor) -> torch.Tensor:
-    """``c/sqrt(D) (W_V X X^T W X)[D, N]`` for M heads.
+def _gram_and_query(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(C, q)``: ``C = X X^T`` (T, B, D+1, D+1), all N+1 tokens, and the query token q."""
+    return X @ X.transpose(-1, -2), X[..., -1].contiguous()
 
-    V, W: (T, M, D+1, D+1); Xt: tokens (T, B, N+1, D+1) -> (T, B, M). Uses
-    ``v^T X X^T W q = sum_t (v.X_t)(X_t.W q)`` with ``v = W_V[D, :]`` (only the read-out
-    row of W_V enters) and never forms ``X X^T``.
+
+def _fla_heads(c: float, V: torch.Tensor, W: torch.Tensor, C: torch.Tensor, q: torch.Tensor):
+    """``c/sqrt(D) (W_V X X^T W X)[D, N] = c/sqrt(D) v^T C W q`` for M heads.
+
+    V, W: (T, M, D+1, D+1); ``C = X X^T``: (T, B, D+1, D+1); q: (T, B, D+1) -> (T, B, M).
+    Only the read-out row ``v = W_V[D, :]`` of each W_V enters. Two large batched matmuls.
     """
-    T, B, n, d = Xt.shape
+    T, B, d, _ = C.shape
     M = W.shape[1]
     v = V[:, :, d - 1, :]  # (T, M, D+1)
-    q = Xt[:, :, -1, :]  # (T, B, D+1)
+    vC = C.reshape(T, B * d, d) @ v.transpose(1, 2)  # (T, B*(D+1), M): (C v_h)_a = (v_h^T C)_a
     Wq = q @ W.reshape(T, M * d, d).transpose(1, 2)  # (T, B, M*(D+1)): W_h q
-    a = Xt.reshape(T, B * n, d) @ v.transpose(1, 2)  # (T, B*(N+1), M): v_h . X_t
-    b = Xt.reshape(T * B, n, d) @ Wq.reshape(T * B, M, d).transpose(1, 2)  # (T*B, N+1, M)
-    return (c / math.sqrt(d - 1)) * (a.reshape(T, B, n, M) * b.reshape(T, B, n, M)).sum(2)
+    vC = vC.reshape(T, B, d, M).transpose(2, 3)  # (T, B, M, D+1)
+    return (c / math.sqrt(d - 1)) * (vC * Wq.reshape(T, B, M, d)).sum(-1)
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,10 @@ class FLA(Model):
 
     name = "fla"
 
+    def prepare(self, X: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``(X X^T, q)``: the Gram matrix over all N+1 tokens and the query token."""
+        return _gram_and_query(X)
+
     def init_params(self, generators, *, device=None, dtype=torch.float64) -> Params:
         d1 = self.D + 1
         return {
@@ -184,9 +191,9 @@ class FLA(Model):
         }
 
     def predict(self, params: Params, data: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        (Xt,) = data
+        C, q = data
         V, W = params["W_V"][:, None], params["W"][:, None]  # one head
-        return _fla_heads(self.c, V, W, Xt)[..., 0]
+        return _fla_heads(self.c, V, W, C, q)[..., 0]
 
 
 @dataclass(frozen=True)
@@ -203,6 +210,10 @@ class MHLA(Model):
     M: int = 10
     name = "mhla"
 
+    def prepare(self, X: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``(X X^T, q)``: the Gram matrix over all N+1 tokens and the query token."""
+        return _gram_and_query(X)
+
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "M", check_int("M", self.M))
@@ -216,8 +227,8 @@ class MHLA(Model):
         }
 
     def predict(self, params: Params, data: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        (Xt,) = data
-        heads = _fla_heads(self.c, params["W_V"], params["W"], Xt)  # (T, B, M)
+        C, q = data
+        heads = _fla_heads(self.c, params["W_V"], params["W"], C, q)  # (T, B, M)
         return (heads @ params["W_O"][:, :, None])[..., 0]
 
 

@@ -47,6 +47,7 @@ def test_contrast_of_identity_is_one(kind):
     for D in (1, 3, 10):
         W = 2.5 * torch.eye(D + 1, dtype=torch.float64)
         assert float(contrast(W, kind)) == pytest.approx(1.0, abs=1e-14)
+        assert float(contrast(W_to_spins(W), kind)) == pytest.approx(1.0, abs=1e-14)
 
 
 @pytest.mark.parametrize("fn", ["contrast", "test_error"])

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..errors import ParameterError, check_choice, check_int
 from ..tasks import resolve_device
-from .batched import DEFAULT_BATCH_BYTES, plan_chunks, run_chunk, spec_fields
+from .batched import CPU_BATCH_BYTES, DEFAULT_BATCH_BYTES, plan_chunks, run_chunk, spec_fields
 from .spec import SweepSpec, Task
 from .store import Store, create_or_open_store
 
@@ -144,7 +144,9 @@ def run_sweep(
     dtype
         ``"float64"`` (default) or ``"float32"``.
     max_batch, batch_bytes
-        Cap on instances per batch, and the memory budget per batch (bytes).
+        Cap on instances per batch, and the memory budget per batch (bytes). On the CPU
+        batches are further capped to keep their matrices in cache
+        (:data:`~.batched.CPU_BATCH_BYTES`).
     threads
         ``torch.set_num_threads`` for the ``serial`` executor (default: leave torch's
         setting). ``local`` and ``dask`` workers always use 1.
@@ -177,6 +179,7 @@ def run_sweep(
         max_batch=max_batch,
         budget=batch_bytes,
         itemsize=8 if dtype == "float64" else 4,
+        cache_bytes=CPU_BATCH_BYTES if dev.type == "cpu" else None,
     )
     done = st.done_keys(t.key for t in tasks)
     todo = [c for c in chunks if any(t.key not in done for t in c)]

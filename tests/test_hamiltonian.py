@@ -155,7 +155,7 @@ def test_bad_input(kwargs, name):
 )
 def test_rank_one_gram_equals_s_transpose_s(convention, batch_shape):
     """G built from s = vec(f (x) g) over unordered pairs equals S^T S / P to rounding."""
-    D = 19  # n = 400: the rank-one path
+    D = 31  # n = 1024: the rank-one path
     inst = make_instance(D, 7, 150, 0.1, convention=convention, seed=3, batch_shape=batch_shape)
     assert inst.n >= GRAM_RANK_ONE_MIN_SPINS
     f, g = rank_one_factors(inst.s)
@@ -171,7 +171,7 @@ def test_rank_one_gram_equals_s_transpose_s(convention, batch_shape):
 
 
 def test_gram_falls_back_for_features_that_are_not_rank_one():
-    inst = make_instance(19, 7, 150, 0.1, seed=0)
+    inst = make_instance(31, 7, 150, 0.1, seed=0)
     noisy = inst.s + 1e-6 * torch.randn(
         inst.s.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64
     )
@@ -184,7 +184,7 @@ def test_gram_falls_back_for_features_that_are_not_rank_one():
 
 
 def test_gram_float32():
-    inst = make_instance(19, 7, 150, 0.1, seed=0, dtype=torch.float32)
+    inst = make_instance(31, 7, 150, 0.1, seed=0, dtype=torch.float32)
     ref = inst.s.double().T @ inst.s.double() / 150
     assert inst.gram.dtype == torch.float32
     assert float((inst.gram.double() - ref).abs().max() / ref.abs().max()) < 1e-5

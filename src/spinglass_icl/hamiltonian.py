@@ -56,7 +56,7 @@ def zero_coupling_fraction(D: int) -> float:
 
 
 #: the rank-one construction of G is used from this many spins on (below it S^T S is cheap)
-GRAM_RANK_ONE_MIN_SPINS = 400
+GRAM_RANK_ONE_MIN_SPINS = 1000
 
 
 def rank_one_factors(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

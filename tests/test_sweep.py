@@ -451,3 +451,23 @@ def test_matfree_sweep_equals_dense_sweep(tmp_path):
         assert b["test_error"] == pytest.approx(a["test_error"], rel=1e-8)
     with pytest.raises(ParameterError, match="matfree"):
         SweepSpec(**dict(common, fixed={**common["fixed"], "solver": "rbp"}), matfree=True)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_float64_and_float32_agree_with_cpu(tmp_path):
+    spec = SweepSpec(**{**SMALL, "solver_options": {"tol": 1e-5}})
+    cpu = _values(run_sweep(spec, tmp_path / "c.sqlite", executor="serial", progress=False))
+    for dtype, rel in (("float64", 1e-9), ("float32", None)):
+        gpu = _values(
+            run_sweep(spec, tmp_path / f"{dtype}.sqlite", executor="serial", device="cuda",
+                      dtype=dtype, progress=False)
+        )  # fmt: skip
+        assert gpu.keys() == cpu.keys()
+        for k in cpu:
+            a, b = cpu[k], gpu[k]
+            if rel is not None:
+                assert a[4] == b[4]
+            for x, y in zip(a[:3], b[:3]):
+                if x is not None and y is not None:
+                    assert abs(x - y) <= (rel * abs(x) if rel else 1e-4)

@@ -247,6 +247,24 @@ def test_float32_instance_solves():
     assert rel(r32.m.double(), ex.m) < 1e-3
 
 
+@pytest.mark.parametrize("solver", ["amp", "amp-paper", "exact"])
+def test_float32_agrees_with_float64(solver):
+    """float32 (the fast path of benchmarks/solve.py) keeps the answer to ~1e-5."""
+    from spinglass_icl.observables import contrast, spins_to_W, test_error
+
+    inst = make_instance(12, 12, 288, 1.0, seed=4)
+    r64 = solve(inst, solver, tol=1e-10)
+    r32 = solve(inst.to(dtype=torch.float32), solver, tol=1e-5)
+    assert r32.converged and r64.converged
+    assert rel(r32.m.double(), r64.m) < 1e-4
+    assert rel(r32.v.double(), r64.v) < 1e-4
+    W32, W64 = spins_to_W(r32.m.double()), spins_to_W(r64.m)
+    assert abs(float(contrast(W32)) - float(contrast(W64))) < 1e-4
+    e32 = float(test_error(W32, 12, exact=True).relative)
+    e64 = float(test_error(W64, 12, exact=True).relative)
+    assert abs(e32 - e64) < 1e-4 * e64
+
+
 # ------------------------------------------------------------------ bad input
 @pytest.mark.parametrize(
     "kwargs, name",

@@ -19,6 +19,8 @@ Dense ``J`` and ``J^2`` are formed once (``O(n^2)`` memory); ``J m`` is computed
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from ..hamiltonian import Instance
@@ -35,35 +37,43 @@ def amp_operators(instance: Instance) -> tuple[torch.Tensor, torch.Tensor, torch
     return G, gd, J2
 
 
-def amp_update(instance: Instance, beta: float, onsager: bool, v_tol: float = 1e-12):
-    """The AMP update rule ``F(m, v) -> (m', v'), ok`` for the iteration engine.
+def amp_rule(
+    gram_matvec: Callable[[torch.Tensor], torch.Tensor],
+    j2_matvec: Callable[[torch.Tensor], torch.Tensor],
+    gd: torch.Tensor,
+    h: torch.Tensor,
+    lam_i: torch.Tensor,
+    beta: float,
+    onsager: bool,
+    v_tol: float = 1e-12,
+):
+    """The AMP update ``F(m, v) -> (m', v'), ok`` of eq. 34 from two linear maps.
+
+    ``gram_matvec(m) = G m`` and ``j2_matvec(v) = J^2 v`` (``J_ij^2``, zero diagonal);
+    ``gd = diag(G)``, so ``J m = -G m + gd m``. Every AMP in the package (dense,
+    batched sweeps, matrix-free) supplies only these maps and shares this rule.
 
     The variance equation (34b) does not involve ``m``: once every valid instance's
     ``v`` has stopped moving (relative change below ``v_tol``), ``V = beta^2 J^2 v`` is
-    kept and the pass over ``J^2`` is skipped for the remaining iterations, halving the
-    memory traffic of the mean-only tail. ``G`` and ``J^2`` are symmetric, so the
-    matrix-vector products are taken as ``m^T G`` (row layout), which batched CPU
-    matmul runs much faster than ``G m``.
+    kept and the ``J^2`` pass is skipped for the remaining iterations, halving the
+    memory traffic of the mean-only tail.
     """
-    G, gd, J2 = amp_operators(instance)
-    h = instance.fields
-    lam_i = instance.lam_i
     frozen: dict[str, torch.Tensor] = {}
 
     def update(state):
         m, v = state
-        Jm = -(m.unsqueeze(-2) @ G).squeeze(-2) + gd * m
+        Jm = gd * m - gram_matvec(m)
         if "V" in frozen:
             V, v_new = frozen["V"], v
         else:
-            V = beta * beta * (v.unsqueeze(-2) @ J2).squeeze(-2)
+            V = beta * beta * j2_matvec(v)
         denom = beta * lam_i - V
         ok = (denom > 0).all(-1)
         if "V" not in frozen:
             v_new = 1.0 / denom
             change = ((v_new - v).abs().amax(-1) / v.abs().amax(-1)).nan_to_num(nan=0.0)
             valid = ok & torch.isfinite(v_new).all(-1)
-            if bool((change[valid] < v_tol).all()) and bool(valid.any()):
+            if bool(valid.any()) and bool((change[valid] < v_tol).all()):
                 frozen["V"] = V
         num = beta * h + beta * Jm
         if onsager:
@@ -71,6 +81,38 @@ def amp_update(instance: Instance, beta: float, onsager: bool, v_tol: float = 1e
         return (num / denom, v_new), ok
 
     return update
+
+
+def run_amp(
+    gram_matvec: Callable[[torch.Tensor], torch.Tensor],
+    j2_matvec: Callable[[torch.Tensor], torch.Tensor],
+    gd: torch.Tensor,
+    h: torch.Tensor,
+    lam_i: torch.Tensor,
+    *,
+    beta: float,
+    onsager: bool,
+    batch_shape: tuple[int, ...],
+    damping: float,
+    tol: float,
+    max_iter: int,
+    init: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> SolverResult:
+    """Iterate :func:`amp_rule` with the shared engine from ``m = 0, v = 1/(beta lam_i)``."""
+    if init is None:
+        init = (torch.zeros_like(h), 1.0 / (beta * lam_i))
+    out = iterate(
+        amp_rule(gram_matvec, j2_matvec, gd, h, lam_i, beta, onsager),
+        init,
+        batch_shape=batch_shape,
+        damping=damping,
+        tol=tol,
+        max_iter=max_iter,
+    )
+    from . import package_result
+
+    name = "amp" if onsager else "amp-paper"
+    return package_result(name, beta, out.state[0], out.state[1], out)
 
 
 def solve_amp(
@@ -85,22 +127,22 @@ def solve_amp(
 ) -> SolverResult:
     """Iterate AMP (eq. 34; with the Onsager term if ``onsager``) to a fixed point.
 
+    Dense ``G`` and ``J^2``; both are symmetric, so the products are taken in the row
+    layout ``m^T G``, which batched CPU matmul runs much faster than ``G m``.
     Starts from ``m = 0``, ``v = 1/(beta lam_i)`` unless ``init`` is given.
     """
-    name = "amp" if onsager else "amp-paper"
-    if init is None:
-        m0 = torch.zeros_like(instance.fields)
-        v0 = 1.0 / (beta * instance.lam_i)
-    else:
-        m0, v0 = init
-    out = iterate(
-        amp_update(instance, beta, onsager),
-        (m0, v0),
+    G, gd, J2 = amp_operators(instance)
+    return run_amp(
+        lambda m: (m.unsqueeze(-2) @ G).squeeze(-2),
+        lambda v: (v.unsqueeze(-2) @ J2).squeeze(-2),
+        gd,
+        instance.fields,
+        instance.lam_i,
+        beta=beta,
+        onsager=onsager,
         batch_shape=instance.batch_shape,
         damping=damping,
         tol=tol,
         max_iter=max_iter,
+        init=init,
     )
-    from . import package_result
-
-    return package_result(name, beta, out.state[0], out.state[1], out)

@@ -53,7 +53,7 @@ import torch
 from ..errors import ParameterError, check_choice, check_float, check_int
 from ..hamiltonian import Instance
 from ..tasks import Prompts, TaskConfig, make_generator, resolve_device, sample_prompts
-from .engine import iterate
+from .amp import run_amp
 from .result import SolverResult
 
 __all__ = [
@@ -373,29 +373,19 @@ def solve_amp_matfree(
         def vterm(v):
             return _onsager_exact(instance, v, gd)
 
-    def update(state):
-        m, v = state
-        Jm = -instance.gram_matvec(m) + gd * m
-        V = beta * beta * vterm(v)
-        denom = beta * lam_i - V
-        ok = (denom > 0).all(-1)
-        num = beta * h + beta * Jm
-        if onsager:
-            num = num - V * m
-        return (num / denom, 1.0 / denom), ok
-
-    out = iterate(
-        update,
-        (torch.zeros_like(h), 1.0 / (beta * lam_i)),
+    res = run_amp(
+        instance.gram_matvec,
+        vterm,
+        gd,
+        h,
+        lam_i,
+        beta=beta,
+        onsager=onsager,
         batch_shape=instance.batch_shape,
         damping=damping,
         tol=tol,
         max_iter=max_iter,
     )
-    from . import package_result
-
-    name = "amp" if onsager else "amp-paper"
-    res = package_result(name, beta, out.state[0], out.state[1], out)
     extras = {"variance_term": variance_term, "n_probes": n_probes}
     return dataclasses.replace(
         res, message=res.message + f" (matrix-free, V {variance_term})", extras=extras

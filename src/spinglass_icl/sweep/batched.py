@@ -27,8 +27,8 @@ import torch
 from ..conventions import get_convention
 from ..hamiltonian import Instance, build_instance
 from ..observables import contrast, spins_to_W, test_error
-from ..solvers import SolverResult, package_result, solve
-from ..solvers.engine import iterate
+from ..solvers import SolverResult, solve
+from ..solvers.amp import run_amp
 from ..tasks import Prompts, sample_prompts
 from .spec import SweepSpec, Task
 
@@ -174,7 +174,6 @@ def solve_amp_batched(
     J2 = lowrank_couplings(u, q, c, squared=True)
     J2.diagonal(dim1=-2, dim2=-1).zero_()
     G = None if lowrank_matvec else lowrank_couplings(u, q, c)
-    bb = beta * beta
 
     def gram_matvec(m: torch.Tensor) -> torch.Tensor:
         if G is not None:
@@ -183,27 +182,19 @@ def solve_amp_batched(
         r = ((u @ M) * q).sum(-1)  # (*, P): (S m) / c
         return c2P * ((u * r[..., None]).transpose(-1, -2) @ q).reshape(*bs, n)
 
-    def update(state):
-        m, v = state  # (*, n) each
-        Jm = gd * m - gram_matvec(m)
-        V = bb * (v.unsqueeze(-2) @ J2).squeeze(-2)
-        denom = beta * lam_i - V
-        ok = (denom > 0).all(-1)
-        num = beta * h + beta * Jm
-        if onsager:
-            num = num - V * m
-        return (num / denom, 1.0 / denom), ok
-
-    out = iterate(
-        update,
-        (torch.zeros_like(h), 1.0 / (beta * lam_i)),
+    return run_amp(
+        gram_matvec,
+        lambda v: (v.unsqueeze(-2) @ J2).squeeze(-2),
+        gd,
+        h,
+        lam_i,
+        beta=beta,
+        onsager=onsager,
         batch_shape=bs,
         damping=damping,
         tol=tol,
         max_iter=max_iter,
     )
-    name = "amp" if onsager else "amp-paper"
-    return package_result(name, beta, out.state[0], out.state[1], out)
 
 
 def _matfree_rows(tasks, opts, dev, dt):

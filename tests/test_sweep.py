@@ -107,8 +107,9 @@ def test_spec_file_errors(tmp_path):
 
 
 # ------------------------------------------------------------ batched == single
-def test_batched_chunk_equals_per_instance_solve():
-    spec = SweepSpec(**SMALL)
+@pytest.mark.parametrize("test_error", ["exact", "mc"])
+def test_batched_chunk_equals_per_instance_solve(test_error):
+    spec = SweepSpec(**SMALL, test_error=test_error)
     fields = spec_fields(spec)
     chunks = plan_chunks(spec.tasks(), batched=True)
     assert len(chunks) == 2 and all(len(c) == 4 for c in chunks)  # grouped by P, N mixed
@@ -117,7 +118,7 @@ def test_batched_chunk_equals_per_instance_solve():
         rows_s = run_chunk(chunk, fields, batched=False)
         for rb, rs in zip(rows_b, rows_s):
             assert rb["status"] == rs["status"] and rb["n_iter"] == rs["n_iter"]
-            for k in ("contrast", "test_error", "relative_test_error"):
+            for k in ("contrast", "test_error", "relative_test_error", "test_error_stderr"):
                 if rs[k] is None:
                     assert rb[k] is None
                 else:
@@ -131,8 +132,50 @@ def test_batched_chunk_equals_per_instance_solve():
         if res.converged:
             W = spins_to_W(res.m)
             assert float(contrast(W)) == pytest.approx(rs["contrast"], rel=1e-12)
-            err = mc_test_error(W, p["N"], n_tasks=spec.test_tasks, seed=t.test_seed)
+            if test_error == "exact":
+                err = mc_test_error(W, p["N"], exact=True)
+                assert rs["test_error_stderr"] == 0.0
+            else:
+                err = mc_test_error(W, p["N"], n_tasks=spec.test_tasks, seed=t.test_seed)
+                assert rs["test_error_stderr"] > 0.0
             assert float(err.absolute) == pytest.approx(rs["test_error"], rel=1e-12)
+            assert float(err.relative) == pytest.approx(rs["relative_test_error"], rel=1e-12)
+
+
+def test_exact_test_error_is_the_mean_of_the_monte_carlo_one():
+    """The default closed-form test error and the Monte Carlo option agree within the
+    Monte Carlo error (4 standard errors), row by row."""
+    kw = {**SMALL, "grid": {"P": [200], "N": [4, 8]}, "test_tasks": 4000}
+    fields = {m: spec_fields(SweepSpec(**kw, test_error=m)) for m in ("exact", "mc")}
+    tasks = SweepSpec(**kw).tasks()
+    ex, mc = (run_chunk(tasks, fields[m]) for m in ("exact", "mc"))
+    for a, b in zip(ex, mc):
+        assert a["converged"] and b["converged"]
+        assert abs(a["test_error"] - b["test_error"]) < 4 * b["test_error_stderr"]
+
+
+def test_test_error_option_keys_and_old_stores(tmp_path):
+    """'mc' rows keep the keys of sweeps stored before the option; 'exact' rows differ;
+    a spec stored without the field reads back as 'mc'."""
+    import json
+
+    exact, mc = SweepSpec(**SMALL), SweepSpec(**SMALL, test_error="mc")
+    assert exact.test_error == "exact"
+    assert not {t.key for t in exact.tasks()} & {t.key for t in mc.tasks()}
+    assert SweepSpec.from_toml(_write(tmp_path / "m.toml", mc.to_toml())) == mc
+    store = run_sweep(mc, tmp_path / "old.sqlite", executor="serial", progress=False)
+    d = mc.to_dict()
+    del d["test_error"]  # what a store written before the option holds
+    store._con.execute("UPDATE specs SET spec = ?", (json.dumps(d),))
+    store._con.commit()
+    assert store.specs() == [mc] and len(store.rows()) == mc.n_tasks
+    with pytest.raises(ParameterError, match="test_error must be one of"):
+        SweepSpec(**SMALL, test_error="sampled")
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
 
 
 def test_failures_stay_in_the_table_with_null_observables(tmp_path):

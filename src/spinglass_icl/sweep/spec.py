@@ -36,6 +36,7 @@ __all__ = [
     "PARAMS",
     "DATA_PARAMS",
     "OBSERVABLES",
+    "TEST_ERRORS",
     "DEFAULTS",
     "SweepSpec",
     "Task",
@@ -49,6 +50,8 @@ PARAMS: tuple[str, ...] = ("D", "N", "P", "lam", "beta", "convention", "solver",
 DATA_PARAMS: tuple[str, ...] = ("D", "N", "P", "convention", "noise")
 #: observables a sweep can record
 OBSERVABLES: tuple[str, ...] = ("contrast", "test_error")
+#: how the test error is computed: the closed form (no sampling) or Monte Carlo
+TEST_ERRORS: tuple[str, ...] = ("exact", "mc")
 #: values used for parameters that are neither in the grid nor fixed
 DEFAULTS: dict[str, Any] = {
     "beta": 100.0,
@@ -145,8 +148,15 @@ class SweepSpec:
         AMP settings (SPEC §2).
     observables : tuple of str
         Any of :data:`OBSERVABLES`; NULL for runs that did not converge.
+    test_error : str
+        ``"exact"`` (default): the closed-form expectation ``E (y~ - y^)^2`` over fresh
+        tasks (:func:`spinglass_icl.theory.exact_test_error`, eqs. 2 and 40; no sampling,
+        ``test_error_stderr = 0``); ``"mc"``: the Monte Carlo mean over ``test_tasks``
+        fresh prompts drawn from ``test_seed``
+        (:func:`spinglass_icl.observables.test_error`), with its standard error. Specs
+        stored before this option existed were Monte Carlo and are read back as ``"mc"``.
     test_tasks : int
-        Fresh prompts used for the test error.
+        Fresh prompts used for the Monte Carlo test error (unused with ``"exact"``).
     store_arrays : bool
         Also store the marginals m and v of every row as blobs.
     contrast_kind : str
@@ -166,6 +176,7 @@ class SweepSpec:
     seed: int = 0
     solver_options: dict = field(default_factory=dict)
     observables: tuple = ("contrast", "test_error")
+    test_error: str = "exact"
     test_tasks: int = 2000
     store_arrays: bool = False
     contrast_kind: str = "w11"
@@ -227,6 +238,7 @@ class SweepSpec:
         obs = (self.observables,) if isinstance(self.observables, str) else self.observables
         obs = tuple(check_choice("observable", o, OBSERVABLES) for o in obs)
         object.__setattr__(self, "observables", obs)
+        check_choice("test_error", self.test_error, TEST_ERRORS)
         object.__setattr__(self, "test_tasks", check_int("test_tasks", self.test_tasks))
         if not isinstance(self.store_arrays, bool):
             raise ParameterError(f"store_arrays must be true or false, got {self.store_arrays!r}")
@@ -274,6 +286,8 @@ class SweepSpec:
         }
         if self.matfree:  # keys of dense sweeps do not change
             common["matfree"] = True
+        if self.test_error != "mc":  # Monte Carlo rows keep the keys they had before
+            common["test_error"] = self.test_error
         out = []
         for p in self.points():
             data = {k: p[k] for k in DATA_PARAMS}
@@ -361,6 +375,7 @@ class SweepSpec:
             "repeats",
             "seed",
             "observables",
+            "test_error",
             "test_tasks",
             "store_arrays",
             "contrast_kind",

@@ -186,7 +186,12 @@ class Store:
     def specs(self) -> list[SweepSpec]:
         """Every spec run against this store, oldest first."""
         rows = self._con.execute("SELECT spec FROM specs ORDER BY created, hash").fetchall()
-        return [SweepSpec.from_dict(json.loads(r[0])) for r in rows]
+        out = []
+        for r in rows:
+            d = json.loads(r[0])
+            d.setdefault("test_error", "mc")  # stored before the option: Monte Carlo
+            out.append(SweepSpec.from_dict(d))
+        return out
 
     def _resolve_spec(self, spec: SweepSpec | str | None) -> SweepSpec:
         if isinstance(spec, SweepSpec):

@@ -308,7 +308,8 @@ def run_chunk(
         The tasks; with ``batched=True`` they are solved as one batch.
     spec_fields
         ``solver_options``, ``observables``, ``test_error``, ``test_tasks``,
-        ``store_arrays``, ``contrast_kind`` of the spec (plain data, so a worker needs no spec object).
+        ``store_arrays``, ``contrast_kind`` of the spec (plain data, so a worker needs
+        no spec object).
     device, dtype
         Where and in which precision to solve ("float64" default; "float32" allowed).
     batched

@@ -9,9 +9,16 @@ mean P is within a few % of the grid's mean; the cost of a point is close to lin
 P) with all 10 repeats, and the full-grid time is extrapolated as
 ``rows_in_grid / (rows per second)`` -- marked "extrapolated".
 
-Modes: ``loop`` (per-instance solve, serial), ``batched`` (same-shape instances stacked,
-serial), ``local`` / ``local+batched`` (process pool), and, with CUDA, ``cuda`` float64 /
-float32 batched. Every mode writes a real SQLite store (end-to-end timing).
+Modes: ``loop`` (per-instance core ``solve``, serial, 1 thread), ``batched`` (same-shape
+instances stacked, the factor-based AMP kernel, serial, 1 thread), ``batched-mixed``
+(the same with its dense matrices in float32, the rest float64: agrees to ~1e-7, not
+bit-identical), ``batched-float32`` (all float32: stalls near a residual of 1e-6, so at
+tol 1e-6 it mostly hits max_iter; not run unless named), ``local`` /
+``local+batched`` (process pool), and, with CUDA, ``cuda`` float64 / float32 batched.
+Every mode writes a real SQLite store (end-to-end timing). With ``--rounds R`` the modes
+run interleaved R times (loop, batched, ..., loop, batched, ...) and the table gives
+medians, and the speed-up as the median (min-max) of the per-round ratios: on a shared
+machine the load changes between runs, and ratios within a round are what compares.
 
 Large D: the matrix-free exact mean (PCG) at D = 200 (40 401 spins), P = 2 D^2, N = 100,
 in a subprocess whose peak RSS is reported; the dense couplings would need 13 GB (J)
@@ -20,6 +27,7 @@ in a subprocess whose peak RSS is reported; the dense couplings would need 13 GB
     python benchmarks/sweep.py                       # default subset, CPU
     python benchmarks/sweep.py --quick               # tiny smoke run
     python benchmarks/sweep.py --p-idx 0 4 9 14 19 --n-idx 0 10 19 --modes loop batched
+    python benchmarks/sweep.py --large-D 0 --rounds 3 --modes loop batched batched-float32
 """
 
 from __future__ import annotations
@@ -39,7 +47,16 @@ import torch
 
 from spinglass_icl.sweep import SweepSpec, run_sweep
 
-MODES = ("loop", "batched", "local", "local+batched", "cuda", "cuda-float32")
+MODES = (
+    "loop",
+    "batched",
+    "batched-mixed",
+    "batched-float32",
+    "local",
+    "local+batched",
+    "cuda",
+    "cuda-float32",
+)
 
 
 def fig4a_axes(D: int, n: int = 20) -> tuple[list[int], list[int]]:
@@ -55,6 +72,10 @@ def run_mode(mode: str, spec: SweepSpec, workers: int) -> dict:
         kw.update(executor="serial", batched=False, threads=1)
     elif mode == "batched":
         kw.update(executor="serial", batched=True, threads=1)
+    elif mode == "batched-mixed":
+        kw.update(executor="serial", batched=True, threads=1, dtype="mixed")
+    elif mode == "batched-float32":
+        kw.update(executor="serial", batched=True, threads=1, dtype="float32")
     elif mode == "local":
         kw.update(executor="local", batched=False, workers=workers)
     elif mode == "local+batched":
@@ -114,6 +135,10 @@ def main() -> None:
     ap.add_argument("--modes", nargs="+", default=None, help=f"subset of {MODES}")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--test-tasks", type=int, default=2000)
+    ap.add_argument(
+        "--test-error", default="exact", choices=("exact", "mc"), help="the spec's test_error"
+    )
+    ap.add_argument("--rounds", type=int, default=1, help="interleaved repetitions of all modes")
     ap.add_argument("--large-D", type=int, default=200, help="0 to skip the large-D run")
     ap.add_argument("--large-ratio", type=float, default=2.0, help="P / D^2 of the large-D run")
     ap.add_argument("--large-N", type=int, default=100)
@@ -122,7 +147,11 @@ def main() -> None:
     if args.quick:
         args.D, args.repeats, args.p_idx, args.n_idx = 10, 2, [2, 9], [5]
         args.large_D, args.test_tasks = 30, 500
-    modes = args.modes or [m for m in MODES if torch.cuda.is_available() or "cuda" not in m]
+    modes = args.modes or [
+        m
+        for m in MODES
+        if (torch.cuda.is_available() or "cuda" not in m) and m != "batched-float32"
+    ]
     Ps, Ns = fig4a_axes(args.D)
     grid = {"P": [Ps[i] for i in args.p_idx], "N": [Ns[i] for i in args.n_idx]}
     spec = SweepSpec(
@@ -132,6 +161,7 @@ def main() -> None:
         seed=0,
         solver_options={"damping": 0.9, "tol": 1e-6, "max_iter": 2000},
         test_tasks=args.test_tasks,
+        test_error=args.test_error,
     )
     full_rows = len(Ps) * len(Ns) * args.repeats
     print(
@@ -144,21 +174,36 @@ def main() -> None:
     )
     print(
         f"measured subset: P={grid['P']} (mean {np.mean(grid['P']):.0f}; grid mean "
-        f"{np.mean(Ps):.0f}), N={grid['N']}, repeats={args.repeats}: {spec.n_tasks} rows\n"
+        f"{np.mean(Ps):.0f}), N={grid['N']}, repeats={args.repeats}: {spec.n_tasks} rows; "
+        f"test error {args.test_error}; {args.rounds} interleaved round(s)\n"
     )
-    print("| mode | rows | seconds | rows/s | speed-up vs loop | full grid (extrapolated) |")
+    results: dict[str, list[dict]] = {m: [] for m in modes}
+    for _ in range(args.rounds):
+        for mode in modes:
+            results[mode].append(run_mode(mode, spec, args.workers))
+    print(
+        "| mode | rows | seconds | rows/s | speed-up vs loop (per-round range) "
+        "| full grid (extrapolated) |"
+    )
     print("|---|---|---|---|---|---|")
-    base = None
     scale = np.mean(Ps) / np.mean(grid["P"])  # cost ~ linear in P
     for mode in modes:
-        r = run_mode(mode, spec, args.workers)
-        rate = r["rows"] / r["seconds"]
-        base = rate if mode == "loop" else base
-        sp = f"{rate / base:.2f}x" if base else "-"
+        rs = results[mode]
+        rates = [r["rows"] / r["seconds"] for r in rs]
+        rate = float(np.median(rates))
+        if "loop" in results:
+            ratios = [a / (b["rows"] / b["seconds"]) for a, b in zip(rates, results["loop"])]
+            sp = f"{np.median(ratios):.2f}x"
+            if len(ratios) > 1:
+                sp += f" ({min(ratios):.2f}-{max(ratios):.2f})"
+        else:
+            sp = "-"
         full = full_rows / rate * scale
+        conv = min(r["converged"] for r in rs)
+        secs = float(np.median([r["seconds"] for r in rs]))
         print(
-            f"| {mode} | {r['rows']} ({r['converged']} conv.) | {r['seconds']:.1f} | "
-            f"{rate:.3f} | {sp} | {full / 60:.1f} min |",
+            f"| {mode} | {rs[0]['rows']} ({conv} conv.) | {secs:.1f} | {rate:.3f} | {sp} | "
+            f"{full / 60:.1f} min |",
             flush=True,
         )
     if args.large_D:

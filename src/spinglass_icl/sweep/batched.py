@@ -43,11 +43,12 @@ __all__ = [
 
 #: default memory budget of one batch (dense G, J^2 and temporaries) on a GPU
 DEFAULT_BATCH_BYTES = 1 << 30
-#: on the CPU, AMP is bound by memory bandwidth (one pass over J^2 per iteration): batches
-#: whose matrices stay in cache are fastest (measured at D = 20: batch 4 is 1.8x faster
-#: per row than batch 40), so CPU batches are capped at this many bytes of n x n matrices
-#: (at least one instance)
-CPU_BATCH_BYTES = 16 << 20
+#: on the CPU, AMP is bound by memory bandwidth (one pass over J^2, and G unless P <= n,
+#: per iteration): batches whose matrices stay in cache are fastest, so CPU batches are
+#: capped at this many bytes of n x n matrices (at least one instance). Measured at
+#: D = 20 (benchmarks/RESULTS.md, sweep): batches of 2-4 (two matrices, 6-12 MB) run
+#: 1.3-1.7x the rows/s of a loop; a batch of 8 (25 MB) falls back to 1.1-1.4x
+CPU_BATCH_BYTES = 13 << 20
 
 
 def batch_size_for(
@@ -79,7 +80,8 @@ def plan_chunks(
     :attr:`Task.group` (in first-appearance order) and each group is cut into chunks of
     at most :func:`batch_size_for` (and ``max_batch``) tasks of equal size. With
     ``cache_bytes`` (the CPU, see :data:`CPU_BATCH_BYTES`) a batch also holds at most
-    ``cache_bytes`` of its two ``n x n`` matrices (G and J^2), at least one instance.
+    ``cache_bytes`` of its ``n x n`` matrices (J^2, and G unless the AMP kernel applies G
+    through the factors, ``P <= n``), at least one instance.
     """
     if not batched:
         return [[t] for t in tasks]
@@ -91,7 +93,9 @@ def plan_chunks(
         D, P, solver = group[0], group[1], group[4]
         b = batch_size_for(D, P, solver, itemsize, budget)
         if cache_bytes is not None:
-            b = min(b, max(1, cache_bytes // (2 * itemsize * (D + 1) ** 4)))
+            n = (D + 1) ** 2
+            mats = 1 if solver in ("amp", "amp-paper") and P <= n else 2
+            b = min(b, max(1, cache_bytes // (mats * itemsize * n * n)))
         if max_batch is not None:
             b = min(b, max_batch)
         k = -(-len(ts) // b)  # number of chunks
@@ -167,6 +171,7 @@ def solve_amp_batched(
     tol: float = 1e-6,
     max_iter: int = 2000,
     lowrank_matvec: bool | None = None,
+    matrix_dtype: torch.dtype | None = None,
 ) -> SolverResult:
     """AMP (eq. 34; with the Onsager term if ``onsager``) for a batch of instances given
     by their rank-one factors ``u, q`` (*batch, P, D+1) and labels ``y`` (*batch, P).
@@ -181,6 +186,14 @@ def solve_amp_batched(
     * ``G m = (1/P) S^T (S m)`` is applied through the factors,
       ``(S m)_mu = c u_mu^T M q_mu`` (O(P n) flops on O(P D) data), when
       ``P <= n`` (or ``lowrank_matvec=True``); otherwise from dense G (row product).
+
+    ``matrix_dtype=torch.float32`` with float64 factors is *mixed precision*: the dense
+    ``n x n`` matrices (J^2, and G if used) are rounded to float32 and their products
+    taken in float32, while the state (m, v), fields, diagonal and the iteration stay in
+    float64. Halving the bytes of the bandwidth-bound passes makes an iteration ~2-3x
+    faster on the CPU at D = 40, and the fixed point moves by ~1e-7 (relative; the
+    matrices' rounding), where all-float32 AMP stalls at a residual of ~1e-6 (damped
+    updates below float32 resolution) and never meets the authors' tol = 1e-6.
     """
     k, P = u.shape[-1], u.shape[-2]
     n = k * k
@@ -191,22 +204,26 @@ def solve_amp_batched(
     gd = c2P * ((u * u).transpose(-1, -2) @ (q * q)).reshape(*bs, n)  # diag(G)
     h = (c / P) * ((u * y[..., None]).transpose(-1, -2) @ q).reshape(*bs, n)
     lam_i = lam + gd
+    mdt = u.dtype if matrix_dtype is None else matrix_dtype
     Gs = pair_gram(u, q, c)  # one GEMM for both G and J^2 = G o G
-    J2 = expand_pairs(Gs * Gs, k)
+    J2 = expand_pairs((Gs * Gs).to(mdt), k)
     J2.diagonal(dim1=-2, dim2=-1).zero_()
-    G = None if lowrank_matvec else expand_pairs(Gs, k)
+    G = None if lowrank_matvec else expand_pairs(Gs.to(mdt), k)
     del Gs
+
+    def j2_matvec(v: torch.Tensor) -> torch.Tensor:
+        return (v.to(mdt).unsqueeze(-2) @ J2).squeeze(-2).to(v.dtype)
 
     def gram_matvec(m: torch.Tensor) -> torch.Tensor:
         if G is not None:
-            return (m.unsqueeze(-2) @ G).squeeze(-2)
+            return (m.to(mdt).unsqueeze(-2) @ G).squeeze(-2).to(m.dtype)
         M = m.reshape(*bs, k, k)
         r = ((u @ M) * q).sum(-1)  # (*, P): (S m) / c
         return c2P * ((u * r[..., None]).transpose(-1, -2) @ q).reshape(*bs, n)
 
     return run_amp(
         gram_matvec,
-        lambda v: (v.unsqueeze(-2) @ J2).squeeze(-2),
+        j2_matvec,
         gd,
         h,
         lam_i,
@@ -311,7 +328,10 @@ def run_chunk(
         ``store_arrays``, ``contrast_kind`` of the spec (plain data, so a worker needs
         no spec object).
     device, dtype
-        Where and in which precision to solve ("float64" default; "float32" allowed).
+        Where and in which precision to solve: "float64" (default), "float32", or
+        "mixed" (float64 everywhere except the dense matrices of the batched AMP kernel,
+        float32; see :func:`solve_amp_batched`; other solvers and the per-instance
+        path run in float64).
     batched
         Stack the instances and solve them in one call.
     threads
@@ -326,7 +346,8 @@ def run_chunk(
     if threads is not None:
         torch.set_num_threads(threads)
     dev = torch.device(device)
-    dt = {"float64": torch.float64, "float32": torch.float32}[dtype]
+    dt = {"float64": torch.float64, "float32": torch.float32, "mixed": torch.float64}[dtype]
+    mdt = torch.float32 if dtype == "mixed" else None  # the AMP kernel's matrices
     opts = spec_fields["solver_options"]
     t0 = time.perf_counter()
     if spec_fields.get("matfree"):
@@ -346,8 +367,9 @@ def run_chunk(
             y = torch.stack([pr.y for pr in prs])
             del prs
             res = solve_amp_batched(
-                u, q, y, 1.0, p["lam"], p["beta"], onsager=p["solver"] == "amp", **opts
-            )
+                u, q, y, 1.0, p["lam"], p["beta"], onsager=p["solver"] == "amp",
+                matrix_dtype=mdt, **opts,
+            )  # fmt: skip
         else:
             insts = [_instance(t, dev, dt) for t in tasks]
             stacked = Instance(

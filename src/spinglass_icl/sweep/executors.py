@@ -142,7 +142,10 @@ def run_sweep(
         Address of a running Dask scheduler (``tcp://host:8786``); without it the
         ``dask`` executor starts a LocalCluster.
     dtype
-        ``"float64"`` (default) or ``"float32"``.
+        ``"float64"`` (default), ``"float32"``, or ``"mixed"`` (batched AMP only: its
+        dense matrices in float32, everything else in float64; agrees with float64 to
+        ~1e-7 relative and meets the authors' tol = 1e-6, where float32 AMP stalls
+        near 1e-6; see :func:`~.batched.solve_amp_batched`).
     max_batch, batch_bytes
         Cap on instances per batch, and the memory budget per batch (bytes). On the CPU
         batches are further capped to keep their matrices in cache
@@ -159,7 +162,12 @@ def run_sweep(
     if not isinstance(spec, SweepSpec):
         raise ParameterError(f"spec must be a SweepSpec, got {type(spec).__name__}")
     check_choice("executor", executor, EXECUTORS)
-    check_choice("dtype", dtype, ("float64", "float32"))
+    check_choice("dtype", dtype, ("float64", "float32", "mixed"))
+    if dtype == "mixed" and not batched:
+        raise ParameterError(
+            "dtype must be float64 or float32 when batched is false, got 'mixed' "
+            "(mixed precision is a property of the batched AMP kernel)"
+        )
     dev = resolve_device(device)
     if workers is None:
         import os
@@ -178,7 +186,7 @@ def run_sweep(
         batched=batched,
         max_batch=max_batch,
         budget=batch_bytes,
-        itemsize=8 if dtype == "float64" else 4,
+        itemsize=8 if dtype == "float64" else 4,  # mixed: float32 matrices
         cache_bytes=CPU_BATCH_BYTES if dev.type == "cpu" else None,
     )
     done = st.done_keys(t.key for t in tasks)

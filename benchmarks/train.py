@@ -11,6 +11,11 @@ one batched computation and reports the optimization time per epoch
 evaluation excluded). ``--chunk K`` trains the trials
 in chunks of K (``first_trial`` offsets) when the full batch does not fit in memory;
 seconds are then summed over chunks. CUDA rows appear when CUDA is available.
+
+``--study sa-d20`` instead prints what SA and TF learn at D = 20 (the open problem of
+issue 3; benchmarks/RESULTS.md, "## train"): relative test errors of 2 trials of full-batch
+Adam (default lr, 300 epochs, float32) at N = 20, P = 10 000 under several lam, conventions
+and initializations, and warm starts from a learned solution (``train(init=...)``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ import dataclasses
 import torch
 
 from spinglass_icl.models import MODELS
-from spinglass_icl.training import TrainConfig, train
+from spinglass_icl.tasks import make_generator
+from spinglass_icl.training import STREAM_INIT, TrainConfig, TrainResult, train, trial_seed
 
 
 def seconds_per_epoch(cfg: TrainConfig, epochs: int, chunk: int) -> float:
@@ -39,6 +45,96 @@ def seconds_per_epoch(cfg: TrainConfig, epochs: int, chunk: int) -> float:
     return total
 
 
+def _study_row(label: str, cfg: TrainConfig, init=None) -> TrainResult:
+    res = train(cfg, init=init)
+    h = res.history.relative_test_error.mean("trial").values
+    per = ", ".join(f"{x:.3f}" for x in res.relative_test_error.tolist())
+    qk = sum(float((res.state[k] ** 2).sum()) for k in ("W_Q", "W_K")) / cfg.trials
+    print(
+        f"| {label} | {cfg.model} | {cfg.convention} | {cfg.lam:g} | {cfg.P} | {cfg.N} "
+        f"| {cfg.epochs} | {float(res.relative_test_error.mean()):.3f} ({per}) "
+        f"| {h.min():.3f} | {qk:.1f} |",
+        flush=True,
+    )
+    return res
+
+
+def kernel_smoother_table(D: int = 20, H: int = 32, n: int = 50_000) -> None:
+    """Reduced model of SA at infinite P: ``y^ = v sum_i alpha_i y_i``, softmax scores
+    ``b x_i.x~`` (``W_K^T W_Q / sqrt(H) = b I`` on k of the D input directions), with or
+    without the query token itself in the softmax (its score ``b |x~|^2``). The cheapest
+    weights giving it cost ``lam (b sqrt(H) k + |v|)`` in eq. (2) (nuclear norm of
+    ``W_K^T W_Q``, and ``|v| <= (|w_O|^2 + |w_V|^2) / 2``); objective = ``0.5 rel + cost``,
+    against 0.5 for the trivial predictor. Monte Carlo over n fresh prompts (seed 0)."""
+    g = torch.Generator().manual_seed(0)
+    print(f"# kernel-smoother model of SA, D={D}, H={H}, {n} prompts, authors labels")
+    print(
+        "| N | lam | best objective, query token in the softmax (B = bI) | same, without it "
+        "(optimistic) |"
+    )
+    print("|---|---|---|---|")
+    for N in (20, 50):
+        w, x, xq = (torch.randn(n, *s, generator=g) for s in ((D,), (N, D), (D,)))
+        y, yq = (x @ w[:, :, None])[..., 0] / D**0.5, (xq * w).sum(-1) / D**0.5
+        cand: dict[str, list] = {"with": [], "without": []}
+        for k in (1, 2, 5, 10, 15, 20):
+            dot, own = (x[..., :k] @ xq[:, :k, None])[..., 0], (xq[:, :k] ** 2).sum(-1)
+            for b in (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6):
+                for q in cand:
+                    sc = b * dot if q == "without" else torch.cat([b * dot, b * own[:, None]], 1)
+                    f = (torch.softmax(sc, 1)[:, :N] * y).sum(-1)
+                    v = float((f * yq).sum() / (f * f).sum())
+                    rel = float(((yq - v * f) ** 2).mean() / yq.var())
+                    cand[q].append((rel, b, k, v))
+        for lam in (0.0, 0.001, 0.002, 0.005, 0.01):
+            cells = []
+            for q in ("with", "without"):
+                obj, (rel, b, k, v) = min(
+                    (0.5 * c[0] + lam * (c[1] * H**0.5 * c[2] + abs(c[3])), c) for c in cand[q]
+                )
+                cells.append(
+                    "0.5: trivial (rel. error 1)"
+                    if obj >= 0.5
+                    else f"{obj:.4f}: rel. error {rel:.3f} (b={b:g}, k={k})"
+                )
+            print(f"| {N} | {lam:g} | {cells[0]} | {cells[1]} |", flush=True)
+    print()
+
+
+def study_sa_d20() -> None:
+    """SA / TF at D = 20: which settings learn (relative test error < 1)."""
+    kernel_smoother_table()
+    base = TrainConfig(
+        model="sa", D=20, N=20, P=10_000, lam=0.01, trials=2, epochs=300, test_tasks=2000,
+        dtype="float32",
+    )  # fmt: skip
+    r = dataclasses.replace
+    print("# D=20, 2 trials (seed 0), full-batch Adam, default lr 1e-2, float32, 2000 test prompts")
+    print(
+        "| setting | model | convention | lam | P | N | epochs | rel. test error (per trial) "
+        "| min along run | (|W_Q|^2+|W_K|^2)/trial |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for m in ("sa", "tf"):
+        c = r(base, model=m)
+        _study_row("LeCun init", c)
+        _study_row("LeCun init", r(c, lam=0.005))
+        learned = _study_row("LeCun init", r(c, lam=0.001))
+        _study_row("LeCun init", r(c, convention="paper-text"))
+        _study_row("warm start from the lam=0.001 run", r(c, epochs=1000), init=learned.state)
+    _study_row("LeCun init", r(base, epochs=1000))
+    _study_row("LeCun init", r(base, lam=0.002))
+    _study_row("LeCun init", r(base, lam=0.0))
+    small = base.build_model().init_params(
+        [make_generator(trial_seed(0, k, STREAM_INIT)) for k in base.trial_indices]
+    )
+    small = {k: v * (0.1 if k in ("W_Q", "W_K") else 1.0) for k, v in small.items()}
+    _study_row("W_Q, W_K init x0.1", r(base, lam=0.001), init=small)
+    _study_row("W_Q, W_K init x0.1", base, init=small)
+    _study_row("LeCun init", r(base, lam=0.001, P=2000))
+    _study_row("LeCun init", r(base, N=50))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=100)
@@ -51,9 +147,13 @@ def main() -> None:
     ap.add_argument("--devices", default="cpu,cuda")
     ap.add_argument("--dtype", default="float64")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    ap.add_argument("--study", choices=["sa-d20"], help="print a learning study, not timings")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.study == "sa-d20":
+        study_sa_d20()
+        return
     devices = [d for d in args.devices.split(",") if d == "cpu" or torch.cuda.is_available()]
     print(
         f"# D={args.D} N={args.N} P={args.P} trials={args.trials} dtype={args.dtype} "

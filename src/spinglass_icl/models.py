@@ -271,6 +271,21 @@ class SA(Model):
     the label row: ``y^ = (W_O attn(N))[D]``.
 
     Initialization: LeCun normal (``N(0, 1/fan_in)``) for all four matrices.
+
+    What it can learn (benchmarks/RESULTS.md, "## train"): softmax attention imitates linear
+    attention only through the scores, ``y^ ~ v sum_i y_i e^{b x_i.x~} / sum_j e^{b x_j.x~}``
+    (a kernel smoother; the isotropic score form ``W_K^T W_Q / sqrt(H) = b I``), whose best
+    relative error at D = N = 20 is about 0.73 (infinite P, lam = 0; SLA: 0.51; the
+    reduced model is ``python benchmarks/train.py --study sa-d20``). That needs
+    ``||W_Q||^2 + ||W_K||^2 >= 2 ||W_K^T W_Q||_* = 2 b sqrt(H) D``, 68 at b = 0.3, H = 32,
+    so with eq. (2)'s penalty on all weights the ``lam/2`` cost (0.3 at lam = 0.01) exceeds the
+    data-term gain (0.5 x 0.27 = 0.14 with the ``authors`` labels of variance 1): at lam = 0.01,
+    D = N = 20 (and N = 50), ``authors`` convention, the regularized optimum is the trivial
+    predictor W_Q = W_K = 0, so no initialization or optimizer setting helps: a run
+    warm-started from a learned solution collapses to it. SA learns (relative error about 0.8
+    at P = 10 000) for lam <= 0.002 (lam = 0.005 is borderline: some seeds learn), or at
+    lam = 0.01 with the ``paper-text`` labels (variance D, so the data term is D times larger
+    against the same penalty). At P = 2000 it overfits (it has about 2700 weights).
     """
 
     H: int = 32
@@ -297,6 +312,11 @@ class TF(Model):
     hidden width H (``W_1``: H x (D+1), ``W_2``: (D+1) x H; the paper leaves it open).
 
     Initialization: attention as SA; ``W_1 ~ N(0, 1/(D+1))``, ``W_2 ~ N(0, 1/H)``, biases 0.
+
+    The feed-forward part acts token by token and cannot form the products ``y_i x_i`` that
+    in-context regression needs, so TF learns only through its attention, with the same limit
+    as :class:`SA` (trivial predictor at lam = 0.01, D = N = 20, ``authors`` convention) plus
+    more weights to overfit with (benchmarks/RESULTS.md, "## train").
     """
 
     H: int = 32

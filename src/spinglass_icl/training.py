@@ -363,7 +363,9 @@ def _chunked_sq_err(model: Model, params, data, y, chunk: int = 4096) -> torch.T
     return torch.cat(out, dim=1)
 
 
-def train(config: TrainConfig, progress: bool = False) -> TrainResult:
+def train(
+    config: TrainConfig, progress: bool = False, init: dict[str, torch.Tensor] | None = None
+) -> TrainResult:
     """Train ``config.trials`` independent copies of ``config.model`` on eq. (2).
 
     Parameters
@@ -372,6 +374,11 @@ def train(config: TrainConfig, progress: bool = False) -> TrainResult:
         The run (validated on construction).
     progress
         Show a tqdm bar (on stderr).
+    init
+        Warm start: initial weights (e.g. an earlier ``TrainResult.state``), a dict with the
+        model's weight names and shapes (leading trial dimension ``config.trials``); copied,
+        not modified. The optimizer state starts fresh. None (default): the model's random
+        initialization from each trial's seed.
 
     Returns
     -------
@@ -398,6 +405,18 @@ def train(config: TrainConfig, progress: bool = False) -> TrainResult:
     del Xte
     init_g = [make_generator(trial_seed(cfg.seed, k, STREAM_INIT)) for k in cfg.trial_indices]
     params = model.init_params(init_g, device=dev, dtype=dtype)
+    if init is not None:
+        if not isinstance(init, dict) or set(init) != set(params):
+            got = sorted(init) if isinstance(init, dict) else type(init).__name__
+            raise ParameterError(f"init must be a dict with keys {sorted(params)}, got {got}")
+        for k, p in params.items():
+            v = torch.as_tensor(init[k])
+            if tuple(v.shape) != tuple(p.shape) or not bool(torch.isfinite(v).all()):
+                raise ParameterError(
+                    f"init must hold finite {k} of shape {tuple(p.shape)}, got shape "
+                    f"{tuple(v.shape)}"
+                )
+            params[k] = v.detach().to(device=dev, dtype=dtype).clone()
     for p in params.values():
         p.requires_grad_(True)
     shuffle_g = [make_generator(trial_seed(cfg.seed, k, STREAM_SHUFFLE)) for k in cfg.trial_indices]

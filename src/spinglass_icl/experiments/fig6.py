@@ -29,6 +29,12 @@ NOTES = [
     "linear ones to train well: at the quick preset they are under-trained.",
     "SPEC §4: AMP here is `amp` (with the Onsager term), whose mean is the exact ridge "
     "minimizer; the paper used eq. 34 verbatim.",
+    "SA and TF at D = 20, lam = 0.01 and the `authors` convention stay at the trivial "
+    "predictor (relative error about 1, N = 20 or 50): with eq. 2's penalty on all weights "
+    "the query-key norm that softmax attention needs costs more than the fit gains, so the "
+    "regularized optimum is W_Q = W_K = 0 (a run warm-started from a learned solution "
+    "collapses to it). They learn (about 0.8 at N = 20) for lam <= 0.002 or with "
+    "`--convention paper-text` (labels D times larger); benchmarks/RESULTS.md, '## train'.",
 ]
 
 

@@ -46,9 +46,9 @@ DEFAULT_BATCH_BYTES = 1 << 30
 #: on the CPU, AMP is bound by memory bandwidth (one pass over J^2, and G unless P <= n,
 #: per iteration): batches whose matrices stay in cache are fastest, so CPU batches are
 #: capped at this many bytes of n x n matrices (at least one instance). Measured at
-#: D = 20 (benchmarks/RESULTS.md, sweep): batches of 2-4 (two matrices, 6-12 MB) run
-#: 1.3-1.7x the rows/s of a loop; a batch of 8 (25 MB) falls back to 1.1-1.4x
-CPU_BATCH_BYTES = 13 << 20
+#: D = 20 (2-core AMD EPYC VM, 32 MB L3 shared with other jobs; noisy): 4-12 MB batches
+#: run 1.4-1.9x the rows/s of a per-instance loop, 25 MB batches fall back to ~1.1x
+CPU_BATCH_BYTES = 8 << 20
 
 
 def batch_size_for(
@@ -206,9 +206,12 @@ def solve_amp_batched(
     lam_i = lam + gd
     mdt = u.dtype if matrix_dtype is None else matrix_dtype
     Gs = pair_gram(u, q, c)  # one GEMM for both G and J^2 = G o G
-    J2 = expand_pairs((Gs * Gs).to(mdt), k)
-    J2.diagonal(dim1=-2, dim2=-1).zero_()
     G = None if lowrank_matvec else expand_pairs(Gs.to(mdt), k)
+    if G is not None and mdt == Gs.dtype:
+        J2 = G * G  # the same numbers as expanding Gs o Gs, one pass fewer
+    else:  # mixed: J^2 rounded once from float64
+        J2 = expand_pairs((Gs * Gs).to(mdt), k)
+    J2.diagonal(dim1=-2, dim2=-1).zero_()
     del Gs
 
     def j2_matvec(v: torch.Tensor) -> torch.Tensor:

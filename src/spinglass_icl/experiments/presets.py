@@ -159,7 +159,7 @@ _QUICK: dict[str, dict[str, Any]] = {
     "hessian": {"D": 10, "N": 50, "lam": 0.01, "P_list": [10, 1000], "instances": 3},
     "fig4a": {
         "D": 10,
-        "lam": 1.0,
+        "lam": 10.0,
         "beta": 100.0,
         "P_range": [5, 250],
         "N_range": [2, 50],

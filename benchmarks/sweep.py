@@ -146,7 +146,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.D, args.repeats, args.p_idx, args.n_idx = 10, 2, [2, 9], [5]
-        args.large_D, args.test_tasks = 30, 500
+        args.large_D = min(args.large_D, 30)  # --large-D 0 still skips it
+        args.test_tasks = 500
     modes = args.modes or [
         m
         for m in MODES

@@ -8,7 +8,8 @@ one batched :class:`~spinglass_icl.hamiltonian.Instance` and solved in one call 
 solvers act on a leading batch dimension). Tasks of different N may share a batch: the
 solvers see only ``s``, ``y``, lam and P, and N enters only through ``s`` (prefactor)
 and the test error, which is computed per N. Test errors of one chunk are computed
-for all its converged rows of equal N in one call on the shared test prompts.
+for all its converged rows of equal N in one call: the closed form (spec default
+``test_error = "exact"``) or, with ``"mc"``, on the shared test prompts.
 
 :func:`plan_chunks` splits a task list into chunks deterministically (from the full
 task list, before any is skipped), so a resumed sweep recomputes exactly the batches an

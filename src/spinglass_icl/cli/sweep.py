@@ -29,7 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--workers", type=int, default=None, help="processes (default: CPU count)")
     r.add_argument("--scheduler", default=None, help="Dask scheduler address (tcp://host:port)")
     r.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
-    r.add_argument("--dtype", default="float64", help="float64 (default) or float32")
+    r.add_argument(
+        "--dtype",
+        default="float64",
+        help="float64 (default), float32, or mixed (batched AMP: float32 matrices, float64 state)",
+    )
     r.add_argument(
         "--no-batch", action="store_true", help="solve instances one by one (no batching)"
     )

@@ -133,6 +133,8 @@ def study_sa_d20() -> None:
     _study_row("W_Q, W_K init x0.1", base, init=small)
     _study_row("LeCun init", r(base, lam=0.001, P=2000))
     _study_row("LeCun init", r(base, N=50))
+    _study_row("LeCun init", r(base, N=50, lam=0.005))
+    _study_row("LeCun init", r(base, model="tf", N=50, lam=0.005))
 
 
 def main() -> None:

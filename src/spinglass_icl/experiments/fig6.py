@@ -34,7 +34,9 @@ NOTES = [
     "the query-key norm that softmax attention needs costs more than the fit gains, so the "
     "regularized optimum is W_Q = W_K = 0 (a run warm-started from a learned solution "
     "collapses to it). They learn (about 0.8 at N = 20) for lam <= 0.002 or with "
-    "`--convention paper-text` (labels D times larger); benchmarks/RESULTS.md, '## train'.",
+    "`--convention paper-text` (labels D times larger), and at N = 50 already for lam = 0.005 "
+    "(about 0.6), the lam of the authors' Adam weight_decay 0.01 (SPEC §2); "
+    "benchmarks/RESULTS.md, '## train'.",
 ]
 
 

@@ -14,7 +14,7 @@ seconds are then summed over chunks. CUDA rows appear when CUDA is available.
 
 ``--study sa-d20`` instead prints what SA and TF learn at D = 20 (the open problem of
 issue 3; benchmarks/RESULTS.md, "## train"): relative test errors of 2 trials of full-batch
-Adam (default lr, 300 epochs, float32) at N = 20, P = 10 000 under several lam, conventions
+Adam (default lr, 3e-3 since the study; 300 epochs, float32) at N = 20, P = 10 000 under several lam, conventions
 and initializations, and warm starts from a learned solution (``train(init=...)``).
 """
 
@@ -27,7 +27,14 @@ import torch
 
 from spinglass_icl.models import MODELS
 from spinglass_icl.tasks import make_generator
-from spinglass_icl.training import STREAM_INIT, TrainConfig, TrainResult, train, trial_seed
+from spinglass_icl.training import (
+    DEFAULT_LR,
+    STREAM_INIT,
+    TrainConfig,
+    TrainResult,
+    train,
+    trial_seed,
+)
 
 
 def seconds_per_epoch(cfg: TrainConfig, epochs: int, chunk: int) -> float:
@@ -109,7 +116,8 @@ def study_sa_d20() -> None:
         dtype="float32",
     )  # fmt: skip
     r = dataclasses.replace
-    print("# D=20, 2 trials (seed 0), full-batch Adam, default lr 1e-2, float32, 2000 test prompts")
+    lr = DEFAULT_LR[("sa", "adam")]
+    print(f"# D=20, 2 trials (seed 0), full-batch Adam, lr {lr:g}, float32, 2000 test prompts")
     print(
         "| setting | model | convention | lam | P | N | epochs | rel. test error (per trial) "
         "| min along run | (|W_Q|^2+|W_K|^2)/trial |"

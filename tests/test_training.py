@@ -93,7 +93,8 @@ def test_batched_trials_equal_single_runs(name):
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("batch_size", [None, 16])
 def test_loss_decreases(name, batch_size):
-    cfg = TrainConfig(model=name, trials=2, epochs=15, batch_size=batch_size, seed=1, **SMALL)
+    # 60 epochs: full-batch Adam at the SA/TF default lr 3e-3 needs about 35 for -20 %
+    cfg = TrainConfig(model=name, trials=2, epochs=60, batch_size=batch_size, seed=1, **SMALL)
     h = train(cfg).history
     assert h.train_loss.dims == ("epoch", "trial") and h.sizes["trial"] == 2
     first, last = h.train_loss.isel(epoch=0).values, h.train_loss.isel(epoch=-1).values

@@ -14,8 +14,9 @@ seconds are then summed over chunks. CUDA rows appear when CUDA is available.
 
 ``--study sa-d20`` instead prints what SA and TF learn at D = 20 (the open problem of
 issue 3; benchmarks/RESULTS.md, "## train"): relative test errors of 2 trials of full-batch
-Adam (default lr, 3e-3 since the study; 300 epochs, float32) at N = 20, P = 10 000 under several lam, conventions
-and initializations, and warm starts from a learned solution (``train(init=...)``).
+Adam (default lr: 3e-3 since the study, which ran at 1e-2; 300 epochs, float32) at N = 20,
+P = 10 000 under several lam, conventions and initializations, and warm starts from a
+learned solution (``train(init=...)``).
 """
 
 from __future__ import annotations

@@ -512,11 +512,12 @@ def train(
     err = last_err.double()
     te = err.mean(-1).cpu()
     se = (err.var(-1, unbiased=True) / err.shape[-1]).sqrt().cpu() if err.shape[-1] > 1 else te * 0
+    rec_err_np = torch.stack(rec_err).cpu().numpy()
     history = xr.Dataset(
         {
-            "train_loss": (("epoch", "trial"), torch.stack(rec_loss).numpy()),
-            "test_error": (("epoch", "trial"), torch.stack(rec_err).numpy()),
-            "relative_test_error": (("epoch", "trial"), torch.stack(rec_err).numpy() / label_var),
+            "train_loss": (("epoch", "trial"), torch.stack(rec_loss).cpu().numpy()),
+            "test_error": (("epoch", "trial"), rec_err_np),
+            "relative_test_error": (("epoch", "trial"), rec_err_np / label_var),
         },
         coords={"epoch": np.array(rec_epoch), "trial": np.array(list(cfg.trial_indices))},
         attrs={

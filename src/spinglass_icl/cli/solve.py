@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         v=res.v.cpu().numpy(),
         converged=res.converged,
         iterations=res.n_iter,
-        residuals=res.residuals.numpy(),
+        residuals=res.residuals.cpu().numpy(),
     )
     summary = {
         "contrast": c,

@@ -113,8 +113,8 @@ def run(args: argparse.Namespace) -> int:
         inst = res.instances[0]
         np.savez(
             out / "instance.npz",
-            S=inst.s.numpy(),
-            y=inst.y.numpy(),
+            S=inst.s.cpu().numpy(),
+            y=inst.y.cpu().numpy(),
             D=cfg.D,
             N=cfg.N,
             P=cfg.P,
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             beta=beta,
             convention=cfg.convention,
         )
-        np.savez(out / "weights.npz", W=res.W[0].numpy())
+        np.savez(out / "weights.npz", W=res.W[0].cpu().numpy())
         written += ["instance.npz", "weights.npz"]
     te, rte = summary["test_error"], summary["relative_test_error"]
     pm = (

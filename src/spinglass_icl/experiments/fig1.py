@@ -81,14 +81,14 @@ def block_entries(
             iu = torch.triu_indices(a.shape[1], a.shape[1], offset=1)
             sel = torch.randint(iu.shape[1], (k,), generator=g)
             i, j = iu[0][sel], iu[1][sel]
-            return (-(a[rows, i] * a[rows, j])).numpy()
+            return (-(a[rows, i] * a[rows, j])).cpu().numpy()
         i = torch.randint(a.shape[1], (k,), generator=g)
         j = torch.randint(b.shape[1], (k,), generator=g)
-        return (-(a[rows, i] * b[rows, j])).numpy()
+        return (-(a[rows, i] * b[rows, j])).cpu().numpy()
 
     out = {
-        "A": sA.flatten().numpy(),
-        "B": sB.flatten().numpy(),
+        "A": sA.flatten().cpu().numpy(),
+        "B": sB.flatten().cpu().numpy(),
         "C": pairs(sA, sA, True),
         "D": pairs(sA, sB, False),
     }

@@ -90,8 +90,8 @@ def run(ctx: Context) -> Outcome:
     ax.legend(fontsize=8)
     ax.set_title(f"(a) {p['optimizer']} training, lam = 0", fontsize=9)
     Pl, Ph = min(p["P_list"]), max(p["P_list"])
-    _imshow(fig, axes[0][1], Ws[Pl].numpy(), f"(b) trained W, P = {Pl}")
-    _imshow(fig, axes[0][2], Ws[Ph].numpy(), f"(c) trained W, P = {Ph}")
+    _imshow(fig, axes[0][1], Ws[Pl].cpu().numpy(), f"(b) trained W, P = {Pl}")
+    _imshow(fig, axes[0][2], Ws[Ph].cpu().numpy(), f"(c) trained W, P = {Ph}")
     # AMP (eq. 34 verbatim, as in the paper) at P = amp_P
     inst = make_instance(
         D,
@@ -113,7 +113,7 @@ def run(ctx: Context) -> Outcome:
     fig.suptitle(f"Fig. 2: D = {D}, N = {N}, {ctx.convention} convention")
     files = save_figure(fig, ctx.out)
     for P, W in Ws.items():
-        data[f"W_P{P}"] = (("row", "col"), W.numpy())
+        data[f"W_P{P}"] = (("row", "col"), W.cpu().numpy())
     data["amp_m"] = (("row", "col"), m)
     data["amp_v"] = (("row", "col"), v)
     import xarray as xr

@@ -53,8 +53,8 @@ def run(ctx: Context) -> Outcome:
         r = 2.0 * torch.rand(K, 1, generator=g, dtype=torch.float64)
         sig = star + r * star.norm() * xi / xi.norm(dim=1, keepdim=True)
         pts = torch.cat([sig, star[None]])  # target is the last point
-        E = inst.energy(pts).numpy()
-        dist = (pts - star).norm(dim=1).numpy()
+        E = inst.energy(pts).cpu().numpy()
+        dist = (pts - star).norm(dim=1).cpu().numpy()
         rho = float(spearmanr(E[:-1], dist[:-1]).correlation)
         with threadpool_limits(1):  # OpenMP threads thrash on a busy small machine
             emb = TSNE(
@@ -63,7 +63,7 @@ def run(ctx: Context) -> Outcome:
                 init="pca",
                 max_iter=p["tsne_iter"],
                 random_state=ctx.seed + k,
-            ).fit_transform(pts.numpy())
+            ).fit_transform(pts.cpu().numpy())
         ax = axes[0][k]
         dE = E - E[-1]
         sc = ax.scatter(
@@ -83,7 +83,7 @@ def run(ctx: Context) -> Outcome:
         ax.set_xticks([])
         ax.set_yticks([])
         ax.legend(fontsize=7, loc="lower right")
-        ev = torch.linalg.eigvalsh(inst.hessian).numpy()
+        ev = torch.linalg.eigvalsh(inst.hessian).cpu().numpy()
         evs[P] = ev[None]
         numbers[f"P{P}_spearman_energy_distance"] = rho
         numbers[f"P{P}_near_lam"] = int(count_near_lam(ev[None], lam)[0])

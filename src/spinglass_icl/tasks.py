@@ -15,6 +15,7 @@ prompts on every device and dtype.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import torch
@@ -22,7 +23,20 @@ import torch
 from .conventions import DEFAULT_CONVENTION, Convention, get_convention
 from .errors import check_float, check_int
 
-__all__ = ["TaskConfig", "Prompts", "sample_prompts", "make_generator", "resolve_device"]
+__all__ = [
+    "TaskConfig",
+    "Prompts",
+    "sample_prompts",
+    "sample_prompts_nested",
+    "prompt_block",
+    "concat_prompts",
+    "NESTED_BLOCK",
+    "make_generator",
+    "resolve_device",
+]
+
+#: prompts per block of the nested (prefix-consistent) stream of :func:`sample_prompts_nested`
+NESTED_BLOCK = 64
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -130,6 +144,18 @@ class Prompts:
         """The query column ``[x~; 0]``, shape (*batch, P, D+1)."""
         return self.X[..., -1]
 
+    def head(self, P: int) -> Prompts:
+        """The first ``P`` prompts (``1 <= P <=`` this batch's P), as a new :class:`Prompts`."""
+        P = check_int("P", P, maximum=self.config.P)
+        cfg = TaskConfig(
+            D=self.config.D,
+            N=self.config.N,
+            P=P,
+            convention=self.config.convention,
+            noise=self.config.noise,
+        )
+        return Prompts(X=self.X[..., :P, :, :], w=self.w[..., :P, :], y=self.y[..., :P], config=cfg)
+
     def features(self) -> torch.Tensor:
         """Spin features ``s^mu = vec(S^mu)``, shape (*batch, P, (D+1)^2) (eq. 3).
 
@@ -200,3 +226,99 @@ def sample_prompts(
         y=y_query.to(device=dev, dtype=dtype),
         config=cfg,
     )
+
+
+def concat_prompts(parts: list[Prompts]) -> Prompts:
+    """Concatenate prompt batches of one distribution (same D, N, convention, noise)
+    along the prompt axis."""
+    if not parts:
+        raise ValueError("concat_prompts needs at least one Prompts")
+    c0 = parts[0].config
+    for p in parts[1:]:
+        c = p.config
+        if (c.D, c.N, c.convention, c.noise) != (c0.D, c0.N, c0.convention, c0.noise):
+            raise ValueError("concat_prompts: parts differ in D, N, convention or noise")
+    P = sum(p.config.P for p in parts)
+    cfg = TaskConfig(D=c0.D, N=c0.N, P=P, convention=c0.convention, noise=c0.noise)
+    return Prompts(
+        X=torch.cat([p.X for p in parts], dim=-3),
+        w=torch.cat([p.w for p in parts], dim=-2),
+        y=torch.cat([p.y for p in parts], dim=-1),
+        config=cfg,
+    )
+
+
+def _block_seed(seed: int, index: int) -> int:
+    """63-bit seed of block ``index`` of the nested stream with base ``seed``."""
+    h = hashlib.sha256(f"nested-prompts:{seed}:{index}".encode()).hexdigest()
+    return int(h[:16], 16) & ((1 << 63) - 1)
+
+
+def prompt_block(
+    D: int,
+    N: int,
+    index: int,
+    *,
+    convention: str = DEFAULT_CONVENTION,
+    noise: float = 0.0,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> Prompts:
+    """Block ``index`` (>= 0) of the nested prompt stream of ``seed``: prompts
+    ``index * NESTED_BLOCK ... (index + 1) * NESTED_BLOCK - 1``, drawn by
+    :func:`sample_prompts` from a generator of their own (seeded from ``seed`` and
+    ``index``), so any block can be drawn without the ones before it."""
+    seed = check_int("seed", seed, minimum=0)
+    index = check_int("index", index, minimum=0)
+    return sample_prompts(
+        D,
+        N,
+        NESTED_BLOCK,
+        convention=convention,
+        noise=noise,
+        seed=_block_seed(seed, index),
+        device=device,
+        dtype=dtype,
+    )
+
+
+def sample_prompts_nested(
+    D: int,
+    N: int,
+    P: int,
+    *,
+    convention: str = DEFAULT_CONVENTION,
+    noise: float = 0.0,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> Prompts:
+    """Sample ``P`` prompts (eq. 1) from the *nested* stream of ``seed``.
+
+    The same distribution as :func:`sample_prompts` (a different draw for the same
+    seed), with one more property: the draw of ``P`` prompts is the first ``P`` prompts
+    of the draw of any ``P' > P``. Sweeps over task diversity use it
+    (``SweepSpec(nested_p=True)``) so that the instances of one repeat at increasing P
+    share their prompts, and the couplings of the larger P are those of the smaller
+    plus the new prompts' (common random numbers; :mod:`spinglass_icl.sweep.batched`).
+
+    The prompts come in blocks of :data:`NESTED_BLOCK` (:func:`prompt_block`), each
+    from its own generator; the last block is cut to ``P``.
+    """
+    cfg = TaskConfig(D=D, N=N, P=P, convention=convention, noise=noise)
+    nb = -(-cfg.P // NESTED_BLOCK)
+    blocks = [
+        prompt_block(
+            cfg.D,
+            cfg.N,
+            b,
+            convention=cfg.convention,
+            noise=cfg.noise,
+            seed=seed,
+            device=device,
+            dtype=dtype,
+        )
+        for b in range(nb)
+    ]
+    return concat_prompts(blocks).head(cfg.P)

@@ -59,6 +59,7 @@ def amp_rule(
     memory traffic of the mean-only tail.
     """
     frozen: dict[str, torch.Tensor] = {}
+    beta_h, beta_lam = beta * h, beta * lam_i  # loop invariants (the same numbers)
 
     def update(state):
         m, v = state
@@ -67,15 +68,16 @@ def amp_rule(
             V, v_new = frozen["V"], v
         else:
             V = beta * beta * j2_matvec(v)
-        denom = beta * lam_i - V
+        denom = beta_lam - V
         ok = (denom > 0).all(-1)
         if "V" not in frozen:
             v_new = 1.0 / denom
-            change = ((v_new - v).abs().amax(-1) / v.abs().amax(-1)).nan_to_num(nan=0.0)
-            valid = ok & torch.isfinite(v_new).all(-1)
-            if bool(valid.any()) and bool((change[valid] < v_tol).all()):
+            # relative change of v; not finite iff some v_new is not (v > 0 is finite)
+            change = (v_new - v).abs().amax(-1) / v.abs().amax(-1)
+            valid = ok & torch.isfinite(change)
+            if bool(valid.any() & ((change < v_tol) | ~valid).all()):
                 frozen["V"] = V
-        num = beta * h + beta * Jm
+        num = beta_h + beta * Jm
         if onsager:
             num = num - V * m
         return (num / denom, v_new), ok

@@ -86,31 +86,32 @@ def iterate(
     diverged = torch.zeros_like(active)
     n_iter = torch.zeros(batch_shape, dtype=torch.int64, device=device)
     history: list[torch.Tensor] = []
+    actives: list[torch.Tensor] = []
     tiny = torch.finfo(state[0].dtype).tiny
-    scale0: list[torch.Tensor] | None = None
+    limit: list[torch.Tensor] | None = None  # BLOWUP x each tensor's first-iteration size
     for it in range(1, max_iter + 1):
         new, ok = update(state)
-        res = torch.zeros(batch_shape, dtype=state[0].dtype, device=device)
-        finite = torch.ones_like(active)
-        sizes = [_reduce_to_batch(torch.nan_to_num(x, nan=0.0), bnd) for x in new]
-        if scale0 is None:
-            scale0 = [sz.clamp_min(tiny) for sz in sizes]
-        for old_x, new_x, sz, sz0 in zip(state, new, sizes, scale0):
+        # per tensor: max|new| (NaN if any entry is NaN, inf if any is inf), max|new - old|
+        # and max|old|; "finite" is max|new| < BLOWUP x its first size, which is False
+        # for NaN and inf as well (so it also tests that every entry is finite)
+        size = [_reduce_to_batch(x, bnd) for x in new]
+        if limit is None:
+            limit = [BLOWUP * sz.clamp_min(tiny) for sz in size]
+        res = None
+        finite = None
+        for old_x, new_x, sz, lim in zip(state, new, size, limit):
             diff = _reduce_to_batch(new_x - old_x, bnd)
-            scale = torch.maximum(_reduce_to_batch(new_x, bnd), _reduce_to_batch(old_x, bnd))
-            r = diff / scale.clamp_min(tiny)
-            r = torch.where(scale == 0, torch.zeros_like(r), r)
-            res = torch.maximum(res, torch.nan_to_num(r, nan=float("inf")))
-            finite &= (
-                torch.isfinite(new_x).flatten(bnd).all(-1)
-                if new_x.dim() > bnd
-                else torch.isfinite(new_x)
-            )
-            finite &= sz < BLOWUP * sz0
-        bad = active & (~ok | ~finite)
+            scale = torch.maximum(sz, _reduce_to_batch(old_x, bnd))
+            # scale == 0 only if new = old = 0, where diff = 0 and r = 0
+            r = torch.nan_to_num(diff / scale.clamp_min(tiny), nan=float("inf"))
+            res = r if res is None else torch.maximum(res, r)
+            f = sz < lim
+            finite = f if finite is None else finite & f
+        bad = active & ~(ok & finite)
         good = active & ~bad
-        n_iter = n_iter + active.long()
-        history.append(torch.where(active, res, torch.full_like(res, float("nan"))))
+        n_iter += active
+        history.append(res)
+        actives.append(active.clone())
         state = tuple(
             torch.where(_expand(good, o), damping * o + (1.0 - damping) * n if damping else n, o)
             for o, n in zip(state, new)
@@ -123,5 +124,9 @@ def iterate(
             callback(it, state, res)
         if not bool(active.any()):
             break
-    residuals = torch.stack(history) if history else torch.zeros((0, *batch_shape))
+    if history:
+        residuals = torch.stack(history)
+        residuals = torch.where(torch.stack(actives), residuals, float("nan"))
+    else:
+        residuals = torch.zeros((0, *batch_shape))
     return EngineOutput(state, converged, diverged, n_iter, residuals)

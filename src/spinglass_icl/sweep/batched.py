@@ -19,6 +19,7 @@ uninterrupted one would and gets bit-identical numbers.
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -30,7 +31,14 @@ from ..hamiltonian import Instance, build_instance
 from ..observables import contrast, spins_to_W, test_error
 from ..solvers import SolverResult, solve
 from ..solvers.amp import run_amp
-from ..tasks import Prompts, sample_prompts
+from ..tasks import (
+    NESTED_BLOCK,
+    Prompts,
+    TaskConfig,
+    prompt_block,
+    sample_prompts,
+    sample_prompts_nested,
+)
 from .spec import SweepSpec, Task
 
 __all__ = [
@@ -74,6 +82,7 @@ def plan_chunks(
     budget: int = DEFAULT_BATCH_BYTES,
     itemsize: int = 8,
     cache_bytes: int | None = None,
+    nested: bool = False,
 ) -> list[list[Task]]:
     """Split tasks into chunks (lists of tasks solved together), deterministically.
 
@@ -83,9 +92,15 @@ def plan_chunks(
     ``cache_bytes`` (the CPU, see :data:`CPU_BATCH_BYTES`) a batch also holds at most
     ``cache_bytes`` of its ``n x n`` matrices (J^2, and G unless the AMP kernel applies G
     through the factors, ``P <= n``), at least one instance.
+
+    ``nested=True`` (a ``nested_p`` spec) makes a chunk of whole families
+    (:attr:`Task.family`: every P, lam, beta and solver of one repeat's prompt
+    stream), as many families per chunk as fit at their largest P.
     """
     if not batched:
         return [[t] for t in tasks]
+    if nested:
+        return _plan_nested(tasks, max_batch, budget, itemsize, cache_bytes)
     groups: dict[tuple, list[Task]] = defaultdict(list)
     for t in tasks:
         groups[t.group].append(t)
@@ -95,7 +110,8 @@ def plan_chunks(
         b = batch_size_for(D, P, solver, itemsize, budget)
         if cache_bytes is not None:
             n = (D + 1) ** 2
-            mats = 1 if solver in ("amp", "amp-paper") and P <= n else 2
+            low = use_lowrank_matvec(P, n, itemsize)
+            mats = 1 if solver in ("amp", "amp-paper") and low else 2
             b = min(b, max(1, cache_bytes // (mats * itemsize * n * n)))
         if max_batch is not None:
             b = min(b, max_batch)
@@ -103,6 +119,48 @@ def plan_chunks(
         size = -(-len(ts) // k)  # balanced sizes
         chunks.extend(ts[i : i + size] for i in range(0, len(ts), size))
     return chunks
+
+
+def _plan_nested(tasks, max_batch, budget, itemsize, cache_bytes) -> list[list[Task]]:
+    """Chunks of whole families for a ``nested_p`` sweep (see :func:`plan_chunks`)."""
+    fams: dict[tuple, list[Task]] = defaultdict(list)
+    for t in tasks:
+        fams[t.family].append(t)
+    # families with the same points (all of them, in a Cartesian grid) stack into batches
+    kinds: dict[tuple, list[list[Task]]] = defaultdict(list)
+    for ts in fams.values():
+        p = ts[0].params
+        pts = tuple(
+            sorted(
+                (t.params["P"], t.params["lam"], t.params["beta"], t.params["solver"]) for t in ts
+            )
+        )
+        kinds[(p["D"], p["N"], p["convention"], p["noise"], pts)].append(ts)
+    chunks = []
+    for key, fs in kinds.items():
+        D, pts = key[0], key[-1]
+        Pmax = max(x[0] for x in pts)
+        solver = "rbp" if any(x[3] == "rbp" for x in pts) else pts[0][3]
+        b = batch_size_for(D, Pmax, solver, itemsize, budget)
+        if cache_bytes is not None:
+            n = (D + 1) ** 2
+            b = min(b, max(1, cache_bytes // (itemsize * n * n)))
+        if max_batch is not None:
+            b = min(b, max_batch)
+        k = -(-len(fs) // b)
+        size = -(-len(fs) // k)
+        for i in range(0, len(fs), size):
+            chunks.append([t for f in fs[i : i + size] for t in f])
+    return chunks
+
+
+def use_lowrank_matvec(P: int, n: int, itemsize: int = 8) -> bool:
+    """Whether the AMP kernel applies ``G`` through the factors (``O(P n)`` flops on
+    ``O(P D)`` data) rather than as a dense ``n x n`` matrix: for ``P <= n`` in float64,
+    ``P <= 3 n`` with float32 matrices (mixed precision; the factors' GEMMs in float32).
+    Measured at D = 40 (1 thread, 2-core AMD EPYC VM): float64 breaks even at P ~ n;
+    float32 factors beat a float32 dense G up to P = 2.3 n (1.63 vs 1.84 ms/iteration)."""
+    return P <= (n if itemsize >= 8 else 3 * n)
 
 
 @functools.lru_cache(maxsize=4)
@@ -186,7 +244,8 @@ def solve_amp_batched(
       the CPU than the batched column product ``J^2 @ v[..., None]``;
     * ``G m = (1/P) S^T (S m)`` is applied through the factors,
       ``(S m)_mu = c u_mu^T M q_mu`` (O(P n) flops on O(P D) data), when
-      ``P <= n`` (or ``lowrank_matvec=True``); otherwise from dense G (row product).
+      :func:`use_lowrank_matvec` (or ``lowrank_matvec=True``); otherwise from dense G
+      (row product).
 
     ``matrix_dtype=torch.float32`` with float64 factors is *mixed precision*: the dense
     ``n x n`` matrices (J^2, and G if used) are rounded to float32 and their products
@@ -200,20 +259,62 @@ def solve_amp_batched(
     n = k * k
     bs = tuple(u.shape[:-2])
     if lowrank_matvec is None:
-        lowrank_matvec = P <= n
+        lowrank_matvec = use_lowrank_matvec(P, n, 8 if matrix_dtype in (None, torch.float64) else 4)
     c2P = c * c / P
     gd = c2P * ((u * u).transpose(-1, -2) @ (q * q)).reshape(*bs, n)  # diag(G)
     h = (c / P) * ((u * y[..., None]).transpose(-1, -2) @ q).reshape(*bs, n)
-    lam_i = lam + gd
-    mdt = u.dtype if matrix_dtype is None else matrix_dtype
     Gs = pair_gram(u, q, c)  # one GEMM for both G and J^2 = G o G
+    ops = amp_pair_operators(Gs, lowrank_matvec=lowrank_matvec, matrix_dtype=matrix_dtype)
+    del Gs
+    return amp_from_operators(
+        ops, gd, h, u, q, c2P, lam, beta, onsager=onsager, damping=damping, tol=tol,
+        max_iter=max_iter,
+    )  # fmt: skip
+
+
+def amp_pair_operators(
+    Gs: torch.Tensor, *, lowrank_matvec: bool, matrix_dtype: torch.dtype | None = None
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """The dense AMP matrices ``(G or None, J^2)`` from the pair Gram matrix ``Gs``
+    (:func:`pair_gram`, normalized): ``G`` only if ``not lowrank_matvec``; ``J^2 = G o G``
+    with a zero diagonal, in ``matrix_dtype`` (default: that of ``Gs``)."""
+    k = math.isqrt(2 * Gs.shape[-1])  # k2 = k (k + 1) / 2
+    mdt = Gs.dtype if matrix_dtype is None else matrix_dtype
     G = None if lowrank_matvec else expand_pairs(Gs.to(mdt), k)
     if G is not None and mdt == Gs.dtype:
         J2 = G * G  # the same numbers as expanding Gs o Gs, one pass fewer
-    else:  # mixed: J^2 rounded once from float64
+    else:  # (mixed: J^2 rounded once from float64)
         J2 = expand_pairs((Gs * Gs).to(mdt), k)
     J2.diagonal(dim1=-2, dim2=-1).zero_()
-    del Gs
+    return G, J2
+
+
+def amp_from_operators(
+    ops: tuple[torch.Tensor | None, torch.Tensor],
+    gd: torch.Tensor,
+    h: torch.Tensor,
+    u: torch.Tensor,
+    q: torch.Tensor,
+    c2P: float,
+    lam: float,
+    beta: float,
+    *,
+    onsager: bool,
+    damping: float,
+    tol: float,
+    max_iter: int,
+) -> SolverResult:
+    """Run AMP (:func:`~spinglass_icl.solvers.amp.run_amp`) on the operators of
+    :func:`amp_pair_operators`: ``G m`` from dense ``G`` (row product) if present, else
+    through the factors ``(1/P) S^T (S m)``, ``(S m)_mu = c u_mu^T M q_mu`` with
+    ``c2P = c^2 / P`` (u, q: (*batch, P, k)); ``gd = diag(G)``, ``h`` the fields."""
+    G, J2 = ops
+    mdt = J2.dtype
+    k = u.shape[-1]
+    n = k * k
+    bs = tuple(h.shape[:-1])
+    if G is None and mdt != u.dtype:  # mixed precision: the factors' products too
+        u, q = u.to(mdt), q.to(mdt)
 
     def j2_matvec(v: torch.Tensor) -> torch.Tensor:
         return (v.to(mdt).unsqueeze(-2) @ J2).squeeze(-2).to(v.dtype)
@@ -221,16 +322,16 @@ def solve_amp_batched(
     def gram_matvec(m: torch.Tensor) -> torch.Tensor:
         if G is not None:
             return (m.to(mdt).unsqueeze(-2) @ G).squeeze(-2).to(m.dtype)
-        M = m.reshape(*bs, k, k)
+        M = m.to(mdt).reshape(*bs, k, k)
         r = ((u @ M) * q).sum(-1)  # (*, P): (S m) / c
-        return c2P * ((u * r[..., None]).transpose(-1, -2) @ q).reshape(*bs, n)
+        return c2P * ((u * r[..., None]).transpose(-1, -2) @ q).reshape(*bs, n).to(m.dtype)
 
     return run_amp(
         gram_matvec,
         j2_matvec,
         gd,
         h,
-        lam_i,
+        lam + gd,
         beta=beta,
         onsager=onsager,
         batch_shape=bs,
@@ -238,6 +339,111 @@ def solve_amp_batched(
         tol=tol,
         max_iter=max_iter,
     )
+
+
+def _nested_factors(task: Task, start: int, stop: int, dev, dt):
+    """Rows ``start:stop`` of the task's nested prompt stream as factors ``(c u, q, y)``
+    (each (stop - start, k) / (stop - start,)); drawn block by block
+    (:func:`~spinglass_icl.tasks.prompt_block`), the prompt matrices dropped."""
+    p = task.params
+    b0, b1 = start // NESTED_BLOCK, -(-stop // NESTED_BLOCK)
+    us, qs, ys = [], [], []
+    for b in range(b0, b1):
+        pr = prompt_block(
+            p["D"], p["N"], b, convention=p["convention"], noise=p["noise"], seed=task.seed,
+            device=dev, dtype=dt,
+        )  # fmt: skip
+        lo = max(start - b * NESTED_BLOCK, 0)
+        hi = min(stop - b * NESTED_BLOCK, NESTED_BLOCK)
+        us.append((pr.u * pr.config.prefactor)[lo:hi])
+        qs.append(pr.q[lo:hi].clone())
+        ys.append(pr.y[lo:hi])
+    return torch.cat(us), torch.cat(qs), torch.cat(ys)
+
+
+def _nested_rows(tasks: Sequence[Task], opts: dict, dev, dt, mdt):
+    """Rows of a ``nested_p`` chunk: the tasks of one or more families (same D, N,
+    convention, noise and grid points, one repeat each; :attr:`Task.family`).
+
+    Every family's prompts are drawn once, in order of P; the pair Gram matrix and the
+    fields are accumulated over the prompts ``P_prev <= mu < P`` between consecutive P
+    of the chunk (always the same segments, so a resumed run gets bit-identical
+    numbers), and at each P the tasks of every (lam, beta, solver) are solved as one
+    batch over the families: AMP on the pair operators, exact and rbp on the instance
+    built from the prompt prefix. The numbers agree with the per-instance path (which
+    draws each instance alone) to rounding (tested)."""
+    fams: dict[tuple, list[int]] = defaultdict(list)
+    for i, t in enumerate(tasks):
+        fams[t.family].append(i)
+    fam_keys = list(fams)
+    B = len(fam_keys)
+    t0 = tasks[fams[fam_keys[0]][0]]
+    D, N, conv_name, noise = (t0.params[x] for x in ("D", "N", "convention", "noise"))
+    k = D + 1
+    n = k * k
+    ia, ib, _ = _pair_index(k, dev)
+    pd = _pair_index(k, dev)[2].reshape(k, k).diagonal()  # p(a, a)
+    # at each P: the (lam, beta, solver) points, each with its task in every family
+    points: dict[int, dict[tuple, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for f in fam_keys:
+        for i in fams[f]:
+            p = tasks[i].params
+            points[p["P"]][(p["lam"], p["beta"], p["solver"])].append(i)
+    for P, pts in points.items():
+        for pt, idx in pts.items():
+            if len(idx) != B:
+                raise ValueError(
+                    f"nested chunk: point P={P}, {pt} is not in every family of the chunk"
+                )
+    out_m: list = [None] * len(tasks)
+    out_v: list = [None] * len(tasks)
+    conv = [False] * len(tasks)
+    status = [""] * len(tasks)
+    n_iter = [0] * len(tasks)
+    first = [tasks[fams[f][0]] for f in fam_keys]
+    u = q = y = None
+    Gsum = torch.zeros(B, len(ia), len(ia), device=dev, dtype=dt)
+    hsum = torch.zeros(B, k, k, device=dev, dtype=dt)
+    prev = 0
+    for P in sorted(points):
+        seg = [_nested_factors(t, prev, P, dev, dt) for t in first]
+        us = torch.stack([x[0] for x in seg])
+        qs = torch.stack([x[1] for x in seg])
+        ys = torch.stack([x[2] for x in seg])
+        del seg
+        Gsum += (us[..., ia] * us[..., ib]).transpose(-1, -2) @ (qs[..., ia] * qs[..., ib])
+        hsum += (us * ys[..., None]).transpose(-1, -2) @ qs
+        u = us if u is None else torch.cat([u, us], dim=-2)
+        q = qs if q is None else torch.cat([q, qs], dim=-2)
+        y = ys if y is None else torch.cat([y, ys], dim=-1)
+        prev = P
+        Gs = Gsum / P
+        gd = Gs[..., pd, :][..., pd].reshape(B, n)
+        h = hsum.reshape(B, n) / P
+        ops: dict[bool, tuple] = {}
+        for (lam, beta, solver), idx in points[P].items():
+            if solver in ("amp", "amp-paper"):
+                low = use_lowrank_matvec(P, n, 8 if mdt in (None, torch.float64) else 4)
+                if low not in ops:
+                    ops = {low: amp_pair_operators(Gs, lowrank_matvec=low, matrix_dtype=mdt)}
+                res = amp_from_operators(
+                    ops[low], gd, h, u, q, 1.0 / P, lam, beta, onsager=solver == "amp", **opts
+                )
+            else:
+                cfg = TaskConfig(D=D, N=N, P=P, convention=conv_name, noise=noise)
+                inst = Instance(
+                    s=(u[..., :, None] * q[..., None, :]).reshape(B, P, n), y=y, lam=lam,
+                    config=cfg,
+                )  # fmt: skip
+                res = solve(inst, solver, beta=beta, warn=False, **opts)
+                del inst
+            cs = res.converged.reshape(-1).tolist()
+            its = res.n_iter.reshape(-1).tolist()
+            for j, i in enumerate(idx):
+                out_m[i], out_v[i] = res.m[j], res.v[j]
+                conv[i], status[i], n_iter[i] = bool(cs[j]), str(res.status[j]), int(its[j])
+        del ops
+    return torch.stack(out_m), torch.stack(out_v), conv, status, n_iter
 
 
 def _matfree_rows(tasks, opts, dev, dt):
@@ -293,10 +499,12 @@ def _test_error_cached(W, N, convention, noise, n_tasks, seed):
     return list(zip(mean.tolist(), stderr.tolist(), rel.tolist()))
 
 
-def _prompts(task: Task, device: torch.device, dtype: torch.dtype) -> Prompts:
-    """The task's training prompts: exactly those of ``make_instance(..., seed=task.seed)``."""
+def _prompts(task: Task, device: torch.device, dtype: torch.dtype, nested: bool = False) -> Prompts:
+    """The task's training prompts: exactly those of ``make_instance(..., seed=task.seed)``
+    (of :func:`~spinglass_icl.tasks.sample_prompts_nested` if ``nested``)."""
     p = task.params
-    return sample_prompts(
+    sampler = sample_prompts_nested if nested else sample_prompts
+    return sampler(
         p["D"],
         p["N"],
         p["P"],
@@ -308,8 +516,10 @@ def _prompts(task: Task, device: torch.device, dtype: torch.dtype) -> Prompts:
     )
 
 
-def _instance(task: Task, device: torch.device, dtype: torch.dtype) -> Instance:
-    return build_instance(_prompts(task, device, dtype), task.params["lam"])
+def _instance(
+    task: Task, device: torch.device, dtype: torch.dtype, nested: bool = False
+) -> Instance:
+    return build_instance(_prompts(task, device, dtype, nested), task.params["lam"])
 
 
 def run_chunk(
@@ -354,8 +564,11 @@ def run_chunk(
     mdt = torch.float32 if dtype == "mixed" else None  # the AMP kernel's matrices
     opts = spec_fields["solver_options"]
     t0 = time.perf_counter()
+    nested = bool(spec_fields.get("nested_p"))
     if spec_fields.get("matfree"):
         ms, vs, conv, status, n_iter = _matfree_rows(tasks, opts, dev, dt)
+    elif batched and nested:
+        ms, vs, conv, status, n_iter = _nested_rows(tasks, opts, dev, dt, mdt)
     elif batched and (len(tasks) > 1 or tasks[0].params["solver"] in ("amp", "amp-paper")):
         # a batch of one AMP task still gains from the factor-based kernel
         groups = {t.group for t in tasks}
@@ -392,7 +605,9 @@ def run_chunk(
         ms_l, vs_l, conv, status, n_iter = [], [], [], [], []
         for t in tasks:
             p = t.params
-            r = solve(_instance(t, dev, dt), p["solver"], beta=p["beta"], warn=False, **opts)
+            r = solve(
+                _instance(t, dev, dt, nested), p["solver"], beta=p["beta"], warn=False, **opts
+            )
             ms_l.append(r.m)
             vs_l.append(r.v)
             conv.append(bool(r.converged))
@@ -477,4 +692,5 @@ def spec_fields(spec: SweepSpec) -> dict:
         "contrast_kind": spec.contrast_kind,
         "matfree": spec.matfree,
         "test_error": spec.test_error,
+        "nested_p": spec.nested_p,
     }

@@ -188,6 +188,7 @@ def run_sweep(
         budget=batch_bytes,
         itemsize=8 if dtype == "float64" else 4,  # mixed: float32 matrices
         cache_bytes=CPU_BATCH_BYTES if dev.type == "cpu" else None,
+        nested=spec.nested_p,
     )
     done = st.done_keys(t.key for t in tasks)
     todo = [c for c in chunks if any(t.key not in done for t in c)]

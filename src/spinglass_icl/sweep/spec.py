@@ -119,6 +119,13 @@ class Task:
     test_seed: int
 
     @property
+    def family(self) -> tuple:
+        """Tasks with equal families share their training prompts up to their P (a
+        ``nested_p`` sweep): same D, N, convention, noise and instance seed."""
+        p = self.params
+        return (p["D"], p["N"], p["convention"], p["noise"], self.seed)
+
+    @property
     def group(self) -> tuple:
         """Tasks with equal groups can be solved as one batch: same D, P, lam, beta,
         solver (hence same instance shape and solver), convention and noise."""
@@ -168,6 +175,16 @@ class SweepSpec:
         block-uniform estimate of the variance term. ``rbp`` is not available. Prompts
         are drawn in chunks of 1024 (identical instances to the dense path for
         P <= 1024).
+    nested_p : bool
+        Nested task diversity (default false): the instances of one repeat at different
+        P (and equal D, N, convention, noise) share their prompts -- the instance at P
+        is the first P prompts of the one at any larger P
+        (:func:`spinglass_icl.tasks.sample_prompts_nested`), and its seed does not
+        depend on P. Every row is still an exact draw from the model (one more set of
+        common random numbers, as between lam, beta and solver); the batched path then
+        draws each repeat's prompts once and builds the couplings of every P from
+        those of the P before it (:mod:`.batched`). A different draw from the default,
+        so its rows have keys of their own.
     """
 
     grid: dict = field(default_factory=dict)
@@ -181,6 +198,7 @@ class SweepSpec:
     store_arrays: bool = False
     contrast_kind: str = "w11"
     matfree: bool = False
+    nested_p: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.grid, dict):
@@ -245,6 +263,13 @@ class SweepSpec:
         check_choice("contrast_kind", self.contrast_kind, CONTRASTS)
         if not isinstance(self.matfree, bool):
             raise ParameterError(f"matfree must be true or false, got {self.matfree!r}")
+        if not isinstance(self.nested_p, bool):
+            raise ParameterError(f"nested_p must be true or false, got {self.nested_p!r}")
+        if self.nested_p and self.matfree:
+            raise ParameterError(
+                "nested_p must be false when matfree = true (the matrix-free path draws "
+                "its prompts in chunks of its own)"
+            )
         solvers = self.grid.get("solver", [self.fixed.get("solver")])
         if self.matfree and "rbp" in solvers:
             raise ParameterError("solver must be exact, amp or amp-paper when matfree = true")
@@ -288,12 +313,18 @@ class SweepSpec:
             common["matfree"] = True
         if self.test_error != "mc":  # Monte Carlo rows keep the keys they had before
             common["test_error"] = self.test_error
+        if self.nested_p:
+            common["nested_p"] = True
         out = []
         for p in self.points():
             data = {k: p[k] for k in DATA_PARAMS}
             test_data = {k: p[k] for k in ("D", "N", "convention", "noise")}
+            if self.nested_p:  # one prompt stream per (D, N, convention, noise, repeat)
+                data = {k: v for k, v in data.items() if k != "P"}
             for r in range(self.repeats):
-                seed = derive_seed("instance", self.seed, data, r)
+                seed = derive_seed(
+                    "instance-nested" if self.nested_p else "instance", self.seed, data, r
+                )
                 test_seed = derive_seed("test", self.seed, test_data)
                 key = _hash(
                     {"params": p, "repeat": r, "seed": seed, "test_seed": test_seed, **common}
@@ -306,6 +337,8 @@ class SweepSpec:
         """Plain-data form (what TOML and the store hold)."""
         d = dataclasses.asdict(self)
         d["observables"] = list(self.observables)
+        if not self.nested_p:  # specs (and their hashes) from before the option
+            del d["nested_p"]
         return d
 
     @classmethod
@@ -380,8 +413,10 @@ class SweepSpec:
             "store_arrays",
             "contrast_kind",
             "matfree",
+            "nested_p",
         ):
-            lines.append(f"{k} = {_toml_value(d[k])}")
+            if k in d:
+                lines.append(f"{k} = {_toml_value(d[k])}")
         for table in ("grid", "fixed", "solver_options"):
             lines.append("")
             lines.append(f"[{table}]")

@@ -4,17 +4,23 @@ Fig. 4a grid (SPEC §7): D = 40, lam = 10, beta = 100, AMP (damping 0.9, tol 1e-
 20 x 20 points x 10 repeats with P/D^2 in [0.05, 2.5] and N/D in [0.1, 5] (the ranges of
 the authors' D = 20 data, P in [20, 1000], N in [2, 100]); here P in [80, 4000] and
 N in [4, 200]. On a small CPU the whole grid (4000 solves of 1681 spins) takes too long
-for every mode, so each mode runs a subset of P values spread over the range (their
-mean P is within a few % of the grid's mean; the cost of a point is close to linear in
-P) with all 10 repeats, and the full-grid time is extrapolated as
-``rows_in_grid / (rows per second)`` -- marked "extrapolated".
+for every mode, so each mode runs a subset -- by default all 20 P values at one N
+(index 5, N = 56) with 3 repeats, 60 rows -- and the full-grid time is extrapolated as
+``rows_in_grid / (rows per second)`` x (grid mean P / subset mean P) -- marked
+"extrapolated" (the cost of a row grows with N only through drawing the prompts).
 
 Modes: ``loop`` (per-instance core ``solve``, serial, 1 thread), ``batched`` (same-shape
 instances stacked, the factor-based AMP kernel, serial, 1 thread), ``batched-mixed``
-(the same with its dense matrices in float32, the rest float64: agrees to ~1e-7, not
-bit-identical), ``batched-float32`` (all float32: stalls near a residual of 1e-6, so at
-tol 1e-6 it mostly hits max_iter; not run unless named), ``local`` /
-``local+batched`` (process pool), and, with CUDA, ``cuda`` float64 / float32 batched.
+(the same with its dense matrices and factor products in float32, the rest float64:
+agrees to ~1e-7, not bit-identical), ``batched-float32`` (all float32: stalls near a
+residual of 1e-6, so at tol 1e-6 it mostly hits max_iter; not run unless named),
+``local`` / ``local+batched`` (process pool, one process per core), and the *nested*
+modes, which run the same grid with ``nested_p = true`` (each repeat's prompts shared
+across P, couplings accumulated over P): ``loop-nested`` (the per-instance loop on that
+spec: same cost as ``loop``; not run unless named), ``nested`` (the chain kernel,
+float64, the same numbers as ``loop-nested`` to rounding, tested), ``nested-mixed``,
+``local+nested`` and ``local+nested-mixed``. With CUDA: ``cuda`` float64 / float32
+batched, ``cuda-nested`` and ``cuda-nested-mixed``.
 Every mode writes a real SQLite store (end-to-end timing). With ``--rounds R`` the modes
 run interleaved R times (loop, batched, ..., loop, batched, ...) and the table gives
 medians, and the speed-up as the median (min-max) of the per-round ratios: on a shared
@@ -24,15 +30,16 @@ Large D: the matrix-free exact mean (PCG) at D = 200 (40 401 spins), P = 2 D^2, 
 in a subprocess whose peak RSS is reported; the dense couplings would need 13 GB (J)
 + 13 GB (J^2).
 
-    python benchmarks/sweep.py                       # default subset, CPU
+    python benchmarks/sweep.py                       # default subset, CPU, and D = 200
     python benchmarks/sweep.py --quick               # tiny smoke run
-    python benchmarks/sweep.py --p-idx 0 4 9 14 19 --n-idx 0 10 19 --modes loop batched
-    python benchmarks/sweep.py --large-D 0 --rounds 3 --modes loop batched batched-float32
+    python benchmarks/sweep.py --large-D 0 --rounds 2          # the table in RESULTS.md
+    python benchmarks/sweep.py --p-idx 2 9 16 --repeats 10 --modes loop batched
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -54,8 +61,35 @@ MODES = (
     "batched-float32",
     "local",
     "local+batched",
+    "loop-nested",
+    "nested",
+    "nested-mixed",
+    "local+nested",
+    "local+nested-mixed",
     "cuda",
     "cuda-float32",
+    "cuda-nested",
+    "cuda-nested-mixed",
+)
+#: what each nested mode runs, on the spec with ``nested_p = true``
+NESTED_BASE = {
+    "loop-nested": "loop",
+    "nested": "batched",
+    "nested-mixed": "batched-mixed",
+    "local+nested": "local+batched",
+    "local+nested-mixed": "local+batched-mixed",
+    "cuda-nested": "cuda",
+    "cuda-nested-mixed": "cuda-mixed",
+}
+#: modes run by default on the CPU (the others only when named)
+DEFAULT_MODES = (
+    "loop",
+    "batched",
+    "batched-mixed",
+    "nested",
+    "nested-mixed",
+    "local+nested",
+    "local+nested-mixed",
 )
 
 
@@ -68,6 +102,9 @@ def fig4a_axes(D: int, n: int = 20) -> tuple[list[int], list[int]]:
 
 def run_mode(mode: str, spec: SweepSpec, workers: int) -> dict:
     kw: dict = {"progress": False}
+    if "nested" in mode:  # the same grid with nested task diversity (nested_p)
+        spec = dataclasses.replace(spec, nested_p=True)
+        mode = NESTED_BASE[mode]
     if mode == "loop":
         kw.update(executor="serial", batched=False, threads=1)
     elif mode == "batched":
@@ -84,6 +121,10 @@ def run_mode(mode: str, spec: SweepSpec, workers: int) -> dict:
         kw.update(executor="serial", batched=True, device="cuda")
     elif mode == "cuda-float32":
         kw.update(executor="serial", batched=True, device="cuda", dtype="float32")
+    elif mode == "cuda-mixed":
+        kw.update(executor="serial", batched=True, device="cuda", dtype="mixed")
+    elif mode == "local+batched-mixed":
+        kw.update(executor="local", batched=True, workers=workers, dtype="mixed")
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         store = run_sweep(spec, Path(tmp) / "bench.sqlite", **kw)
@@ -129,8 +170,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--D", type=int, default=40)
     ap.add_argument("--lam", type=float, default=10.0)
-    ap.add_argument("--repeats", type=int, default=10)
-    ap.add_argument("--p-idx", type=int, nargs="+", default=[2, 9, 16], help="P indices (0-19)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--p-idx",
+        type=int,
+        nargs="+",
+        default=[-1],
+        help="P indices (0-19); -1 (default): all 20, which nested modes need to pay off",
+    )
     ap.add_argument("--n-idx", type=int, nargs="+", default=[5], help="N indices (0-19)")
     ap.add_argument("--modes", nargs="+", default=None, help=f"subset of {MODES}")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -149,10 +196,18 @@ def main() -> None:
         args.large_D = min(args.large_D, 30)  # --large-D 0 still skips it
         args.test_tasks = 500
     modes = args.modes or [
-        m
-        for m in MODES
-        if (torch.cuda.is_available() or "cuda" not in m) and m != "batched-float32"
+        *DEFAULT_MODES,
+        *(
+            ("cuda", "cuda-float32", "cuda-nested", "cuda-nested-mixed")
+            if torch.cuda.is_available()
+            else ()
+        ),
     ]
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        ap.error(f"unknown mode(s) {bad}; choose from {', '.join(MODES)}")
+    if args.p_idx == [-1]:
+        args.p_idx = list(range(20))
     Ps, Ns = fig4a_axes(args.D)
     grid = {"P": [Ps[i] for i in args.p_idx], "N": [Ns[i] for i in args.n_idx]}
     spec = SweepSpec(
@@ -164,7 +219,7 @@ def main() -> None:
         test_tasks=args.test_tasks,
         test_error=args.test_error,
     )
-    full_rows = len(Ps) * len(Ns) * args.repeats
+    full_rows = len(Ps) * len(Ns) * 10  # the Fig. 4a grid: 20 x 20 points x 10 repeats
     print(
         f"# sweep benchmark  {platform.node()}  {os.cpu_count()} CPUs  torch "
         f"{torch.__version__}  cuda={torch.cuda.is_available()}"

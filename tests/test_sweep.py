@@ -392,16 +392,20 @@ def _count(path: Path) -> int:
         return 0
 
 
-def test_sigkill_then_rerun_gives_every_row_once_identical(tmp_path):
+@pytest.mark.parametrize("nested", [False, True])
+def test_sigkill_then_rerun_gives_every_row_once_identical(tmp_path, nested):
+    """Also for a nested_p sweep, whose chunks are whole chains over P (one family per
+    chunk with --max-batch 1 there)."""
     spec_path = tmp_path / "kill.toml"
-    spec_path.write_text(KILL_SPEC)
+    spec_path.write_text(("nested_p = true\n" if nested else "") + KILL_SPEC)
+    mb = "1" if nested else "2"
     total = SweepSpec.from_toml(spec_path).n_tasks
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # interrupted run: SIGKILL once a few chunks are written
     path = tmp_path / "kill.sqlite"
     cmd = _cli("run", str(spec_path), "--store", str(path), "--executor", "serial")
     proc = subprocess.Popen(
-        [*cmd, "--max-batch", "2", "--threads", "1"],
+        [*cmd, "--max-batch", mb, "--threads", "1"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,
@@ -414,7 +418,7 @@ def test_sigkill_then_rerun_gives_every_row_once_identical(tmp_path):
     partial = _count(path)
     assert 0 < partial < total, f"kill landed outside the run ({partial}/{total})"
     rerun = subprocess.run(
-        [*cmd, "--max-batch", "2", "--threads", "1", "--no-progress"],
+        [*cmd, "--max-batch", mb, "--threads", "1", "--no-progress"],
         capture_output=True,
         text=True,
         env=env,
@@ -430,7 +434,7 @@ def test_sigkill_then_rerun_gives_every_row_once_identical(tmp_path):
     same = tmp_path / "same.sqlite"
     ok = subprocess.run(
         [*_cli("run", str(spec_path), "--store", str(same), "--executor", "serial")]
-        + ["--max-batch", "2", "--threads", "1"],
+        + ["--max-batch", mb, "--threads", "1"],
         capture_output=True,
         text=True,
         env=env,

@@ -44,16 +44,23 @@ def solve_exact(instance: Instance, beta: float, *, variances: bool = True) -> S
             "lam must be > 0 for the exact solver: at lam = 0 the Boltzmann measure is "
             f"not normalizable (got lam={instance.lam:g})"
         )
-    A = instance.hessian
+    return solve_exact_hessian(instance.hessian, instance.fields, beta, variances=variances)
+
+
+def solve_exact_hessian(
+    A: torch.Tensor, h: torch.Tensor, beta: float, *, variances: bool = True
+) -> SolverResult:
+    """:func:`solve_exact` from the Hessian ``A = G + lam I`` (*batch, n, n) and the
+    fields ``h`` (*batch, n) directly (sweeps that build ``G`` themselves)."""
     L, info = torch.linalg.cholesky_ex(A)
     if bool((info != 0).any()):
         raise ParameterError("the Hessian A = G + lam I is not positive definite; increase lam")
-    m = torch.cholesky_solve(instance.fields[..., None], L)[..., 0]
+    m = torch.cholesky_solve(h[..., None], L)[..., 0]
     if variances:
         v = torch.cholesky_inverse(L).diagonal(dim1=-2, dim2=-1) / beta
     else:
         v = torch.full_like(m, float("nan"))
-    bs = instance.batch_shape
+    bs = tuple(h.shape[:-1])
     if bs:
         conv: bool | torch.Tensor = torch.ones(bs, dtype=torch.bool)
         status: str | tuple[str, ...] = ("converged",) * int(torch.tensor(bs).prod())

@@ -31,6 +31,7 @@ from ..hamiltonian import Instance, build_instance
 from ..observables import contrast, spins_to_W, test_error
 from ..solvers import SolverResult, solve
 from ..solvers.amp import run_amp
+from ..solvers.exact import solve_exact_hessian
 from ..tasks import (
     NESTED_BLOCK,
     Prompts,
@@ -369,7 +370,8 @@ def _nested_rows(tasks: Sequence[Task], opts: dict, dev, dt, mdt):
     fields are accumulated over the prompts ``P_prev <= mu < P`` between consecutive P
     of the chunk (always the same segments, so a resumed run gets bit-identical
     numbers), and at each P the tasks of every (lam, beta, solver) are solved as one
-    batch over the families: AMP on the pair operators, exact and rbp on the instance
+    batch over the families: AMP on the pair operators, exact by Cholesky of
+    ``G + lam I`` with ``G`` expanded from the pair Gram matrix, rbp on the instance
     built from the prompt prefix. The numbers agree with the per-instance path (which
     draws each instance alone) to rounding (tested)."""
     fams: dict[tuple, list[int]] = defaultdict(list)
@@ -429,6 +431,11 @@ def _nested_rows(tasks: Sequence[Task], opts: dict, dev, dt, mdt):
                 res = amp_from_operators(
                     ops[low], gd, h, u, q, 1.0 / P, lam, beta, onsager=solver == "amp", **opts
                 )
+            elif solver == "exact":  # Cholesky of A = G + lam I, G from the pair Gram
+                A = expand_pairs(Gs, k)
+                A.diagonal(dim1=-2, dim2=-1).add_(lam)
+                res = solve_exact_hessian(A, h, beta)
+                del A
             else:
                 cfg = TaskConfig(D=D, N=N, P=P, convention=conv_name, noise=noise)
                 inst = Instance(

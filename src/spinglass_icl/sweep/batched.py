@@ -136,7 +136,8 @@ def _plan_nested(tasks, max_batch, budget, itemsize, cache_bytes) -> list[list[T
                 (t.params["P"], t.params["lam"], t.params["beta"], t.params["solver"]) for t in ts
             )
         )
-        kinds[(p["D"], p["N"], p["convention"], p["noise"], pts)].append(ts)
+        # families of any N stack: the kernel sees only the factors (c folded into u)
+        kinds[(p["D"], p["convention"], p["noise"], pts)].append(ts)
     chunks = []
     for key, fs in kinds.items():
         D, pts = key[0], key[-1]
@@ -363,8 +364,8 @@ def _nested_factors(task: Task, start: int, stop: int, dev, dt):
 
 
 def _nested_rows(tasks: Sequence[Task], opts: dict, dev, dt, mdt):
-    """Rows of a ``nested_p`` chunk: the tasks of one or more families (same D, N,
-    convention, noise and grid points, one repeat each; :attr:`Task.family`).
+    """Rows of a ``nested_p`` chunk: the tasks of one or more families (same D,
+    convention, noise and grid points; any N and repeat; :attr:`Task.family`).
 
     Every family's prompts are drawn once, in order of P; the pair Gram matrix and the
     fields are accumulated over the prompts ``P_prev <= mu < P`` between consecutive P
@@ -381,6 +382,7 @@ def _nested_rows(tasks: Sequence[Task], opts: dict, dev, dt, mdt):
     B = len(fam_keys)
     t0 = tasks[fams[fam_keys[0]][0]]
     D, N, conv_name, noise = (t0.params[x] for x in ("D", "N", "convention", "noise"))
+    # (N of the first family for the rbp instance's config: the solvers do not use N)
     k = D + 1
     n = k * k
     ia, ib, _ = _pair_index(k, dev)

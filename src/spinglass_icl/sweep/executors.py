@@ -25,7 +25,7 @@ from .batched import CPU_BATCH_BYTES, DEFAULT_BATCH_BYTES, plan_chunks, run_chun
 from .spec import SweepSpec, Task
 from .store import Store, create_or_open_store
 
-__all__ = ["EXECUTORS", "run_sweep"]
+__all__ = ["EXECUTORS", "run_sweep", "default_batch_bytes"]
 
 EXECUTORS: tuple[str, ...] = ("serial", "local", "dask")
 
@@ -102,6 +102,19 @@ def _dask(chunks, fields, kw, workers: int, scheduler: str | None) -> Iterator[l
             cluster.close()
 
 
+def default_batch_bytes(device) -> int:
+    """Memory budget of one batch: :data:`~.batched.DEFAULT_BATCH_BYTES` on the CPU; on a
+    CUDA device half of its free memory (at least the CPU default), so that a GPU
+    solves as many same-shape instances at once as it holds."""
+    import torch
+
+    dev = resolve_device(device)
+    if dev.type != "cuda":
+        return DEFAULT_BATCH_BYTES
+    free, _ = torch.cuda.mem_get_info(dev)
+    return max(DEFAULT_BATCH_BYTES, int(free) // 2)
+
+
 def run_sweep(
     spec: SweepSpec,
     store: str | Path | Store,
@@ -114,7 +127,7 @@ def run_sweep(
     scheduler: str | None = None,
     dtype: str = "float64",
     max_batch: int | None = None,
-    batch_bytes: int = DEFAULT_BATCH_BYTES,
+    batch_bytes: int | None = None,
     threads: int | None = None,
 ) -> Store:
     """Run (or resume) a sweep and return its store.
@@ -147,9 +160,10 @@ def run_sweep(
         ~1e-7 relative and meets the authors' tol = 1e-6, where float32 AMP stalls
         near 1e-6; see :func:`~.batched.solve_amp_batched`).
     max_batch, batch_bytes
-        Cap on instances per batch, and the memory budget per batch (bytes). On the CPU
-        batches are further capped to keep their matrices in cache
-        (:data:`~.batched.CPU_BATCH_BYTES`).
+        Cap on instances per batch, and the memory budget per batch (bytes; default
+        :data:`~.batched.DEFAULT_BATCH_BYTES` on the CPU, on a GPU half of its free
+        memory, at least that). On the CPU batches are further capped to keep their
+        matrices in cache (:data:`~.batched.CPU_BATCH_BYTES`).
     threads
         ``torch.set_num_threads`` for the ``serial`` executor (default: leave torch's
         setting). ``local`` and ``dask`` workers always use 1.
@@ -178,6 +192,9 @@ def run_sweep(
         max_batch = check_int("max_batch", max_batch)
     if threads is not None:
         threads = check_int("threads", threads)
+    if batch_bytes is None:
+        batch_bytes = default_batch_bytes(dev)
+    batch_bytes = check_int("batch_bytes", batch_bytes)
     st = store if isinstance(store, Store) else create_or_open_store(store)
     st.add_spec(spec)
     tasks: list[Task] = spec.tasks()

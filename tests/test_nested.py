@@ -202,6 +202,9 @@ def test_nested_sweep_executors_and_resume(tmp_path):
     loop = run_sweep(spec, tmp_path / "c.sqlite", executor="serial", batched=False, progress=False)
     va, vb, vl = _values(a), _values(b), _values(loop)
     assert len(va) == spec.n_tasks
+    # every output says how it was drawn
+    assert a.to_xarray().attrs["nested_p"] == 1 and loop.to_xarray().attrs["nested_p"] == 1
+    assert a.status()[0]["nested_p"] is True
     for other in (vb, vl):
         assert other.keys() == va.keys()
         for k in va:

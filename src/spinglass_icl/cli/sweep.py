@@ -95,6 +95,8 @@ def status(args: argparse.Namespace) -> int:
     print(f"{'spec':<14}{'grid':<32}{'repeats':>8}{'done':>8}{'total':>8}{'failed':>8}")
     for r in rows:
         grid = " x ".join(f"{k}:{n}" for k, n in r["grid"].items())
+        if r.get("nested_p"):
+            grid += " (nested P)"
         print(
             f"{r['spec']:<14}{grid:<32}{r['repeats']:>8}{r['done']:>8}{r['total']:>8}"
             f"{r['failed']:>8}"

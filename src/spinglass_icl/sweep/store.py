@@ -269,6 +269,7 @@ class Store:
                     "spec": s.hash[:12],
                     "grid": {k: len(v) for k, v in s.grid.items()},
                     "repeats": s.repeats,
+                    "nested_p": s.nested_p,
                     "done": len(done),
                     "total": len(keys),
                     "failed": failed,
@@ -320,6 +321,7 @@ class Store:
             "store": str(self.path),
             "contrast_kind": spec.contrast_kind,
             "test_tasks": spec.test_tasks,
+            "nested_p": int(spec.nested_p),
             "description": "spinglass-icl sweep (arXiv:2408.02288); NaN = missing or not converged",
         }
         for k, v in spec.fixed.items():

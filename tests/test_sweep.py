@@ -257,6 +257,7 @@ def test_rerun_skips_finished_rows(tmp_path):
             "spec": spec.hash[:12],
             "grid": {"P": 2, "N": 2},
             "repeats": 2,
+            "nested_p": False,
             "done": 8,
             "total": 8,
             "failed": store.status()[0]["failed"],

@@ -509,9 +509,12 @@ def test_batched_amp_kernel_equals_core_amp(lowrank_matvec):
             torch.testing.assert_close(res.v[i], ref.v, rtol=1e-10, atol=1e-13)
 
 
-def test_matfree_sweep_equals_dense_sweep(tmp_path):
+@pytest.mark.parametrize("sampler", ["prompts", "factors"])
+def test_matfree_sweep_equals_dense_sweep(tmp_path, sampler):
     common = dict(grid={"N": [4, 8]}, fixed={"D": 4, "P": 200, "lam": 1.0}, repeats=2)
-    exact = dict(common, fixed={**common["fixed"], "solver": "exact"}, test_tasks=300)
+    exact = dict(
+        common, fixed={**common["fixed"], "solver": "exact"}, test_tasks=300, sampler=sampler
+    )
     dense = run_sweep(SweepSpec(**exact), tmp_path / "d.sqlite", executor="serial",
                       progress=False).rows()  # fmt: skip
     mf_spec = SweepSpec(**exact, matfree=True)

@@ -30,10 +30,19 @@ __all__ = [
     "sample_prompts_nested",
     "prompt_block",
     "concat_prompts",
+    "Factors",
+    "sample_factors",
+    "factor_block",
+    "sample_factors_nested",
+    "SAMPLERS",
+    "draw_factors",
     "NESTED_BLOCK",
     "make_generator",
     "resolve_device",
 ]
+
+#: how instances are drawn: whole prompts (eq. 1), or their rank-one factors from their law
+SAMPLERS: tuple[str, ...] = ("prompts", "factors")
 
 #: prompts per block of the nested (prefix-consistent) stream of :func:`sample_prompts_nested`
 NESTED_BLOCK = 64
@@ -155,6 +164,10 @@ class Prompts:
             noise=self.config.noise,
         )
         return Prompts(X=self.X[..., :P, :, :], w=self.w[..., :P, :], y=self.y[..., :P], config=cfg)
+
+    def factors(self) -> Factors:
+        """The rank-one factors ``(u, q, y~)`` of these prompts (all a spin glass needs)."""
+        return Factors(u=self.u, q=self.q, y=self.y, config=self.config)
 
     def features(self) -> torch.Tensor:
         """Spin features ``s^mu = vec(S^mu)``, shape (*batch, P, (D+1)^2) (eq. 3).
@@ -322,3 +335,185 @@ def sample_prompts_nested(
         for b in range(nb)
     ]
     return concat_prompts(blocks).head(cfg.P)
+
+
+@dataclass(frozen=True)
+class Factors:
+    """The rank-one factors of P prompts: all that the spin glass (eq. 3-5) sees.
+
+    ``S^mu = c u_mu (x) q_mu`` with ``u = sum_i y_i [x_i; y_i]`` and ``q = [x~; 0]``.
+
+    Attributes
+    ----------
+    u, q : Tensor, shape (*batch, P, D+1)
+    y : Tensor, shape (*batch, P)
+        The query labels ``y~``.
+    config : TaskConfig
+    """
+
+    u: torch.Tensor
+    q: torch.Tensor
+    y: torch.Tensor
+    config: TaskConfig = field(repr=False)
+
+    def features(self) -> torch.Tensor:
+        """``s^mu = vec(c u (x) q)``, shape (*batch, P, (D+1)^2), as :meth:`Prompts.features`."""
+        s = self.config.prefactor * self.u[..., :, None] * self.q[..., None, :]
+        return s.reshape(*s.shape[:-2], -1)
+
+    def head(self, P: int) -> Factors:
+        """The first ``P`` prompts' factors."""
+        P = check_int("P", P, maximum=self.config.P)
+        c = self.config
+        cfg = TaskConfig(D=c.D, N=c.N, P=P, convention=c.convention, noise=c.noise)
+        return Factors(self.u[..., :P, :], self.q[..., :P, :], self.y[..., :P], cfg)
+
+
+def sample_factors(
+    D: int,
+    N: int,
+    P: int,
+    *,
+    convention: str = DEFAULT_CONVENTION,
+    noise: float = 0.0,
+    seed: int = 0,
+    batch_shape: tuple[int, ...] = (),
+    device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float64,
+    generator: torch.Generator | None = None,
+) -> Factors:
+    """Draw the factors ``(u, q, y~)`` of ``P`` prompts from their exact law, without the
+    prompts: ``3D + N`` Gaussian numbers per prompt (``3D + 2N + 1`` with noise) instead
+    of ``(N + 2) D + N + 1``.
+
+    With the task ``w = r e`` (``|e| = 1``), split every context input as
+    ``x_i = z_i e + x_i^perp``: ``z_i ~ N(0, 1)`` and the ``x_i^perp`` are independent
+    standard normals in the plane orthogonal to e, independent of the labels
+    ``y_i = s r z_i + sigma eps_i``. Hence, exactly in law,
+
+        sum_i y_i x_i = (sum_i y_i z_i) e + sqrt(sum_i y_i^2) (I - e e^T) g,  g ~ N(0, I_D)
+        u = [sum_i y_i x_i ; sum_i y_i^2],   q = [x~; 0],   y~ = s w.x~ + sigma eps~
+
+    (given the labels, ``sum_i y_i x_i^perp`` is Gaussian with covariance
+    ``sum_i y_i^2 (I - e e^T)``). The same distribution as :func:`sample_prompts`'s
+    factors (tested moment by moment and through the solved instances), a different
+    draw for the same seed. Numbers are drawn in float64 on the CPU and then moved.
+    """
+    cfg = TaskConfig(D=D, N=N, P=P, convention=convention, noise=noise)
+    dev = resolve_device(device)
+    for b in batch_shape:
+        check_int("batch_shape entry", b)
+    g = generator if generator is not None else make_generator(seed)
+    scale = cfg.conv.label_scale(cfg.D)
+    shape = (*batch_shape, cfg.P)
+    f64 = torch.float64
+    w = torch.randn(*shape, cfg.D, generator=g, dtype=f64)
+    xq = torch.randn(*shape, cfg.D, generator=g, dtype=f64)  # the query x~
+    gp = torch.randn(*shape, cfg.D, generator=g, dtype=f64)
+    z = torch.randn(*shape, cfg.N, generator=g, dtype=f64)  # x_i . e
+    r = w.norm(dim=-1, keepdim=True)
+    e = w / r.clamp_min(torch.finfo(f64).tiny)
+    yc = scale * r * z  # context labels
+    yq = scale * (w * xq).sum(-1)
+    if cfg.noise > 0:
+        yc = yc + cfg.noise * torch.randn(*shape, cfg.N, generator=g, dtype=f64)
+        yq = yq + cfg.noise * torch.randn(*shape, generator=g, dtype=f64)
+    syz = (yc * z).sum(-1, keepdim=True)
+    syy = (yc * yc).sum(-1, keepdim=True)
+    perp = gp - e * (e * gp).sum(-1, keepdim=True)
+    u = torch.cat([syz * e + syy.sqrt() * perp, syy], dim=-1)
+    q = torch.cat([xq, torch.zeros(*shape, 1, dtype=f64)], dim=-1)
+    return Factors(
+        u=u.to(device=dev, dtype=dtype),
+        q=q.to(device=dev, dtype=dtype),
+        y=yq.to(device=dev, dtype=dtype),
+        config=cfg,
+    )
+
+
+def factor_block(
+    D: int,
+    N: int,
+    index: int,
+    *,
+    convention: str = DEFAULT_CONVENTION,
+    noise: float = 0.0,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> Factors:
+    """Block ``index`` of the nested factor stream (as :func:`prompt_block`, drawn by
+    :func:`sample_factors`)."""
+    seed = check_int("seed", seed, minimum=0)
+    index = check_int("index", index, minimum=0)
+    return sample_factors(
+        D,
+        N,
+        NESTED_BLOCK,
+        convention=convention,
+        noise=noise,
+        seed=_block_seed(seed, index),
+        device=device,
+        dtype=dtype,
+    )
+
+
+def sample_factors_nested(
+    D: int,
+    N: int,
+    P: int,
+    *,
+    convention: str = DEFAULT_CONVENTION,
+    noise: float = 0.0,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> Factors:
+    """:func:`sample_factors` with the prefix property of :func:`sample_prompts_nested`."""
+    cfg = TaskConfig(D=D, N=N, P=P, convention=convention, noise=noise)
+    nb = -(-cfg.P // NESTED_BLOCK)
+    blocks = [
+        factor_block(
+            cfg.D,
+            cfg.N,
+            b,
+            convention=cfg.convention,
+            noise=cfg.noise,
+            seed=seed,
+            device=device,
+            dtype=dtype,
+        )
+        for b in range(nb)
+    ]
+    c = blocks[0].config
+    full = TaskConfig(D=c.D, N=c.N, P=nb * NESTED_BLOCK, convention=c.convention, noise=c.noise)
+    return Factors(
+        torch.cat([b.u for b in blocks], dim=-2),
+        torch.cat([b.q for b in blocks], dim=-2),
+        torch.cat([b.y for b in blocks], dim=-1),
+        full,
+    ).head(cfg.P)
+
+
+def draw_factors(
+    D: int,
+    N: int,
+    P: int,
+    *,
+    sampler: str = "prompts",
+    nested: bool = False,
+    convention: str = DEFAULT_CONVENTION,
+    noise: float = 0.0,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> Factors:
+    """The factors of an instance drawn by ``sampler`` (:data:`SAMPLERS`), from the
+    nested stream if ``nested``: one entry point for every combination."""
+    from .errors import check_choice
+
+    check_choice("sampler", sampler, SAMPLERS)
+    kw = dict(convention=convention, noise=noise, seed=seed, device=device, dtype=dtype)
+    if sampler == "factors":
+        return (sample_factors_nested if nested else sample_factors)(D, N, P, **kw)
+    return (sample_prompts_nested if nested else sample_prompts)(D, N, P, **kw).factors()

@@ -52,7 +52,15 @@ import torch
 
 from ..errors import ParameterError, check_choice, check_float, check_int
 from ..hamiltonian import Instance
-from ..tasks import Prompts, TaskConfig, make_generator, resolve_device, sample_prompts
+from ..tasks import (
+    SAMPLERS,
+    Prompts,
+    TaskConfig,
+    make_generator,
+    resolve_device,
+    sample_factors,
+    sample_prompts,
+)
 from .amp import run_amp
 from .result import SolverResult
 
@@ -192,6 +200,7 @@ def make_lowrank_instance(
     device: str | torch.device | None = None,
     dtype: torch.dtype = torch.float64,
     chunk: int = 1024,
+    sampler: str = "prompts",
 ) -> LowRankInstance:
     """Sample P prompts in chunks of ``chunk`` (memory ``O(chunk D N)``) and keep only
     their factors (memory ``O(P D)``).
@@ -199,19 +208,22 @@ def make_lowrank_instance(
     The chunks are drawn one after another from one generator seeded with ``seed``, so
     for ``P <= chunk`` the instance is exactly ``make_instance(..., seed=seed)``'s; for
     larger P it is a different (equally valid, equally seeded) draw.
+    ``sampler="factors"`` draws the factors directly from their law
+    (:func:`~spinglass_icl.tasks.sample_factors`, ``O(P (D + N))`` numbers instead of
+    ``O(P N D)``; the same distribution, another draw).
     """
     cfg = TaskConfig(D=D, N=N, P=P, convention=convention, noise=noise)
     lam = check_float("lam", lam, low=0.0)
     chunk = check_int("chunk", chunk)
     dev = resolve_device(device)
+    check_choice("sampler", sampler, SAMPLERS)
+    draw = sample_factors if sampler == "factors" else sample_prompts
     g = make_generator(seed)
     us, qs, ys = [], [], []
     done = 0
     while done < cfg.P:
         k = min(chunk, cfg.P - done)
-        pr = sample_prompts(
-            cfg.D, cfg.N, k, convention=cfg.convention, noise=cfg.noise, generator=g
-        )
+        pr = draw(cfg.D, cfg.N, k, convention=cfg.convention, noise=cfg.noise, generator=g)
         # clone: q is a view into the chunk's X, which must not stay alive
         us.append(pr.u.to(device=dev, dtype=dtype).clone())
         qs.append(pr.q.to(device=dev, dtype=dtype).clone())

@@ -27,18 +27,19 @@ from collections.abc import Sequence
 import torch
 
 from ..conventions import get_convention
-from ..hamiltonian import Instance, build_instance
+from ..hamiltonian import Instance
 from ..observables import contrast, spins_to_W, test_error
 from ..solvers import SolverResult, solve
 from ..solvers.amp import run_amp
 from ..solvers.exact import solve_exact_hessian
 from ..tasks import (
     NESTED_BLOCK,
-    Prompts,
+    Factors,
     TaskConfig,
+    draw_factors,
+    factor_block,
     prompt_block,
     sample_prompts,
-    sample_prompts_nested,
 )
 from .spec import SweepSpec, Task
 
@@ -343,15 +344,17 @@ def amp_from_operators(
     )
 
 
-def _nested_factors(task: Task, start: int, stop: int, dev, dt):
-    """Rows ``start:stop`` of the task's nested prompt stream as factors ``(c u, q, y)``
-    (each (stop - start, k) / (stop - start,)); drawn block by block
-    (:func:`~spinglass_icl.tasks.prompt_block`), the prompt matrices dropped."""
+def _nested_factors(task: Task, start: int, stop: int, dev, dt, sampler: str = "prompts"):
+    """Rows ``start:stop`` of the task's nested stream as factors ``(c u, q, y)`` (each
+    (stop - start, k) / (stop - start,)); drawn block by block
+    (:func:`~spinglass_icl.tasks.prompt_block`, or :func:`~spinglass_icl.tasks.factor_block`
+    with ``sampler="factors"``), the prompt matrices dropped."""
     p = task.params
+    block = factor_block if sampler == "factors" else prompt_block
     b0, b1 = start // NESTED_BLOCK, -(-stop // NESTED_BLOCK)
     us, qs, ys = [], [], []
     for b in range(b0, b1):
-        pr = prompt_block(
+        pr = block(
             p["D"], p["N"], b, convention=p["convention"], noise=p["noise"], seed=task.seed,
             device=dev, dtype=dt,
         )  # fmt: skip
@@ -363,7 +366,7 @@ def _nested_factors(task: Task, start: int, stop: int, dev, dt):
     return torch.cat(us), torch.cat(qs), torch.cat(ys)
 
 
-def _nested_rows(tasks: Sequence[Task], opts: dict, dev, dt, mdt):
+def _nested_rows(tasks: Sequence[Task], opts: dict, dev, dt, mdt, sampler: str = "prompts"):
     """Rows of a ``nested_p`` chunk: the tasks of one or more families (same D,
     convention, noise and grid points; any N and repeat; :attr:`Task.family`).
 
@@ -410,7 +413,7 @@ def _nested_rows(tasks: Sequence[Task], opts: dict, dev, dt, mdt):
     hsum = torch.zeros(B, k, k, device=dev, dtype=dt)
     prev = 0
     for P in sorted(points):
-        seg = [_nested_factors(t, prev, P, dev, dt) for t in first]
+        seg = [_nested_factors(t, prev, P, dev, dt, sampler) for t in first]
         us = torch.stack([x[0] for x in seg])
         qs = torch.stack([x[1] for x in seg])
         ys = torch.stack([x[2] for x in seg])
@@ -455,7 +458,7 @@ def _nested_rows(tasks: Sequence[Task], opts: dict, dev, dt, mdt):
     return torch.stack(out_m), torch.stack(out_v), conv, status, n_iter
 
 
-def _matfree_rows(tasks, opts, dev, dt):
+def _matfree_rows(tasks, opts, dev, dt, sampler: str = "prompts"):
     """Solve each task with the matrix-free solvers (one at a time: large D)."""
     from ..solvers.matfree import make_lowrank_instance, solve_amp_matfree, solve_cg
 
@@ -464,7 +467,7 @@ def _matfree_rows(tasks, opts, dev, dt):
         p = t.params
         lr = make_lowrank_instance(
             p["D"], p["N"], p["P"], p["lam"], convention=p["convention"], noise=p["noise"],
-            seed=t.seed, device=dev, dtype=dt,
+            seed=t.seed, device=dev, dtype=dt, sampler=sampler,
         )  # fmt: skip
         if p["solver"] == "exact":
             r = solve_cg(lr, p["beta"], tol=1e-10)
@@ -508,27 +511,33 @@ def _test_error_cached(W, N, convention, noise, n_tasks, seed):
     return list(zip(mean.tolist(), stderr.tolist(), rel.tolist()))
 
 
-def _prompts(task: Task, device: torch.device, dtype: torch.dtype, nested: bool = False) -> Prompts:
-    """The task's training prompts: exactly those of ``make_instance(..., seed=task.seed)``
-    (of :func:`~spinglass_icl.tasks.sample_prompts_nested` if ``nested``)."""
+def _factors(
+    task: Task,
+    device: torch.device,
+    dtype: torch.dtype,
+    nested: bool = False,
+    sampler: str = "prompts",
+) -> Factors:
+    """The factors of the task's training instance: exactly those of
+    ``make_instance(..., seed=task.seed)`` by default; of the nested stream if
+    ``nested``; drawn directly from their law with ``sampler="factors"``
+    (:func:`~spinglass_icl.tasks.draw_factors`)."""
     p = task.params
-    sampler = sample_prompts_nested if nested else sample_prompts
-    return sampler(
-        p["D"],
-        p["N"],
-        p["P"],
-        convention=p["convention"],
-        noise=p["noise"],
-        seed=task.seed,
-        device=device,
-        dtype=dtype,
-    )
+    return draw_factors(
+        p["D"], p["N"], p["P"], sampler=sampler, nested=nested, convention=p["convention"],
+        noise=p["noise"], seed=task.seed, device=device, dtype=dtype,
+    )  # fmt: skip
 
 
 def _instance(
-    task: Task, device: torch.device, dtype: torch.dtype, nested: bool = False
+    task: Task,
+    device: torch.device,
+    dtype: torch.dtype,
+    nested: bool = False,
+    sampler: str = "prompts",
 ) -> Instance:
-    return build_instance(_prompts(task, device, dtype, nested), task.params["lam"])
+    f = _factors(task, device, dtype, nested, sampler)
+    return Instance(s=f.features(), y=f.y, lam=task.params["lam"], config=f.config)
 
 
 def run_chunk(
@@ -574,10 +583,11 @@ def run_chunk(
     opts = spec_fields["solver_options"]
     t0 = time.perf_counter()
     nested = bool(spec_fields.get("nested_p"))
+    sampler = spec_fields.get("sampler", "prompts")
     if spec_fields.get("matfree"):
-        ms, vs, conv, status, n_iter = _matfree_rows(tasks, opts, dev, dt)
+        ms, vs, conv, status, n_iter = _matfree_rows(tasks, opts, dev, dt, sampler)
     elif batched and nested:
-        ms, vs, conv, status, n_iter = _nested_rows(tasks, opts, dev, dt, mdt)
+        ms, vs, conv, status, n_iter = _nested_rows(tasks, opts, dev, dt, mdt, sampler)
     elif batched and (len(tasks) > 1 or tasks[0].params["solver"] in ("amp", "amp-paper")):
         # a batch of one AMP task still gains from the factor-based kernel
         groups = {t.group for t in tasks}
@@ -585,7 +595,7 @@ def run_chunk(
             raise ValueError("a batched chunk must hold tasks of one group")
         p = tasks[0].params
         if p["solver"] in ("amp", "amp-paper"):
-            prs = [_prompts(t, dev, dt) for t in tasks]
+            prs = [_factors(t, dev, dt, sampler=sampler) for t in tasks]
             # S^mu = c u (x) q with c of each task's own N (tasks may differ in N): fold
             # c into u so that one batch holds them all
             u = torch.stack([pr.u * pr.config.prefactor for pr in prs])
@@ -597,7 +607,7 @@ def run_chunk(
                 matrix_dtype=mdt, **opts,
             )  # fmt: skip
         else:
-            insts = [_instance(t, dev, dt) for t in tasks]
+            insts = [_instance(t, dev, dt, sampler=sampler) for t in tasks]
             stacked = Instance(
                 s=torch.stack([i.s for i in insts]),
                 y=torch.stack([i.y for i in insts]),
@@ -615,7 +625,11 @@ def run_chunk(
         for t in tasks:
             p = t.params
             r = solve(
-                _instance(t, dev, dt, nested), p["solver"], beta=p["beta"], warn=False, **opts
+                _instance(t, dev, dt, nested, sampler),
+                p["solver"],
+                beta=p["beta"],
+                warn=False,
+                **opts,
             )
             ms_l.append(r.m)
             vs_l.append(r.v)
@@ -702,4 +716,5 @@ def spec_fields(spec: SweepSpec) -> dict:
         "matfree": spec.matfree,
         "test_error": spec.test_error,
         "nested_p": spec.nested_p,
+        "sampler": spec.sampler,
     }

@@ -31,6 +31,7 @@ from ..conventions import CONVENTIONS, DEFAULT_CONVENTION
 from ..errors import ConfigError, ParameterError, check_choice, check_float, check_int
 from ..observables import CONTRASTS
 from ..solvers import SOLVERS
+from ..tasks import SAMPLERS
 
 __all__ = [
     "PARAMS",
@@ -185,6 +186,12 @@ class SweepSpec:
         draws each repeat's prompts once and builds the couplings of every P from
         those of the P before it (:mod:`.batched`). A different draw from the default,
         so its rows have keys of their own.
+    sampler : str
+        ``"prompts"`` (default): draw every prompt (eq. 1) and form its factors;
+        ``"factors"``: draw the factors ``(u, q, y~)`` directly from their exact law
+        (:func:`spinglass_icl.tasks.sample_factors`; ``O(D + N)`` numbers per prompt
+        instead of ``O(N D)``): the same distribution, another draw, so rows with their
+        own keys. Combines with ``nested_p`` and ``matfree``.
     """
 
     grid: dict = field(default_factory=dict)
@@ -199,6 +206,7 @@ class SweepSpec:
     contrast_kind: str = "w11"
     matfree: bool = False
     nested_p: bool = False
+    sampler: str = "prompts"
 
     def __post_init__(self) -> None:
         if not isinstance(self.grid, dict):
@@ -270,6 +278,7 @@ class SweepSpec:
                 "nested_p must be false when matfree = true (the matrix-free path draws "
                 "its prompts in chunks of its own)"
             )
+        check_choice("sampler", self.sampler, SAMPLERS)
         solvers = self.grid.get("solver", [self.fixed.get("solver")])
         if self.matfree and "rbp" in solvers:
             raise ParameterError("solver must be exact, amp or amp-paper when matfree = true")
@@ -315,6 +324,8 @@ class SweepSpec:
             common["test_error"] = self.test_error
         if self.nested_p:
             common["nested_p"] = True
+        if self.sampler != "prompts":
+            common["sampler"] = self.sampler
         out = []
         for p in self.points():
             data = {k: p[k] for k in DATA_PARAMS}
@@ -339,6 +350,8 @@ class SweepSpec:
         d["observables"] = list(self.observables)
         if not self.nested_p:  # specs (and their hashes) from before the option
             del d["nested_p"]
+        if self.sampler == "prompts":
+            del d["sampler"]
         return d
 
     @classmethod
@@ -414,6 +427,7 @@ class SweepSpec:
             "contrast_kind",
             "matfree",
             "nested_p",
+            "sampler",
         ):
             if k in d:
                 lines.append(f"{k} = {_toml_value(d[k])}")

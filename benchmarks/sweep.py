@@ -142,23 +142,24 @@ import json, resource, sys, time
 import torch
 from spinglass_icl.solvers.matfree import make_lowrank_instance, solve_cg
 D, N, ratio, lam = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+sampler = sys.argv[5]
 P = int(round(ratio * D * D))
 t0 = time.perf_counter()
-inst = make_lowrank_instance(D, N, P, lam, seed=0, chunk=256)
+inst = make_lowrank_instance(D, N, P, lam, seed=0, chunk=256, sampler=sampler)
 t1 = time.perf_counter()
 res = solve_cg(inst, tol=1e-8)
 t2 = time.perf_counter()
 r = (inst.hessian_matvec(res.m) - inst.fields).norm() / inst.fields.norm()
-print(json.dumps({"D": D, "N": N, "P": P, "spins": (D + 1) ** 2, "lam": lam,
+print(json.dumps({"D": D, "N": N, "P": P, "spins": (D + 1) ** 2, "lam": lam, "sampler": sampler,
     "status": res.status, "cg_iter": res.n_iter, "rel_residual": float(r),
     "sample_s": t1 - t0, "solve_s": t2 - t1,
     "peak_rss_GB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}))
 """
 
 
-def large_d(D: int, N: int, ratio: float, lam: float) -> dict:
+def large_d(D: int, N: int, ratio: float, lam: float, sampler: str) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", LARGE_D_CODE, str(D), str(N), str(ratio), str(lam)],
+        [sys.executable, "-c", LARGE_D_CODE, str(D), str(N), str(ratio), str(lam), sampler],
         capture_output=True,
         text=True,
         check=True,
@@ -189,6 +190,12 @@ def main() -> None:
     ap.add_argument("--large-D", type=int, default=200, help="0 to skip the large-D run")
     ap.add_argument("--large-ratio", type=float, default=2.0, help="P / D^2 of the large-D run")
     ap.add_argument("--large-N", type=int, default=100)
+    ap.add_argument(
+        "--large-samplers",
+        nargs="+",
+        default=["factors", "prompts"],
+        help="how the large-D instance is drawn (SweepSpec.sampler values)",
+    )
     ap.add_argument("--quick", action="store_true", help="tiny smoke run")
     args = ap.parse_args()
     if args.quick:
@@ -264,14 +271,18 @@ def main() -> None:
         )
     if args.large_D:
         print("\nLarge D, matrix-free exact mean (PCG, Jacobi preconditioner, tol 1e-8):\n")
-        r = large_d(args.large_D, args.large_N, args.large_ratio, 1.0)
-        print("| D | spins | P | N | lam | CG iterations | sample s | solve s | peak RSS |")
-        print("|---|---|---|---|---|---|---|---|---|")
         print(
-            f"| {r['D']} | {r['spins']} | {r['P']} | {r['N']} | {r['lam']:g} | {r['cg_iter']} "
-            f"({r['status']}, residual {r['rel_residual']:.1e}) | {r['sample_s']:.1f} | "
-            f"{r['solve_s']:.1f} | {r['peak_rss_GB']:.2f} GB |"
+            "| D | spins | P | N | lam | sampler | CG iterations | sample s | solve s | peak RSS |"
         )
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for sampler in args.large_samplers:
+            r = large_d(args.large_D, args.large_N, args.large_ratio, 1.0, sampler)
+            print(
+                f"| {r['D']} | {r['spins']} | {r['P']} | {r['N']} | {r['lam']:g} | {sampler} | "
+                f"{r['cg_iter']} ({r['status']}, residual {r['rel_residual']:.1e}) | "
+                f"{r['sample_s']:.1f} | {r['solve_s']:.1f} | {r['peak_rss_GB']:.2f} GB |",
+                flush=True,
+            )
         dense = 2 * r["spins"] ** 2 * 8 / 1e9
         print(f"\n(dense J and J^2 in float64 would need {dense:.1f} GB)")
 

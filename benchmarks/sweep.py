@@ -187,6 +187,12 @@ def main() -> None:
         "--test-error", default="exact", choices=("exact", "mc"), help="the spec's test_error"
     )
     ap.add_argument("--rounds", type=int, default=1, help="interleaved repetitions of all modes")
+    ap.add_argument(
+        "--sampler",
+        default="prompts",
+        choices=("prompts", "factors"),
+        help="the spec's sampler (every mode)",
+    )
     ap.add_argument("--large-D", type=int, default=200, help="0 to skip the large-D run")
     ap.add_argument("--large-ratio", type=float, default=2.0, help="P / D^2 of the large-D run")
     ap.add_argument("--large-N", type=int, default=100)
@@ -225,6 +231,7 @@ def main() -> None:
         solver_options={"damping": 0.9, "tol": 1e-6, "max_iter": 2000},
         test_tasks=args.test_tasks,
         test_error=args.test_error,
+        sampler=args.sampler,
     )
     full_rows = len(Ps) * len(Ns) * 10  # the Fig. 4a grid: 20 x 20 points x 10 repeats
     print(
@@ -238,6 +245,7 @@ def main() -> None:
     print(
         f"measured subset: P={grid['P']} (mean {np.mean(grid['P']):.0f}; grid mean "
         f"{np.mean(Ps):.0f}), N={grid['N']}, repeats={args.repeats}: {spec.n_tasks} rows; "
+        f"sampler {args.sampler}; "
         f"test error {args.test_error}; {args.rounds} interleaved round(s)\n"
     )
     results: dict[str, list[dict]] = {m: [] for m in modes}

@@ -15,7 +15,7 @@ from spinglass_icl.hamiltonian import build_instance
 from spinglass_icl.observables import contrast, spins_to_W
 from spinglass_icl.solvers import solve
 from spinglass_icl.sweep import SweepSpec, open_store, run_sweep
-from spinglass_icl.sweep.batched import plan_chunks, run_chunk, spec_fields
+from spinglass_icl.sweep.batched import iter_chunk_rows, plan_chunks, run_chunk, spec_fields
 from spinglass_icl.tasks import (
     NESTED_BLOCK,
     concat_prompts,
@@ -256,3 +256,17 @@ def test_nested_cuda_agrees_with_cpu(tmp_path):
         for k in cpu:
             for x, y in zip(cpu[k][:3], gpu[k][:3]):
                 assert y == pytest.approx(x, rel=rel, abs=1e-12)
+
+
+def test_nested_chunk_yields_its_rows_one_P_at_a_time():
+    """A serial sweep stores a nested chunk's rows as each P finishes (a killed GPU sweep,
+    whose chunk may hold the whole grid, loses at most one P)."""
+    spec = SweepSpec(**NESTED)
+    fields = spec_fields(spec)
+    (chunk,) = plan_chunks(spec.tasks(), nested=True)
+    parts = list(iter_chunk_rows(chunk, fields))
+    assert [len({r["P"] for r in part}) for part in parts] == [1] * 4
+    assert [part[0]["P"] for part in parts] == [30, 64, 100, 129]
+    assert all(len(part) == 2 * 2 * 2 for part in parts)  # lam x N x repeat
+    assert sorted(r["key"] for part in parts for r in part) == sorted(t.key for t in chunk)
+    assert all(r["seconds"] > 0 for part in parts for r in part)

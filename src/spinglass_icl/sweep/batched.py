@@ -22,7 +22,7 @@ import functools
 import math
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 
@@ -47,6 +47,7 @@ __all__ = [
     "CPU_BATCH_BYTES",
     "plan_chunks",
     "run_chunk",
+    "iter_chunk_rows",
     "batch_size_for",
     "solve_amp_batched",
     "DEFAULT_BATCH_BYTES",
@@ -366,9 +367,10 @@ def _nested_factors(task: Task, start: int, stop: int, dev, dt, sampler: str = "
     return torch.cat(us), torch.cat(qs), torch.cat(ys)
 
 
-def _nested_rows(tasks: Sequence[Task], opts: dict, dev, dt, mdt, sampler: str = "prompts"):
-    """Rows of a ``nested_p`` chunk: the tasks of one or more families (same D,
-    convention, noise and grid points; any N and repeat; :attr:`Task.family`).
+def _nested_steps(tasks: Sequence[Task], opts: dict, dev, dt, mdt, sampler: str = "prompts"):
+    """Solve a ``nested_p`` chunk -- the tasks of one or more families (same D,
+    convention, noise and grid points; any N and repeat; :attr:`Task.family`) -- one P
+    at a time, yielding ``(task indices, m, v, converged, status, n_iter)`` per P.
 
     Every family's prompts are drawn once, in order of P; the pair Gram matrix and the
     fields are accumulated over the prompts ``P_prev <= mu < P`` between consecutive P
@@ -402,11 +404,6 @@ def _nested_rows(tasks: Sequence[Task], opts: dict, dev, dt, mdt, sampler: str =
                 raise ValueError(
                     f"nested chunk: point P={P}, {pt} is not in every family of the chunk"
                 )
-    out_m: list = [None] * len(tasks)
-    out_v: list = [None] * len(tasks)
-    conv = [False] * len(tasks)
-    status = [""] * len(tasks)
-    n_iter = [0] * len(tasks)
     first = [tasks[fams[f][0]] for f in fam_keys]
     u = q = y = None
     Gsum = torch.zeros(B, len(ia), len(ia), device=dev, dtype=dt)
@@ -428,6 +425,8 @@ def _nested_rows(tasks: Sequence[Task], opts: dict, dev, dt, mdt, sampler: str =
         gd = Gs[..., pd, :][..., pd].reshape(B, n)
         h = hsum.reshape(B, n) / P
         ops: dict[bool, tuple] = {}
+        step: list[int] = []
+        out_m, out_v, conv, status, n_iter = [], [], [], [], []
         for (lam, beta, solver), idx in points[P].items():
             if solver in ("amp", "amp-paper"):
                 low = use_lowrank_matvec(P, n, 8 if mdt in (None, torch.float64) else 4)
@@ -451,11 +450,14 @@ def _nested_rows(tasks: Sequence[Task], opts: dict, dev, dt, mdt, sampler: str =
                 del inst
             cs = res.converged.reshape(-1).tolist()
             its = res.n_iter.reshape(-1).tolist()
-            for j, i in enumerate(idx):
-                out_m[i], out_v[i] = res.m[j], res.v[j]
-                conv[i], status[i], n_iter[i] = bool(cs[j]), str(res.status[j]), int(its[j])
+            step.extend(idx)
+            out_m.append(res.m)
+            out_v.append(res.v)
+            conv.extend(bool(c) for c in cs)
+            status.extend(str(x) for x in res.status)
+            n_iter.extend(int(x) for x in its)
         del ops
-    return torch.stack(out_m), torch.stack(out_v), conv, status, n_iter
+        yield step, torch.cat(out_m), torch.cat(out_v), conv, status, n_iter
 
 
 def _matfree_rows(tasks, opts, dev, dt, sampler: str = "prompts"):
@@ -540,7 +542,7 @@ def _instance(
     return Instance(s=f.features(), y=f.y, lam=task.params["lam"], config=f.config)
 
 
-def run_chunk(
+def iter_chunk_rows(
     tasks: Sequence[Task],
     spec_fields: dict,
     *,
@@ -548,8 +550,10 @@ def run_chunk(
     dtype: str = "float64",
     batched: bool = True,
     threads: int | None = None,
-) -> list[dict]:
-    """Compute the rows of a chunk of tasks (all of one :attr:`Task.group` if batched).
+) -> Iterator[list[dict]]:
+    """Compute the rows of a chunk of tasks (all of one :attr:`Task.group` if batched),
+    yielding them as they finish: all at once, or, for a ``nested_p`` chunk, the rows of
+    each P as soon as that P is solved (so a serial sweep stores them at once).
 
     Parameters
     ----------
@@ -569,11 +573,12 @@ def run_chunk(
     threads
         If given, ``torch.set_num_threads(threads)`` first (pool and Dask workers use 1).
 
-    Returns
-    -------
+    Yields
+    ------
     list of dict
-        One row per task (store columns); ``seconds`` is the chunk's wall time divided
-        by its size (amortized) and includes drawing instances and the observables.
+        Rows (store columns), one per task in all; ``seconds`` is the wall time of the
+        rows' batch (the chunk, or one P of a nested chunk) divided by its size
+        (amortized), drawing the instances and the observables included.
     """
     if threads is not None:
         torch.set_num_threads(threads)
@@ -587,7 +592,11 @@ def run_chunk(
     if spec_fields.get("matfree"):
         ms, vs, conv, status, n_iter = _matfree_rows(tasks, opts, dev, dt, sampler)
     elif batched and nested:
-        ms, vs, conv, status, n_iter = _nested_rows(tasks, opts, dev, dt, mdt, sampler)
+        for idx, ms, vs, conv, status, n_iter in _nested_steps(tasks, opts, dev, dt, mdt, sampler):
+            sub = [tasks[i] for i in idx]
+            yield _make_rows(sub, ms, vs, conv, status, n_iter, spec_fields, batched, t0)
+            t0 = time.perf_counter()
+        return
     elif batched and (len(tasks) > 1 or tasks[0].params["solver"] in ("amp", "amp-paper")):
         # a batch of one AMP task still gains from the factor-based kernel
         groups = {t.group for t in tasks}
@@ -637,6 +646,32 @@ def run_chunk(
             status.append(str(r.status))
             n_iter.append(int(r.n_iter))
         ms, vs = torch.stack(ms_l), torch.stack(vs_l)
+    yield _make_rows(tasks, ms, vs, conv, status, n_iter, spec_fields, batched, t0)
+
+
+def run_chunk(
+    tasks: Sequence[Task],
+    spec_fields: dict,
+    *,
+    device: str = "cpu",
+    dtype: str = "float64",
+    batched: bool = True,
+    threads: int | None = None,
+) -> list[dict]:
+    """All rows of a chunk (:func:`iter_chunk_rows`, collected): what pool and Dask
+    workers return."""
+    return [
+        row
+        for part in iter_chunk_rows(
+            tasks, spec_fields, device=device, dtype=dtype, batched=batched, threads=threads
+        )
+        for row in part
+    ]
+
+
+def _make_rows(tasks, ms, vs, conv, status, n_iter, spec_fields, batched, t0) -> list[dict]:
+    """Store rows of solved tasks: parameters, seeds, solver outcome and observables
+    (NULL where the solver did not converge); ``seconds`` amortized from ``t0``."""
     rows = [
         {
             "key": t.key,

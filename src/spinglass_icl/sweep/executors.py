@@ -3,8 +3,9 @@
 All three run the same function (:func:`~.batched.run_chunk`) on the same chunks
 (:func:`~.batched.plan_chunks`, planned from the full task list), with the same derived
 seeds, so they give the same numbers; only the parent process writes to the store,
-one transaction per finished chunk, so a killed sweep loses at most the chunks in
-flight and a rerun computes exactly those.
+one transaction per finished chunk (with ``serial``, per finished P of a ``nested_p``
+chunk), so a killed sweep loses at most the chunks in flight and a rerun computes
+exactly those.
 
 ``local`` and ``dask`` workers run with ``torch.set_num_threads(1)`` (one process per
 core is faster than torch's intra-op threads for these sizes and avoids
@@ -21,7 +22,14 @@ from pathlib import Path
 
 from ..errors import ParameterError, check_choice, check_int
 from ..tasks import resolve_device
-from .batched import CPU_BATCH_BYTES, DEFAULT_BATCH_BYTES, plan_chunks, run_chunk, spec_fields
+from .batched import (
+    CPU_BATCH_BYTES,
+    DEFAULT_BATCH_BYTES,
+    iter_chunk_rows,
+    plan_chunks,
+    run_chunk,
+    spec_fields,
+)
 from .spec import SweepSpec, Task
 from .store import Store, create_or_open_store
 
@@ -51,7 +59,7 @@ def _serial(chunks, fields, kw) -> Iterator[list[dict]]:
     n = torch.get_num_threads()
     try:
         for chunk in chunks:
-            yield run_chunk(chunk, fields, **kw)
+            yield from iter_chunk_rows(chunk, fields, **kw)  # nested chunks: row by P
     finally:
         torch.set_num_threads(n)  # leave the caller's setting as it was
 

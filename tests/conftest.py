@@ -27,3 +27,14 @@ def cpu_only():
     """Skip when CUDA is present (tests that need 'cuda' to be an invalid device)."""
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a test module (``pytestmark = usefixtures(...)``): its small
+    problems run faster single-threaded and are immune to a busy shared machine
+    (intra-op threads spinning against other processes). Restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -10,13 +10,7 @@ from spinglass_icl import Instance, TaskConfig, ground_state
 from spinglass_icl.cli import main
 from spinglass_icl.training import TrainConfig, train
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 ARGS = ["--D", "3", "--N", "5", "--P", "80", "--lam", "0.1", "--test-tasks", "100", "--quiet"]

@@ -23,13 +23,7 @@ from spinglass_icl.tasks import (
     sample_prompts,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _per_prompt_stats(f) -> torch.Tensor:

@@ -16,14 +16,7 @@ from spinglass_icl.solvers.matfree import (
     solve_matfree,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small problems: one torch thread is faster on the shared test machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 CASES = [(4, 8, 100, 1.0, 0), (5, 10, 200, 1.0, 1), (6, 20, 500, 0.1, 2)]

@@ -14,12 +14,7 @@ from spinglass_icl.tasks import make_generator
 D, N, T, B = 4, 6, 3, 7
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():  # tiny tensors: one thread is faster and immune to a busy machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _setup(name, convention="authors", seed=0):

@@ -34,16 +34,7 @@ SMALL = dict(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: these tiny problems are faster single-threaded, and the test
-    machine is shared (intra-op threads spin against other processes)."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _values(store, keys=("contrast", "test_error", "relative_test_error", "n_iter", "status")):

@@ -17,13 +17,7 @@ from spinglass_icl.training import (
     trial_seed,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():  # small problems: one thread is faster and immune to a busy machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SMALL = dict(D=3, N=5, P=64, lam=0.05, test_tasks=200, H=6, M=3)

@@ -33,6 +33,7 @@ __all__ = [
     "Factors",
     "sample_factors",
     "factor_block",
+    "concat_factors",
     "sample_factors_nested",
     "SAMPLERS",
     "draw_factors",
@@ -241,9 +242,9 @@ def sample_prompts(
     )
 
 
-def concat_prompts(parts: list[Prompts]) -> Prompts:
-    """Concatenate prompt batches of one distribution (same D, N, convention, noise)
-    along the prompt axis."""
+def _concat(parts: list, dims: dict[str, int]):
+    """Concatenate prompt batches (or their factors) of one distribution along the
+    prompt axis; ``dims`` maps each tensor field to that axis."""
     if not parts:
         raise ValueError("concat_prompts needs at least one Prompts")
     c0 = parts[0].config
@@ -253,18 +254,44 @@ def concat_prompts(parts: list[Prompts]) -> Prompts:
             raise ValueError("concat_prompts: parts differ in D, N, convention or noise")
     P = sum(p.config.P for p in parts)
     cfg = TaskConfig(D=c0.D, N=c0.N, P=P, convention=c0.convention, noise=c0.noise)
-    return Prompts(
-        X=torch.cat([p.X for p in parts], dim=-3),
-        w=torch.cat([p.w for p in parts], dim=-2),
-        y=torch.cat([p.y for p in parts], dim=-1),
-        config=cfg,
-    )
+    fields = {k: torch.cat([getattr(p, k) for p in parts], dim=d) for k, d in dims.items()}
+    return type(parts[0])(**fields, config=cfg)
+
+
+def concat_prompts(parts: list[Prompts]) -> Prompts:
+    """Concatenate prompt batches of one distribution (same D, N, convention, noise)
+    along the prompt axis."""
+    return _concat(parts, {"X": -3, "w": -2, "y": -1})
 
 
 def _block_seed(seed: int, index: int) -> int:
     """63-bit seed of block ``index`` of the nested stream with base ``seed``."""
     h = hashlib.sha256(f"nested-prompts:{seed}:{index}".encode()).hexdigest()
     return int(h[:16], 16) & ((1 << 63) - 1)
+
+
+def _block(draw, D, N, index, *, convention, noise, seed, device, dtype):
+    """Block ``index`` of the nested stream of ``seed``, drawn by ``draw``."""
+    seed = check_int("seed", seed, minimum=0)
+    index = check_int("index", index, minimum=0)
+    return draw(
+        D,
+        N,
+        NESTED_BLOCK,
+        convention=convention,
+        noise=noise,
+        seed=_block_seed(seed, index),
+        device=device,
+        dtype=dtype,
+    )
+
+
+def _nested(block, concat, D, N, P, *, convention, noise, seed, device, dtype):
+    """The first ``P`` items of the nested stream of ``block`` (blocks cut to ``P``)."""
+    cfg = TaskConfig(D=D, N=N, P=P, convention=convention, noise=noise)
+    kw = dict(convention=cfg.convention, noise=cfg.noise, seed=seed, device=device, dtype=dtype)
+    nb = -(-cfg.P // NESTED_BLOCK)
+    return concat([block(cfg.D, cfg.N, b, **kw) for b in range(nb)]).head(cfg.P)
 
 
 def prompt_block(
@@ -282,18 +309,10 @@ def prompt_block(
     ``index * NESTED_BLOCK ... (index + 1) * NESTED_BLOCK - 1``, drawn by
     :func:`sample_prompts` from a generator of their own (seeded from ``seed`` and
     ``index``), so any block can be drawn without the ones before it."""
-    seed = check_int("seed", seed, minimum=0)
-    index = check_int("index", index, minimum=0)
-    return sample_prompts(
-        D,
-        N,
-        NESTED_BLOCK,
-        convention=convention,
-        noise=noise,
-        seed=_block_seed(seed, index),
-        device=device,
-        dtype=dtype,
-    )
+    return _block(
+        sample_prompts, D, N, index, convention=convention, noise=noise, seed=seed,
+        device=device, dtype=dtype,
+    )  # fmt: skip
 
 
 def sample_prompts_nested(
@@ -319,22 +338,10 @@ def sample_prompts_nested(
     The prompts come in blocks of :data:`NESTED_BLOCK` (:func:`prompt_block`), each
     from its own generator; the last block is cut to ``P``.
     """
-    cfg = TaskConfig(D=D, N=N, P=P, convention=convention, noise=noise)
-    nb = -(-cfg.P // NESTED_BLOCK)
-    blocks = [
-        prompt_block(
-            cfg.D,
-            cfg.N,
-            b,
-            convention=cfg.convention,
-            noise=cfg.noise,
-            seed=seed,
-            device=device,
-            dtype=dtype,
-        )
-        for b in range(nb)
-    ]
-    return concat_prompts(blocks).head(cfg.P)
+    return _nested(
+        prompt_block, concat_prompts, D, N, P, convention=convention, noise=noise, seed=seed,
+        device=device, dtype=dtype,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -444,18 +451,16 @@ def factor_block(
 ) -> Factors:
     """Block ``index`` of the nested factor stream (as :func:`prompt_block`, drawn by
     :func:`sample_factors`)."""
-    seed = check_int("seed", seed, minimum=0)
-    index = check_int("index", index, minimum=0)
-    return sample_factors(
-        D,
-        N,
-        NESTED_BLOCK,
-        convention=convention,
-        noise=noise,
-        seed=_block_seed(seed, index),
-        device=device,
-        dtype=dtype,
-    )
+    return _block(
+        sample_factors, D, N, index, convention=convention, noise=noise, seed=seed,
+        device=device, dtype=dtype,
+    )  # fmt: skip
+
+
+def concat_factors(parts: list[Factors]) -> Factors:
+    """Concatenate the factors of prompt batches of one distribution (as
+    :func:`concat_prompts`)."""
+    return _concat(parts, {"u": -2, "q": -2, "y": -1})
 
 
 def sample_factors_nested(
@@ -470,29 +475,10 @@ def sample_factors_nested(
     dtype: torch.dtype = torch.float64,
 ) -> Factors:
     """:func:`sample_factors` with the prefix property of :func:`sample_prompts_nested`."""
-    cfg = TaskConfig(D=D, N=N, P=P, convention=convention, noise=noise)
-    nb = -(-cfg.P // NESTED_BLOCK)
-    blocks = [
-        factor_block(
-            cfg.D,
-            cfg.N,
-            b,
-            convention=cfg.convention,
-            noise=cfg.noise,
-            seed=seed,
-            device=device,
-            dtype=dtype,
-        )
-        for b in range(nb)
-    ]
-    c = blocks[0].config
-    full = TaskConfig(D=c.D, N=c.N, P=nb * NESTED_BLOCK, convention=c.convention, noise=c.noise)
-    return Factors(
-        torch.cat([b.u for b in blocks], dim=-2),
-        torch.cat([b.q for b in blocks], dim=-2),
-        torch.cat([b.y for b in blocks], dim=-1),
-        full,
-    ).head(cfg.P)
+    return _nested(
+        factor_block, concat_factors, D, N, P, convention=convention, noise=noise, seed=seed,
+        device=device, dtype=dtype,
+    )  # fmt: skip
 
 
 def draw_factors(

@@ -23,7 +23,9 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import sqlite3
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -374,12 +376,34 @@ def create_or_open_store(path: str | Path) -> Store:
     path = Path(path)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(str(path), timeout=60.0, isolation_level=None)
+        # build the new store under a private name, then link it into place: the link
+        # either creates ``path`` complete or fails because another process just did,
+        # so a process starting at the same moment never sees a half-made store
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
         try:
-            con.execute("PRAGMA journal_mode = WAL")
-            con.executescript(_SCHEMA_SQL)
-            con.execute("INSERT OR IGNORE INTO meta VALUES ('app', ?)", (APP,))
-            con.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA,))
+            tmp.unlink()  # sqlite creates the file itself
+            _init_store(tmp)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process created it first: use theirs
+            except OSError:  # no hard links here (some file systems): create in place
+                if not path.exists():
+                    _init_store(path)
         finally:
-            con.close()
+            tmp.unlink(missing_ok=True)
     return Store(path)
+
+
+def _init_store(path: Path) -> None:
+    """Write an empty store (schema and meta) to the new file ``path``."""
+    con = sqlite3.connect(str(path), timeout=60.0, isolation_level=None)
+    try:
+        con.execute("PRAGMA journal_mode = WAL")
+        con.executescript(_SCHEMA_SQL)
+        con.execute("INSERT OR IGNORE INTO meta VALUES ('app', ?)", (APP,))
+        con.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA,))
+    finally:
+        con.close()

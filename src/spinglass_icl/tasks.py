@@ -15,13 +15,15 @@ prompts on every device and dtype.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
 from .conventions import DEFAULT_CONVENTION, Convention, get_convention
-from .errors import check_float, check_int
+from .errors import check_choice, check_float, check_int
 
 __all__ = [
     "TaskConfig",
@@ -34,6 +36,7 @@ __all__ = [
     "sample_factors",
     "factor_block",
     "concat_factors",
+    "nested_factors",
     "sample_factors_nested",
     "SAMPLERS",
     "draw_factors",
@@ -154,17 +157,12 @@ class Prompts:
         """The query column ``[x~; 0]``, shape (*batch, P, D+1)."""
         return self.X[..., -1]
 
+    #: the prompt axis of each tensor field (for slicing and concatenating)
+    _DIMS: ClassVar[dict[str, int]] = {"X": -3, "w": -2, "y": -1}
+
     def head(self, P: int) -> Prompts:
         """The first ``P`` prompts (``1 <= P <=`` this batch's P), as a new :class:`Prompts`."""
-        P = check_int("P", P, maximum=self.config.P)
-        cfg = TaskConfig(
-            D=self.config.D,
-            N=self.config.N,
-            P=P,
-            convention=self.config.convention,
-            noise=self.config.noise,
-        )
-        return Prompts(X=self.X[..., :P, :, :], w=self.w[..., :P, :], y=self.y[..., :P], config=cfg)
+        return _take(self, 0, check_int("P", P, maximum=self.config.P))
 
     def factors(self) -> Factors:
         """The rank-one factors ``(u, q, y~)`` of these prompts (all a spin glass needs)."""
@@ -176,9 +174,7 @@ class Prompts:
         ``S^mu = c u (x) [x~; 0]`` (rank one), flattened row-major so that spin
         ``i = (D+1) m + n`` (0-based) is ``W[m, n]``; then ``y^ = s.sigma``.
         """
-        c = self.config.prefactor
-        s = c * self.u[..., :, None] * self.q[..., None, :]
-        return s.reshape(*s.shape[:-2], -1)
+        return self.factors().features()
 
 
 def sample_prompts(
@@ -242,9 +238,15 @@ def sample_prompts(
     )
 
 
-def _concat(parts: list, dims: dict[str, int]):
+def _take(obj, lo: int, hi: int):
+    """Prompts ``lo <= mu < hi`` of a :class:`Prompts` or :class:`Factors` (views)."""
+    fields = {k: getattr(obj, k).narrow(d, lo, hi - lo) for k, d in obj._DIMS.items()}
+    return type(obj)(**fields, config=dataclasses.replace(obj.config, P=hi - lo))
+
+
+def _concat(parts: list):
     """Concatenate prompt batches (or their factors) of one distribution along the
-    prompt axis; ``dims`` maps each tensor field to that axis."""
+    prompt axis."""
     if not parts:
         raise ValueError("concat_prompts needs at least one Prompts")
     c0 = parts[0].config
@@ -252,8 +254,8 @@ def _concat(parts: list, dims: dict[str, int]):
         c = p.config
         if (c.D, c.N, c.convention, c.noise) != (c0.D, c0.N, c0.convention, c0.noise):
             raise ValueError("concat_prompts: parts differ in D, N, convention or noise")
-    P = sum(p.config.P for p in parts)
-    cfg = TaskConfig(D=c0.D, N=c0.N, P=P, convention=c0.convention, noise=c0.noise)
+    cfg = dataclasses.replace(c0, P=sum(p.config.P for p in parts))
+    dims = parts[0]._DIMS
     fields = {k: torch.cat([getattr(p, k) for p in parts], dim=d) for k, d in dims.items()}
     return type(parts[0])(**fields, config=cfg)
 
@@ -261,7 +263,7 @@ def _concat(parts: list, dims: dict[str, int]):
 def concat_prompts(parts: list[Prompts]) -> Prompts:
     """Concatenate prompt batches of one distribution (same D, N, convention, noise)
     along the prompt axis."""
-    return _concat(parts, {"X": -3, "w": -2, "y": -1})
+    return _concat(parts)
 
 
 def _block_seed(seed: int, index: int) -> int:
@@ -286,12 +288,12 @@ def _block(draw, D, N, index, *, convention, noise, seed, device, dtype):
     )
 
 
-def _nested(block, concat, D, N, P, *, convention, noise, seed, device, dtype):
-    """The first ``P`` items of the nested stream of ``block`` (blocks cut to ``P``)."""
-    cfg = TaskConfig(D=D, N=N, P=P, convention=convention, noise=noise)
-    kw = dict(convention=cfg.convention, noise=cfg.noise, seed=seed, device=device, dtype=dtype)
-    nb = -(-cfg.P // NESTED_BLOCK)
-    return concat([block(cfg.D, cfg.N, b, **kw) for b in range(nb)]).head(cfg.P)
+def _nested_range(block, D, N, start, stop, **kw):
+    """Prompts ``start <= mu < stop`` of the nested stream made of ``block`` s: only the
+    blocks that hold them are drawn."""
+    b0, b1 = start // NESTED_BLOCK, -(-stop // NESTED_BLOCK)
+    full = _concat([block(D, N, b, **kw) for b in range(b0, b1)])
+    return _take(full, start - b0 * NESTED_BLOCK, stop - b0 * NESTED_BLOCK)
 
 
 def prompt_block(
@@ -338,9 +340,10 @@ def sample_prompts_nested(
     The prompts come in blocks of :data:`NESTED_BLOCK` (:func:`prompt_block`), each
     from its own generator; the last block is cut to ``P``.
     """
-    return _nested(
-        prompt_block, concat_prompts, D, N, P, convention=convention, noise=noise, seed=seed,
-        device=device, dtype=dtype,
+    cfg = TaskConfig(D=D, N=N, P=P, convention=convention, noise=noise)
+    return _nested_range(
+        prompt_block, cfg.D, cfg.N, 0, cfg.P, convention=cfg.convention, noise=cfg.noise,
+        seed=seed, device=device, dtype=dtype,
     )  # fmt: skip
 
 
@@ -368,12 +371,11 @@ class Factors:
         s = self.config.prefactor * self.u[..., :, None] * self.q[..., None, :]
         return s.reshape(*s.shape[:-2], -1)
 
+    _DIMS: ClassVar[dict[str, int]] = {"u": -2, "q": -2, "y": -1}
+
     def head(self, P: int) -> Factors:
         """The first ``P`` prompts' factors."""
-        P = check_int("P", P, maximum=self.config.P)
-        c = self.config
-        cfg = TaskConfig(D=c.D, N=c.N, P=P, convention=c.convention, noise=c.noise)
-        return Factors(self.u[..., :P, :], self.q[..., :P, :], self.y[..., :P], cfg)
+        return _take(self, 0, check_int("P", P, maximum=self.config.P))
 
 
 def sample_factors(
@@ -460,7 +462,41 @@ def factor_block(
 def concat_factors(parts: list[Factors]) -> Factors:
     """Concatenate the factors of prompt batches of one distribution (as
     :func:`concat_prompts`)."""
-    return _concat(parts, {"u": -2, "q": -2, "y": -1})
+    return _concat(parts)
+
+
+def nested_factors(
+    D: int,
+    N: int,
+    start: int,
+    stop: int,
+    *,
+    sampler: str = "prompts",
+    convention: str = DEFAULT_CONVENTION,
+    noise: float = 0.0,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> Factors:
+    """The factors of prompts ``start <= mu < stop`` of the nested stream of ``seed``
+    (:func:`sample_prompts_nested`, or with ``sampler="factors"``
+    :func:`sample_factors_nested`), drawing only the blocks that hold them: how a sweep
+    extends an instance from one P to the next."""
+    check_choice("sampler", sampler, SAMPLERS)
+    start = check_int("start", start, minimum=0)
+    stop = check_int("stop", stop, minimum=start + 1)
+    cfg = TaskConfig(D=D, N=N, P=stop, convention=convention, noise=noise)
+    if sampler == "factors":
+        block = factor_block
+    else:
+
+        def block(*a, **k):
+            return prompt_block(*a, **k).factors()
+
+    return _nested_range(
+        block, cfg.D, cfg.N, start, stop, convention=cfg.convention, noise=cfg.noise,
+        seed=seed, device=device, dtype=dtype,
+    )  # fmt: skip
 
 
 def sample_factors_nested(
@@ -475,8 +511,9 @@ def sample_factors_nested(
     dtype: torch.dtype = torch.float64,
 ) -> Factors:
     """:func:`sample_factors` with the prefix property of :func:`sample_prompts_nested`."""
-    return _nested(
-        factor_block, concat_factors, D, N, P, convention=convention, noise=noise, seed=seed,
+    P = TaskConfig(D=D, N=N, P=P, convention=convention, noise=noise).P
+    return nested_factors(
+        D, N, 0, P, sampler="factors", convention=convention, noise=noise, seed=seed,
         device=device, dtype=dtype,
     )  # fmt: skip
 
@@ -496,10 +533,11 @@ def draw_factors(
 ) -> Factors:
     """The factors of an instance drawn by ``sampler`` (:data:`SAMPLERS`), from the
     nested stream if ``nested``: one entry point for every combination."""
-    from .errors import check_choice
-
     check_choice("sampler", sampler, SAMPLERS)
     kw = dict(convention=convention, noise=noise, seed=seed, device=device, dtype=dtype)
+    if nested:
+        P = TaskConfig(D=D, N=N, P=P, convention=convention, noise=noise).P
+        return nested_factors(D, N, 0, P, sampler=sampler, **kw)
     if sampler == "factors":
-        return (sample_factors_nested if nested else sample_factors)(D, N, P, **kw)
-    return (sample_prompts_nested if nested else sample_prompts)(D, N, P, **kw).factors()
+        return sample_factors(D, N, P, **kw)
+    return sample_prompts(D, N, P, **kw).factors()

@@ -32,15 +32,7 @@ from ..observables import contrast, spins_to_W, test_error
 from ..solvers import SolverResult, solve
 from ..solvers.amp import run_amp
 from ..solvers.exact import solve_exact_hessian
-from ..tasks import (
-    NESTED_BLOCK,
-    Factors,
-    TaskConfig,
-    draw_factors,
-    factor_block,
-    prompt_block,
-    sample_prompts,
-)
+from ..tasks import Factors, TaskConfig, draw_factors, nested_factors, sample_prompts
 from .spec import SweepSpec, Task
 
 __all__ = [
@@ -110,18 +102,30 @@ def plan_chunks(
     chunks = []
     for group, ts in groups.items():
         D, P, solver = group[0], group[1], group[4]
-        b = batch_size_for(D, P, solver, itemsize, budget)
-        if cache_bytes is not None:
-            n = (D + 1) ** 2
-            low = use_lowrank_matvec(P, n, itemsize)
-            mats = 1 if solver in ("amp", "amp-paper") and low else 2
-            b = min(b, max(1, cache_bytes // (mats * itemsize * n * n)))
-        if max_batch is not None:
-            b = min(b, max_batch)
-        k = -(-len(ts) // b)  # number of chunks
-        size = -(-len(ts) // k)  # balanced sizes
-        chunks.extend(ts[i : i + size] for i in range(0, len(ts), size))
+        low = use_lowrank_matvec(P, (D + 1) ** 2, itemsize)
+        mats = 1 if solver in ("amp", "amp-paper") and low else 2
+        b = _batch_cap(D, P, solver, mats, itemsize, budget, cache_bytes, max_batch)
+        chunks.extend(_balanced(ts, b))
     return chunks
+
+
+def _batch_cap(D, P, solver, mats, itemsize, budget, cache_bytes, max_batch) -> int:
+    """Instances per batch: :func:`batch_size_for`, at most ``max_batch`` and, on the
+    CPU, at most ``cache_bytes`` of ``mats`` n x n matrices each (at least one)."""
+    b = batch_size_for(D, P, solver, itemsize, budget)
+    if cache_bytes is not None:
+        n = (D + 1) ** 2
+        b = min(b, max(1, cache_bytes // (mats * itemsize * n * n)))
+    if max_batch is not None:
+        b = min(b, max_batch)
+    return b
+
+
+def _balanced(items: list, b: int) -> list[list]:
+    """``items`` cut into the fewest pieces of at most ``b``, of balanced sizes."""
+    k = -(-len(items) // b)  # number of pieces
+    size = -(-len(items) // k)
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _plan_nested(tasks, max_batch, budget, itemsize, cache_bytes) -> list[list[Task]]:
@@ -145,16 +149,8 @@ def _plan_nested(tasks, max_batch, budget, itemsize, cache_bytes) -> list[list[T
         D, pts = key[0], key[-1]
         Pmax = max(x[0] for x in pts)
         solver = "rbp" if any(x[3] == "rbp" for x in pts) else pts[0][3]
-        b = batch_size_for(D, Pmax, solver, itemsize, budget)
-        if cache_bytes is not None:
-            n = (D + 1) ** 2
-            b = min(b, max(1, cache_bytes // (itemsize * n * n)))
-        if max_batch is not None:
-            b = min(b, max_batch)
-        k = -(-len(fs) // b)
-        size = -(-len(fs) // k)
-        for i in range(0, len(fs), size):
-            chunks.append([t for f in fs[i : i + size] for t in f])
+        b = _batch_cap(D, Pmax, solver, 1, itemsize, budget, cache_bytes, max_batch)
+        chunks.extend([t for f in part for t in f] for part in _balanced(fs, b))
     return chunks
 
 
@@ -201,11 +197,16 @@ def pair_gram(u: torch.Tensor, q: torch.Tensor, c: float) -> torch.Tensor:
     One GEMM of size ``(k(k+1)/2)^2 x P`` (k = D+1) -- 4x fewer flops than ``S^T S``.
     u, q: (*batch, P, k); returns (*batch, k2, k2).
     """
-    k, P = u.shape[-1], u.shape[-2]
-    ia, ib, _ = _pair_index(k, u.device)
+    return (c * c / u.shape[-2]) * pair_products(u, q)  # (*, k2, k2)
+
+
+def pair_products(u: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """``sum_mu u_a u_a' q_b q_b'`` on unordered pairs (unnormalized :func:`pair_gram`):
+    sums over disjoint sets of prompts add up. u, q: (*batch, P, k)."""
+    ia, ib, _ = _pair_index(u.shape[-1], u.device)
     UU = u[..., ia] * u[..., ib]  # (*, P, k2)
     QQ = q[..., ia] * q[..., ib]
-    return (c * c / P) * (UU.transpose(-1, -2) @ QQ)  # (*, k2, k2)
+    return UU.transpose(-1, -2) @ QQ
 
 
 def lowrank_couplings(u: torch.Tensor, q: torch.Tensor, c: float, squared: bool = False):
@@ -346,25 +347,14 @@ def amp_from_operators(
 
 
 def _nested_factors(task: Task, start: int, stop: int, dev, dt, sampler: str = "prompts"):
-    """Rows ``start:stop`` of the task's nested stream as factors ``(c u, q, y)`` (each
-    (stop - start, k) / (stop - start,)); drawn block by block
-    (:func:`~spinglass_icl.tasks.prompt_block`, or :func:`~spinglass_icl.tasks.factor_block`
-    with ``sampler="factors"``), the prompt matrices dropped."""
+    """Rows ``start:stop`` of the task's nested stream as ``(c u, q, y)``
+    (:func:`~spinglass_icl.tasks.nested_factors`)."""
     p = task.params
-    block = factor_block if sampler == "factors" else prompt_block
-    b0, b1 = start // NESTED_BLOCK, -(-stop // NESTED_BLOCK)
-    us, qs, ys = [], [], []
-    for b in range(b0, b1):
-        pr = block(
-            p["D"], p["N"], b, convention=p["convention"], noise=p["noise"], seed=task.seed,
-            device=dev, dtype=dt,
-        )  # fmt: skip
-        lo = max(start - b * NESTED_BLOCK, 0)
-        hi = min(stop - b * NESTED_BLOCK, NESTED_BLOCK)
-        us.append((pr.u * pr.config.prefactor)[lo:hi])
-        qs.append(pr.q[lo:hi].clone())
-        ys.append(pr.y[lo:hi])
-    return torch.cat(us), torch.cat(qs), torch.cat(ys)
+    f = nested_factors(
+        p["D"], p["N"], start, stop, sampler=sampler, convention=p["convention"],
+        noise=p["noise"], seed=task.seed, device=dev, dtype=dt,
+    )  # fmt: skip
+    return f.u * f.config.prefactor, f.q, f.y
 
 
 def _nested_steps(tasks: Sequence[Task], opts: dict, dev, dt, mdt, sampler: str = "prompts"):
@@ -390,7 +380,6 @@ def _nested_steps(tasks: Sequence[Task], opts: dict, dev, dt, mdt, sampler: str 
     # (N of the first family for the rbp instance's config: the solvers do not use N)
     k = D + 1
     n = k * k
-    ia, ib, _ = _pair_index(k, dev)
     pd = _pair_index(k, dev)[2].reshape(k, k).diagonal()  # p(a, a)
     # at each P: the (lam, beta, solver) points, each with its task in every family
     points: dict[int, dict[tuple, list[int]]] = defaultdict(lambda: defaultdict(list))
@@ -406,7 +395,8 @@ def _nested_steps(tasks: Sequence[Task], opts: dict, dev, dt, mdt, sampler: str 
                 )
     first = [tasks[fams[f][0]] for f in fam_keys]
     u = q = y = None
-    Gsum = torch.zeros(B, len(ia), len(ia), device=dev, dtype=dt)
+    k2 = k * (k + 1) // 2
+    Gsum = torch.zeros(B, k2, k2, device=dev, dtype=dt)
     hsum = torch.zeros(B, k, k, device=dev, dtype=dt)
     prev = 0
     for P in sorted(points):
@@ -415,7 +405,7 @@ def _nested_steps(tasks: Sequence[Task], opts: dict, dev, dt, mdt, sampler: str 
         qs = torch.stack([x[1] for x in seg])
         ys = torch.stack([x[2] for x in seg])
         del seg
-        Gsum += (us[..., ia] * us[..., ib]).transpose(-1, -2) @ (qs[..., ia] * qs[..., ib])
+        Gsum += pair_products(us, qs)
         hsum += (us * ys[..., None]).transpose(-1, -2) @ qs
         u = us if u is None else torch.cat([u, us], dim=-2)
         q = qs if q is None else torch.cat([q, qs], dim=-2)

@@ -112,9 +112,9 @@ def run(args: argparse.Namespace) -> int:
         if rec.get("skipped"):
             print(f"  {name:15s} skipped (already made; --force to redo)", flush=True)
         else:
-            verdict = {True: "agrees", False: "DIFFERS"}.get(rec.get("agrees"), "-")
+            verdict = rec.get("verdict", "-")
             print(
-                f"  {name:15s} {time.perf_counter() - t1:7.1f} s  {verdict:8s} {rec['summary']}",
+                f"  {name:15s} {time.perf_counter() - t1:7.1f} s  {verdict:14s} {rec['summary']}",
                 flush=True,
             )
     paths = build_report(out)

@@ -1,9 +1,14 @@
 """Shared machinery of the figure runners: context, outcome, saving, timing.
 
-A figure module defines ``TITLE``, ``CLAIM``, ``NOTES`` and ``run(ctx) -> Outcome``;
-:func:`run_figure` times it, writes ``<out>/<figure>/result.json`` (parameters, seeds,
-seconds, key numbers, files) and returns the record that :mod:`.report` turns into a
-section of ``report.md`` / ``report.html``.
+A figure module defines ``TITLE``, ``CLAIM``, ``NOTES``, optionally ``WHY`` (one
+sentence: why a claim of the paper fails, shown beside its verdicts) and
+``run(ctx) -> Outcome``,
+made of small steps: ``compute(...) -> xarray.Dataset``, ``draw(ds) -> Figure``,
+``summarize(ds) -> Outcome`` (numbers, claims, summary). :func:`run_figure` times it,
+writes ``<out>/<figure>/result.json`` (parameters, seeds, seconds, key numbers, the
+claims with their verdicts, the overall verdict, files) and returns the record that
+:mod:`.report` turns into a section of ``report.md`` / ``report.html``. Every random
+draw of a figure is seeded by :func:`figure_seed`, hashed like the sweeps' seeds.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ParameterError, SpinGlassError, check_choice, check_int
+from ..errors import SpinGlassError, check_choice, check_int
+from ..sweep.spec import derive_seed
 from . import FIGURES
-from .presets import get_preset
+from .claims import Claim, overall
+from .presets import FigurePreset, get_preset
 
 EXECUTORS: tuple[str, ...] = ("serial", "local", "dask")
 
@@ -39,8 +46,8 @@ class Context:
         The figure's own folder ``<DIR>/<figure>``.
     preset : str
         ``tiny``, ``quick`` or ``paper``.
-    params : dict
-        The preset's parameters of this figure.
+    params : FigurePreset
+        The preset's parameters of this figure (a frozen dataclass).
     seed : int
         Base seed; every random draw of the figure is derived from it.
     convention : str
@@ -56,7 +63,7 @@ class Context:
     figure: str
     out: Path
     preset: str
-    params: dict
+    params: FigurePreset
     seed: int = 0
     convention: str = "authors"
     device: str = "cpu"
@@ -75,8 +82,9 @@ class Outcome:
         Key numbers (JSON-able) quoted in the report and ``results.json``.
     summary : str
         One or two sentences: what our figure shows, with numbers.
-    agrees : bool or None
-        Whether our data support the paper's claim (None: not a claim to test).
+    claims : list of Claim
+        The paper's claims, each with the measured number, threshold and verdict
+        (:mod:`.claims`); the figure's verdict is :func:`.claims.overall` of them.
     seeds : dict
         Seeds used, by purpose.
     files : list of str
@@ -87,20 +95,18 @@ class Outcome:
 
     numbers: dict
     summary: str
-    agrees: bool | None = None
+    claims: list[Claim] = field(default_factory=list)
     seeds: dict = field(default_factory=dict)
     files: list = field(default_factory=list)
     notes: list = field(default_factory=list)
 
 
 def save_figure(fig: Any, folder: Path, stem: str = "figure") -> list[str]:
-    """Save a matplotlib figure as PNG (120 dpi) and PDF; close it; return the file names."""
-    import matplotlib.pyplot as plt
-
+    """Save a matplotlib figure as PNG (120 dpi) and PDF; return the file names."""
     folder.mkdir(parents=True, exist_ok=True)
-    fig.savefig(folder / f"{stem}.png", dpi=120, bbox_inches="tight")
-    fig.savefig(folder / f"{stem}.pdf", bbox_inches="tight")
-    plt.close(fig)
+    with plot_style():
+        fig.savefig(folder / f"{stem}.png", dpi=120, bbox_inches="tight")
+        fig.savefig(folder / f"{stem}.pdf", bbox_inches="tight")
     return [f"{stem}.png", f"{stem}.pdf"]
 
 
@@ -118,17 +124,64 @@ def save_dataset(ds: Any, folder: Path, stem: str = "data") -> list[str]:
     return [path.name]
 
 
-def new_figure(ncols: int, nrows: int = 1, width: float = 4.2, height: float = 3.6):
-    """A matplotlib (Agg) figure with a grid of axes."""
+#: font sizes of every figure: readable when report.html shows a figure about 1000 px wide
+STYLE: dict[str, Any] = {
+    "font.size": 11,
+    "axes.titlesize": 11,
+    "axes.labelsize": 11,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "legend.fontsize": 9,
+    "figure.titlesize": 12,
+}
+
+
+def plot_style():
+    """A context in which figures are drawn and saved with :data:`STYLE`."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    return matplotlib.rc_context(STYLE)
 
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, layout="constrained"
-    )
+
+def new_figure(ncols: int, nrows: int = 1, width: float = 4.2, height: float = 3.6):
+    """A matplotlib figure (no pyplot state) with an ``nrows x ncols`` grid of axes."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     return fig, axes
+
+
+def plain_log_ticks(ax: Any, axis: str, values: Any) -> None:
+    """Put ticks of a log ``axis`` ("x" or "y") at ``values`` with plain labels (``20``,
+    not ``2x10^1``) and no minor labels, so that neighbouring labels never overlap."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    a = ax.xaxis if axis == "x" else ax.yaxis
+    vals = sorted({float(v) for v in values})
+    a.set_major_locator(FixedLocator(vals))
+    a.set_major_formatter(_PlainFormatter())
+    a.set_minor_locator(NullLocator())
+    a.set_minor_formatter(NullFormatter())
+
+
+def nice_log_ticks(lo: float, hi: float, most: int = 7) -> list[float]:
+    """1-2-5 tick values inside [lo, hi] for a log axis (every other one if more than
+    ``most``; at least the two ends' decades if none falls inside)."""
+    import numpy as np
+
+    e0, e1 = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
+    cand = [m * 10.0**e for e in range(e0, e1 + 1) for m in (1, 2, 5)]
+    t = [c for c in cand if lo * 0.999 <= c <= hi * 1.001]
+    while len(t) > most:
+        t = t[::2]
+    return t if len(t) >= 2 else [float(lo), float(hi)]
+
+
+def _PlainFormatter():
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _pos: f"{v:.3g}")
 
 
 def need(module: str, figure: str) -> Any:
@@ -141,6 +194,14 @@ def need(module: str, figure: str) -> Any:
                 f"{figure} needs spinglass_icl.{module}, which is not available yet"
             ) from None
         raise
+
+
+def figure_seed(ctx: Context, purpose: str, **config: Any) -> int:
+    """The seed of one random draw of a figure: a 63-bit hash of the base seed, the
+    figure, the draw's ``purpose`` and the point's ``config`` (as the sweeps derive their
+    instance seeds, :func:`spinglass_icl.sweep.spec.derive_seed`), so no two draws share
+    a stream and none depends on the order in which they run."""
+    return derive_seed("figure", ctx.figure, purpose, ctx.seed, ctx.convention, config)
 
 
 def figure_module(name: str) -> Any:
@@ -184,12 +245,7 @@ def run_figure(
     mod = figure_module(name)
     p = get_preset(preset, name)
     if params:
-        unknown = set(params) - set(p)
-        if unknown:
-            raise ParameterError(
-                f"params must be keys of the {name} preset ({', '.join(p)}), got {sorted(unknown)}"
-            )
-        p.update(params)
+        p = p.replace(**params)
     folder = out / name
     rpath = result_path(out, name)
     if rpath.exists() and not force:
@@ -201,7 +257,7 @@ def run_figure(
             old.get("preset") == preset
             and old.get("seed") == seed
             and old.get("convention") == convention
-            and old.get("params") == json.loads(json.dumps(p))
+            and old.get("params") == json.loads(json.dumps(p.to_dict()))
         )
         if same:
             old["skipped"] = True
@@ -220,7 +276,8 @@ def run_figure(
     )
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    outcome: Outcome = mod.run(ctx)
+    with plot_style():
+        outcome: Outcome = mod.run(ctx)
     seconds = time.perf_counter() - t0
     record = {
         "figure": name,
@@ -228,14 +285,16 @@ def run_figure(
         "claim": mod.CLAIM,
         "notes": list(mod.NOTES) + list(outcome.notes),
         "summary": outcome.summary,
-        "agrees": outcome.agrees,
+        "claims": [c.to_dict() for c in outcome.claims],
+        "why": getattr(mod, "WHY", ""),
+        "verdict": overall(outcome.claims),
         "preset": preset,
         "seed": seed,
         "seeds": outcome.seeds,
         "convention": convention,
         "device": str(device),
         "executor": executor,
-        "params": p,
+        "params": p.to_dict(),
         "numbers": outcome.numbers,
         "files": outcome.files,
         "seconds": seconds,

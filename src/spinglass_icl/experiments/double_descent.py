@@ -29,7 +29,7 @@ from ..observables import spins_to_W
 from ..solvers import SOLVERS, solve
 from ..theory import asymptotic_error, relative_exact_test_error, ridgeless_error, theory_params
 
-__all__ = ["DEFAULT_TAUS", "double_descent_data", "plot_double_descent"]
+__all__ = ["DEFAULT_TAUS", "double_descent_data", "plot_double_descent", "point_seed"]
 
 #: default task diversities: 13 points from 0.1 to 10, log-spaced
 DEFAULT_TAUS: tuple[float, ...] = tuple(float(t) for t in np.geomspace(0.1, 10.0, 13))
@@ -37,6 +37,16 @@ DEFAULT_TAUS: tuple[float, ...] = tuple(float(t) for t in np.geomspace(0.1, 10.0
 
 def _sizes(D: int, alpha: float, tau: float) -> tuple[int, int]:
     return max(1, int(round(alpha * D))), max(1, int(round(tau * D * D)))
+
+
+def point_seed(seed: int, D: int, N: int, P: int, convention: str, noise: float = 0.0) -> int:
+    """The seed of the training sets at one point: a 63-bit hash of the base seed and the
+    parameters that define the data, as a sweep derives its instance seeds
+    (:func:`spinglass_icl.sweep.spec.derive_seed`)."""
+    from ..sweep.spec import derive_seed
+
+    data = {"D": D, "N": N, "P": P, "convention": convention, "noise": float(noise)}
+    return derive_seed("double-descent", seed, data)
 
 
 def double_descent_data(
@@ -81,8 +91,8 @@ def double_descent_data(
     repeats : int
         Independent training sets per point (>= 1).
     seed : int
-        Base seed; point ``(alpha_i, tau_j)`` uses seed ``seed + 1000 (i * len(taus) + j)``
-        for its ``repeats`` instances (drawn as one batch).
+        Base seed; each point's ``repeats`` instances (drawn as one batch) use
+        :func:`point_seed` of it and the point's (D, N, P, convention, noise).
     convention : str
         Normalization convention (SPEC §2).
     noise : float
@@ -98,8 +108,8 @@ def double_descent_data(
         NaN where the solver did not converge; ``converged`` (same dims, bool);
         ``error_mean``, ``error_stderr`` (solver, alpha, tau) over converged repeats;
         ``n_converged``; ``theory`` (alpha, tau) :func:`asymptotic_error` at our lam;
-        ``theory_ridgeless`` (alpha, tau); ``lam_prime`` (alpha). Attributes hold every
-        parameter.
+        ``theory_ridgeless`` (alpha, tau); ``lam_prime`` (alpha); ``seed`` (alpha, tau).
+        Attributes hold every parameter.
     """
     D = check_int("D", D)
     alphas = [check_float("alpha", a, low=0.0, low_open=True) for a in alphas]
@@ -121,10 +131,11 @@ def double_descent_data(
     theory = np.zeros((len(alphas), len(taus)))
     ridgeless = np.zeros_like(theory)
     lamp = np.zeros(len(alphas))
+    seeds = np.zeros((len(alphas), len(taus)), dtype=np.int64)
     for i, a in enumerate(alphas):
         for j, t in enumerate(taus):
             N, P = _sizes(D, a, t)
-            pt_seed = seed + 1000 * (i * len(taus) + j)
+            pt_seed = seeds[i, j] = point_seed(seed, D, N, P, conv, noise)
             theory[i, j] = asymptotic_error(D, N, P, lam, conv, noise)
             ridgeless[i, j] = ridgeless_error(N / D, P / D**2) if noise == 0 else np.nan
             lamp[i] = theory_params(D, N, P, lam, conv, noise).lam_prime
@@ -178,6 +189,7 @@ def double_descent_data(
             "theory": (("alpha", "tau"), theory, {"long_name": "Lu et al. ridge, mapped lam'"}),
             "theory_ridgeless": (("alpha", "tau"), ridgeless),
             "lam_prime": (("alpha",), lamp),
+            "seed": (("alpha", "tau"), seeds, {"long_name": "seed of the point's instances"}),
         },
         coords={
             "solver": names,
@@ -213,28 +225,50 @@ _STYLE = {
 }
 
 
+#: where each message-passing solver writes its "converged/repeats" label (points)
+_OFFSET = {"amp": (4, 4), "amp-paper": (4, -11), "rbp": (-22, 4)}
+
+
+def _label_converged(ax, taus, mean, n_ok, repeats: int, offset, color) -> None:
+    """Write ``n_ok/repeats`` next to each point; where none converged, at the bottom."""
+    for t, y, k in zip(taus, mean, n_ok):
+        if np.isfinite(y):
+            ax.annotate(f"{int(k)}/{repeats}", (t, y), textcoords="offset points",
+                        xytext=offset, fontsize=8, color=color)  # fmt: skip
+        else:
+            ax.annotate(f"0/{repeats}", (t, 0.02), xycoords=("data", "axes fraction"),
+                        textcoords="offset points", xytext=(offset[0], 0), fontsize=8,
+                        color=color)  # fmt: skip
+
+
 def plot_double_descent(ds: xr.Dataset, *, title: str | None = None):
     """Draw :func:`double_descent_data` output: one panel per alpha, error vs tau (log-log).
 
-    Points with error bars (standard error over converged repeats) per solver; the solid
-    line is the large-D ridge theory at the mapped lam', the dashed line its ridgeless
-    limit; dotted verticals at ``tau = 1`` and at ``P = D (D+1)``.
+    Points with error bars (standard error over converged repeats) per solver; next to
+    each point of a message-passing solver the number of converged runs out of the
+    repeats; a solver with no converged run at all gets no legend entry (the panel says
+    so instead). The solid line is the large-D ridge theory at the mapped lam', the dashed
+    line its ridgeless limit; dotted verticals at ``tau = 1`` and at ``P = D (D+1)``.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     from matplotlib.figure import Figure  # no pyplot: no global state, Agg canvas on save
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     from ..theory import ridge_error
+    from .common import nice_log_ticks, plain_log_ticks
 
     alphas = ds["alpha"].values
     taus = ds["tau"].values
     D = int(ds.attrs["D"])
+    R = int(ds.attrs["repeats"])
     n = len(alphas)
-    fig = Figure(figsize=(4.2 * n, 3.6))
+    fig = Figure(figsize=(max(5.5, 4.8 * n), 4.4), layout="constrained")
     axes = fig.subplots(1, n, squeeze=False, sharey=True)
     fine = np.geomspace(taus.min(), taus.max(), 400)
+    plain = FuncFormatter(lambda v, _p: f"{v:.3g}")
     for i, a in enumerate(alphas):
         ax = axes[0, i]
         lp = float(ds["lam_prime"].values[i])
@@ -242,31 +276,43 @@ def plot_double_descent(ds: xr.Dataset, *, title: str | None = None):
             get_convention(ds.attrs["convention"]).label_scale(D) ** 2 * D
         )
         ax.plot(fine, np.asarray(ridge_error(a, fine, lp, rho)) / (1 + rho), "-", color="0.4",
-                label=f"theory, lam'={lp:.3g}")  # fmt: skip
+                label=f"theory, lam' = {lp:.3g}")  # fmt: skip
         if rho == 0:
             rl = np.asarray(ridgeless_error(a, fine))
             ax.plot(fine, np.where(rl < 1e3, rl, np.nan), "--", color="0.6", lw=1,
                     label="theory, ridgeless")  # fmt: skip
+        empty = []
         for s in ds["solver"].values:
             m = ds["error_mean"].sel(solver=s, alpha=a).values
             se = ds["error_stderr"].sel(solver=s, alpha=a).values
+            k = ds["n_converged"].sel(solver=s, alpha=a).values
+            if not np.isfinite(m).any():
+                empty.append(str(s))
+                continue
             st = _STYLE.get(str(s), dict(marker="."))
-            ax.errorbar(taus, m, yerr=np.nan_to_num(se), ls="none", ms=5, mfc="none",
+            ax.errorbar(taus, m, yerr=np.nan_to_num(se), ls="none", ms=6, mfc="none",
                         capsize=2, label=str(s), **st)  # fmt: skip
+            if str(s) in _OFFSET:
+                _label_converged(ax, taus, m, k, R, _OFFSET[str(s)], st.get("color", "k"))
+        if empty:
+            ax.text(0.02, 0.02, "no converged run: " + ", ".join(empty), transform=ax.transAxes,
+                    fontsize=9, color="0.3")  # fmt: skip
         ax.axvline(1.0, color="0.8", ls=":")
         ax.axvline((D + 1) / D, color="0.8", ls=":")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        plain_log_ticks(ax, "x", nice_log_ticks(taus.min(), taus.max()))
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(r"task diversity $\tau = P/D^2$")
         ax.set_title(f"alpha = N/D = {a:g} (N = {int(ds['N'].values[i])})")
         if i == 0:
             ax.set_ylabel(r"relative test error $E(\tilde y-\hat y)^2/E\tilde y^2$")
-            ax.legend(fontsize=7)
+        ax.legend(loc="upper right")
     fig.suptitle(
         title
         or f"Double descent in task diversity: D = {D}, lam = {ds.attrs['lam']:g} "
-        f"({ds.attrs['convention']}), {ds.attrs['repeats']} repeats",
-        fontsize=10,
+        f"({ds.attrs['convention']}), {R} repeats"
+        + (f"; n/{R}: runs converged" if set(map(str, ds["solver"].values)) & set(_OFFSET) else ""),
     )
-    fig.tight_layout()
     return fig

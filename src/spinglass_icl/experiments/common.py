@@ -178,6 +178,20 @@ def nice_log_ticks(lo: float, hi: float, most: int = 7) -> list[float]:
     return t if len(t) >= 2 else [float(lo), float(hi)]
 
 
+def plain_log_axis(ax: Any, axis: str) -> None:
+    """Plain tick labels (``0.3``, not ``3x10^-1``) on a log ``axis`` of ``ax``, call after
+    plotting: minor ticks are labelled too when the axis spans under 1.5 decades, else
+    left unlabelled (so labels never crowd)."""
+    import numpy as np
+    from matplotlib.ticker import NullFormatter
+
+    a = ax.xaxis if axis == "x" else ax.yaxis
+    lo, hi = ax.get_xlim() if axis == "x" else ax.get_ylim()
+    a.set_major_formatter(_PlainFormatter())
+    span = np.log10(hi / lo) if lo > 0 and hi > 0 else 99.0
+    a.set_minor_formatter(_PlainFormatter() if span < 1.5 else NullFormatter())
+
+
 def _PlainFormatter():
     from matplotlib.ticker import FuncFormatter
 

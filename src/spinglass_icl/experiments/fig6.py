@@ -12,10 +12,21 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import xarray as xr
 
 from ..observables import spins_to_W, test_error
 from ..solvers import solve
-from .common import Context, Outcome, need, new_figure, save_dataset, save_figure, trial_chunks
+from ..training import TrainConfig, train
+from .claims import Claim, at_most
+from .common import (
+    Context,
+    Outcome,
+    figure_seed,
+    new_figure,
+    save_dataset,
+    save_figure,
+    trial_chunks,
+)
 
 TITLE = "Test error of other architectures vs AMP"
 CLAIM = (
@@ -41,113 +52,161 @@ NOTES = [
     "benchmarks/RESULTS.md, '## train'. The `paper` preset therefore trains with lam = 0.005 "
     "(the paper's 0.01 read as the authors' Adam weight decay) and solves AMP at lam = 0.01.",
 ]
+WHY = (
+    "The paper gives no optimizer settings for SA and TF, and its own text says they "
+    "'display a higher test error'. With eq. 2's penalty on all weights at lam = 0.01 "
+    "(D = 20) single-head softmax attention's regularized optimum is the trivial predictor; "
+    "read as the authors' Adam weight decay (lam = 0.005) they learn, to about 0.6 at N = 50."
+)
+
+#: how much above the SLA's error a model's may be and still count as "comparable"
+COMPARABLE: tuple[float, float] = (1.25, 2.0)
 
 
-def run(ctx: Context) -> Outcome:
-    training = need("training", "fig6")
+def train_models(ctx: Context) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Every model trained on the same trials' data (chunks of trials sized to memory);
+    AMP (with the reaction term) solves the SLA trials' own training sets at lam.
+
+    Returns per-model relative test errors (trials,), AMP's (trials,) and its converged
+    flags."""
     p = ctx.params
-    D, N, P, lam = p["D"], p["N"], p["P"], p["lam"]
-    # the training penalty may differ from AMP's lam (SPEC §2: Adam weight_decay wd = 2 lam)
-    train_lam = p.get("train_lam", lam)
-    models = list(p["models"])
-    means, ses, per_trial = {}, {}, {}
+    per_trial: dict[str, np.ndarray] = {}
     amp_rel, amp_ok = [], []
+    models = list(p.models)
     for m in models + ([] if "sla" in models else ["sla-data"]):
         xs = []
-        for first, n in trial_chunks(p["trials"], P, D, N, device=ctx.device):
-            cfg = training.TrainConfig(
-                model="sla" if m == "sla-data" else m,
-                D=D,
-                N=N,
-                P=P,
-                lam=train_lam,
-                trials=n,
-                first_trial=first,
-                epochs=1 if m == "sla-data" else p["epochs"],
-                lr=p["lr"],
-                optimizer=p["optimizer"],
-                convention=ctx.convention,
-                seed=ctx.seed,
-                device=ctx.device,
-                test_tasks=p["test_tasks"],
-                H=p["H"],
-                M=p["M"],
-                eval_every=p["epochs"],
-            )
-            res = training.train(cfg, progress=ctx.progress)
+        for first, n in trial_chunks(p.trials, p.P, p.D, p.N, device=ctx.device):
+            cfg = TrainConfig(
+                model="sla" if m == "sla-data" else m, D=p.D, N=p.N, P=p.P, lam=p.train_lam,
+                trials=n, first_trial=first, epochs=1 if m == "sla-data" else p.epochs,
+                lr=p.lr, optimizer=p.optimizer, convention=ctx.convention, seed=train_seed(ctx),
+                device=ctx.device, test_tasks=p.test_tasks, H=p.H, M=p.M, eval_every=p.epochs,
+            )  # fmt: skip
+            res = train(cfg, progress=ctx.progress)
             xs.append(res.relative_test_error.double().cpu().numpy())
             if cfg.model == "sla":  # AMP on the SLA trials' own training sets
-                inst = dataclasses.replace(res.instances.to(device=ctx.device), lam=lam)
-                amp = solve(inst, "amp", beta=p["beta"], damping=p["damping"], tol=1e-8,
+                inst = dataclasses.replace(res.instances.to(device=ctx.device), lam=p.lam)
+                amp = solve(inst, "amp", beta=p.beta, damping=p.damping, tol=1e-8,
                             max_iter=5000, warn=False)  # fmt: skip
-                te = test_error(spins_to_W(amp.m), N, convention=ctx.convention,
-                                n_tasks=p["test_tasks"], seed=ctx.seed + 4242)  # fmt: skip
+                te = test_error(spins_to_W(amp.m), p.N, convention=ctx.convention,
+                                n_tasks=p.test_tasks, seed=amp_test_seed(ctx))  # fmt: skip
                 amp_rel.append(te.relative.double().cpu().numpy().reshape(-1))
                 amp_ok.append(np.asarray(amp.converged.cpu()).reshape(-1))
         if m != "sla-data":
             per_trial[m] = np.concatenate(xs)
-    ok = np.concatenate(amp_ok)
-    per_trial["amp"] = np.where(ok, np.concatenate(amp_rel), np.nan)
-    for k, x in per_trial.items():
-        x = x[np.isfinite(x)]
-        means[k] = float(x.mean()) if len(x) else float("nan")
-        ses[k] = float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else 0.0
-    names = models + ["amp"]
-    fig, axes = new_figure(1, 1, width=6.0, height=4.0)
-    ax = axes[0][0]
-    cols = [f"C{i}" for i in range(len(names))]
-    ax.bar(
-        range(len(names)),
-        [means[k] for k in names],
-        yerr=[ses[k] for k in names],
-        color=cols,
-        capsize=4,
-    )
-    ax.set_xticks(range(len(names)))
-    ax.set_xticklabels([k.upper() for k in names])
-    ax.set_ylabel("relative test error")
-    ax.set_yscale("log")
-    ax.set_title(
-        f"Fig. 6: D = {D}, N = {N}, P = {P}, lam = {lam:g} (training {train_lam:g}), "
-        f"{p['trials']} trials, "
-        f"{p['epochs']} epochs",
-        fontsize=9,
-    )
-    files = save_figure(fig, ctx.out)
-    import xarray as xr
+    return per_trial, np.concatenate(amp_rel), np.concatenate(amp_ok)
 
-    ds = xr.Dataset(
-        {"relative_test_error": (("model", "trial"), np.stack([per_trial[k] for k in names]))},
-        coords={"model": names, "trial": np.arange(p["trials"])},
+
+def train_seed(ctx: Context) -> int:
+    p = ctx.params
+    return figure_seed(ctx, "train", D=p.D, N=p.N, P=p.P)
+
+
+def amp_test_seed(ctx: Context) -> int:
+    p = ctx.params
+    return figure_seed(ctx, "amp_test", D=p.D, N=p.N)
+
+
+def compute(ctx: Context) -> xr.Dataset:
+    """Relative test error per (model, trial), AMP's NaN where it did not converge."""
+    p = ctx.params
+    per_trial, amp, ok = train_models(ctx)
+    names = list(p.models) + ["amp"]
+    err = np.stack([per_trial[k] for k in p.models] + [np.where(ok, amp, np.nan)])
+    return xr.Dataset(
+        {"relative_test_error": (("model", "trial"), err), "amp_converged": (("trial",), ok)},
+        coords={"model": names, "trial": np.arange(p.trials)},
         attrs={
-            "D": D,
-            "N": N,
-            "P": P,
-            "lam": lam,
-            "train_lam": train_lam,
+            "D": p.D,
+            "N": p.N,
+            "P": p.P,
+            "lam": p.lam,
+            "train_lam": p.train_lam,
+            "trials": p.trials,
+            "epochs": p.epochs,
             "convention": ctx.convention,
-        },
+        },  # fmt: skip
     )
-    files += save_dataset(ds, ctx.out)
-    numbers = {f"{k}_relative_error": means[k] for k in names}
-    numbers.update({f"{k}_stderr": ses[k] for k in names})
-    numbers["amp_converged"] = int(ok.sum())
-    match = "sla" in means and abs(means["amp"] - means["sla"]) <= max(
-        0.1 * means["amp"], 3 * (ses["amp"] + ses["sla"])
+
+
+def _stats(ds: xr.Dataset) -> tuple[dict[str, float], dict[str, float]]:
+    means, ses = {}, {}
+    for k in ds["model"].values:
+        x = ds["relative_test_error"].sel(model=k).values
+        x = x[np.isfinite(x)]
+        means[str(k)] = float(x.mean()) if len(x) else float("nan")
+        ses[str(k)] = float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else 0.0
+    return means, ses
+
+
+def draw(ds: xr.Dataset):
+    """Bars of the mean relative test error (linear axis, value above each bar)."""
+    means, ses = _stats(ds)
+    names = list(means)
+    fig, axes = new_figure(1, 1, width=7.5, height=4.8)
+    ax = axes[0][0]
+    x = np.arange(len(names))
+    ax.bar(x, [means[k] for k in names], yerr=[ses[k] for k in names],
+           color=[f"C{i}" for i in range(len(names))], capsize=4)  # fmt: skip
+    for i, k in enumerate(names):
+        ax.annotate(f"{means[k]:.3g}", (i, means[k] + ses[k]), textcoords="offset points",
+                    xytext=(0, 3), ha="center")  # fmt: skip
+    ax.set_xticks(x, [k.upper() for k in names])
+    ax.set_xlabel("model")
+    ax.set_ylabel("relative test error")
+    ax.set_ylim(0, 1.15 * max(means[k] + ses[k] for k in names if np.isfinite(means[k])))
+    a = ds.attrs
+    ax.set_title(
+        f"Fig. 6: D = {a['D']}, N = {a['N']}, P = {a['P']}, lam = {a['lam']:g} "
+        f"(training {a['train_lam']:g}),\n{a['trials']} trials, {a['epochs']} epochs"
     )
+    return fig
+
+
+def claims(ds: xr.Dataset) -> list[Claim]:
+    """AMP matches the SLA; each other architecture's error comparable to the SLA's."""
+    means, _ = _stats(ds)
+    out = []
+    if "sla" in means:
+        out.append(
+            at_most(
+                "The spin-glass (AMP) prediction matches the trained SLA.",
+                "|AMP / SLA - 1| of the mean relative test error",
+                abs(means["amp"] / means["sla"] - 1),
+                agree=0.05,
+                partly=0.2,
+            )
+        )
+        for k in means:
+            if k not in ("sla", "amp"):
+                out.append(
+                    at_most(
+                        f"{k.upper()} reaches a test error comparable to the SLA's.",
+                        f"mean relative test error of {k.upper()} / SLA's",
+                        means[k] / means["sla"],
+                        agree=COMPARABLE[0],
+                        partly=COMPARABLE[1],
+                    )
+                )
+    return out
+
+
+def run(ctx: Context) -> Outcome:
+    ds = compute(ctx)
+    files = save_figure(draw(ds), ctx.out) + save_dataset(ds, ctx.out)
+    means, ses = _stats(ds)
+    numbers = {f"{k}_relative_error": means[k] for k in means}
+    numbers.update({f"{k}_stderr": ses[k] for k in means})
+    numbers["amp_converged"] = int(ds["amp_converged"].sum())
     summary = (
         "Relative test error: "
-        + ", ".join(f"{k.upper()} {means[k]:.3g} ± {ses[k]:.2g}" for k in names)
-        + (
-            ". AMP matches the trained SLA."
-            if match
-            else (". AMP and SLA differ." if "sla" in means else ".")
-        )
+        + ", ".join(f"{k.upper()} {means[k]:.3g} ± {ses[k]:.2g}" for k in means)
+        + "."
     )
     return Outcome(
         numbers=numbers,
         summary=summary,
-        agrees=bool(match) if "sla" in means else None,
-        seeds={"train": ctx.seed, "amp_test": ctx.seed + 4242},
+        claims=claims(ds),
+        seeds={"train": train_seed(ctx), "amp_test": amp_test_seed(ctx)},
         files=files,
     )

@@ -1,7 +1,9 @@
 """Shared machinery of the figure runners: context, outcome, saving, timing.
 
 A figure module defines ``TITLE``, ``CLAIM``, ``NOTES``, optionally ``WHY`` (one
-sentence: why a claim of the paper fails, shown beside its verdicts) and
+sentence: why a claim of the paper fails, shown beside its verdicts), ``IN_PAPER``
+(False for a figure that is not the paper's: its verdicts stay out of the "where the
+paper is wrong" list) and
 ``run(ctx) -> Outcome``,
 made of small steps: ``compute(...) -> xarray.Dataset``, ``draw(ds) -> Figure``,
 ``summarize(ds) -> Outcome`` (numbers, claims, summary). :func:`run_figure` times it,
@@ -301,6 +303,7 @@ def run_figure(
         "summary": outcome.summary,
         "claims": [c.to_dict() for c in outcome.claims],
         "why": getattr(mod, "WHY", ""),
+        "in_paper": getattr(mod, "IN_PAPER", True),
         "verdict": overall(outcome.claims),
         "preset": preset,
         "seed": seed,

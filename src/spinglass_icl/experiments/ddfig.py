@@ -24,6 +24,8 @@ NOTES = [
     "The SLA's trainable weights number D(D+1) (W's last column is inert), so the "
     "interpolation peak sits at P = D(D+1), i.e. tau = 1 + 1/D at finite D.",
 ]
+#: not a figure of the paper: its verdicts judge Lu et al.'s theory, not the paper
+IN_PAPER = False
 
 
 def compute(ctx: Context) -> xr.Dataset:

@@ -233,8 +233,10 @@ def _label_converged(ax, taus, mean, n_ok, repeats: int, offset, color) -> None:
     """Write ``n_ok/repeats`` next to each point; where none converged, at the bottom."""
     for t, y, k in zip(taus, mean, n_ok):
         if np.isfinite(y):
+            last = t == taus[-1]  # keep the last label inside the axes
             ax.annotate(f"{int(k)}/{repeats}", (t, y), textcoords="offset points",
-                        xytext=offset, fontsize=8, color=color)  # fmt: skip
+                        xytext=(-offset[0] if last else offset[0], offset[1]), fontsize=8,
+                        color=color, ha="right" if last else "left")  # fmt: skip
         else:
             ax.annotate(f"0/{repeats}", (t, 0.02), xycoords=("data", "axes fraction"),
                         textcoords="offset points", xytext=(offset[0], 0), fontsize=8,

@@ -55,6 +55,12 @@ NOTES = [
     "Zero entries (W's last column) are excluded, as in the paper; their fraction "
     "(2D+1)/(D+1)^2 is checked in the core tests.",
 ]
+WHY = (
+    "The supplement's law for block A treats v_i as independent of x_ij; it is x_im, so A's "
+    "spread is sqrt((N+D+1)/D) times the law's; the coupling laws (C, D, E) also treat the "
+    "entries of one prompt as independent, which they are not (they share u and x~). B's "
+    "law is exact, and every block is fat-tailed."
+)
 
 BLOCKS = ("A", "B", "C", "D", "E")
 

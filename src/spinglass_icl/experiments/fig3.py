@@ -34,6 +34,11 @@ NOTES = [
     "The paper does not say how its random W were drawn; we sample around the target "
     "(sigma* + r |sigma*| xi/|xi|, r ~ U[0, 2]) so that low and high energies both appear.",
 ]
+WHY = (
+    "H is a convex quadratic for lam > 0: one minimum at every P. At P = 10 its Hessian has "
+    "n - 10 eigenvalues at lam, a flat valley that t-SNE shows as many basins (the "
+    "spectrum is beside the picture)."
+)
 
 
 def landscape(

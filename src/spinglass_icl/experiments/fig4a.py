@@ -47,6 +47,11 @@ NOTES = [
     "biased, the exact map (right) is the ridge minimizer A^{-1} h.",
     "SPEC §5: C is the text formula over W11 (the authors' code used the cosine to I).",
 ]
+WHY = (
+    "Where AMP converges depends strongly on lam: at the caption's lam = 10 it converges "
+    "almost everywhere, at the authors' lam = 1 it fails over the whole small-P region, "
+    "not only in the small-N corner."
+)
 
 
 def grid(p: Fig4aPreset) -> tuple[list[int], list[int]]:

@@ -1,10 +1,10 @@
 """Parameter presets of ``spinglass-icl reproduce``: one frozen dataclass per figure.
 
-Each figure's class holds the paper's parameters as its defaults (the experiments table
-in docs/experiments.md); ``quick`` (every figure on a 2-core CPU in about a minute:
-smaller D, P, trials; same physics) and ``tiny`` (seconds per figure, for the tests) are
-:func:`dataclasses.replace` of them. Every class checks its own fields once, on
-construction, from its ``_constraints`` table (as scikit-learn's
+Each figure's class holds the paper's parameters as its defaults (from its captions and,
+where they are silent, the authors' released data); ``quick`` (every figure on a 2-core
+CPU in about a minute: smaller D, P, trials; same physics) and ``tiny`` (seconds per
+figure, for the tests) are :func:`dataclasses.replace` of them. Every class checks its
+own fields once, on construction, from its ``_constraints`` table (as scikit-learn's
 ``_parameter_constraints``); a figure's seeds are derived from the ``--seed`` given on
 the command line (:func:`spinglass_icl.experiments.common.figure_seed`).
 """
@@ -304,8 +304,8 @@ class Fig6Preset(FigurePreset):
     """Fig. 6: lam = 0.01, P = 10 000, D = 20, beta = 100, H = 32, M = 10, 100 trials.
 
     ``train_lam``: the paper's lam = 0.01 read as the authors' Adam ``weight_decay``,
-    i.e. lam = 0.005 in eq. 2 (docs/conventions.md); at lam = 0.01 SA and TF stay at the
-    trivial predictor (the figure's notes).
+    which is lam = wd / 2 = 0.005 in eq. 2; at lam = 0.01 SA and TF stay at the trivial
+    predictor (the figure's notes).
     """
 
     D: int = 20

@@ -81,12 +81,17 @@ def _claims_md(rec: dict) -> list[str]:
     return lines + [""]
 
 
+def _paper_claims(rec: dict) -> list[dict]:
+    return rec.get("claims", []) if rec.get("in_paper", True) else []
+
+
 def findings_markdown(recs: list[dict]) -> str:
     """The "where the paper is wrong or silent" list: :data:`ERRATA`, then every claim
-    of every figure whose verdict is not ``agrees``, with the figure's ``why`` note."""
+    of every figure of the paper whose verdict is not ``agrees``, with the figure's
+    ``why`` note."""
     lines = [f"- {e}" for e in ERRATA]
     for r in recs:
-        bad = [c for c in r.get("claims", []) if c["verdict"] != "agrees"]
+        bad = [c for c in _paper_claims(r) if c["verdict"] != "agrees"]
         if not bad:
             continue
         why = f" {r['why']}" if r.get("why") else ""
@@ -226,7 +231,7 @@ def _html(recs: list[dict], out: Path) -> str:
     parts.append("<h2 id='wrong'>Where the paper is wrong or silent</h2><ul>")
     parts += [f"<li>{_inline(e(x))}</li>" for x in ERRATA]
     for r in recs:
-        bad = [c for c in r.get("claims", []) if c["verdict"] != "agrees"]
+        bad = [c for c in _paper_claims(r) if c["verdict"] != "agrees"]
         if bad:
             items = "".join(
                 f"<li><i>{e(c['verdict'])}</i>: &ldquo;{e(c['claim'])}&rdquo; "

@@ -277,3 +277,19 @@ def test_figures_run_on_cuda(tmp_path):
     assert n["exact_relative_error"][-1] < 0.5 * n["exact_relative_error"][0]
     assert n["sgd_over_exact_max"] < 1.05
     assert rec(tmp_path, "hessian")["device"] == "cuda"
+
+
+@pytest.mark.slow
+def test_readme_verdicts_match_the_quick_report(tmp_path):
+    """README's generated "where the paper is wrong" block is the quick report's own."""
+    from spinglass_icl.experiments.report import collect, update_readme
+
+    out = tmp_path / "quick"
+    threads = torch.get_num_threads()
+    try:
+        assert main(["reproduce", "all", "--preset", "quick", "--out", str(out),
+                     "--no-progress"]) == 0  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    assert update_readme(readme, collect(out), check=True)

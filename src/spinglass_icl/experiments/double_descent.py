@@ -139,43 +139,11 @@ def double_descent_data(
             theory[i, j] = asymptotic_error(D, N, P, lam, conv, noise)
             ridgeless[i, j] = ridgeless_error(N / D, P / D**2) if noise == 0 else np.nan
             lamp[i] = theory_params(D, N, P, lam, conv, noise).lam_prime
-            W_sgd = None
-            if sgd:  # train first: the solvers then solve the very same training sets
-                from ..training import TrainConfig, train
-
-                cfg = TrainConfig(
-                    model="sla", D=D, N=N, P=P, lam=lam, trials=repeats, epochs=sgd_epochs,
-                    convention=conv, noise=noise, seed=pt_seed, test_tasks=1,
-                    device=str(device or "cpu"),
-                )  # fmt: skip
-                trained = train(cfg)
-                W_sgd = trained.W
-                inst = trained.instances.to(device=W_sgd.device, dtype=torch.float64)
-            else:
-                inst = make_instance(
-                    D, N, P, lam, convention=conv, noise=noise, seed=pt_seed,
-                    batch_shape=(repeats,), device=device,
-                )  # fmt: skip
-            for k, name in enumerate(solvers):
-                res = solve(
-                    inst, name, beta=beta, damping=damping, tol=tol, max_iter=max_iter, warn=False
-                )
-                conv_k = torch.as_tensor(res.converged).reshape(repeats).cpu().numpy()
-                e = relative_exact_test_error(spins_to_W(res.m), N, conv, noise).cpu().numpy()
-                good = conv_k & np.isfinite(e)
-                ok[k, i, j] = good
-                err[k, i, j] = np.where(good, e, np.nan)
-            if W_sgd is not None:
-                e = relative_exact_test_error(W_sgd, N, conv, noise).cpu().numpy()
-                good = np.isfinite(e)
-                ok[-1, i, j] = good
-                err[-1, i, j] = np.where(good, e, np.nan)
-    n_ok = ok.sum(-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(n_ok > 0, np.nansum(err, -1) / np.maximum(n_ok, 1), np.nan)
-        dev = np.where(ok, err - mean[..., None], 0.0)
-        var = (dev**2).sum(-1) / np.maximum(n_ok - 1, 1)
-        stderr = np.where(n_ok > 1, np.sqrt(var / np.maximum(n_ok, 1)), np.nan)
+            e, good = _point_errors(D, N, P, lam, solvers, sgd, repeats, pt_seed, conv, noise,
+                                    dict(beta=beta, damping=damping, tol=tol,
+                                         max_iter=max_iter), sgd_epochs, device)  # fmt: skip
+            err[:, i, j], ok[:, i, j] = e, good
+    mean, stderr, n_ok = _mean_stderr(err, ok)
     Ns = [_sizes(D, a, 1.0)[0] for a in alphas]
     Ps = [_sizes(D, 1.0, t)[1] for t in taus]
     dims4 = ("solver", "alpha", "tau", "repeat")
@@ -214,6 +182,48 @@ def double_descent_data(
             "error_kind": "closed form (spinglass_icl.theory.exact_test_error)",
         },
     )
+
+
+def _point_errors(
+    D, N, P, lam, solvers, sgd, repeats, seed, conv, noise, options, epochs, device
+) -> tuple[np.ndarray, np.ndarray]:
+    """Relative test errors (solvers [+ sgd], repeats) at one point, NaN where a solver
+    did not converge, and the converged flags."""
+    names = list(solvers) + (["sgd"] if sgd else [])
+    err = np.full((len(names), repeats), np.nan)
+    ok = np.zeros((len(names), repeats), dtype=bool)
+    if sgd:  # train first: the solvers then solve the very same training sets
+        from ..training import TrainConfig, train
+
+        cfg = TrainConfig(model="sla", D=D, N=N, P=P, lam=lam, trials=repeats, epochs=epochs,
+                          convention=conv, noise=noise, seed=seed, test_tasks=1,
+                          device=str(device or "cpu"))  # fmt: skip
+        trained = train(cfg)
+        inst = trained.instances.to(device=trained.W.device, dtype=torch.float64)
+        e = relative_exact_test_error(trained.W, N, conv, noise).cpu().numpy()
+        ok[-1] = np.isfinite(e)
+        err[-1] = np.where(ok[-1], e, np.nan)
+    else:
+        inst = make_instance(D, N, P, lam, convention=conv, noise=noise, seed=seed,
+                             batch_shape=(repeats,), device=device)  # fmt: skip
+    for k, name in enumerate(solvers):
+        res = solve(inst, name, warn=False, **options)
+        conv_k = torch.as_tensor(res.converged).reshape(repeats).cpu().numpy()
+        e = relative_exact_test_error(spins_to_W(res.m), N, conv, noise).cpu().numpy()
+        ok[k] = conv_k & np.isfinite(e)
+        err[k] = np.where(ok[k], e, np.nan)
+    return err, ok
+
+
+def _mean_stderr(err: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and standard error over the last axis, converged entries only; their count."""
+    n_ok = ok.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n_ok > 0, np.nansum(err, -1) / np.maximum(n_ok, 1), np.nan)
+        dev = np.where(ok, err - mean[..., None], 0.0)
+        var = (dev**2).sum(-1) / np.maximum(n_ok - 1, 1)
+        stderr = np.where(n_ok > 1, np.sqrt(var / np.maximum(n_ok, 1)), np.nan)
+    return mean, stderr, n_ok
 
 
 _STYLE = {

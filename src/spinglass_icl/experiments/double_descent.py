@@ -267,64 +267,67 @@ def plot_double_descent(ds: xr.Dataset, *, title: str | None = None):
     matplotlib.figure.Figure
     """
     from matplotlib.figure import Figure  # no pyplot: no global state, Agg canvas on save
+
+    D, R, n = int(ds.attrs["D"]), int(ds.attrs["repeats"]), ds.sizes["alpha"]
+    fig = Figure(figsize=(max(5.5, 4.8 * n), 4.4), layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False, sharey=True)
+    for i in range(n):
+        _panel(axes[0, i], ds, i)
+    axes[0, 0].set_ylabel(r"relative test error $E(\tilde y-\hat y)^2/E\tilde y^2$")
+    mp = set(map(str, ds["solver"].values)) & set(_OFFSET)
+    fig.suptitle(
+        title
+        or f"Double descent in task diversity: D = {D}, lam = {ds.attrs['lam']:g} "
+        f"({ds.attrs['convention']}), {R} repeats"
+        + (f"; n/{R}: runs converged" if mp else ""),
+    )
+    return fig
+
+
+def _panel(ax, ds: xr.Dataset, i: int) -> None:
+    """Panel ``i`` (alpha index) of :func:`plot_double_descent`."""
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
     from ..theory import ridge_error
     from .common import nice_log_ticks, plain_log_ticks
 
-    alphas = ds["alpha"].values
     taus = ds["tau"].values
-    D = int(ds.attrs["D"])
-    R = int(ds.attrs["repeats"])
-    n = len(alphas)
-    fig = Figure(figsize=(max(5.5, 4.8 * n), 4.4), layout="constrained")
-    axes = fig.subplots(1, n, squeeze=False, sharey=True)
+    a = ds["alpha"].values[i]
+    D, R = int(ds.attrs["D"]), int(ds.attrs["repeats"])
     fine = np.geomspace(taus.min(), taus.max(), 400)
-    plain = FuncFormatter(lambda v, _p: f"{v:.3g}")
-    for i, a in enumerate(alphas):
-        ax = axes[0, i]
-        lp = float(ds["lam_prime"].values[i])
-        rho = float(ds.attrs.get("noise", 0.0)) ** 2 / (
-            get_convention(ds.attrs["convention"]).label_scale(D) ** 2 * D
-        )
-        ax.plot(fine, np.asarray(ridge_error(a, fine, lp, rho)) / (1 + rho), "-", color="0.4",
-                label=f"theory, lam' = {lp:.3g}")  # fmt: skip
-        if rho == 0:
-            rl = np.asarray(ridgeless_error(a, fine))
-            ax.plot(fine, np.where(rl < 1e3, rl, np.nan), "--", color="0.6", lw=1,
-                    label="theory, ridgeless")  # fmt: skip
-        empty = []
-        for s in ds["solver"].values:
-            m = ds["error_mean"].sel(solver=s, alpha=a).values
-            se = ds["error_stderr"].sel(solver=s, alpha=a).values
-            k = ds["n_converged"].sel(solver=s, alpha=a).values
-            if not np.isfinite(m).any():
-                empty.append(str(s))
-                continue
-            st = _STYLE.get(str(s), dict(marker="."))
-            ax.errorbar(taus, m, yerr=np.nan_to_num(se), ls="none", ms=6, mfc="none",
-                        capsize=2, label=str(s), **st)  # fmt: skip
-            if str(s) in _OFFSET:
-                _label_converged(ax, taus, m, k, R, _OFFSET[str(s)], st.get("color", "k"))
-        if empty:
-            ax.text(0.02, 0.02, "no converged run: " + ", ".join(empty), transform=ax.transAxes,
-                    fontsize=9, color="0.3")  # fmt: skip
-        ax.axvline(1.0, color="0.8", ls=":")
-        ax.axvline((D + 1) / D, color="0.8", ls=":")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        plain_log_ticks(ax, "x", nice_log_ticks(taus.min(), taus.max()))
-        ax.yaxis.set_major_formatter(plain)
-        ax.yaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel(r"task diversity $\tau = P/D^2$")
-        ax.set_title(f"alpha = N/D = {a:g} (N = {int(ds['N'].values[i])})")
-        if i == 0:
-            ax.set_ylabel(r"relative test error $E(\tilde y-\hat y)^2/E\tilde y^2$")
-        ax.legend(loc="upper right")
-    fig.suptitle(
-        title
-        or f"Double descent in task diversity: D = {D}, lam = {ds.attrs['lam']:g} "
-        f"({ds.attrs['convention']}), {R} repeats"
-        + (f"; n/{R}: runs converged" if set(map(str, ds["solver"].values)) & set(_OFFSET) else ""),
+    lp = float(ds["lam_prime"].values[i])
+    rho = float(ds.attrs.get("noise", 0.0)) ** 2 / (
+        get_convention(ds.attrs["convention"]).label_scale(D) ** 2 * D
     )
-    return fig
+    ax.plot(fine, np.asarray(ridge_error(a, fine, lp, rho)) / (1 + rho), "-", color="0.4",
+            label=f"theory, lam' = {lp:.3g}")  # fmt: skip
+    if rho == 0:
+        rl = np.asarray(ridgeless_error(a, fine))
+        ax.plot(fine, np.where(rl < 1e3, rl, np.nan), "--", color="0.6", lw=1,
+                label="theory, ridgeless")  # fmt: skip
+    empty = []
+    for s in map(str, ds["solver"].values):
+        d = ds.sel(solver=s, alpha=a)
+        m = d["error_mean"].values
+        if not np.isfinite(m).any():
+            empty.append(s)
+            continue
+        st = _STYLE.get(s, dict(marker="."))
+        ax.errorbar(taus, m, yerr=np.nan_to_num(d["error_stderr"].values), ls="none", ms=6,
+                    mfc="none", capsize=2, label=s, **st)  # fmt: skip
+        if s in _OFFSET:
+            _label_converged(ax, taus, m, d["n_converged"].values, R, _OFFSET[s],
+                             st.get("color", "k"))  # fmt: skip
+    if empty:
+        ax.text(0.02, 0.97, "no converged run: " + ", ".join(empty), transform=ax.transAxes,
+                va="top", fontsize=9, color="0.3")  # fmt: skip
+    ax.axvline(1.0, color="0.8", ls=":")
+    ax.axvline((D + 1) / D, color="0.8", ls=":")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    plain_log_ticks(ax, "x", nice_log_ticks(taus.min(), taus.max()))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.3g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(r"task diversity $\tau = P/D^2$")
+    ax.set_title(f"alpha = N/D = {a:g} (N = {int(ds['N'].values[i])})")
+    ax.legend(loc="upper right")

@@ -228,7 +228,17 @@ def _html(recs: list[dict], out: Path) -> str:
             f"<td>{e(r['preset'])}</td><td>{r['seconds']:.1f}</td><td>{e(_verdict(r))}</td></tr>"
         )
     parts.append("</table>")
-    parts.append("<h2 id='wrong'>Where the paper is wrong or silent</h2><ul>")
+    parts += _findings_html(recs)
+    for r in recs:
+        parts += _section_html(r, out)
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _findings_html(recs: list[dict]) -> list[str]:
+    """:func:`findings_markdown` as HTML."""
+    e = html.escape
+    parts = ["<h2 id='wrong'>Where the paper is wrong or silent</h2><ul>"]
     parts += [f"<li>{_inline(e(x))}</li>" for x in ERRATA]
     for r in recs:
         bad = [c for c in _paper_claims(r) if c["verdict"] != "agrees"]
@@ -241,51 +251,42 @@ def _html(recs: list[dict], out: Path) -> str:
             why = f" {e(r['why'])}" if r.get("why") else ""
             parts.append(f"<li><a href='#{e(r['figure'])}'>{e(r['figure'])}</a> (overall "
                          f"<i>{e(_verdict(r))}</i>).{why}<ul>{items}</ul></li>")  # fmt: skip
-    parts.append("</ul>")
-    for r in recs:
-        png = out / r["figure"] / "figure.png"
-        parts.append(f"<h2 id='{e(r['figure'])}'>{e(r['figure'])}: {e(r['title'])}</h2>")
-        if png.exists():
-            b64 = base64.b64encode(png.read_bytes()).decode("ascii")
-            parts.append(
-                f"<figure><img alt='{e(r['figure'])}' src='data:image/png;base64,{b64}'>"
-                f"<figcaption>{e(r['figure'])}: {e(r['title'])}. {e(r['summary'])}"
-                "</figcaption></figure>"
-            )
-        cls = "ours" if _verdict(r) == "agrees" else "ours differs"
-        parts += [
-            f"<p class='claim'><b>Paper's claim.</b> {e(r['claim'])}</p>",
-            f"<p class='{cls}'><b>Our result (overall: {e(_verdict(r))}).</b> "
-            f"{e(r['summary'])}</p>",
-            *_claims_html(r),
-            "<ul class='small'>",
-            f"<li>preset <code>{e(r['preset'])}</code>, convention "
-            f"<code>{e(r['convention'])}</code>, device <code>{e(r['device'])}</code>, "
-            f"seed {r['seed']}, time {r['seconds']:.1f} s ({e(r.get('machine', ''))})</li>",
-            "<li>parameters: "
-            + e(", ".join(f"{k}={_fmt(v)}" for k, v in r["params"].items()))
-            + "</li>",
-        ]
-        if r.get("seeds"):
-            parts.append(
-                "<li>seeds: "
-                + e(", ".join(f"{k}={_fmt(v)}" for k, v in r["seeds"].items()))
-                + "</li>"
-            )
+    return parts + ["</ul>"]
+
+
+def _section_html(r: dict, out: Path) -> list[str]:
+    """One figure: heading, captioned image, claim, result, claims table, details."""
+    e = html.escape
+    parts = [f"<h2 id='{e(r['figure'])}'>{e(r['figure'])}: {e(r['title'])}</h2>"]
+    png = out / r["figure"] / "figure.png"
+    if png.exists():
+        b64 = base64.b64encode(png.read_bytes()).decode("ascii")
         parts.append(
-            "<li>key numbers: "
-            + e("; ".join(f"{k} = {_fmt(v)}" for k, v in r["numbers"].items()))
-            + "</li>"
+            f"<figure><img alt='{e(r['figure'])}' src='data:image/png;base64,{b64}'>"
+            f"<figcaption>{e(r['figure'])}: {e(r['title'])}. {e(r['summary'])}"
+            "</figcaption></figure>"
         )
-        parts.append(
-            "<li>files: " + e(", ".join(f"{r['figure']}/{f}" for f in r["files"])) + "</li></ul>"
-        )
-        if r.get("notes"):
-            parts.append("<p><b>Notes</b></p><ul>")
-            parts += [f"<li>{e(n)}</li>" for n in r["notes"]]
-            parts.append("</ul>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    cls = "ours" if _verdict(r) == "agrees" else "ours differs"
+    joined = lambda d, sep=", ", eq="=": e(sep.join(f"{k}{eq}{_fmt(v)}" for k, v in d.items()))  # noqa: E731
+    parts += [
+        f"<p class='claim'><b>Paper's claim.</b> {e(r['claim'])}</p>",
+        f"<p class='{cls}'><b>Our result (overall: {e(_verdict(r))}).</b> {e(r['summary'])}</p>",
+        *_claims_html(r),
+        "<ul class='small'>",
+        f"<li>preset <code>{e(r['preset'])}</code>, convention "
+        f"<code>{e(r['convention'])}</code>, device <code>{e(r['device'])}</code>, "
+        f"seed {r['seed']}, time {r['seconds']:.1f} s ({e(r.get('machine', ''))})</li>",
+        f"<li>parameters: {joined(r['params'])}</li>",
+    ]
+    if r.get("seeds"):
+        parts.append(f"<li>seeds: {joined(r['seeds'])}</li>")
+    parts.append(f"<li>key numbers: {joined(r['numbers'], '; ', ' = ')}</li>")
+    parts.append(
+        "<li>files: " + e(", ".join(f"{r['figure']}/{f}" for f in r["files"])) + "</li></ul>"
+    )
+    if r.get("notes"):
+        parts += ["<p><b>Notes</b></p><ul>", *[f"<li>{e(n)}</li>" for n in r["notes"]], "</ul>"]
+    return parts
 
 
 def _inline(text: str) -> str:

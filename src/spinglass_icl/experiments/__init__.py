@@ -2,7 +2,9 @@
 
 Each figure lives in its own module ``spinglass_icl.experiments.<module>`` exposing
 ``TITLE``, ``CLAIM`` (what the paper says), ``NOTES`` (where SPEC records a difference)
-and ``run(ctx) -> Outcome`` (see :mod:`.common`). ``spinglass-icl reproduce`` runs them
+and ``run(ctx) -> Outcome`` (see :mod:`.common`), built from ``compute`` (an xarray
+Dataset), ``draw`` and ``claims`` (the paper's sentences with verdicts, :mod:`.claims`);
+its parameters are a frozen dataclass of :mod:`.presets`. ``spinglass-icl reproduce`` runs them
 through :func:`.common.run_figure` and rebuilds the report with :mod:`.report`.
 
 Nothing heavy is imported here.

@@ -42,3 +42,12 @@ def test_fields_are_checked_once_on_construction():
     # lists become tuples (hashable, frozen)
     assert Fig4bPreset(N_list=[5, 10]).N_list == (5, 10)
     assert get_preset("tiny", "fig4b").to_dict()["N_list"] == [4, 12, 36]
+
+
+def test_read_only_mapping_access():
+    p = get_preset("tiny", "fig4b")
+    assert p["D"] == p.D and "trials" in p and "nonsense" not in p
+    assert p.get("sampler", "prompts") == "prompts" and p.get("trials") == p.trials
+    assert set(p.keys()) == set(p.to_dict())
+    with pytest.raises(KeyError):
+        p["nonsense"]

@@ -87,6 +87,9 @@ class Outcome:
     claims : list of Claim
         The paper's claims, each with the measured number, threshold and verdict
         (:mod:`.claims`); the figure's verdict is :func:`.claims.overall` of them.
+    agrees : bool or None
+        For a figure without claims only: its one-line verdict (True: ``agrees``, False:
+        ``disagrees``, None: ``not comparable``).
     seeds : dict
         Seeds used, by purpose.
     files : list of str
@@ -98,6 +101,7 @@ class Outcome:
     numbers: dict
     summary: str
     claims: list[Claim] = field(default_factory=list)
+    agrees: bool | None = None
     seeds: dict = field(default_factory=dict)
     files: list = field(default_factory=list)
     notes: list = field(default_factory=list)
@@ -305,7 +309,7 @@ def run_figure(
         "claims": [c.to_dict() for c in outcome.claims],
         "why": getattr(mod, "WHY", ""),
         "in_paper": getattr(mod, "IN_PAPER", True),
-        "verdict": overall(outcome.claims),
+        "verdict": _verdict(outcome),
         "preset": preset,
         "seed": seed,
         "seeds": outcome.seeds,
@@ -325,6 +329,12 @@ def run_figure(
     record = json.loads(rpath.read_text())
     record["skipped"] = False
     return record
+
+
+def _verdict(outcome: Outcome) -> str:
+    if outcome.claims:
+        return overall(outcome.claims)
+    return {True: "agrees", False: "disagrees"}.get(outcome.agrees, "not comparable")
 
 
 def _cpu_count() -> int:

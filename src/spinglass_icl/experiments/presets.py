@@ -111,6 +111,21 @@ class FigurePreset:
             k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
         }
 
+    # read-only mapping access (``p["D"]``, ``p.get("sampler", ...)``, ``"trials" in p``)
+    def __getitem__(self, name: str) -> Any:
+        if name not in self:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in {f.name for f in dataclasses.fields(self)}
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return getattr(self, name) if name in self else default
+
+    def keys(self) -> list[str]:
+        return [f.name for f in dataclasses.fields(self)]
+
     def replace(self, **changes: Any) -> FigurePreset:
         """A copy with ``changes``; unknown names are a one-line :class:`ParameterError`."""
         names = [f.name for f in dataclasses.fields(self)]

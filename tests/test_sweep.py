@@ -4,6 +4,7 @@ executors agree, exports round-trip, CLI (issue 4)."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import os
 import signal
@@ -226,8 +227,10 @@ def test_mixed_precision_agrees_with_float64_and_meets_tol_1e_6(tmp_path):
             assert abs(a["contrast"] - b["contrast"]) < 1e-6
             assert abs(a["relative_test_error"] - b["relative_test_error"]) < 1e-6
             assert a["contrast"] != b["contrast"]  # really float32 matrices
-    r32 = run_chunk(spec.tasks()[:2], {**fields, "solver_options": {
-        "damping": 0.9, "tol": 1e-6, "max_iter": 300}}, dtype="float32")  # fmt: skip
+    short = dataclasses.replace(
+        fields, solver_options={"damping": 0.9, "tol": 1e-6, "max_iter": 300}
+    )
+    r32 = run_chunk(spec.tasks()[:2], short, dtype="float32")
     assert not any(r["converged"] for r in r32)
     with pytest.raises(ParameterError, match="mixed"):
         run_sweep(spec, tmp_path / "m.sqlite", executor="serial", batched=False, dtype="mixed")

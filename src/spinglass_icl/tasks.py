@@ -33,6 +33,7 @@ __all__ = [
     "prompt_block",
     "concat_prompts",
     "Factors",
+    "RankOneFactors",
     "sample_factors",
     "factor_block",
     "concat_factors",
@@ -241,7 +242,7 @@ def sample_prompts(
 def _take(obj, lo: int, hi: int):
     """Prompts ``lo <= mu < hi`` of a :class:`Prompts` or :class:`Factors` (views)."""
     fields = {k: getattr(obj, k).narrow(d, lo, hi - lo) for k, d in obj._DIMS.items()}
-    return type(obj)(**fields, config=dataclasses.replace(obj.config, P=hi - lo))
+    return dataclasses.replace(obj, **fields, config=dataclasses.replace(obj.config, P=hi - lo))
 
 
 def _concat(parts: list):
@@ -257,7 +258,7 @@ def _concat(parts: list):
     cfg = dataclasses.replace(c0, P=sum(p.config.P for p in parts))
     dims = parts[0]._DIMS
     fields = {k: torch.cat([getattr(p, k) for p in parts], dim=d) for k, d in dims.items()}
-    return type(parts[0])(**fields, config=cfg)
+    return dataclasses.replace(parts[0], **fields, config=cfg)
 
 
 def concat_prompts(parts: list[Prompts]) -> Prompts:
@@ -347,8 +348,31 @@ def sample_prompts_nested(
     )  # fmt: skip
 
 
+class RankOneFactors:
+    """What every holder of rank-one factors ``(u, q, y~)`` and a :class:`TaskConfig`
+    shares: the features and slicing along the prompt axis (:class:`Factors`, and the
+    spin-glass :class:`~spinglass_icl.hamiltonian.Instance`)."""
+
+    u: torch.Tensor
+    q: torch.Tensor
+    y: torch.Tensor
+    config: TaskConfig
+
+    #: the prompt axis of each tensor field (for slicing and concatenating)
+    _DIMS: ClassVar[dict[str, int]] = {"u": -2, "q": -2, "y": -1}
+
+    def features(self) -> torch.Tensor:
+        """``s^mu = vec(c u (x) q)``, shape (*batch, P, (D+1)^2), as :meth:`Prompts.features`."""
+        s = self.config.prefactor * self.u[..., :, None] * self.q[..., None, :]
+        return s.reshape(*s.shape[:-2], -1)
+
+    def head(self, P: int):
+        """The first ``P`` prompts' factors."""
+        return _take(self, 0, check_int("P", P, maximum=self.config.P))
+
+
 @dataclass(frozen=True)
-class Factors:
+class Factors(RankOneFactors):
     """The rank-one factors of P prompts: all that the spin glass (eq. 3-5) sees.
 
     ``S^mu = c u_mu (x) q_mu`` with ``u = sum_i y_i [x_i; y_i]`` and ``q = [x~; 0]``.
@@ -365,17 +389,6 @@ class Factors:
     q: torch.Tensor
     y: torch.Tensor
     config: TaskConfig = field(repr=False)
-
-    def features(self) -> torch.Tensor:
-        """``s^mu = vec(c u (x) q)``, shape (*batch, P, (D+1)^2), as :meth:`Prompts.features`."""
-        s = self.config.prefactor * self.u[..., :, None] * self.q[..., None, :]
-        return s.reshape(*s.shape[:-2], -1)
-
-    _DIMS: ClassVar[dict[str, int]] = {"u": -2, "q": -2, "y": -1}
-
-    def head(self, P: int) -> Factors:
-        """The first ``P`` prompts' factors."""
-        return _take(self, 0, check_int("P", P, maximum=self.config.P))
 
 
 def sample_factors(

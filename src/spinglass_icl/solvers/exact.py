@@ -61,20 +61,7 @@ def solve_exact_hessian(
     else:
         v = torch.full_like(m, float("nan"))
     bs = tuple(h.shape[:-1])
-    if bs:
-        conv: bool | torch.Tensor = torch.ones(bs, dtype=torch.bool)
-        status: str | tuple[str, ...] = ("converged",) * int(torch.tensor(bs).prod())
-        n_iter: int | torch.Tensor = torch.zeros(bs, dtype=torch.int64)
-    else:
-        conv, status, n_iter = True, "converged", 0
-    return SolverResult(
-        m=m,
-        v=v,
-        converged=conv,
-        status=status,
-        n_iter=n_iter,
-        residuals=torch.zeros((0, *bs), dtype=m.dtype),
-        solver="exact",
-        beta=float(beta),
+    return SolverResult.build(
+        "exact", beta, m, v, converged=torch.ones(bs, dtype=torch.bool),
         message="exact: Cholesky solve",
-    )
+    )  # fmt: skip

@@ -184,7 +184,7 @@ class SweepSpec:
         depend on P. Every row is still an exact draw from the model (one more set of
         common random numbers, as between lam, beta and solver); the batched path then
         draws each repeat's prompts once and builds the couplings of every P from
-        those of the P before it (:mod:`.batched`). A different draw from the default,
+        those of the P before it (:mod:`.rows`). A different draw from the default,
         so its rows have keys of their own.
     sampler : str
         ``"prompts"`` (default): draw every prompt (eq. 1) and form its factors;

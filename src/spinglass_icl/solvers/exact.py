@@ -33,17 +33,13 @@ def solve_exact(instance: Instance, beta: float, *, variances: bool = True) -> S
     Parameters
     ----------
     instance
-        The (possibly batched) instance; needs lam > 0.
+        The (possibly batched) instance; needs lam > 0 (:func:`~spinglass_icl.solvers.solve`
+        checks it; here a Hessian that is not positive definite raises ParameterError).
     beta
         Inverse temperature.
     variances
         If False, skip the ``O(n^3)`` inverse; ``v`` is then NaN (mean only).
     """
-    if instance.lam <= 0:
-        raise ParameterError(
-            "lam must be > 0 for the exact solver: at lam = 0 the Boltzmann measure is "
-            f"not normalizable (got lam={instance.lam:g})"
-        )
     return solve_exact_hessian(instance.hessian, instance.fields, beta, variances=variances)
 
 

@@ -108,7 +108,6 @@ def make_lowrank_instance(
     ``O(P N D)``; the same distribution, another draw).
     """
     cfg = TaskConfig(D=D, N=N, P=P, convention=convention, noise=noise)
-    lam = check_float("lam", lam, low=0.0)
     chunk = check_int("chunk", chunk)
     dev = resolve_device(device)
     check_choice("sampler", sampler, SAMPLERS)

@@ -26,7 +26,7 @@ from ..precision import Precision
 from ..solvers import SolverConfig, SolverResult, solve
 from ..solvers.lowrank import PairSystem, solve_factors, solve_pair_system
 from ..solvers.matfree import make_lowrank_instance, solve_amp_matfree, solve_cg
-from ..tasks import Factors, draw_factors, nested_factors
+from ..tasks import Factors, draw_factors, factors_range
 from .spec import SweepSpec, Task
 
 __all__ = ["RowOptions", "iter_chunk_rows", "run_chunk", "spec_fields"]
@@ -71,10 +71,9 @@ def _factors(task: Task, device, dtype, nested: bool = False, sampler: str = "pr
     """The factors of the task's training instance: exactly those of
     ``make_instance(..., seed=task.seed)`` by default; of the nested stream if
     ``nested``; drawn directly from their law with ``sampler="factors"``."""
-    p = task.params
     return draw_factors(
-        p["D"], p["N"], p["P"], sampler=sampler, nested=nested, convention=p["convention"],
-        noise=p["noise"], seed=task.seed, device=device, dtype=dtype,
+        task.task_config, sampler=sampler, nested=nested, seed=task.seed, device=device,
+        dtype=dtype,
     )  # fmt: skip
 
 
@@ -114,10 +113,9 @@ def _nested_steps(
     for P in sorted(points):
         seg = []
         for t in first:  # rows prev:P of each family's stream, c folded into u
-            p = t.params
-            f = nested_factors(
-                p["D"], p["N"], system.P, P, sampler=opts.sampler, convention=p["convention"],
-                noise=p["noise"], seed=t.seed, device=dev, dtype=prec.dtype,
+            f = factors_range(
+                t.task_config, system.P, P, sampler=opts.sampler, seed=t.seed, device=dev,
+                dtype=prec.dtype,
             )  # fmt: skip
             seg.append((f.u * f.config.prefactor, f.q, f.y))
         system.extend(*(torch.stack([x[j] for x in seg]) for j in range(3)))

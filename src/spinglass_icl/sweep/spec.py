@@ -31,7 +31,7 @@ from ..conventions import CONVENTIONS, DEFAULT_CONVENTION
 from ..errors import ConfigError, ParameterError, check_choice, check_float, check_int
 from ..observables import CONTRASTS
 from ..solvers import SOLVERS
-from ..tasks import SAMPLERS
+from ..tasks import SAMPLERS, TaskConfig
 
 __all__ = [
     "PARAMS",
@@ -125,6 +125,12 @@ class Task:
         ``nested_p`` sweep): same D, N, convention, noise and instance seed."""
         p = self.params
         return (p["D"], p["N"], p["convention"], p["noise"], self.seed)
+
+    @property
+    def task_config(self) -> TaskConfig:
+        """The prompt distribution of the task's instance (D, N, P, convention, noise)."""
+        p = self.params
+        return TaskConfig(p["D"], p["N"], p["P"], p["convention"], p["noise"])
 
     @property
     def group(self) -> tuple:

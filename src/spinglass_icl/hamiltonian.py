@@ -28,11 +28,12 @@ import functools
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import ClassVar
 
 import torch
 
 from .conventions import DEFAULT_CONVENTION
-from .errors import ParameterError, check_float, check_int
+from .errors import ParameterError, Real, check_int, validate_fields
 from .tasks import Factors, Prompts, RankOneFactors, TaskConfig, sample_prompts
 
 __all__ = [
@@ -224,8 +225,10 @@ class Instance(RankOneFactors):
     lam: float
     config: TaskConfig = field(repr=False)
 
+    _parameter_constraints: ClassVar[dict] = {"lam": Real(low=0.0)}
+
     def __post_init__(self) -> None:
-        object.__setattr__(self, "lam", check_float("lam", self.lam, low=0.0))
+        validate_fields(self)
         shape = (self.config.P, self.config.D + 1)
         if tuple(self.u.shape[-2:]) != shape or tuple(self.q.shape[-2:]) != shape:
             raise ParameterError(

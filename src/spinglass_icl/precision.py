@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from .errors import check_choice
+from .errors import Choice, validate_fields
 
 #: ``float64`` everywhere; ``float32`` everywhere; ``mixed``: float64 except the dense
 #: ``n x n`` matrices of the batched AMP kernel (float32)
@@ -25,8 +26,10 @@ class Precision:
 
     name: str = "float64"
 
+    _parameter_constraints: ClassVar[dict] = {"name": lambda _, v: Choice(PRECISIONS)("dtype", v)}
+
     def __post_init__(self) -> None:
-        check_choice("dtype", self.name, PRECISIONS)
+        validate_fields(self)
 
     @classmethod
     def of(cls, value: str | Precision | torch.dtype) -> Precision:

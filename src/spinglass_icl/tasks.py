@@ -23,7 +23,7 @@ from typing import ClassVar
 import torch
 
 from .conventions import DEFAULT_CONVENTION, Convention, get_convention
-from .errors import ParameterError, check_choice, check_float, check_int
+from .errors import Int, ParameterError, Real, check_choice, check_int, validate_fields
 
 __all__ = [
     "TaskConfig",
@@ -132,12 +132,16 @@ class TaskConfig:
     convention: str = DEFAULT_CONVENTION
     noise: float = 0.0
 
+    _parameter_constraints: ClassVar[dict] = {
+        "D": Int(1),
+        "N": Int(1),
+        "P": Int(1),
+        "convention": lambda name, value: get_convention(value).name,
+        "noise": Real(low=0.0),
+    }
+
     def __post_init__(self) -> None:
-        object.__setattr__(self, "D", check_int("D", self.D))
-        object.__setattr__(self, "N", check_int("N", self.N))
-        object.__setattr__(self, "P", check_int("P", self.P))
-        object.__setattr__(self, "convention", get_convention(self.convention).name)
-        object.__setattr__(self, "noise", check_float("noise", self.noise, low=0.0))
+        validate_fields(self)
 
     @property
     def conv(self) -> Convention:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
-from ..errors import check_choice, check_float, check_int
+from ..errors import Choice, Int, Real, validate_fields
 
 SOLVERS: tuple[str, ...] = ("exact", "amp", "amp-paper", "rbp")
 
@@ -34,11 +35,13 @@ class SolverConfig:
     tol: float = 1e-8
     max_iter: int = 2000
 
+    _parameter_constraints: ClassVar[dict] = {
+        "solver": Choice(SOLVERS),
+        "beta": Real(low=0.0, low_open=True),
+        "damping": Real(low=0.0, high=1.0, high_open=True),
+        "tol": Real(low=0.0, low_open=True),
+        "max_iter": Int(1),
+    }
+
     def __post_init__(self) -> None:
-        check_choice("solver", self.solver, SOLVERS)
-        object.__setattr__(self, "beta", check_float("beta", self.beta, low=0.0, low_open=True))
-        object.__setattr__(
-            self, "damping", check_float("damping", self.damping, low=0.0, high=1.0, high_open=True)
-        )
-        object.__setattr__(self, "tol", check_float("tol", self.tol, low=0.0, low_open=True))
-        object.__setattr__(self, "max_iter", check_int("max_iter", self.max_iter))
+        validate_fields(self)

@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpinGlassError, check_choice, check_int
+from ..io import write_json
+from ..sweep.executors import EXECUTORS
 from ..sweep.spec import derive_seed
 from . import FIGURES
 from .claims import Claim, overall
 from .presets import FigurePreset, get_preset
-
-EXECUTORS: tuple[str, ...] = ("serial", "local", "dask")
 
 
 class MissingDependency(SpinGlassError):
@@ -204,18 +204,6 @@ def _PlainFormatter():
     return FuncFormatter(lambda v, _pos: f"{v:.3g}")
 
 
-def need(module: str, figure: str) -> Any:
-    """Import ``spinglass_icl.<module>`` or raise :class:`MissingDependency`."""
-    try:
-        return importlib.import_module(f"spinglass_icl.{module}")
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("spinglass_icl"):
-            raise MissingDependency(
-                f"{figure} needs spinglass_icl.{module}, which is not available yet"
-            ) from None
-        raise
-
-
 def figure_seed(ctx: Context, purpose: str, **config: Any) -> int:
     """The seed of one random draw of a figure: a 63-bit hash of the base seed, the
     figure, the draw's ``purpose`` and the point's ``config`` (as the sweeps derive their
@@ -323,8 +311,6 @@ def run_figure(
         "machine": f"{platform.node()} ({platform.machine()}, {_cpu_count()} CPU cores)",
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    from ..cli.common import write_json
-
     write_json(rpath, record)
     record = json.loads(rpath.read_text())
     record["skipped"] = False

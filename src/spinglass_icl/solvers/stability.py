@@ -1,0 +1,423 @@
+"""Where AMP converges, and why: linear stability of the damped AMP iteration (eq. 34).
+
+The derivation is in docs/amp-stability.md. In short, with ``w = beta v`` and
+``R_i = beta sum_j J_ij^2 v_j = V_i / beta``:
+
+1. The variance equation (34b) does not involve ``m``. Its damped map
+   ``v <- d v + (1 - d) / (beta lam_i - beta^2 J^2 v)`` is monotone from
+   ``v0 = 1/(beta lam_i)``: it either converges to the smallest positive fixed point
+   ``v*`` or a denominator ``beta lam_i - V_i`` reaches zero, which proves that no
+   positive fixed point exists. ``beta`` cancels: ``w`` solves
+   ``w_i = 1 / (lam_i - sum_j J_ij^2 w_j)`` whatever ``beta`` is.
+2. Given ``v*``, the mean update (34a) is affine, ``m <- b + A m``, with
+   ``I - A = diag(w) K``, ``K = G + lam I`` for ``amp`` (Onsager term) and
+   ``K = G + lam I - diag(R)`` for ``amp-paper``. ``A`` is similar to the symmetric
+   ``I - M``, ``M = W^1/2 K W^1/2``: its eigenvalues ``1 - mu`` are real.
+3. The damped mean iteration ``theta I + (1 - theta) A`` has eigenvalues
+   ``1 - (1 - theta) mu``; it converges iff ``mu_min > 0`` and
+   ``(1 - theta) mu_max < 2``, i.e. ``theta > 1 - 2 / mu_max``. If ``mu_min <= 0`` (an
+   eigenvalue of ``A`` >= 1) no damping converges. For ``amp``, ``mu_min >= lam min w > 0``
+   always: some damping always works when ``v*`` exists.
+
+:func:`amp_stability` computes all of it, batched, from the variance fixed point and
+one symmetric eigenvalue problem; it never runs the mean iteration.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import ParameterError, check_choice, check_float, check_int
+from ..hamiltonian import Instance
+from .amp import amp_operators
+
+__all__ = [
+    "AUTO_DAMPING_GRID",
+    "StabilityResult",
+    "amp_stability",
+    "auto_damping",
+    "damped_radius",
+]
+
+#: ``--damping auto`` searches this grid (floor 0.0, step 0.05, cap 0.99)
+AUTO_DAMPING_GRID: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(20)) + (0.99,)
+
+STABILITY_SOLVERS = ("amp", "amp-paper")
+
+
+def damped_radius(mu_min: torch.Tensor, mu_max: torch.Tensor, damping) -> torch.Tensor:
+    """Spectral radius ``max |1 - (1 - theta) mu|`` of ``theta I + (1 - theta) A``.
+
+    ``mu`` are the eigenvalues of ``M = I - A`` (real, see docs/amp-stability.md);
+    the extreme ones decide the radius. ``damping`` is a float or a tensor that
+    broadcasts against ``mu_min``.
+    """
+    s = 1.0 - torch.as_tensor(damping, dtype=mu_min.dtype, device=mu_min.device)
+    return torch.maximum((1.0 - s * mu_max).abs(), (1.0 - s * mu_min).abs())
+
+
+def _iterations(rate: torch.Tensor, tol: float) -> torch.Tensor:
+    """Iterations ``log(tol) / log(rate)`` a linear contraction needs (inf if rate >= 1)."""
+    rate = rate.clamp_min(1e-300)
+    n = math.log(tol) / torch.log(rate)
+    return torch.where(rate < 1, n.clamp_min(1.0), torch.full_like(n, math.inf))
+
+
+@dataclass(frozen=True)
+class StabilityResult:
+    """Predicted outcome of damped AMP on an instance, without running the mean iteration.
+
+    Tensors have the instance's batch shape (0-dimensional for one instance); ``bool``
+    and ``float`` fields are per instance. No field is NaN: where there is no variance
+    fixed point the mean quantities are ``inf`` (radius) or ``nan``-free sentinels, and
+    ``variance_status`` says why.
+
+    Attributes
+    ----------
+    solver : str
+        ``"amp"`` or ``"amp-paper"``.
+    damping : float
+        The damping the prediction is for (``new = damping old + (1 - damping) update``).
+    has_fixed_point : Tensor (bool)
+        The damped variance map (eq. 34b) reached a positive fixed point within the
+        solver's ``tol`` and ``max_iter``.
+    variance_status : tuple of str
+        Per instance (flattened batch order): ``"converged"``, ``"no_fixed_point"``
+        (a denominator ``beta lam_i - V_i`` reached zero: no positive fixed point exists)
+        or ``"max_iter"`` (undecided within the cap).
+    variance_iterations : Tensor (int64)
+        Iterations of the damped variance map.
+    margin : Tensor
+        ``min_i (beta lam_i - V_i)`` at the last variance iterate (> 0 at a fixed point;
+        ``<= 0`` where none exists).
+    variance_rate : Tensor
+        Perron root of the variance map's Jacobian ``beta^2 diag(v*^2) J^2`` at ``v*``
+        (< 1 at the smallest fixed point; -> 1 where the fixed point disappears); inf
+        without a fixed point.
+    mu_min, mu_max : Tensor
+        Extreme eigenvalues of ``M = I - A(v*)`` (``A`` the affine mean update; for
+        ``amp`` with the Onsager diagonal). ``A`` has an eigenvalue >= 1 iff
+        ``mu_min <= 0``. ``nan``-free: 0 and inf without a fixed point.
+    radius : Tensor
+        Spectral radius of the damped mean Jacobian ``damping I + (1 - damping) A(v*)``
+        (inf without a fixed point).
+    iterations : Tensor
+        Predicted iterations to ``tol``: the variance map's count or
+        ``log(tol) / log(radius)``, whichever is larger (inf if not contracting).
+    converges : Tensor (bool)
+        Predicted solver status is ``"converged"``: a variance fixed point, ``radius < 1``
+        and ``iterations <= max_iter``.
+    can_converge : Tensor (bool)
+        Some damping in [0, 1) converges: a variance fixed point and ``mu_min > 0``.
+    damping_min : Tensor
+        Infimum of the dampings that converge, ``max(0, 1 - 2 / mu_max)`` (every damping
+        above it converges); inf where no damping can.
+    damping_opt, radius_opt : Tensor
+        The damping minimizing the radius, ``max(0, 1 - 2 / (mu_min + mu_max))``, and
+        that radius (inf where no damping can).
+    reason : tuple of str
+        One sentence per instance.
+    """
+
+    solver: str
+    damping: float
+    beta: float
+    tol: float
+    max_iter: int
+    has_fixed_point: torch.Tensor
+    variance_status: tuple[str, ...]
+    variance_iterations: torch.Tensor
+    margin: torch.Tensor
+    variance_rate: torch.Tensor
+    mu_min: torch.Tensor
+    mu_max: torch.Tensor
+    radius: torch.Tensor
+    iterations: torch.Tensor
+    converges: torch.Tensor
+    can_converge: torch.Tensor
+    damping_min: torch.Tensor
+    damping_opt: torch.Tensor
+    radius_opt: torch.Tensor
+    reason: tuple[str, ...]
+
+    @property
+    def batched(self) -> bool:
+        return self.converges.dim() > 0
+
+    def radius_at(self, damping) -> torch.Tensor:
+        """Spectral radius of the damped mean Jacobian at another ``damping``."""
+        r = damped_radius(self.mu_min, self.mu_max, damping)
+        return torch.where(self.has_fixed_point, r, torch.full_like(r, math.inf))
+
+    def summary(self) -> dict:
+        """Plain-Python dict of one (unbatched) result, for JSON and the CLI."""
+        if self.batched:
+            raise ValueError("summary() needs an unbatched result; index the batch first")
+        f = lambda t: float(t)  # noqa: E731
+        return {
+            "solver": self.solver,
+            "damping": self.damping,
+            "beta": self.beta,
+            "tol": self.tol,
+            "max_iter": self.max_iter,
+            "converges": bool(self.converges),
+            "has_fixed_point": bool(self.has_fixed_point),
+            "variance_status": self.variance_status[0],
+            "variance_iterations": int(self.variance_iterations),
+            "margin": f(self.margin),
+            "variance_rate": f(self.variance_rate),
+            "mu_min": f(self.mu_min),
+            "mu_max": f(self.mu_max),
+            "radius": f(self.radius),
+            "iterations": f(self.iterations),
+            "can_converge": bool(self.can_converge),
+            "damping_min": f(self.damping_min),
+            "damping_opt": f(self.damping_opt),
+            "radius_opt": f(self.radius_opt),
+            "reason": self.reason[0],
+        }
+
+
+def _variance_fixed_point(J2, lam_i, beta, damping, tol, max_iter):
+    """Damped variance map alone, with the engine's residual and stopping rules."""
+    v = 1.0 / (beta * lam_i)
+    batch = lam_i.shape[:-1]
+    active = torch.ones(batch, dtype=torch.bool, device=v.device)
+    conv = torch.zeros_like(active)
+    bad = torch.zeros_like(active)
+    n_it = torch.zeros(batch, dtype=torch.int64, device=v.device)
+    margin = (beta * lam_i).amin(-1)
+    beta_lam = beta * lam_i
+    for _ in range(max_iter):
+        denom = beta_lam - beta * beta * (v.unsqueeze(-2) @ J2).squeeze(-2)
+        dmin = denom.amin(-1)
+        margin = torch.where(active, dmin, margin)
+        ok = dmin > 0
+        f = 1.0 / torch.where(denom > 0, denom, torch.ones_like(denom))
+        res = (f - v).abs().amax(-1) / torch.maximum(f.abs().amax(-1), v.abs().amax(-1))
+        good = active & ok
+        n_it += active
+        bad |= active & ~ok
+        new_v = damping * v + (1.0 - damping) * f if damping else f
+        v = torch.where(good.unsqueeze(-1), new_v, v)
+        done = good & (res < tol)
+        conv |= done
+        active &= ~(done | ~ok)
+        if not bool(active.any()):
+            break
+    if bool(conv.any()):  # polish v* (same fixed point, undamped, monotone) for A(v*)
+        for _ in range(200):
+            denom = beta_lam - beta * beta * (v.unsqueeze(-2) @ J2).squeeze(-2)
+            f = 1.0 / torch.where(denom > 0, denom, torch.ones_like(denom))
+            step = torch.where((conv & (denom > 0).all(-1)).unsqueeze(-1), f, v)
+            if bool(((step - v).abs().amax(-1) <= 1e-15 * v.abs().amax(-1)).all()):
+                v = step
+                break
+            v = step
+    return v, conv, bad, n_it, margin
+
+
+def amp_stability(
+    instance: Instance,
+    beta: float = 100.0,
+    *,
+    solver: str = "amp-paper",
+    damping: float = 0.5,
+    tol: float = 1e-8,
+    max_iter: int = 2000,
+) -> StabilityResult:
+    """Predict whether damped AMP (eq. 34) converges on ``instance``, without iterating m.
+
+    Parameters
+    ----------
+    instance
+        A (batched) :class:`~spinglass_icl.hamiltonian.Instance` with ``lam > 0``.
+    beta
+        Inverse temperature (> 0). The prediction does not depend on it (it cancels in
+        ``w = beta v``); it is used so that the variance iterates match the solver's.
+    solver
+        ``"amp-paper"`` (eq. 34 verbatim) or ``"amp"`` (with the Onsager term).
+    damping
+        In [0, 1), the engine's convention ``new = damping old + (1 - damping) update``.
+    tol, max_iter
+        The solver's tolerance and iteration cap (the variance map is run with them).
+
+    Returns
+    -------
+    StabilityResult
+        See its attributes; the derivation is in docs/amp-stability.md.
+
+    Notes
+    -----
+    Cost: the variance map (one ``J^2`` product per step) plus one symmetric
+    eigenvalue problem of size ``(D+1)^2`` per instance.
+    """
+    check_choice("solver", solver, STABILITY_SOLVERS)
+    beta = check_float("beta", beta, low=0.0, low_open=True)
+    damping = check_float("damping", damping, low=0.0, high=1.0, high_open=True)
+    tol = check_float("tol", tol, low=0.0, low_open=True)
+    max_iter = check_int("max_iter", max_iter)
+    if not isinstance(instance, Instance):
+        raise ParameterError(
+            f"instance must be a spinglass_icl Instance, got {type(instance).__name__}"
+        )
+    G, _, J2 = amp_operators(instance)
+    lam_i = instance.lam_i
+    batch = instance.batch_shape
+    dev, dt = G.device, G.dtype
+    inf = torch.full(batch, math.inf, dtype=dt, device=dev)
+    zero = torch.zeros(batch, dtype=dt, device=dev)
+    if instance.lam <= 0:  # degenerate: the zero-column spins have no precision
+        no = torch.zeros(batch, dtype=torch.bool, device=dev)
+        nb = max(1, math.prod(batch))
+        return StabilityResult(
+            solver, damping, beta, tol, max_iter, no, ("no_fixed_point",) * nb,
+            torch.zeros(batch, dtype=torch.int64, device=dev), zero, inf, zero, inf, inf,
+            inf, no, no, inf, inf, inf,
+            ("lam = 0: the spins of W's last column have zero precision "
+             "(beta lam_i - V_i = 0); no positive variance fixed point",) * nb,
+        )  # fmt: skip
+    v, has_fp, no_fp, n_v, margin = _variance_fixed_point(J2, lam_i, beta, damping, tol, max_iter)
+    w = beta * v  # = 1 / (lam_i - R_i), independent of beta
+    K = G.clone()
+    diag = lam_i - G.diagonal(dim1=-2, dim2=-1)  # = lam (exactly: lam_i = lam + G_ii)
+    if solver == "amp-paper":
+        R = beta * (v.unsqueeze(-2) @ J2).squeeze(-2)
+        diag = diag - R
+    K.diagonal(dim1=-2, dim2=-1).add_(diag)
+    sw = w.clamp_min(0).sqrt()
+    M = sw.unsqueeze(-1) * K * sw.unsqueeze(-2)
+    mu = torch.linalg.eigvalsh(M)
+    mu_min = torch.where(has_fp, mu[..., 0], zero)
+    mu_max = torch.where(has_fp, mu[..., -1], inf)
+    # variance Jacobian beta^2 diag(v^2) J^2 ~ diag(w) J^2 diag(w) (symmetric, >= 0)
+    Jv = w.unsqueeze(-1) * J2 * w.unsqueeze(-2)
+    vrate = torch.linalg.eigvalsh(Jv)[..., -1] if J2.shape[-1] else zero
+    vrate = torch.where(has_fp, vrate, inf)
+    can = has_fp & (mu_min > 0)
+    radius = torch.where(has_fp, damped_radius(mu_min, mu_max, damping), inf)
+    n_pred = torch.maximum(_iterations(radius, tol), n_v.to(dt))
+    n_pred = torch.where(has_fp, n_pred, inf)
+    converges = has_fp & (radius < 1) & (n_pred <= max_iter)
+    mm = mu_max.clamp_min(1e-300)
+    dmin = torch.where(can, (1.0 - 2.0 / mm).clamp_min(0.0), inf)
+    dopt = torch.where(can, (1.0 - 2.0 / (mu_min + mm)).clamp_min(0.0), inf)
+    ropt = torch.where(can, damped_radius(mu_min, mu_max, dopt.clamp_max(1.0)), inf)
+    vstat, reasons = [], []
+    flat = lambda t: t.reshape(-1).tolist()  # noqa: E731
+    for hf, nf, c, ok, cv, r, d0, mg, mn in zip(
+        *map(flat, (has_fp, no_fp, can, converges, n_pred, radius, dmin, margin, mu_min))
+    ):
+        vs = "converged" if hf else ("no_fixed_point" if nf else "max_iter")
+        vstat.append(vs)
+        if not hf:
+            why = (
+                f"no positive variance fixed point (eq. 34b): the margin "
+                f"min(beta lam_i - V_i) reached {mg:.3g}; no damping can converge"
+                if nf
+                else f"the variance map (eq. 34b) did not reach tol within {max_iter} iterations"
+            )
+        elif not c:
+            why = f"A(v*) has an eigenvalue 1 - mu_min = {1 - mn:.4g} >= 1: no damping can converge"
+        elif ok:
+            why = f"converges: damped radius {r:.4g} < 1 (~{cv:.0f} iterations)"
+        elif r >= 1:
+            why = (
+                f"damped mean iteration unstable: radius {r:.4g} >= 1; "
+                f"converges for damping > {d0:.4g}"
+            )
+        else:
+            why = f"radius {r:.6g} < 1 but ~{cv:.3g} iterations > max_iter = {max_iter}"
+        reasons.append(why)
+    return StabilityResult(
+        solver=solver,
+        damping=damping,
+        beta=beta,
+        tol=tol,
+        max_iter=max_iter,
+        has_fixed_point=has_fp,
+        variance_status=tuple(vstat),
+        variance_iterations=n_v,
+        margin=margin,
+        variance_rate=vrate,
+        mu_min=mu_min,
+        mu_max=mu_max,
+        radius=radius,
+        iterations=n_pred,
+        converges=converges,
+        can_converge=can,
+        damping_min=dmin,
+        damping_opt=dopt,
+        radius_opt=ropt,
+        reason=tuple(reasons),
+    )
+
+
+def auto_damping(
+    stab: StabilityResult, grid: tuple[float, ...] = AUTO_DAMPING_GRID, safety: float = 2.0
+) -> torch.Tensor:
+    """Smallest damping on ``grid`` (floor 0.0, cap 0.99) predicted to converge, per instance.
+
+    A damping qualifies when the damped mean iteration and the damped variance map
+    both contract fast enough to reach ``tol`` within ``max_iter / safety`` predicted
+    iterations (``log(tol) / log(rate)``; the factor 2 absorbs the transient). Returns a
+    tensor of the batch shape; ``nan`` where no grid damping qualifies (then
+    ``stab.reason`` says why: no variance fixed point, an eigenvalue of ``A(v*)`` >= 1,
+    or convergence slower than the cap allows even at 0.99).
+    """
+    budget = stab.max_iter / safety
+    out = torch.full(stab.converges.shape, math.nan, dtype=stab.mu_max.dtype)
+    for d in sorted(grid, reverse=True):
+        r = stab.radius_at(d).cpu()
+        vr = d + (1 - d) * stab.variance_rate.cpu()
+        n = torch.maximum(_iterations(r, stab.tol), _iterations(vr, stab.tol))
+        ok = stab.can_converge.cpu() & (n <= budget)
+        out = torch.where(ok, torch.full_like(out, d), out)
+    return out
+
+
+def parse_damping(text: str) -> float | str:
+    """``--damping`` value: a float, or the string ``"auto"`` (argparse ``type``)."""
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise ParameterError(f"damping must be a number in [0, 1) or auto, got {text!r}") from None
+
+
+def resolve_auto_damping(
+    instance: Instance, solver: str, *, beta: float, tol: float, max_iter: int
+) -> tuple[float, str]:
+    """``--damping auto``: one damping for ``instance`` (all of a batch) and a sentence.
+
+    The largest over the batch of :func:`auto_damping` (so that every instance is
+    predicted to converge); where no grid damping qualifies for some instance, the cap
+    0.99 is used and the sentence says so. Solvers other than AMP: damping is then
+    meaningless (``exact``) or not analysed (``rbp``), and a ParameterError is raised
+    for ``rbp``.
+    """
+    if solver == "exact":
+        return 0.0, "not used by the exact solver"
+    if solver not in STABILITY_SOLVERS:
+        raise ParameterError(
+            f"damping auto needs solver amp or amp-paper (the stability analysis of "
+            f"docs/amp-stability.md), got solver={solver!r}"
+        )
+    st = amp_stability(instance, beta, solver=solver, damping=0.5, tol=tol, max_iter=max_iter)
+    d = auto_damping(st).reshape(-1)
+    n_bad = int(torch.isnan(d).sum())
+    if n_bad == d.numel():
+        why = st.reason[0] if d.numel() == 1 else f"{n_bad} of {d.numel()} instances"
+        return AUTO_DAMPING_GRID[-1], f"{AUTO_DAMPING_GRID[-1]:g} (no damping can converge: {why})"
+    chosen = float(d[~torch.isnan(d)].max())
+    note = f"{chosen:g} (smallest on the grid 0, 0.05, ..., 0.95, 0.99 predicted to converge)"
+    if n_bad:
+        note += f"; {n_bad} of {d.numel()} instances cannot converge at any damping"
+    return chosen, note
+
+
+parse_damping.__name__ = "damping"  # argparse: "invalid damping value: 'foo'"

@@ -82,14 +82,16 @@ class StabilityResult:
     damping : float
         The damping the prediction is for (``new = damping old + (1 - damping) update``).
     has_fixed_point : Tensor (bool)
-        The damped variance map (eq. 34b) reached a positive fixed point within the
-        solver's ``tol`` and ``max_iter``.
+        The variance map (eq. 34b) reached a positive fixed point within the solver's
+        ``tol`` and ``max_iter`` (iterated undamped: the same fixed point, faster).
     variance_status : tuple of str
-        Per instance (flattened batch order): ``"converged"``, ``"no_fixed_point"``
-        (a denominator ``beta lam_i - V_i`` reached zero: no positive fixed point exists)
-        or ``"max_iter"`` (undecided within the cap).
+        Per instance (flattened batch order): ``"converged"`` (the damped map reaches
+        ``tol`` within ``max_iter``), ``"no_fixed_point"`` (a denominator
+        ``beta lam_i - V_i`` reached zero: no positive fixed point exists) or
+        ``"max_iter"`` (no verdict within the cap, or the damped map too slow for it).
     variance_iterations : Tensor (int64)
-        Iterations of the damped variance map.
+        Iterations the damped variance map needs: the undamped count times
+        ``log(rate) / log(damping + (1 - damping) rate)`` (capped at ``max_iter + 1``).
     margin : Tensor
         ``min_i (beta lam_i - V_i)`` at the last variance iterate (> 0 at a fixed point;
         ``<= 0`` where none exists).
@@ -181,16 +183,25 @@ class StabilityResult:
         }
 
 
-def _variance_fixed_point(J2, lam_i, beta, damping, tol, max_iter):
-    """Damped variance map alone, with the engine's residual and stopping rules."""
+def _variance_fixed_point(J2, lam_i, beta, tol, max_iter):
+    """The variance map (eq. 34b) alone, undamped, with the engine's residual and stops.
+
+    The map is monotone from ``v0 = 1/(beta lam_i)``, damped or not, so the damped and
+    the undamped iterations reach the same smallest fixed point ``v*`` or both hit a
+    non-positive denominator (docs/amp-stability.md); the undamped one is the faster.
+    Returns ``v, converged, no_fixed_point, iterations, margin, rate`` where ``rate``
+    estimates the Perron root of the map's Jacobian at ``v*`` (power iteration started
+    from the last increment, which the monotone iteration has already aligned with it).
+    """
     v = 1.0 / (beta * lam_i)
     batch = lam_i.shape[:-1]
     active = torch.ones(batch, dtype=torch.bool, device=v.device)
     conv = torch.zeros_like(active)
     bad = torch.zeros_like(active)
     n_it = torch.zeros(batch, dtype=torch.int64, device=v.device)
-    margin = (beta * lam_i).amin(-1)
     beta_lam = beta * lam_i
+    margin = beta_lam.amin(-1)
+    step = torch.ones_like(v)
     for _ in range(max_iter):
         denom = beta_lam - beta * beta * (v.unsqueeze(-2) @ J2).squeeze(-2)
         dmin = denom.amin(-1)
@@ -201,23 +212,23 @@ def _variance_fixed_point(J2, lam_i, beta, damping, tol, max_iter):
         good = active & ok
         n_it += active
         bad |= active & ~ok
-        new_v = damping * v + (1.0 - damping) * f if damping else f
-        v = torch.where(good.unsqueeze(-1), new_v, v)
+        step = torch.where(good.unsqueeze(-1) & (f != v), f - v, step)
+        v = torch.where(good.unsqueeze(-1), f, v)
         done = good & (res < tol)
         conv |= done
         active &= ~(done | ~ok)
         if not bool(active.any()):
             break
-    if bool(conv.any()):  # polish v* (same fixed point, undamped, monotone) for A(v*)
-        for _ in range(200):
-            denom = beta_lam - beta * beta * (v.unsqueeze(-2) @ J2).squeeze(-2)
-            f = 1.0 / torch.where(denom > 0, denom, torch.ones_like(denom))
-            step = torch.where((conv & (denom > 0).all(-1)).unsqueeze(-1), f, v)
-            if bool(((step - v).abs().amax(-1) <= 1e-15 * v.abs().amax(-1)).all()):
-                v = step
-                break
-            v = step
-    return v, conv, bad, n_it, margin
+    # Perron root of beta^2 diag(v^2) J^2 ~ diag(w) J^2 diag(w), w = beta v (symmetric, >= 0)
+    w = beta * v
+    x = step.abs() / w.clamp_min(1e-300) + 1e-300  # similarity: Jacobian -> symmetric form
+    x = x / x.norm(dim=-1, keepdim=True)
+    rate = torch.zeros(batch, dtype=v.dtype, device=v.device)
+    for _ in range(30):
+        y = w * (((w * x).unsqueeze(-2) @ J2).squeeze(-2))
+        rate = (x * y).sum(-1)
+        x = y / y.norm(dim=-1, keepdim=True).clamp_min(1e-300)
+    return v, conv, bad, n_it, margin, rate
 
 
 def amp_stability(
@@ -280,7 +291,13 @@ def amp_stability(
             ("lam = 0: the spins of W's last column have zero precision "
              "(beta lam_i - V_i = 0); no positive variance fixed point",) * nb,
         )  # fmt: skip
-    v, has_fp, no_fp, n_v, margin = _variance_fixed_point(J2, lam_i, beta, damping, tol, max_iter)
+    v, has_fp, no_fp, n_v0, margin, vrate = _variance_fixed_point(J2, lam_i, beta, tol, max_iter)
+    # iterations of the *damped* variance map: the undamped count scaled by the rates
+    vr_d = (damping + (1 - damping) * vrate).clamp(max=1 - 1e-16)
+    scale = torch.log(vrate.clamp(1e-300, 1 - 1e-16)) / torch.log(vr_d)
+    n_v = torch.where(has_fp, (n_v0.to(G.dtype) * scale).ceil(), n_v0.to(G.dtype))
+    n_v = n_v.clamp(max=float(max_iter) + 1).to(torch.int64)
+    v_ok = has_fp & (n_v <= max_iter)
     w = beta * v  # = 1 / (lam_i - R_i), independent of beta
     K = G.clone()
     diag = lam_i - G.diagonal(dim1=-2, dim2=-1)  # = lam (exactly: lam_i = lam + G_ii)
@@ -293,27 +310,29 @@ def amp_stability(
     mu = torch.linalg.eigvalsh(M)
     mu_min = torch.where(has_fp, mu[..., 0], zero)
     mu_max = torch.where(has_fp, mu[..., -1], inf)
-    # variance Jacobian beta^2 diag(v^2) J^2 ~ diag(w) J^2 diag(w) (symmetric, >= 0)
-    Jv = w.unsqueeze(-1) * J2 * w.unsqueeze(-2)
-    vrate = torch.linalg.eigvalsh(Jv)[..., -1] if J2.shape[-1] else zero
     vrate = torch.where(has_fp, vrate, inf)
     can = has_fp & (mu_min > 0)
     radius = torch.where(has_fp, damped_radius(mu_min, mu_max, damping), inf)
     n_pred = torch.maximum(_iterations(radius, tol), n_v.to(dt))
     n_pred = torch.where(has_fp, n_pred, inf)
-    converges = has_fp & (radius < 1) & (n_pred <= max_iter)
+    converges = v_ok & (radius < 1) & (n_pred <= max_iter)
     mm = mu_max.clamp_min(1e-300)
     dmin = torch.where(can, (1.0 - 2.0 / mm).clamp_min(0.0), inf)
     dopt = torch.where(can, (1.0 - 2.0 / (mu_min + mm)).clamp_min(0.0), inf)
     ropt = torch.where(can, damped_radius(mu_min, mu_max, dopt.clamp_max(1.0)), inf)
     vstat, reasons = [], []
     flat = lambda t: t.reshape(-1).tolist()  # noqa: E731
-    for hf, nf, c, ok, cv, r, d0, mg, mn in zip(
-        *map(flat, (has_fp, no_fp, can, converges, n_pred, radius, dmin, margin, mu_min))
+    for hf, vo, nf, c, ok, cv, r, d0, mg, mn in zip(
+        *map(flat, (has_fp, v_ok, no_fp, can, converges, n_pred, radius, dmin, margin, mu_min))
     ):
-        vs = "converged" if hf else ("no_fixed_point" if nf else "max_iter")
+        vs = "converged" if vo else ("no_fixed_point" if nf else "max_iter")
         vstat.append(vs)
-        if not hf:
+        if hf and not vo:
+            why = (
+                f"the damped variance map (eq. 34b) needs more than max_iter = {max_iter} "
+                "iterations to reach tol"
+            )
+        elif not hf:
             why = (
                 f"no positive variance fixed point (eq. 34b): the margin "
                 f"min(beta lam_i - V_i) reached {mg:.3g}; no damping can converge"
@@ -421,3 +440,98 @@ def resolve_auto_damping(
 
 
 parse_damping.__name__ = "damping"  # argparse: "invalid damping value: 'foo'"
+
+
+# --------------------------------------------------------------- large-D closed form
+def block_variances(D: int, N: int, convention: str = "authors") -> tuple[float, float]:
+    """Mean diagonal couplings ``(g_A, g_B)`` of the two spin blocks (docs/amp-stability.md).
+
+    ``g_A = c^2 E u_a^2 = c^2 s^2 N (N + D + 1)`` (W11 spins, a < D) and
+    ``g_B = c^2 E u_D^2 = c^2 s^4 D (D + 2) N (N + 2)`` (W21 spins), with ``c`` the
+    prefactor and ``s`` the label scale of the convention; exact expectations.
+    """
+    from ..conventions import get_convention
+
+    cv = get_convention(convention)
+    s, c = cv.label_scale(D), cv.prefactor(D, N)
+    return c * c * s * s * N * (N + D + 1), c * c * s**4 * D * (D + 2) * N * (N + 2)
+
+
+def closed_form(
+    D: int, N: int, P: float, lam: float, convention: str = "authors", solver: str = "amp"
+) -> dict:
+    """Large-D prediction for (D, N, P, lam) from two block-mean equations, no sampling.
+
+    Variance (eq. 34b) with block-uniform ``w = beta v`` (``x`` on W11, ``y`` on W21) and
+    the mean row sums ``sum_j E J_ij^2 w_j = (D / P) g_i T``, ``T = D g_A x + g_B y``::
+
+        x = 1 / (lam + g_A (1 - k T)),  y = 1 / (lam + g_B (1 - k T)),  k = D / P
+
+    a scalar equation for ``T`` (iterated from 0; no solution = no fixed point). Mean
+    iteration: the top of the spectrum of ``M = W^1/2 (G + lam I) W^1/2`` from the
+    Marchenko-Pastur edges of the two blocks (ratios ``D^2 / P`` and ``D / P``),
+    ``mu_max = max(x (lam + g_A (1 + D / sqrt P)^2), y (lam + g_B (1 + sqrt(D / P))^2))``
+    (``- k g_i T`` inside the brackets for ``amp-paper``). Leading order in 1/D:
+    correlations between a spin's coupling and its block's row sum are dropped.
+    Returns ``{"has_fixed_point", "x", "y", "T", "mu_max"}`` (``mu_max`` inf without
+    a fixed point).
+    """
+    gA, gB = block_variances(D, N, convention)
+    k = D / P
+    T = 0.0
+    ok = False
+    for _ in range(100_000):
+        dA, dB = lam + gA * (1 - k * T), lam + gB * (1 - k * T)
+        if dA <= 0 or dB <= 0:
+            break
+        T_new = D * gA / dA + gB / dB
+        if abs(T_new - T) <= 1e-12 * T_new:
+            ok, T = True, T_new
+            break
+        T = T_new
+    if not ok:
+        return {"has_fixed_point": False, "x": math.inf, "y": math.inf, "T": math.inf,
+                "mu_max": math.inf}  # fmt: skip
+    x, y = 1 / (lam + gA * (1 - k * T)), 1 / (lam + gB * (1 - k * T))
+    shift_A = shift_B = 0.0
+    if solver == "amp-paper":
+        shift_A, shift_B = -k * gA * T, -k * gB * T
+    mu_A = x * (lam + shift_A + gA * (1 + D / math.sqrt(P)) ** 2)
+    mu_B = y * (lam + shift_B + gB * (1 + math.sqrt(D / P)) ** 2)
+    return {"has_fixed_point": True, "x": x, "y": y, "T": T, "mu_max": max(mu_A, mu_B)}
+
+
+def closed_form_boundary(
+    D: int,
+    N: int,
+    lam: float,
+    convention: str = "authors",
+    *,
+    solver: str = "amp",
+    damping: float | None = None,
+    P_range: tuple[float, float] = (1.0, 1e7),
+) -> float:
+    """Smallest P (real) at which :func:`closed_form` predicts convergence, by bisection.
+
+    With ``damping=None`` only the variance fixed point counts (no damping can help
+    below it); otherwise also ``(1 - damping) mu_max < 2``. Returns ``P_range[0]`` if
+    it converges there already, ``inf`` if not even at ``P_range[1]``.
+    """
+
+    def good(P: float) -> bool:
+        cf = closed_form(D, N, P, lam, convention, solver)
+        if not cf["has_fixed_point"]:
+            return False
+        return damping is None or (1 - damping) * cf["mu_max"] < 2
+
+    lo, hi = P_range
+    if good(lo):
+        return lo
+    if not good(hi):
+        return math.inf
+    for _ in range(60):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (lo, mid) if good(mid) else (mid, hi)
+        if hi / lo < 1 + 1e-6:
+            break
+    return hi

@@ -16,6 +16,7 @@ _NAMES = (
     "fig2",
     "fig3",
     "fig4a",
+    "amp-stability",
     "fig4b",
     "fig5",
     "fig6",

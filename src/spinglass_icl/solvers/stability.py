@@ -443,62 +443,95 @@ parse_damping.__name__ = "damping"  # argparse: "invalid damping value: 'foo'"
 
 
 # --------------------------------------------------------------- large-D closed form
-def block_variances(D: int, N: int, convention: str = "authors") -> tuple[float, float]:
-    """Mean diagonal couplings ``(g_A, g_B)`` of the two spin blocks (docs/amp-stability.md).
+def _m(N: int, k: int) -> float:
+    """``E (chi^2_N)^k = N (N + 2) ... (N + 2k - 2)``."""
+    return math.prod(N + 2 * i for i in range(k))
 
-    ``g_A = c^2 E u_a^2 = c^2 s^2 N (N + D + 1)`` (W11 spins, a < D) and
-    ``g_B = c^2 E u_D^2 = c^2 s^4 D (D + 2) N (N + 2)`` (W21 spins), with ``c`` the
-    prefactor and ``s`` the label scale of the convention; exact expectations.
+
+def block_moments(D: int, N: int, convention: str = "authors") -> dict:
+    """Exact prompt moments behind the block equations (docs/amp-stability.md).
+
+    With ``w = r e`` (``r^2 ~ chi^2_D``), ``Q = sum_i (e.x_i)^2 ~ chi^2_N`` and
+    ``K ~ chi^2_{D-1}``: ``|u_A|^2 = s^2 r^2 Q (Q + K)``, ``u_D = s^2 r^2 Q`` (``s`` the
+    label scale), so every moment is a product of chi-square moments. Returns
+    ``g_A = c^2 E u_a^2``, ``g_B = c^2 E u_D^2`` (the mean diagonal of ``G`` on the W11 and
+    W21 spins) and the coefficients ``a_XY`` of the mean row sums
+    ``E sum_j J_ij^2 w_j = (a_XA x + a_XB y) / P`` for ``i`` in block X, ``w = x`` on W11
+    and ``y`` on W21: ``a_XY = c^4 (D + 2) E[u_X^2 |u_Y|^2]`` (per W11 spin: over D), less
+    the self term ``E s_i^4`` (``J_ii = 0``).
     """
     from ..conventions import get_convention
 
     cv = get_convention(convention)
     s, c = cv.label_scale(D), cv.prefactor(D, N)
-    return c * c * s * s * N * (N + D + 1), c * c * s**4 * D * (D + 2) * N * (N + 2)
+    r = lambda k: _m(D, k)  # noqa: E731  E r^2k
+    uA2 = s**2 * r(1) * (_m(N, 2) + N * (D - 1))
+    uD2 = s**4 * r(2) * _m(N, 2)
+    uA4 = s**4 * r(2) * (_m(N, 4) + 2 * _m(N, 3) * (D - 1) + _m(N, 2) * (D - 1) * (D + 1))
+    uAuD = s**6 * r(3) * (_m(N, 4) + _m(N, 3) * (D - 1))
+    uD4 = s**8 * r(4) * _m(N, 4)
+    k = c**4 * (D + 2)  # sum_d E q_b^2 q_d^2 = D + 2
+    ua4 = 3 * uA4 / (D * (D + 2))  # E u_a^4 of an isotropic vector, for the self term
+    return {
+        "g_A": c * c * uA2 / D,
+        "g_B": c * c * uD2,
+        "a_AA": k * uA4 / D - 3 * c**4 * ua4,  # J_ii = 0: the self term E s_i^4 is out
+        "a_AB": k * uAuD / D,
+        "a_BA": k * uAuD,
+        "a_BB": c**4 * (D - 1) * uD4,
+    }
+
+
+def block_variances(D: int, N: int, convention: str = "authors") -> tuple[float, float]:
+    """Mean diagonal couplings ``(g_A, g_B)`` of the W11 and W21 spins (exact)."""
+    bm = block_moments(D, N, convention)
+    return bm["g_A"], bm["g_B"]
 
 
 def closed_form(
     D: int, N: int, P: float, lam: float, convention: str = "authors", solver: str = "amp"
 ) -> dict:
-    """Large-D prediction for (D, N, P, lam) from two block-mean equations, no sampling.
+    """Large-D prediction for (D, N, P, lam) from exact block moments, no sampling.
 
-    Variance (eq. 34b) with block-uniform ``w = beta v`` (``x`` on W11, ``y`` on W21) and
-    the mean row sums ``sum_j E J_ij^2 w_j = (D / P) g_i T``, ``T = D g_A x + g_B y``::
+    Variance (eq. 34b) with block-uniform ``w = beta v`` (``x`` on the D^2 W11 spins,
+    ``y`` on the D W21 spins) and the row sums replaced by their expectations
+    (:func:`block_moments`; ``E J_ij^2 = E s_i^2 s_j^2 / P`` exactly)::
 
-        x = 1 / (lam + g_A (1 - k T)),  y = 1 / (lam + g_B (1 - k T)),  k = D / P
+        x = 1 / (lam + g_A - (a_AA x + a_AB y) / P)
+        y = 1 / (lam + g_B - (a_BA x + a_BB y) / P)
 
-    a scalar equation for ``T`` (iterated from 0; no solution = no fixed point). Mean
-    iteration: the top of the spectrum of ``M = W^1/2 (G + lam I) W^1/2`` from the
+    iterated from ``x = y = 0`` (monotone; no solution = no positive fixed point).
+    Mean iteration: the top of the spectrum of ``M = W^1/2 (G + lam I) W^1/2`` from the
     Marchenko-Pastur edges of the two blocks (ratios ``D^2 / P`` and ``D / P``),
     ``mu_max = max(x (lam + g_A (1 + D / sqrt P)^2), y (lam + g_B (1 + sqrt(D / P))^2))``
-    (``- k g_i T`` inside the brackets for ``amp-paper``). Leading order in 1/D:
-    correlations between a spin's coupling and its block's row sum are dropped.
-    Returns ``{"has_fixed_point", "x", "y", "T", "mu_max"}`` (``mu_max`` inf without
-    a fixed point).
+    (``- R`` inside the brackets for ``amp-paper``). Leading order: the fluctuations of
+    the row sums about their means (the boundary is set by the worst spin) and the
+    coupling between the blocks in the spectrum are dropped.
+    Returns ``{"has_fixed_point", "x", "y", "mu_max"}``.
     """
-    gA, gB = block_variances(D, N, convention)
-    k = D / P
-    T = 0.0
+    bm = block_moments(D, N, convention)
+    gA, gB = bm["g_A"], bm["g_B"]
+    x = y = 0.0
     ok = False
-    for _ in range(100_000):
-        dA, dB = lam + gA * (1 - k * T), lam + gB * (1 - k * T)
+    for _ in range(200_000):
+        RA = (bm["a_AA"] * x + bm["a_AB"] * y) / P
+        RB = (bm["a_BA"] * x + bm["a_BB"] * y) / P
+        dA, dB = lam + gA - RA, lam + gB - RB
         if dA <= 0 or dB <= 0:
             break
-        T_new = D * gA / dA + gB / dB
-        if abs(T_new - T) <= 1e-12 * T_new:
-            ok, T = True, T_new
+        xn, yn = 1 / dA, 1 / dB
+        if abs(xn - x) <= 1e-13 * xn and abs(yn - y) <= 1e-13 * yn:
+            ok = True
             break
-        T = T_new
+        x, y = xn, yn
     if not ok:
-        return {"has_fixed_point": False, "x": math.inf, "y": math.inf, "T": math.inf,
-                "mu_max": math.inf}  # fmt: skip
-    x, y = 1 / (lam + gA * (1 - k * T)), 1 / (lam + gB * (1 - k * T))
-    shift_A = shift_B = 0.0
+        return {"has_fixed_point": False, "x": math.inf, "y": math.inf, "mu_max": math.inf}
+    sA = sB = 0.0
     if solver == "amp-paper":
-        shift_A, shift_B = -k * gA * T, -k * gB * T
-    mu_A = x * (lam + shift_A + gA * (1 + D / math.sqrt(P)) ** 2)
-    mu_B = y * (lam + shift_B + gB * (1 + math.sqrt(D / P)) ** 2)
-    return {"has_fixed_point": True, "x": x, "y": y, "T": T, "mu_max": max(mu_A, mu_B)}
+        sA, sB = -RA, -RB
+    mu_A = x * (lam + sA + gA * (1 + D / math.sqrt(P)) ** 2)
+    mu_B = y * (lam + sB + gB * (1 + math.sqrt(D / P)) ** 2)
+    return {"has_fixed_point": True, "x": x, "y": y, "mu_max": max(mu_A, mu_B)}
 
 
 def closed_form_boundary(

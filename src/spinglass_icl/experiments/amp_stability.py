@@ -44,7 +44,10 @@ def predicted_convergence(spec, amp_solver: str, device="cpu") -> dict:
     Every task of ``spec`` with ``solver == amp_solver`` is rebuilt exactly as the sweep
     draws it (``make_instance(..., seed=task.seed)``) and given to
     :func:`~spinglass_icl.amp_stability` with the sweep's damping, tol and max_iter.
-    Returns ``{(P, N): fraction}``.
+    Returns ``{(P, N): {"converges": fraction predicted to converge, "kinds": per
+    instance one of "converges", "no_fixed_point" (no damping helps), "unstable" (radius
+    >= 1 at this damping) or "slow" (radius < 1 but more than max_iter iterations),
+    "damping_min": the largest ``damping_min`` of the unstable instances (None if none)}}``.
     """
     from ..hamiltonian import make_instance
     from ..solvers.stability import amp_stability
@@ -63,8 +66,25 @@ def predicted_convergence(spec, amp_solver: str, device="cpu") -> dict:
             inst, p["beta"], solver=amp_solver, damping=opts["damping"], tol=opts["tol"],
             max_iter=opts["max_iter"],
         )  # fmt: skip
-        hits.setdefault((p["P"], p["N"]), []).append(bool(st.converges))
-    return {k: float(np.mean(v)) for k, v in hits.items()}
+        if bool(st.converges):
+            kind = "converges"
+        elif not bool(st.has_fixed_point):
+            kind = "no_fixed_point"
+        elif float(st.radius) >= 1 or not bool(st.can_converge):
+            kind = "unstable"
+        else:
+            kind = "slow"
+        hits.setdefault((p["P"], p["N"]), []).append((kind, float(st.damping_min)))
+    out = {}
+    for k, v in hits.items():
+        kinds = [a for a, _ in v]
+        d = [b for a, b in v if a == "unstable" and math.isfinite(b)]
+        out[k] = {
+            "converges": kinds.count("converges") / len(kinds),
+            "kinds": kinds,
+            "damping_min": max(d) if d else None,
+        }
+    return out
 
 
 def closed_form_curve(
@@ -107,7 +127,7 @@ def draw_stability_boundary(
             label="closed form (large D)")  # fmt: skip
     out = {"closed_form_P_over_D2": dict(zip(Ns.tolist(), xc.tolist()))}
     if predicted:
-        bad = [(P, N) for (P, N), f in predicted.items() if f < 0.5]
+        bad = [(P, N) for (P, N), f in predicted.items() if f["converges"] < 0.5]
         if bad:
             P_, N_ = np.array(bad, dtype=float).T
             ax.scatter(P_ / D**2, N_ / D, s=140, facecolors="none", edgecolors="white",
@@ -139,7 +159,7 @@ def run(ctx: Context) -> Outcome:
     Ps = np.unique(np.round(np.geomspace(*p["P_range"], p["points"])).astype(int)).tolist()
     R = p["repeats"]
     shape = (len(lams), len(Ps), R)
-    margin, rad, rad0 = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    margin, rad, rad0, vrate = (np.zeros(shape) for _ in range(4))
     pred, actual = np.zeros(shape, bool), np.zeros(shape, bool)
     dmin = np.zeros(shape)
     for i, lam in enumerate(lams):
@@ -155,6 +175,7 @@ def run(ctx: Context) -> Outcome:
                 res = sg.solve(inst, solver, beta=beta, damping=damping, tol=tol,
                                max_iter=max_iter, warn=False)  # fmt: skip
             margin[i, j] = (st.margin / beta).cpu().numpy()
+            vrate[i, j] = st.variance_rate.cpu().numpy()
             rad[i, j] = st.radius.cpu().numpy()
             rad0[i, j] = st.radius_at(0.0).cpu().numpy()
             dmin[i, j] = st.damping_min.cpu().numpy()
@@ -162,8 +183,8 @@ def run(ctx: Context) -> Outcome:
             actual[i, j] = torch.as_tensor(res.converged).cpu().numpy()
     x = np.array(Ps, float) / D**2
     closed = [closed_form_boundary(D, N, lam, ctx.convention, solver=solver) / D**2 for lam in lams]
-    fig, axes = new_figure(2, 1, width=4.6, height=3.6)
-    a0, a1 = axes[0]
+    fig, axes = new_figure(3, 1, width=4.2, height=3.6)
+    a0, a2, a1 = axes[0]
     for i, lam in enumerate(lams):
         c = f"C{i}"
         a0.plot(x, np.median(margin[i], -1), "o-", color=c, ms=3, label=f"lam = {lam:g}")
@@ -173,18 +194,24 @@ def run(ctx: Context) -> Outcome:
                 "o-", color=c, ms=3, label=f"lam = {lam:g}, damping {damping:g}")  # fmt: skip
         a1.plot(x, _nanmedian(r0),
                 ":", color=c)  # fmt: skip
-        for ax in (a0, a1):
+        a2.plot(x, _nanmedian(np.where(np.isfinite(vrate[i]), vrate[i], np.nan)), "o-",
+                color=c, ms=3, label=f"lam = {lam:g}")  # fmt: skip
+        for ax in (a0, a1, a2):
             if math.isfinite(closed[i]):
                 ax.axvline(closed[i], color=c, ls="--", lw=0.8)
     a0.axhline(0, color="0.3", lw=0.8)
     a0.set_yscale("symlog", linthresh=1e-2)
     a0.set_ylabel("variance margin min_i (lam_i - R_i)")
     a0.set_title("eq. 34b: < 0 = no positive fixed point")
+    a2.axhline(1, color="0.3", lw=0.8)
+    a2.set_ylim(0, 1.05)
+    a2.set_ylabel("Perron root of the variance map at v*")
+    a2.set_title("-> 1 where the fixed point vanishes")
     a1.axhline(1, color="0.3", lw=0.8)
     a1.set_ylim(0, 2)
     a1.set_ylabel("spectral radius of the damped mean Jacobian")
     a1.set_title("solid: preset damping; dotted: undamped")
-    for ax in (a0, a1):
+    for ax in (a0, a1, a2):
         ax.set_xscale("log")
         ax.set_xlabel("P / D^2")
         ax.legend(fontsize=7)
@@ -196,6 +223,7 @@ def run(ctx: Context) -> Outcome:
     ds = xr.Dataset(
         {
             "margin": (("lam", "P", "repeat"), margin),
+            "variance_rate": (("lam", "P", "repeat"), np.where(np.isfinite(vrate), vrate, np.nan)),
             "radius": (("lam", "P", "repeat"), np.where(np.isfinite(rad), rad, np.nan)),
             "radius_undamped": (("lam", "P", "repeat"), np.where(np.isfinite(rad0), rad0, np.nan)),
             "predicted_converged": (("lam", "P", "repeat"), pred),
@@ -232,3 +260,51 @@ def run(ctx: Context) -> Outcome:
     return Outcome(numbers=numbers, summary=summary, agrees=agree >= 0.95,
                    seeds={"instances": f"seed + 1000 i_lam + i_P from {ctx.seed}"},
                    files=files)  # fmt: skip
+
+
+def stability_numbers(pred: dict, measured: dict, D: int, lam: float, convention: str) -> dict:
+    """Compare the prediction with the measured status, per cell and per instance.
+
+    ``pred`` from :func:`predicted_convergence`; ``measured`` ``{(P, N): [converged per
+    repeat]}`` (the sweep's repeats, in the order of ``pred``'s kinds). A cell counts as
+    converging when at least half its repeats do. Also: how many predicted failures no
+    damping can remove (no variance fixed point), and the damping that removes the others.
+    """
+    cells = sorted(pred)
+    p_ok = np.array([pred[c]["converges"] >= 0.5 for c in cells])
+    m_ok = np.array([np.mean(measured[c]) >= 0.5 for c in cells])
+    pairs = [
+        (k == "converges", bool(m)) for c in cells for k, m in zip(pred[c]["kinds"], measured[c])
+    ]
+    inst_agree = float(np.mean([a == b for a, b in pairs]))
+    kinds = [k for c in cells for k in pred[c]["kinds"]]
+    n_fail = len(kinds) - kinds.count("converges")
+    counts = {k: kinds.count(k) for k in ("no_fixed_point", "unstable", "slow")}
+    dm = [pred[c]["damping_min"] for c in cells if pred[c]["damping_min"] is not None]
+    sentence = (
+        f"The stability prediction (docs/amp-stability.md) marks {int((~p_ok).sum())} of "
+        f"{len(cells)} cells as non-converging, the measurement {int((~m_ok).sum())}; they "
+        f"agree on {int((p_ok == m_ok).sum())} cells and on {100 * inst_agree:.1f}% of the "
+        f"{len(pairs)} instances. "
+    )
+    if n_fail:
+        sentence += (
+            f"Of the {n_fail} instances predicted to fail, {counts['no_fixed_point']} have no "
+            "positive variance fixed point (eq. 34b), which no damping removes, "
+            f"{counts['unstable']} an unstable damped mean iteration"
+            + (f" (removed by damping > {max(dm):.3g})" if dm else "")
+            + f" and {counts['slow']} converge too slowly for the iteration cap."
+        )
+    else:
+        sentence += "No instance is predicted to fail."
+    return {
+        "cells": len(cells),
+        "cells_predicted_nonconverged": int((~p_ok).sum()),
+        "cells_measured_nonconverged": int((~m_ok).sum()),
+        "cells_agree": int((p_ok == m_ok).sum()),
+        "instance_level_agreement": inst_agree,
+        "instances_predicted_to_fail": n_fail,
+        "failures_by_kind": counts,
+        "damping_needed": max(dm) if dm else None,
+        "sentence": sentence,
+    }

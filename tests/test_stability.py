@@ -223,3 +223,35 @@ def test_solve_damping_auto(tmp_path, capsys):
     assert summary["config"]["damping"] in AUTO_DAMPING_GRID
     assert run_cli(argv[:-2] + ["--damping", "nope", "--out", str(tmp_path)]) == 2
     assert "damping" in capsys.readouterr().err
+
+
+def test_sweep_damping_auto(tmp_path):
+    """A sweep with damping auto converges where undamped AMP diverges (same instances)."""
+    from spinglass_icl import sweep
+
+    def run(damping, name):
+        spec = sweep.SweepSpec(
+            grid={"P": [48, 192], "N": [2, 18], "solver": ["amp", "exact"]},
+            fixed={"D": 6, "lam": 2.0, "beta": 100.0},
+            repeats=2,
+            solver_options={"damping": damping, "tol": 1e-6, "max_iter": 2000},
+            observables=("contrast",),
+        )
+        store = sweep.run_sweep(spec, tmp_path / name, executor="serial", progress=False)
+        return store.to_xarray(spec)["converged"].sel(solver="amp").values
+
+    c0, ca = run(0.0, "d0.sqlite"), run("auto", "auto.sqlite")
+    assert ca.sum() > c0.sum()  # undamped fails somewhere that auto rescues
+    assert (ca >= c0).all()
+    with pytest.raises(sg.ParameterError, match="damping auto"):
+        sweep.SweepSpec(
+            grid={"P": [24]}, fixed={"D": 6, "N": 2, "lam": 0.5, "solver": "rbp"},
+            solver_options={"damping": "auto"},
+        )  # fmt: skip
+
+
+def test_reproduce_damping_flag(tmp_path, capsys):
+    base = ["reproduce", "fig4a", "--preset", "tiny", "--out", str(tmp_path), "--no-progress"]
+    assert run_cli(base + ["--damping", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "damping" in err and "\n" not in err

@@ -50,7 +50,7 @@ def predicted_convergence(spec, amp_solver: str, device="cpu") -> dict:
     "damping_min": the largest ``damping_min`` of the unstable instances (None if none)}}``.
     """
     from ..hamiltonian import make_instance
-    from ..solvers.stability import amp_stability
+    from ..solvers.stability import amp_stability, auto_damping
 
     opts = spec.solver_options
     hits: dict = {}
@@ -62,11 +62,12 @@ def predicted_convergence(spec, amp_solver: str, device="cpu") -> dict:
             p["D"], p["N"], p["P"], p["lam"], convention=p["convention"], noise=p["noise"],
             seed=t.seed, device=device,
         )  # fmt: skip
+        auto = opts["damping"] == "auto"
         st = amp_stability(
-            inst, p["beta"], solver=amp_solver, damping=opts["damping"], tol=opts["tol"],
-            max_iter=opts["max_iter"],
+            inst, p["beta"], solver=amp_solver, damping=0.5 if auto else opts["damping"],
+            tol=opts["tol"], max_iter=opts["max_iter"],
         )  # fmt: skip
-        if bool(st.converges):
+        if bool(st.converges) if not auto else not math.isnan(float(auto_damping(st))):
             kind = "converges"
         elif not bool(st.has_fixed_point):
             kind = "no_fixed_point"
@@ -121,6 +122,7 @@ def draw_stability_boundary(
     """
     Ns = np.unique(np.round(np.linspace(N_range[0], N_range[1], 24)).astype(int))
     Ns = Ns[Ns >= 1]
+    damping = None if damping == "auto" else damping  # auto: only the variance bound stays
     xc = closed_form_curve(D, lam, convention, Ns, solver=solver, damping=damping)
     finite = np.isfinite(xc)
     ax.plot(xc[finite], Ns[finite] / D, color="white", lw=2.0, ls="--",

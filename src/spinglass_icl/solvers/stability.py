@@ -276,12 +276,35 @@ def amp_stability(
             f"instance must be a spinglass_icl Instance, got {type(instance).__name__}"
         )
     G, _, J2 = amp_operators(instance)
-    lam_i = instance.lam_i
-    batch = instance.batch_shape
+    return stability_from_matrices(
+        G, J2, instance.lam_i, instance.lam, beta, solver=solver, damping=damping, tol=tol,
+        max_iter=max_iter,
+    )  # fmt: skip
+
+
+def stability_from_matrices(
+    G: torch.Tensor,
+    J2: torch.Tensor,
+    lam_i: torch.Tensor,
+    lam: float,
+    beta: float,
+    *,
+    solver: str,
+    damping: float,
+    tol: float,
+    max_iter: int,
+) -> StabilityResult:
+    """:func:`amp_stability` from the dense ``G`` (*batch, n, n), ``J^2`` (zero diagonal)
+    and ``lam_i = lam + diag(G)``: for callers that hold the matrices already (sweeps).
+    Arguments are not validated here."""
+    G = G.to(torch.float64)
+    J2 = J2.to(torch.float64)
+    lam_i = lam_i.to(torch.float64)
+    batch = tuple(lam_i.shape[:-1])
     dev, dt = G.device, G.dtype
     inf = torch.full(batch, math.inf, dtype=dt, device=dev)
     zero = torch.zeros(batch, dtype=dt, device=dev)
-    if instance.lam <= 0:  # degenerate: the zero-column spins have no precision
+    if lam <= 0:  # degenerate: the zero-column spins have no precision
         no = torch.zeros(batch, dtype=torch.bool, device=dev)
         nb = max(1, math.prod(batch))
         return StabilityResult(
@@ -427,6 +450,12 @@ def resolve_auto_damping(
             f"docs/amp-stability.md), got solver={solver!r}"
         )
     st = amp_stability(instance, beta, solver=solver, damping=0.5, tol=tol, max_iter=max_iter)
+    return batch_auto_damping(st)
+
+
+def batch_auto_damping(st: StabilityResult) -> tuple[float, str]:
+    """One damping for a whole batch from :func:`auto_damping`, and a sentence: the
+    largest over the batch, or the cap 0.99 where no instance can converge."""
     d = auto_damping(st).reshape(-1)
     n_bad = int(torch.isnan(d).sum())
     if n_bad == d.numel():

@@ -318,6 +318,18 @@ def amp_from_operators(
     k = u.shape[-1]
     n = k * k
     bs = tuple(h.shape[:-1])
+    if damping == "auto":  # docs/amp-stability.md: one damping for the batch
+        from ..solvers.stability import batch_auto_damping, stability_from_matrices
+
+        Gd = G
+        if Gd is None:  # dense G from the factors, for the eigenvalue problem only
+            s = (u[..., :, None] * q[..., None, :]).reshape(*bs, -1, n).to(torch.float64)
+            Gd = c2P * (s.transpose(-1, -2) @ s)
+        st = stability_from_matrices(
+            Gd, J2, lam + gd, lam, beta, solver="amp" if onsager else "amp-paper",
+            damping=0.5, tol=tol, max_iter=max_iter,
+        )  # fmt: skip
+        damping = batch_auto_damping(st)[0]
     if G is None and mdt != u.dtype:  # mixed precision: the factors' products too
         u, q = u.to(mdt), q.to(mdt)
 
@@ -614,7 +626,8 @@ def iter_chunk_rows(
                 config=insts[0].config,  # N of the first task; the solvers do not use N
             )
             del insts
-            res = solve(stacked, p["solver"], beta=p["beta"], warn=False, **opts)
+            o = dict(opts, damping=0.5) if opts["damping"] == "auto" else opts  # exact: unused
+            res = solve(stacked, p["solver"], beta=p["beta"], warn=False, **o)
         ms, vs = res.m, res.v
         conv = [bool(c) for c in res.converged.reshape(-1).tolist()]
         status = list(res.status)
@@ -623,13 +636,15 @@ def iter_chunk_rows(
         ms_l, vs_l, conv, status, n_iter = [], [], [], [], []
         for t in tasks:
             p = t.params
-            r = solve(
-                _instance(t, dev, dt, nested, sampler),
-                p["solver"],
-                beta=p["beta"],
-                warn=False,
-                **opts,
-            )
+            inst = _instance(t, dev, dt, nested, sampler)
+            o = dict(opts)
+            if o["damping"] == "auto":  # docs/amp-stability.md
+                from ..solvers.stability import resolve_auto_damping
+
+                o["damping"] = resolve_auto_damping(
+                    inst, p["solver"], beta=p["beta"], tol=o["tol"], max_iter=o["max_iter"]
+                )[0]
+            r = solve(inst, p["solver"], beta=p["beta"], warn=False, **o)
             ms_l.append(r.m)
             vs_l.append(r.v)
             conv.append(bool(r.converged))

@@ -8,9 +8,11 @@
   status, predicted status, solve s, stability s, ratio.
 - ``agreement``: predicted vs actual status on a grid around the boundary (D = 8, both
   AMP variants, dampings 0.5 and 0.9, tol 1e-6, max_iter 2000).
-- ``closed``: the large-D closed form (:func:`closed_form_boundary`) of the smallest P
-  with a variance fixed point, against the per-instance prediction (the P where half of
-  8 instances have one, log-interpolated on a grid), for D = 10, 20, 40.
+- ``closed``: the smallest P with a variance fixed point: the D -> inf limit
+  (:func:`asymptotic_boundary`, P = pi_c D), the finite-D closed form
+  (:func:`closed_form_boundary`, exact block moments) and the per-instance prediction (the
+  P where half of 8 instances have one, 4 at D = 40, log-interpolated on a grid), for
+  D = 10, 20, 40 and lam = 0.3, 1, 3.
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ import torch
 
 import spinglass_icl as sg
 from spinglass_icl.solvers.amp import amp_operators
-from spinglass_icl.solvers.stability import _variance_fixed_point, closed_form_boundary
+from spinglass_icl.solvers.stability import (
+    _variance_fixed_point,
+    asymptotic_boundary,
+    closed_form_boundary,
+)
 
 warnings.simplefilter("ignore")
 
@@ -122,18 +128,19 @@ def per_instance_P50(D: int, N: int, lam: float, P0: float, n_seeds: int) -> flo
 def closed(quick: bool) -> None:
     Ds = (10, 20) if quick else (10, 20, 40)
     print(
-        "| D | lam | N/D | closed-form P_c/D^2 | per-instance P_50/D^2 | ratio per-inst./closed |"
+        "| D | lam | N/D | asymptotic pi_c/D | closed form P_c/D^2 | per-instance P_50/D^2 "
+        "| per-instance / closed form |"
     )
-    print("|---|---|---|---|---|---|")
-    for lam in (1.0, 10.0):
+    print("|---|---|---|---|---|---|---|")
+    for lam in (0.3, 1.0, 3.0):
         for D in Ds:
             for nu in (0.25, 1.0, 4.0):
                 N = max(1, round(nu * D))
                 Pc = closed_form_boundary(D, N, lam)
                 P50 = per_instance_P50(D, N, lam, Pc, 8 if D < 40 else 4)
                 print(
-                    f"| {D} | {lam:g} | {nu:g} | {Pc / D**2:.4g} | {P50 / D**2:.4g} "
-                    f"| {P50 / Pc:.2f} |"
+                    f"| {D} | {lam:g} | {nu:g} | {asymptotic_boundary(N / D, lam) / D:.4g} "
+                    f"| {Pc / D**2:.4g} | {P50 / D**2:.4g} | {P50 / Pc:.2f} |"
                 )
 
 

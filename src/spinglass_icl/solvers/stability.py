@@ -597,3 +597,27 @@ def closed_form_boundary(
         if hi / lo < 1 + 1e-6:
             break
     return hi
+
+
+def asymptotic_boundary(nu: float, lam: float, convention: str = "authors") -> float:
+    """``pi_c = lim P_c / D`` as D -> inf at fixed ``nu = N / D`` (docs/amp-stability.md).
+
+    The variance fixed point exists iff ``P > pi_c D``, with ``gamma = 1 + 1/nu``
+    (``authors``, ``normalized``) or ``gamma = 0`` (``paper-text``, where the W11 block
+    drops out) and::
+
+        pi_c = gamma^2 / (lam^2 (sqrt(1 + gamma (1 + lam) / lam) - 1)^2)
+             -> 4 / (1 + lam)^2   as gamma -> 0.
+
+    So in the (P/D^2, N/D) plane the boundary is ``P/D^2 = pi_c(N/D, lam) / D``: it moves
+    towards P/D^2 = 0 like 1/D. beta does not enter.
+    """
+    from ..conventions import get_convention
+
+    name = get_convention(convention).name
+    if lam <= 0:
+        return math.inf
+    gamma = 0.0 if name == "paper-text" else 1.0 + 1.0 / nu
+    if gamma == 0.0:
+        return 4.0 / (1.0 + lam) ** 2
+    return gamma**2 / (lam**2 * (math.sqrt(1.0 + gamma * (1.0 + lam) / lam) - 1.0) ** 2)

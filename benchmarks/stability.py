@@ -106,7 +106,7 @@ def agreement(quick: bool) -> None:
 
 def per_instance_P50(D: int, N: int, lam: float, P0: float, n_seeds: int) -> float:
     """P where half of n_seeds instances have a variance fixed point (log-interpolated)."""
-    grid = np.unique(np.round(P0 * np.geomspace(0.5, 2.0, 11)).astype(int))
+    grid = np.unique(np.round(P0 * np.geomspace(0.25, 3.0, 15)).astype(int))
     fr = []
     for P in grid:
         inst = sg.make_instance(D, N, int(P), lam, seed=int(P), batch_shape=(n_seeds,))

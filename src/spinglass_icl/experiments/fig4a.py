@@ -26,8 +26,12 @@ NOTES = [
     "convention, but where AMP converges at a given (lam, beta) does. We use the authors' "
     "setting (D = 20, lam = 1, beta = 100, damping 0.9, tol 1e-6) for `paper`; `quick` uses "
     "the printed caption's lam = 10 at D = 10.",
-    "Where AMP converges depends strongly on lam: the TAP variance equation (34b) needs "
-    "roughly sum_j J_ij^2 / lam_i^2 ~ D^2 / (P lam^2) < 1. At the quick grid (D = 10, damping "
+    "Where AMP converges depends strongly on lam, and not on beta or the damping: the corner "
+    "is where the TAP variance equation (34b), which does not involve m, has no positive "
+    "fixed point, below P ~ pi_c(N/D, lam) D (docs/amp-stability.md; drawn here as the "
+    "closed-form line and, per instance, as circles). No damping removes it; an unstable "
+    "damped mean iteration, which damping > 1 - 2/mu_max would remove, plays no part at "
+    "damping 0.9. At the quick grid (D = 10, damping "
     "0.9, tol 1e-6, 3 repeats) amp-paper failed in 64% of the runs at lam = 1 (all of the "
     "small-P corner) and in 2% at lam = 10 (measured 2026-11-26). The exact map does not "
     "depend on convergence.",

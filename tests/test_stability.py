@@ -255,3 +255,33 @@ def test_reproduce_damping_flag(tmp_path, capsys):
     assert run_cli(base + ["--damping", "2"]) == 2
     err = capsys.readouterr().err.strip()
     assert "damping" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("convention", ["authors", "paper-text", "normalized"])
+def test_closed_form_tends_to_the_asymptotic_boundary(convention):
+    from spinglass_icl.solvers.stability import asymptotic_boundary, closed_form_boundary
+
+    for lam in (0.3, 1.0):
+        limit = asymptotic_boundary(1.0, lam, convention)
+        ratios = [closed_form_boundary(D, D, lam, convention) / D / limit for D in (40, 640, 5120)]
+        assert ratios[0] > ratios[1] > ratios[2] > 1  # approached from above, like 1/D
+        assert ratios[2] == pytest.approx(1.0, abs=0.02)
+
+
+@pytest.mark.parametrize("convention", ["authors", "paper-text"])
+def test_block_moments_against_sampled_couplings(convention):
+    """g_A, g_B and the mean row sums of J^2 against 16 sampled instances (exact moments;
+    the tolerance is the sampling error of heavy-tailed fourth moments)."""
+    from spinglass_icl.solvers.stability import block_moments
+
+    D, N, P = 6, 6, 4000
+    inst = sg.make_instance(D, N, P, 0.0, convention=convention, seed=3, batch_shape=(16,))
+    G, _, J2 = amp_operators(inst)
+    g = G.diagonal(dim1=-2, dim2=-1).reshape(16, D + 1, D + 1)
+    R = J2.sum(-1).reshape(16, D + 1, D + 1)
+    bm = block_moments(D, N, convention)
+    assert float(g[:, :D, :D].mean()) == pytest.approx(bm["g_A"], rel=0.03)
+    assert float(g[:, D, :D].mean()) == pytest.approx(bm["g_B"], rel=0.05)
+    assert float(R[:, :D, :D].mean()) == pytest.approx((bm["a_AA"] + bm["a_AB"]) / P, rel=0.06)
+    assert float(R[:, D, :D].mean()) == pytest.approx((bm["a_BA"] + bm["a_BB"]) / P, rel=0.1)
+    assert float(g[:, :, D].abs().max()) == 0.0  # the last column has no couplings

@@ -157,11 +157,8 @@ def test_batched_equals_one_by_one():
     batch = sg.make_instance(6, 6, 48, 2.0, seed=5, batch_shape=(3,))
     st = sg.amp_stability(batch, BETA, solver="amp")
     assert st.converges.shape == (3,) and len(st.reason) == 3
-    one = sg.make_instance(6, 6, 48, 2.0, seed=5, batch_shape=(3,))
     for k in range(3):
-        from spinglass_icl.hamiltonian import Instance
-
-        inst_k = Instance(one.s[k], one.y[k], one.lam, one.config)
+        inst_k = batch[k]
         sk = sg.amp_stability(inst_k, BETA, solver="amp")
         assert bool(sk.converges) == bool(st.converges[k])
         if bool(sk.has_fixed_point):

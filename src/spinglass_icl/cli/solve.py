@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -75,16 +76,8 @@ def run(args: argparse.Namespace) -> int:
         damping, auto_note = resolve_auto_damping(
             inst, cfg.solver, beta=cfg.beta, tol=cfg.tol, max_iter=cfg.max_iter
         )
-        cfg = SolverConfig(cfg.solver, cfg.beta, damping, cfg.tol, cfg.max_iter)
-    res = solve(
-        inst,
-        cfg.solver,
-        beta=cfg.beta,
-        damping=cfg.damping,
-        tol=cfg.tol,
-        max_iter=cfg.max_iter,
-        warn=False,
-    )
+        cfg = dataclasses.replace(cfg, damping=damping)
+    res = solve(inst, cfg, warn=False)
     seconds = time.perf_counter() - t0
     W = spins_to_W(res.m)
     if res.converged:

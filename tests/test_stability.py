@@ -282,3 +282,17 @@ def test_block_moments_against_sampled_couplings(convention):
     assert float(R[:, :D, :D].mean()) == pytest.approx((bm["a_AA"] + bm["a_AB"]) / P, rel=0.06)
     assert float(R[:, D, :D].mean()) == pytest.approx((bm["a_BA"] + bm["a_BB"]) / P, rel=0.1)
     assert float(g[:, :, D].abs().max()) == 0.0  # the last column has no couplings
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    inst = sg.make_instance(6, 6, 48, 2.0, seed=5, batch_shape=(3,))
+    cpu = sg.amp_stability(inst, BETA, solver="amp-paper", damping=0.5)
+    gpu = sg.amp_stability(inst.to("cuda"), BETA, solver="amp-paper", damping=0.5)
+    assert gpu.radius.is_cuda
+    assert torch.equal(gpu.converges.cpu(), cpu.converges)
+    ok = cpu.has_fixed_point
+    torch.testing.assert_close(gpu.mu_max.cpu()[ok], cpu.mu_max[ok], rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(sg.auto_damping(gpu), sg.auto_damping(cpu), equal_nan=True)

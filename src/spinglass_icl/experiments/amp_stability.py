@@ -115,9 +115,9 @@ def draw_stability_boundary(
 ) -> dict:
     """Draw the predicted AMP boundary on a (P/D^2, N/D) axis; return its numbers.
 
-    A white line: the closed form (variance fixed point and, with ``damping``, the
+    A dashed line: the closed form (variance fixed point and, with ``damping``, the
     damped mean iteration) for N over ``N_range``; AMP is predicted to converge to its
-    right. White circles: cells of ``predicted`` (from :func:`predicted_convergence`)
+    right. Circles: cells of ``predicted`` (from :func:`predicted_convergence`)
     where fewer than half the instances are predicted to converge.
     """
     Ns = np.unique(np.round(np.linspace(N_range[0], N_range[1], 24)).astype(int))
@@ -125,15 +125,18 @@ def draw_stability_boundary(
     damping = None if damping == "auto" else damping  # auto: only the variance bound stays
     xc = closed_form_curve(D, lam, convention, Ns, solver=solver, damping=damping)
     finite = np.isfinite(xc)
-    ax.plot(xc[finite], Ns[finite] / D, color="white", lw=2.0, ls="--",
+    ax.plot(xc[finite], Ns[finite] / D, color="black", lw=3.2)  # visible on white too
+    ax.plot(xc[finite], Ns[finite] / D, color="white", lw=1.6, ls="--",
             label="closed form (large D)")  # fmt: skip
     out = {"closed_form_P_over_D2": dict(zip(Ns.tolist(), xc.tolist()))}
     if predicted:
         bad = [(P, N) for (P, N), f in predicted.items() if f["converges"] < 0.5]
         if bad:
             P_, N_ = np.array(bad, dtype=float).T
-            ax.scatter(P_ / D**2, N_ / D, s=140, facecolors="none", edgecolors="white",
-                       linewidths=1.2, label="predicted not to converge")  # fmt: skip
+            ax.scatter(P_ / D**2, N_ / D, s=150, facecolors="none", edgecolors="black",
+                       linewidths=2.4)  # fmt: skip
+            ax.scatter(P_ / D**2, N_ / D, s=150, facecolors="none", edgecolors="white",
+                       linewidths=1.0, label="predicted not to converge")  # fmt: skip
         out["predicted_nonconverged_cells"] = len(bad)
     return out
 

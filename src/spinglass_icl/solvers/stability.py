@@ -90,8 +90,9 @@ class StabilityResult:
         ``beta lam_i - V_i`` reached zero: no positive fixed point exists) or
         ``"max_iter"`` (no verdict within the cap, or the damped map too slow for it).
     variance_iterations : Tensor (int64)
-        Iterations the damped variance map needs: the undamped count times
-        ``log(rate) / log(damping + (1 - damping) rate)`` (capped at ``max_iter + 1``).
+        Iterations the damped variance map needs, ``log(tol) / log(damping +
+        (1 - damping) nu)`` with ``nu`` the larger of ``variance_rate`` and the undamped
+        run's mean rate ``tol^(1/count)`` (capped at ``max_iter + 1``).
     margin : Tensor
         ``min_i (beta lam_i - V_i)`` at the last variance iterate (> 0 at a fixed point;
         ``<= 0`` where none exists).
@@ -315,10 +316,13 @@ def stability_from_matrices(
              "(beta lam_i - V_i = 0); no positive variance fixed point",) * nb,
         )  # fmt: skip
     v, has_fp, no_fp, n_v0, margin, vrate = _variance_fixed_point(J2, lam_i, beta, tol, max_iter)
-    # iterations of the *damped* variance map: the undamped count scaled by the rates
-    vr_d = (damping + (1 - damping) * vrate).clamp(max=1 - 1e-16)
-    scale = torch.log(vrate.clamp(1e-300, 1 - 1e-16)) / torch.log(vr_d)
-    n_v = torch.where(has_fp, (n_v0.to(G.dtype) * scale).ceil(), n_v0.to(G.dtype))
+    # iterations of the *damped* variance map: log(tol) / log(damping + (1 - damping) nu)
+    # with nu the undamped run's effective rate, at least tol^(1 / its count) (which
+    # keeps the transient: the formula gives the undamped count back at damping 0)
+    n0 = n_v0.to(G.dtype).clamp_min(1.0)
+    nu = torch.maximum(vrate.clamp(0.0, 1 - 1e-16), torch.exp(math.log(tol) / n0))
+    n_d = torch.ceil(math.log(tol) / torch.log(damping + (1 - damping) * nu))
+    n_v = torch.where(has_fp, torch.maximum(n_d, n0) if damping else n0, n0)
     n_v = n_v.clamp(max=float(max_iter) + 1).to(torch.int64)
     v_ok = has_fp & (n_v <= max_iter)
     w = beta * v  # = 1 / (lam_i - R_i), independent of beta

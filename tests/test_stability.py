@@ -296,3 +296,20 @@ def test_cuda_matches_cpu():
     ok = cpu.has_fixed_point
     torch.testing.assert_close(gpu.mu_max.cpu()[ok], cpu.mu_max[ok], rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(sg.auto_damping(gpu), sg.auto_damping(cpu), equal_nan=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damping", [0.5, 0.9])
+@pytest.mark.parametrize("solver", ["amp-paper", "amp"])
+def test_prediction_agrees_at_D10(solver, damping):
+    """The larger boundary grid (D = 10, tol 1e-6, max_iter 2000): >= 95% agreement."""
+    agree = total = 0
+    for lam in (0.3, 1.0, 3.0):
+        for P in (10, 20, 40, 80, 160, 320):
+            for N in (2, 10, 40):
+                inst = sg.make_instance(10, N, P, lam, seed=P + N, batch_shape=(3,))
+                st = sg.amp_stability(inst, BETA, solver=solver, damping=damping, tol=TOL)
+                res = sg.solve(inst, solver, beta=BETA, damping=damping, tol=TOL, warn=False)
+                agree += int((st.converges.cpu() == torch.as_tensor(res.converged)).sum())
+                total += 3
+    assert agree >= 0.95 * total, f"{agree}/{total}"

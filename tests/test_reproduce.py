@@ -293,3 +293,11 @@ def test_readme_verdicts_match_the_quick_report(tmp_path):
         torch.set_num_threads(threads)
     readme = Path(__file__).resolve().parents[1] / "README.md"
     assert update_readme(readme, collect(out), check=True)
+
+
+def test_amp_stability_prediction_matches_the_solver(tiny):
+    n = rec(tiny, "amp-stability")["numbers"]
+    assert n["agreement"] >= 0.95 and n["instances"] >= 20
+    s = rec(tiny, "fig4a")["numbers"]["stability"]
+    assert s["instance_level_agreement"] >= 0.9
+    assert s["cells_measured_nonconverged"] > 0  # the tiny grid has a corner to explain

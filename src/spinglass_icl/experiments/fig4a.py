@@ -14,6 +14,7 @@ import numpy as np
 import xarray as xr
 
 from ..sweep import SweepSpec, run_sweep
+from .amp_stability import draw_stability_boundary, predicted_convergence, stability_numbers
 from .claims import Claim, at_least, at_most
 from .common import (
     Context,
@@ -38,8 +39,12 @@ NOTES = [
     "convention, but where AMP converges at a given (lam, beta) does. We use the authors' "
     "setting (D = 20, lam = 1, beta = 100, damping 0.9, tol 1e-6) for `paper`; `quick` uses "
     "the printed caption's lam = 10 at D = 10.",
-    "Where AMP converges depends strongly on lam: the TAP variance equation (34b) needs "
-    "roughly sum_j J_ij^2 / lam_i^2 ~ D^2 / (P lam^2) < 1. At the quick grid (D = 10, damping "
+    "Where AMP converges depends strongly on lam, and not on beta or the damping: the corner "
+    "is where the TAP variance equation (34b), which does not involve m, has no positive "
+    "fixed point, below P ~ pi_c(N/D, lam) D (docs/amp-stability.md; drawn here as the "
+    "closed-form line and, per instance, as circles). No damping removes it; an unstable "
+    "damped mean iteration, which damping > 1 - 2/mu_max would remove, plays no part at "
+    "damping 0.9. At the quick grid (D = 10, damping "
     "0.9, tol 1e-6, 3 repeats) amp-paper failed in 64% of the runs at lam = 1 (all of the "
     "small-P corner) and in 2% at lam = 10 (measured 2026-11-26). The exact map does not "
     "depend on convergence.",
@@ -48,9 +53,11 @@ NOTES = [
     "SPEC §5: C is the text formula over W11 (the authors' code used the cosine to I).",
 ]
 WHY = (
-    "Where AMP converges depends strongly on lam: at the caption's lam = 10 it converges "
-    "almost everywhere, at the authors' lam = 1 it fails over the whole small-P region, "
-    "not only in the small-N corner."
+    "The non-convergence corner is not a phase of the model: it is where the TAP variance "
+    "equation (34b) has no positive fixed point, so no damping helps. Its location is "
+    "predicted per instance and in closed form, P ~ pi_c(N/D, lam) D, which shrinks like "
+    "1/D in P/D^2 (docs/amp-stability.md), and it depends strongly on lam: small at the "
+    "caption's lam = 10, the whole small-P region at the authors' lam = 1."
 )
 
 
@@ -87,13 +94,22 @@ def compute(ctx: Context) -> xr.Dataset:
     ds["C"] = ds["contrast"].mean("repeat", skipna=True)
     ds["converged_fraction"] = ds["converged"].astype(float).mean("repeat")
     ds.attrs.update({"D": p.D, "lam": p.lam, "beta": p.beta, "repeats": p.repeats,
-                     "amp_solver": p.amp_solver})  # fmt: skip
+                     "amp_solver": p.amp_solver, "damping": p.damping})  # fmt: skip
     return ds
 
 
-def draw(ds: xr.Dataset):
+def predict(ctx: Context) -> dict:
+    """The predicted AMP convergence on the sweep's own instances
+    (:func:`.amp_stability.predicted_convergence`, docs/amp-stability.md)."""
+    p = ctx.params
+    return predicted_convergence(sweep_spec(p, ctx.convention, ctx.seed), p.amp_solver,
+                                 device=ctx.device)  # fmt: skip
+
+
+def draw(ds: xr.Dataset, pred: dict | None = None, convention: str = "authors"):
     """Two heat maps (AMP, exact) of C over (P/D^2, N/D); a cross where AMP failed in at
-    least half the repeats."""
+    least half the repeats; on the AMP map the predicted boundary (closed form, and per
+    instance from ``pred``)."""
     a = ds.attrs
     D, amp = a["D"], a["amp_solver"]
     x = np.asarray(ds["P"].values, float) / D**2
@@ -112,7 +128,14 @@ def draw(ds: xr.Dataset):
     if bad.any():
         yy, xx = np.nonzero(bad)
         axes[0][0].scatter(x[xx], y[yy], marker="x", s=60, c="red", label="AMP not converged")
-        axes[0][0].legend(loc="upper left")
+    if pred is not None:
+        Ns = ds["N"].values
+        draw_stability_boundary(axes[0][0], D, a["lam"], convention, (min(Ns), max(Ns)),
+                                solver=amp, damping=a["damping"], predicted=pred)  # fmt: skip
+        axes[0][0].set_xlim(x[0] / 1.3, x[-1] * 1.3)
+        axes[0][0].set_ylim(y[0] - 0.05 * (y[-1] - y[0]), y[-1] * 1.05)
+    if axes[0][0].get_legend_handles_labels()[0]:
+        axes[0][0].legend(loc="upper left", fontsize=8)
     fig.suptitle(
         f"Fig. 4a: D = {D}, lam = {a['lam']:g}, beta = {a['beta']:g}, {a['repeats']} repeats; "
         "x: AMP not converged in >= half the repeats"
@@ -212,9 +235,16 @@ def summarize(ds: xr.Dataset) -> tuple[dict, str]:
 
 def run(ctx: Context) -> Outcome:
     ds = compute(ctx)
+    pred = predict(ctx)
     files = ["sweep.sqlite"] + save_dataset(ds.drop_vars(["C", "converged_fraction"]), ctx.out)
-    files += save_figure(draw(ds), ctx.out)
+    files += save_figure(draw(ds, pred, ctx.convention), ctx.out)
     numbers, summary = summarize(ds)
+    cv = ds["converged"].sel(solver=ctx.params.amp_solver)
+    measured = {(P, N): cv.sel(P=P, N=N).values.astype(bool).tolist()
+                for P in ds["P"].values.tolist() for N in ds["N"].values.tolist()}  # fmt: skip
+    numbers["stability"] = stability_numbers(pred, measured, ds.attrs["D"], ds.attrs["lam"],
+                                             ctx.convention)  # fmt: skip
+    summary += " " + numbers["stability"]["sentence"]
     return Outcome(
         numbers=numbers,
         summary=summary,

@@ -26,6 +26,7 @@ __all__ = [
     "Fig3Preset",
     "HessianPreset",
     "Fig4aPreset",
+    "AmpStabilityPreset",
     "Fig4bPreset",
     "Fig5Preset",
     "Fig6Preset",
@@ -52,6 +53,11 @@ def _nonneg(name: str, v: Any) -> float:
 
 def _unit(name: str, v: Any) -> float:
     return check_float(name, v, low=0.0, high=1.0, high_open=True)
+
+
+def _damping(name: str, v: Any) -> float | str:
+    """A damping in [0, 1), or ``auto`` (the smallest predicted to converge, per batch)."""
+    return "auto" if v == "auto" else _unit(name, v)
 
 
 def _opt_pos(name: str, v: Any) -> float | None:
@@ -255,9 +261,37 @@ class Fig4aPreset(FigurePreset):
         "beta": _pos,
         "P_range": _range,
         "N_range": _range,
-        "damping": _unit,
+        "damping": _damping,
         "tol": _pos,
         "amp_solver": _choice("amp", "amp-paper", "rbp"),
+    }
+
+
+@dataclass(frozen=True)
+class AmpStabilityPreset(FigurePreset):
+    """AMP stability (not in the paper): the variance margin and damped spectral radius vs
+    P/D^2 at a few lam, at the authors' Fig. 4a setting (D = 20)."""
+
+    D: int = 20
+    N: int = 20
+    beta: float = 100.0
+    lam_list: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0)
+    P_range: tuple[float, float] = (10, 4000)
+    points: int = 16
+    repeats: int = 10
+    solver: str = "amp-paper"
+    damping: float = 0.9
+    tol: float = 1e-6
+    max_iter: int = 2000
+    _constraints: ClassVar = {
+        **{k: _int() for k in ("D", "N", "repeats", "max_iter")},
+        "points": _int(2),
+        "beta": _pos,
+        "lam_list": _seq(_pos),
+        "P_range": _range,
+        "solver": _choice("amp", "amp-paper"),
+        "damping": _damping,
+        "tol": _pos,
     }
 
 
@@ -286,7 +320,7 @@ class Fig4bPreset(FigurePreset):
         "lam": _pos,
         "beta": _pos,
         "N_list": _seq(_int(), minimum=2),
-        "damping": _unit,
+        "damping": _damping,
         "tol": _pos,
         "sgd": _flag,
         "lr": _opt_pos,
@@ -380,6 +414,7 @@ _PAPER: dict[str, FigurePreset] = {
     "fig3": Fig3Preset(),
     "hessian": HessianPreset(),
     "fig4a": Fig4aPreset(),
+    "amp-stability": AmpStabilityPreset(),
     "fig4b": Fig4bPreset(),
     "fig5": Fig5Preset(),
     "fig6": Fig6Preset(),
@@ -404,6 +439,9 @@ _QUICK: dict[str, FigurePreset] = {
         max_iter=1000,
         test_tasks=200,
     ),  # fmt: skip
+    "amp-stability": _r(
+        _PAPER["amp-stability"], D=10, N=10, P_range=(5, 1000), points=12, repeats=4, max_iter=1000
+    ),
     "fig4b": _r(
         _PAPER["fig4b"],
         D=10,
@@ -465,6 +503,16 @@ _TINY: dict[str, FigurePreset] = {
         max_iter=600,
         test_tasks=200,
     ),  # fmt: skip
+    "amp-stability": _r(
+        _PAPER["amp-stability"],
+        D=4,
+        N=4,
+        lam_list=(0.3, 3.0),
+        P_range=(4, 200),
+        points=5,
+        repeats=2,
+        max_iter=600,
+    ),
     "fig4b": _r(
         _PAPER["fig4b"],
         D=4,

@@ -30,7 +30,7 @@ from functools import cached_property
 import torch
 
 from .conventions import DEFAULT_CONVENTION
-from .errors import ParameterError, check_float, check_int
+from .errors import ParameterError, as_float_tensor, check_float, check_int
 from .tasks import Prompts, TaskConfig, sample_prompts
 
 __all__ = [
@@ -172,6 +172,21 @@ class Instance:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lam", check_float("lam", self.lam, low=0.0))
+        if not isinstance(self.config, TaskConfig):
+            raise ParameterError(f"config must be a TaskConfig, got {type(self.config).__name__}")
+        # integer / boolean features are converted to float64 explicitly, never truncated
+        object.__setattr__(self, "s", as_float_tensor("s", self.s, min_ndim=2))
+        object.__setattr__(self, "y", as_float_tensor("y", self.y, min_ndim=1))
+        if tuple(self.y.shape) != tuple(self.s.shape[:-1]):
+            raise ParameterError(
+                f"y must have shape {tuple(self.s.shape[:-1])} (the leading dims of s), "
+                f"got {tuple(self.y.shape)}"
+            )
+        if self.y.dtype != self.s.dtype or self.y.device != self.s.device:
+            raise ParameterError(
+                f"s and y must have the same dtype and device, got {self.s.dtype} on "
+                f"{self.s.device} and {self.y.dtype} on {self.y.device}"
+            )
         n = (self.config.D + 1) ** 2
         if self.s.shape[-1] != n or self.s.shape[-2] != self.config.P:
             raise ParameterError(
@@ -311,6 +326,11 @@ class Instance:
 
 def build_instance(prompts: Prompts, lam: float) -> Instance:
     """The spin-glass instance of a set of prompts (eq. 3-5)."""
+    if not isinstance(prompts, Prompts):
+        raise ParameterError(
+            f"prompts must be spinglass_icl Prompts (see sample_prompts), "
+            f"got {type(prompts).__name__}"
+        )
     return Instance(s=prompts.features(), y=prompts.y, lam=lam, config=prompts.config)
 
 

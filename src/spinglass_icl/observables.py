@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from .conventions import DEFAULT_CONVENTION, get_convention
-from .errors import check_choice, check_int
+from .errors import ParameterError, as_float_tensor, check_choice, check_int
 from .tasks import sample_prompts
 
 __all__ = [
@@ -32,13 +32,24 @@ CONTRASTS: tuple[str, ...] = ("w11", "full", "cosine")
 
 def _D_from_n(n: int) -> int:
     D = math.isqrt(n) - 1
-    if (D + 1) ** 2 != n:
-        raise ValueError(f"spin vector length must be a square (D+1)^2, got {n}")
+    if n < 4 or (D + 1) ** 2 != n:
+        raise ParameterError(f"spin vector length must be a square (D+1)^2 >= 4, got {n}")
     return D
+
+
+def _weights(name: str, W) -> torch.Tensor:
+    """``W`` as a floating tensor of spins (*, n) or matrices (*, D+1, D+1)."""
+    W = as_float_tensor(name, W, min_ndim=1)
+    if W.dim() == 1 or W.shape[-1] != W.shape[-2]:
+        W = spins_to_W(W)
+    if W.shape[-1] < 2:
+        raise ParameterError(f"{name} must be at least 2 x 2 (D >= 1), got {tuple(W.shape)}")
+    return W
 
 
 def spins_to_W(sigma: torch.Tensor) -> torch.Tensor:
     """``W`` ((D+1) x (D+1)) from spins ``sigma = vec(W)`` row-major (SPEC §3)."""
+    sigma = as_float_tensor("sigma", sigma, min_ndim=1)
     D = _D_from_n(sigma.shape[-1])
     return sigma.reshape(*sigma.shape[:-1], D + 1, D + 1)
 
@@ -75,8 +86,7 @@ def contrast(W: torch.Tensor, kind: str = "w11") -> torch.Tensor:
     C = 1 for a multiple of the identity; W may be spins or a matrix, with batch dims.
     """
     check_choice("contrast kind", kind, CONTRASTS)
-    if W.dim() == 1 or W.shape[-1] != W.shape[-2]:
-        W = spins_to_W(W)
+    W = _weights("W", W)
     M = W if kind == "full" else W[..., :-1, :-1]
     k = M.shape[-1]
     eye = torch.eye(k, dtype=torch.bool, device=M.device)
@@ -154,8 +164,7 @@ def test_error(
     ``stderr = 0`` and ``n_tasks = 0``: no sampling noise at all.
     ``E y~^2 = scale^2 D + noise^2`` sets ``relative``.
     """
-    if W.dim() == 1 or W.shape[-1] != W.shape[-2]:
-        W = spins_to_W(W)
+    W = _weights("W", W)
     D = W.shape[-1] - 1
     N = check_int("N", N)
     conv = get_convention(convention)

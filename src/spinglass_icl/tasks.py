@@ -23,7 +23,7 @@ from typing import ClassVar
 import torch
 
 from .conventions import DEFAULT_CONVENTION, Convention, get_convention
-from .errors import check_choice, check_float, check_int
+from .errors import ParameterError, check_choice, check_float, check_int
 
 __all__ = [
     "TaskConfig",
@@ -71,7 +71,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 def make_generator(seed: int) -> torch.Generator:
     """A CPU generator seeded with ``seed`` (an integer >= 0)."""
-    seed = check_int("seed", seed, minimum=0)
+    seed = check_int("seed", seed, minimum=0, maximum=2**64 - 1)
     g = torch.Generator(device="cpu")
     g.manual_seed(seed)
     return g
@@ -217,6 +217,8 @@ def sample_prompts(
     dev = resolve_device(device)
     for b in batch_shape:
         check_int("batch_shape entry", b)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ParameterError(f"dtype must be a floating torch dtype, got {dtype!r}")
     g = generator if generator is not None else make_generator(seed)
     scale = cfg.conv.label_scale(cfg.D)
     shape = (*batch_shape, cfg.P)
@@ -412,6 +414,8 @@ def sample_factors(
     dev = resolve_device(device)
     for b in batch_shape:
         check_int("batch_shape entry", b)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ParameterError(f"dtype must be a floating torch dtype, got {dtype!r}")
     g = generator if generator is not None else make_generator(seed)
     scale = cfg.conv.label_scale(cfg.D)
     shape = (*batch_shape, cfg.P)

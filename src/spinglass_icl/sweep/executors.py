@@ -25,8 +25,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -87,36 +85,39 @@ def _serial(chunks, fields, kw) -> Iterator[list[dict]]:
 #: seconds between two looks of a worker's watchdog at its parent's pid
 WATCHDOG_INTERVAL = 0.5
 #: seconds the Dask client waits for a scheduler before giving up
-SCHEDULER_TIMEOUT = 5
+SCHEDULER_TIMEOUT = 3
 
 
-def _die_with_parent(parent: int) -> None:
-    """Worker initializer: exit as soon as process ``parent`` is gone.
+#: what a local worker runs first (as its pool initializer): exit as soon as the parent
+#: is gone. On Linux the kernel sends SIGKILL when the parent dies (PR_SET_PDEATHSIG);
+#: everywhere a daemon thread polls the parent pid as a fallback (a reparented worker
+#: sees another ``getppid()``). Plain stdlib code run by ``exec``, so that unpickling the
+#: initializer imports nothing: the watch starts before the worker imports torch.
+_WATCH_PARENT = """
+import os, sys, threading, time
+if sys.platform.startswith("linux"):
+    try:
+        import ctypes, signal
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
+    except Exception:
+        pass
+if os.getppid() != {parent}:
+    os._exit(1)
+def _watch():
+    while True:
+        time.sleep({interval})
+        if os.getppid() != {parent}:
+            os._exit(1)
+threading.Thread(target=_watch, name="spinglass-icl-watchdog", daemon=True).start()
+"""
 
-    On Linux the kernel sends SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``);
-    everywhere a daemon thread polls the parent pid as a fallback (a reparented worker
-    sees another ``getppid()``).
-    """
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-            import signal
 
-            libc = ctypes.CDLL(None, use_errno=True)
-            PR_SET_PDEATHSIG = 1
-            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        except (OSError, AttributeError):  # pragma: no cover - no prctl: the thread does it
-            pass
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
+def _die_with_parent_initializer(parent: int):
+    """The pool initializer of :data:`_WATCH_PARENT` for parent pid ``parent``."""
+    import functools
 
-    def watch() -> None:
-        while True:
-            time.sleep(WATCHDOG_INTERVAL)
-            if os.getppid() != parent:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="spinglass-icl-watchdog", daemon=True).start()
+    code = _WATCH_PARENT.format(parent=int(parent), interval=float(WATCHDOG_INTERVAL))
+    return functools.partial(exec, code, {})
 
 
 def _local(chunks, fields, kw, workers: int) -> Iterator[list[dict]]:
@@ -124,8 +125,7 @@ def _local(chunks, fields, kw, workers: int) -> Iterator[list[dict]]:
     with ProcessPoolExecutor(
         max_workers=workers,
         mp_context=ctx,
-        initializer=_die_with_parent,
-        initargs=(os.getpid(),),
+        initializer=_die_with_parent_initializer(os.getpid()),
     ) as pool:
         pending = set()
         it = iter(chunks)

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, OutputError
-from ..safeio import atomic_path, is_sqlite
+from ..safeio import atomic_path, check_output_dir, is_sqlite
 from .spec import PARAMS, SweepSpec
 
 __all__ = ["Store", "open_store", "create_or_open_store", "RESULT_COLUMNS", "VALUE_COLUMNS"]
@@ -102,6 +102,19 @@ def blob_to_array(b: bytes | None) -> np.ndarray | None:
     return np.load(io.BytesIO(b), allow_pickle=False)
 
 
+def _read_meta(path: Path, query: str) -> tuple[set, dict]:
+    con = sqlite3.connect(f"{path.resolve().as_uri()}?{query}", uri=True)
+    try:
+        q = "SELECT name FROM sqlite_master WHERE type='table'"
+        tables = {r[0] for r in con.execute(q)}
+        meta = {}
+        if "meta" in tables:
+            meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+    finally:
+        con.close()
+    return tables, meta
+
+
 def _validate_existing(path: Path) -> None:
     """Raise ConfigError unless ``path`` is a spinglass-icl sweep store; never writes."""
     try:
@@ -115,15 +128,14 @@ def _validate_existing(path: Path) -> None:
             "refusing to touch it -- pass a new file name"
         )
     try:
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        tables, meta = _read_meta(path, "mode=ro")
+    except sqlite3.OperationalError:  # a WAL store on a read-only file system
         try:
-            q = "SELECT name FROM sqlite_master WHERE type='table'"
-            tables = {r[0] for r in con.execute(q)}
-            meta = {}
-            if "meta" in tables:
-                meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
-        finally:
-            con.close()
+            tables, meta = _read_meta(path, "mode=ro&immutable=1")
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(
+                f"{str(path)!r} is not a readable sweep store ({exc}); refusing to touch it"
+            ) from None
     except sqlite3.DatabaseError as exc:
         raise ConfigError(
             f"{str(path)!r} is not a readable sweep store ({exc}); refusing to touch it"
@@ -418,16 +430,21 @@ def create_or_open_store(path: str | Path) -> Store:
     """
     path = Path(path)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        check_output_dir(path.parent, name="store")  # under a file, read-only, ...
         # build the new store under a private name, then link it into place: the link
         # either creates ``path`` complete or fails because another process just did,
         # so a process starting at the same moment never sees a half-made store
         _remove_stale_new(path)
         # the private name holds our pid, so that a later creation can tell the leftover
         # of a killed one (dead pid) from a creation in progress
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{path.name}.{os.getpid()}.", suffix=".new", dir=path.parent
-        )
+        try:
+            fd, tmp_name = tempfile.mkstemp(
+                prefix=f".{path.name}.{os.getpid()}.", suffix=".new", dir=path.parent
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"store {str(path)!r} cannot be created ({exc.strerror or exc})"
+            ) from None
         os.close(fd)
         tmp = Path(tmp_name)
         try:

@@ -338,7 +338,8 @@ def test_sigkill_of_the_parent_kills_local_workers(tmp_path):
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_sigkill_of_reproduce_kills_the_fig4a_workers(tmp_path):
     cmd = [sys.executable, "-m", "spinglass_icl", "reproduce", "fig4a", "--preset", "quick",
-           "--executor", "local", "--workers", "2", "--out", str(tmp_path), "--no-progress"]  # fmt: skip
+           "--executor", "local", "--workers", "2", "--out", str(tmp_path),
+           "--no-progress"]  # fmt: skip
     left = _kill_parent_and_watch(cmd, want_workers=min(2, resources.cpu_count()))
     assert left == [], f"workers still running 5 s after the parent died: {left}"
 
@@ -479,7 +480,8 @@ def test_unreachable_scheduler_is_one_line_within_seconds(tmp_path, capsys):
     spec.write_text(TINY_TOML)
     t0 = time.perf_counter()
     code, err = _cli(capsys, "sweep", "run", spec, "--store", tmp_path / "d.sqlite",
-                     "--executor", "dask", "--scheduler", "tcp://127.0.0.1:9", "--no-progress")  # fmt: skip
+                     "--executor", "dask", "--scheduler", "tcp://127.0.0.1:9",
+                     "--no-progress")  # fmt: skip
     assert time.perf_counter() - t0 < 20
     _one_line_error(code, err, "scheduler", "tcp://127.0.0.1:9")
 

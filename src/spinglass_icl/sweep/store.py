@@ -168,6 +168,7 @@ class Store:
         self._con = self._connect_ro() if self.readonly else self._connect()
 
     def _connect(self) -> sqlite3.Connection:
+        con = None
         try:
             con = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None)
             con.execute("PRAGMA busy_timeout = 60000")
@@ -176,6 +177,8 @@ class Store:
             con.execute("BEGIN IMMEDIATE")  # can we write? (read-only file or folder)
             con.execute("ROLLBACK")
         except sqlite3.OperationalError as exc:
+            if con is not None:
+                con.close()
             raise ConfigError(
                 f"store {str(self.path)!r} cannot be written ({exc}): check the permissions "
                 "of the file and its folder, or copy it somewhere writable"
@@ -191,7 +194,11 @@ class Store:
                 con = sqlite3.connect(
                     f"{uri}?{query}", uri=True, timeout=60.0, isolation_level=None
                 )
-                con.execute("SELECT COUNT(*) FROM results").fetchone()
+                try:
+                    con.execute("SELECT COUNT(*) FROM results").fetchone()
+                except sqlite3.OperationalError:
+                    con.close()
+                    raise
                 return con
             except sqlite3.OperationalError as exc:
                 last = exc

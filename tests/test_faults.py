@@ -334,6 +334,43 @@ def test_sigkill_of_the_parent_kills_local_workers(tmp_path):
     assert left == [], f"workers still running 5 s after the parent died: {left}"
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_a_killed_worker_is_a_one_line_error_and_the_store_resumes(tmp_path):
+    """SIGKILL of one local worker (as the out-of-memory killer would): the parent stops
+    with one line, exit 2, and a rerun completes the store."""
+    spec = tmp_path / "k.toml"
+    spec.write_text(KILL_TOML)
+    store = tmp_path / "k.sqlite"
+    cmd = [sys.executable, "-m", "spinglass_icl", "sweep", "run", str(spec), "--store",
+           str(store), "--executor", "local", "--workers", "2", "--max-batch", "1",
+           "--no-progress"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None and not store.exists():
+            time.sleep(0.05)
+        kids = []
+        while time.time() < deadline and proc.poll() is None and not kids:
+            kids = [k for k in _children(proc.pid) if "spawn_main" in
+                    Path(f"/proc/{k}/cmdline").read_bytes().decode(errors="replace")]  # fmt: skip
+            time.sleep(0.05)
+        assert kids, "no worker seen"
+        time.sleep(1.0)
+        os.kill(kids[0], signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    if proc.returncode == 0:
+        pytest.skip("the sweep finished before the kill landed")
+    _one_line_error(proc.returncode, err, "worker process died", "rerun")
+    r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    with open_store(store) as st:
+        assert SweepSpec.from_toml(spec).n_tasks == len(st)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_sigkill_of_reproduce_kills_the_fig4a_workers(tmp_path):
@@ -400,6 +437,7 @@ def test_reproduce_redoes_a_corrupt_figure_and_one_never_blocks_another(
         out = rerun()
         assert len(calls) == i, what
         assert "redone" in out and reason in out, out
+        assert reason in (tmp_path / "report.md").read_text()  # the report says so too
         assert "skipped" in rerun() and len(calls) == i  # repaired
     # a broken record of another figure neither breaks the report nor this figure
     (tmp_path / "fig2").mkdir()

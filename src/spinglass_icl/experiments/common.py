@@ -243,13 +243,14 @@ def run_figure(
         "machine": f"{platform.node()} ({platform.machine()}, {_cpu_count()} CPU cores)",
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
+    if redone is not None:
+        record["redone"] = redone
+        record["notes"].append(f"Redone: the output found before could not be trusted ({redone}).")
     from ..cli.common import write_json
 
     write_json(rpath, record)
     record = json.loads(rpath.read_text())
     record["skipped"] = False
-    if redone is not None:
-        record["redone"] = redone
     return record
 
 

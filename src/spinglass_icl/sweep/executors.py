@@ -27,9 +27,10 @@ import os
 import sys
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from ..errors import ConfigError, ParameterError, check_choice, check_int
+from ..errors import ConfigError, ParameterError, ResourceError, check_choice, check_int
 from ..resources import (
     cap_workers,
     check_grid_size,
@@ -137,7 +138,15 @@ def _local(chunks, fields, kw, workers: int) -> Iterator[list[dict]]:
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for f in done:
-                yield f.result()
+                try:
+                    rows = f.result()
+                except BrokenProcessPool:
+                    raise ResourceError(
+                        "a local worker process died (killed by a signal, e.g. the kernel's "
+                        "out-of-memory killer); the rows finished so far are in the store: "
+                        "rerun to resume, with fewer --workers or a smaller --max-batch"
+                    ) from None
+                yield rows
                 nxt = next(it, None)
                 if nxt is not None:
                     pending.add(pool.submit(run_chunk, nxt, fields, threads=1, **kw))

@@ -549,19 +549,22 @@ def test_huge_lam_never_reports_a_nan_contrast(tmp_path, capsys):
     assert "not finite" in out
 
 
+_CFG = make_instance(2, 4, 20, 0.1).config
 API_MISUSES = [
     ("build_instance(None)", lambda: build_instance(None, 0.1), "prompts"),
     ("make_instance(seed=2**64)", lambda: make_instance(2, 4, 20, 0.1, seed=2**64), "seed"),
     ("make_instance(dtype=int64)", lambda: make_instance(2, 4, 20, 0.1, dtype=torch.int64),
      "dtype"),
-    ("Instance(s=None)", lambda: Instance(s=None, y=torch.zeros(20), lam=0.1,
-                                          config=make_instance(2, 4, 20, 0.1).config), "s"),
-    ("Instance(config=None)", lambda: Instance(s=torch.zeros(20, 9), y=torch.zeros(20),
-                                               lam=0.1, config=None), "config"),
-    ("Instance(y wrong shape)", lambda: Instance(s=torch.zeros(20, 9), y=torch.zeros(19),
-                                                 lam=0.1,
-                                                 config=make_instance(2, 4, 20, 0.1).config),
-     "y"),
+    ("Instance(u=None)", lambda: Instance(u=None, q=torch.zeros(20, 3), y=torch.zeros(20),
+                                          lam=0.1, config=_CFG), "u"),
+    ("Instance(config=None)", lambda: Instance(u=torch.zeros(20, 3), q=torch.zeros(20, 3),
+                                               y=torch.zeros(20), lam=0.1, config=None),
+     "config"),
+    ("Instance(y wrong shape)", lambda: Instance(u=torch.zeros(20, 3), q=torch.zeros(20, 3),
+                                                 y=torch.zeros(19), lam=0.1, config=_CFG), "y"),
+    ("Instance(complex u)", lambda: Instance(u=torch.zeros(20, 3, dtype=torch.complex128),
+                                             q=torch.zeros(20, 3), y=torch.zeros(20), lam=0.1,
+                                             config=_CFG), "u"),
     ("contrast(None)", lambda: contrast(None), "W"),
     ("contrast(complex)", lambda: contrast(torch.ones(3, 3, dtype=torch.complex128)), "W"),
     ("contrast(5 spins)", lambda: contrast(torch.ones(5)), "square"),
@@ -583,10 +586,10 @@ def test_integer_input_is_converted_never_truncated():
     W = torch.eye(4, dtype=torch.float64) * 10 + torch.arange(16.0).reshape(4, 4) % 3
     assert float(contrast(W.long())) == float(contrast(W))
     inst = make_instance(3, 10, 50, 0.1)
-    s, y = (inst.s * 4).round(), (inst.y * 4).round()
-    a = Instance(s=s.long(), y=y.long(), lam=0.1, config=inst.config)
-    b = Instance(s=s, y=y, lam=0.1, config=inst.config)
-    assert a.s.dtype == torch.float64
+    u, q, y = ((t * 4).round() for t in (inst.u, inst.q, inst.y))
+    a = Instance(u=u.long(), q=q.long(), y=y.long(), lam=0.1, config=inst.config)
+    b = Instance(u=u, q=q, y=y, lam=0.1, config=inst.config)
+    assert a.u.dtype == a.q.dtype == a.y.dtype == torch.float64
     assert torch.equal(solve(a, "exact").m, solve(b, "exact").m)
 
 

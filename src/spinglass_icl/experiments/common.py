@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ParameterError, SpinGlassError, check_choice, check_int, check_seed
+from ..io import write_json
 from ..safeio import atomic_path
+from ..sweep.executors import EXECUTORS
 from . import FIGURES
 from .presets import get_preset
-
-EXECUTORS: tuple[str, ...] = ("serial", "local", "dask")
 
 
 class MissingDependency(SpinGlassError):
@@ -132,18 +132,6 @@ def new_figure(ncols: int, nrows: int = 1, width: float = 4.2, height: float = 3
     return fig, axes
 
 
-def need(module: str, figure: str) -> Any:
-    """Import ``spinglass_icl.<module>`` or raise :class:`MissingDependency`."""
-    try:
-        return importlib.import_module(f"spinglass_icl.{module}")
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("spinglass_icl"):
-            raise MissingDependency(
-                f"{figure} needs spinglass_icl.{module}, which is not available yet"
-            ) from None
-        raise
-
-
 def figure_module(name: str) -> Any:
     """The module that makes figure ``name``."""
     check_choice("figure", name, tuple(FIGURES))
@@ -246,8 +234,6 @@ def run_figure(
     if redone is not None:
         record["redone"] = redone
         record["notes"].append(f"Redone: the output found before could not be trusted ({redone}).")
-    from ..cli.common import write_json
-
     write_json(rpath, record)
     record = json.loads(rpath.read_text())
     record["skipped"] = False

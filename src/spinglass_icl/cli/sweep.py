@@ -40,7 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--no-batch", action="store_true", help="solve instances one by one (no batching)"
     )
     r.add_argument("--max-batch", type=int, default=None, help="cap on instances per batch")
-    r.add_argument("--threads", type=int, default=None, help="torch threads of the serial executor")
+    r.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads of the serial executor (default 1, as every worker: results are "
+        "then bit-identical across executors; another count may change the last bits)",
+    )
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument(
         "--yes",

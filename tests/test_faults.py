@@ -287,6 +287,13 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:  # exited meanwhile
+        return ""
+
+
 def _alive(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -303,7 +310,7 @@ def _kill_parent_and_watch(cmd: list[str], want_workers: int) -> list[int]:
         while time.time() < deadline and proc.poll() is None:
             kids = [
                 k for k in _children(proc.pid)
-                if "spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes().decode(errors="replace")
+                if "spawn_main" in _cmdline(k)
             ]  # fmt: skip
             if len(kids) >= want_workers:
                 break
@@ -353,7 +360,7 @@ def test_a_killed_worker_is_a_one_line_error_and_the_store_resumes(tmp_path):
         kids = []
         while time.time() < deadline and proc.poll() is None and not kids:
             kids = [k for k in _children(proc.pid) if "spawn_main" in
-                    Path(f"/proc/{k}/cmdline").read_bytes().decode(errors="replace")]  # fmt: skip
+                    _cmdline(k)]  # fmt: skip
             time.sleep(0.05)
         assert kids, "no worker seen"
         time.sleep(1.0)

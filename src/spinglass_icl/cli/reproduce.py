@@ -7,9 +7,10 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import check_int, check_seed
+from ..errors import check_float, check_int, check_seed
 from ..resources import memory_check
 from ..safeio import check_output_dir
+from ..solvers.stability import parse_damping
 from ..tasks import resolve_device
 from .common import add_common
 
@@ -18,6 +19,7 @@ _NAMES = (
     "fig2",
     "fig3",
     "fig4a",
+    "amp-stability",
     "fig4b",
     "fig5",
     "fig6",
@@ -67,8 +69,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="run even when a memory estimate exceeds the memory available",
     )
+    p.add_argument(
+        "--damping",
+        type=parse_damping,
+        default=None,
+        help="override the AMP damping of the sweep figures (fig4a, fig4b): a number in "
+        "[0, 1) or auto (the smallest predicted to converge, per batch; "
+        "docs/amp-stability.md). Default: the preset's",
+    )
     add_common(p)
     p.set_defaults(func=run)
+
+
+#: figures whose AMP runs as a sweep, where ``--damping`` (and ``auto``) applies
+DAMPING_FIGURES = ("fig4a", "fig4b")
+
+
+def _damping_override(name: str, damping) -> dict | None:
+    if damping is None or name not in DAMPING_FIGURES:
+        return None
+    if damping != "auto":
+        damping = check_float("damping", damping, low=0.0, high=1.0, high_open=True)
+    return {"damping": damping}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,6 +106,7 @@ def _run(args: argparse.Namespace) -> int:
 
     check_seed(args.seed)
     check_int("workers", args.workers)
+    _damping_override("fig4a", args.damping)  # validate before any work
     device = resolve_device(args.device)
     threads = args.threads
     if threads is None and args.preset != "paper":
@@ -99,6 +122,7 @@ def _run(args: argparse.Namespace) -> int:
     print(
         f"spinglass-icl reproduce {args.figure}  preset={args.preset} "
         f"convention={args.convention} seed={args.seed} device={device} out={out}"
+        + ("" if args.damping is None else f" damping={args.damping} (fig4a, fig4b)")
     )
     for name in names:
         t1 = time.perf_counter()
@@ -114,6 +138,7 @@ def _run(args: argparse.Namespace) -> int:
                 workers=args.workers,
                 force=args.force,
                 progress=not args.no_progress,
+                params=_damping_override(name, args.damping),
             )
         except SpinGlassError as exc:  # one figure's failure never blocks the others
             if args.figure != "all":

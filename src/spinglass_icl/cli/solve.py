@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from ..observables import contrast, spins_to_W, test_error
 from ..resources import check_memory, dense_solve_bytes, memory_check
 from ..safeio import atomic_path, check_output_dir
 from ..solvers import SOLVERS, SolverConfig, solve
+from ..solvers.stability import parse_damping, resolve_auto_damping
 from ..tasks import resolve_device
 from .common import add_common, add_safety, write_json
 
@@ -35,7 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--beta", type=float, default=100.0, help="inverse temperature (> 0; default 100)"
     )
     p.add_argument("--solver", default="amp", help=f"one of {', '.join(SOLVERS)} (default amp)")
-    p.add_argument("--damping", type=float, default=0.5, help="damping in [0, 1) (default 0.5)")
+    p.add_argument(
+        "--damping",
+        type=parse_damping,
+        default=0.5,
+        help="damping in [0, 1) (default 0.5), or auto: the smallest predicted to converge "
+        "(amp, amp-paper; docs/amp-stability.md)",
+    )
     p.add_argument("--tol", type=float, default=1e-8, help="tolerance on the undamped residual")
     p.add_argument("--max-iter", type=int, default=2000, help="iteration cap (default 2000)")
     p.add_argument("--noise", type=float, default=0.0, help="label-noise std (default 0)")
@@ -73,7 +81,7 @@ def _run(args: argparse.Namespace) -> int:
     cfg = SolverConfig(
         solver=args.solver,
         beta=args.beta,
-        damping=args.damping,
+        damping=0.5 if args.damping == "auto" else args.damping,
         tol=args.tol,
         max_iter=args.max_iter,
     )
@@ -90,6 +98,12 @@ def _run(args: argparse.Namespace) -> int:
     inst = make_instance(
         D, N, P, lam, convention=args.convention, noise=noise, seed=seed, device=device
     )
+    auto_note = None
+    if args.damping == "auto":
+        damping, auto_note = resolve_auto_damping(
+            inst, cfg.solver, beta=cfg.beta, tol=cfg.tol, max_iter=cfg.max_iter
+        )
+        cfg = dataclasses.replace(cfg, damping=damping)
     res = solve(inst, cfg, warn=False)
     seconds = time.perf_counter() - t0
     W = spins_to_W(res.m)
@@ -149,6 +163,7 @@ def _run(args: argparse.Namespace) -> int:
             "device": str(device),
             "dtype": "float64",
             **vars(cfg),
+            **({"damping_auto": auto_note} if auto_note is not None else {}),
         },
     }
     write_json(out / "summary.json", summary)
@@ -158,6 +173,8 @@ def _run(args: argparse.Namespace) -> int:
         f"solver={cfg.solver} convention={args.convention} seed={seed}"
     )
     print(f"  spins           {(D + 1) ** 2}")
+    if auto_note is not None:
+        print(f"  damping auto    {auto_note}")
     print(f"  status          {res.status} ({res.n_iter} iterations, {seconds:.2f} s)")
     print(f"  contrast C      {fmt(c)}")
     print(f"  test error      {fmt(te)}  (relative {fmt(rte)})")

@@ -7,7 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import check_float, check_int
+from ..errors import check_float, check_int, check_seed
+from ..resources import memory_check
+from ..safeio import check_output_dir
 from ..solvers.stability import parse_damping
 from ..tasks import resolve_device
 from .common import add_common
@@ -63,6 +65,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     p.add_argument(
+        "--no-memory-check",
+        action="store_true",
+        help="run even when a memory estimate exceeds the memory available",
+    )
+    p.add_argument(
         "--damping",
         type=parse_damping,
         default=None,
@@ -87,11 +94,17 @@ def _damping_override(name: str, damping) -> dict | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with memory_check(not args.no_memory_check):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..errors import SpinGlassError
     from ..experiments import FIGURES
-    from ..experiments.common import MissingDependency, run_figure
+    from ..experiments.common import run_figure
     from ..experiments.report import build_report
 
-    check_int("seed", args.seed, minimum=0)
+    check_seed(args.seed)
     check_int("workers", args.workers)
     _damping_override("fig4a", args.damping)  # validate before any work
     device = resolve_device(args.device)
@@ -103,8 +116,7 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(check_int("threads", threads))
     names = list(FIGURES) if args.figure == "all" else [args.figure]
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    out: Path = check_output_dir(args.out)
     t0 = time.perf_counter()
     missing = []
     print(
@@ -128,15 +140,17 @@ def run(args: argparse.Namespace) -> int:
                 progress=not args.no_progress,
                 params=_damping_override(name, args.damping),
             )
-        except MissingDependency as exc:
+        except SpinGlassError as exc:  # one figure's failure never blocks the others
             if args.figure != "all":
                 raise
             missing.append(name)
-            print(f"  {name:15s} not made: {exc}", flush=True)
+            print(f"  {name:15s} not made: {' '.join(str(exc).split())}", flush=True)
             continue
         if rec.get("skipped"):
             print(f"  {name:15s} skipped (already made; --force to redo)", flush=True)
         else:
+            if rec.get("redone"):
+                print(f"  {name:15s} redone: {rec['redone']}", flush=True)
             verdict = rec.get("verdict", "-")
             print(
                 f"  {name:15s} {time.perf_counter() - t1:7.1f} s  {verdict:14s} {rec['summary']}",

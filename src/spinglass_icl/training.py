@@ -42,7 +42,7 @@ import torch
 
 from .conventions import DEFAULT_CONVENTION, get_convention
 from .errors import ParameterError, check_choice, check_float, check_int
-from .hamiltonian import Instance
+from .hamiltonian import Instance, gram_rank_one
 from .models import MODELS, Model, build_model
 from .tasks import TaskConfig, make_generator, resolve_device, sample_prompts
 
@@ -54,6 +54,7 @@ __all__ = [
     "train",
     "trial_seed",
     "trial_prompts",
+    "sla_quadratic",
 ]
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
@@ -128,12 +129,15 @@ class TrainConfig:
     M : int
         Number of heads of MHLA.
     tol : float or None
-        Convergence stop: a trial stops when the relative change of its epoch loss,
-        ``|L_t - L_{t-1}| / L_{t-1}``, falls below ``tol``; the run ends when all stopped.
-        ``L_t`` is eq. (2) before epoch t's step (full batch) or the mean of the epoch's
-        mini-batch losses (noisy: use a looser ``tol``). A stopped trial is frozen (weights
-        and optimizer state), so it equals the same trial trained alone. None: run all
-        epochs.
+        Convergence stop: a trial stops when the relative change of its epoch loss over
+        the last ``window`` epochs, ``|L_t - L_{t-w}| / |L_{t-w}|``, falls below ``tol``
+        (the cap is ``epochs``); the run ends when all stopped. ``L_t`` is eq. (2) before
+        epoch t's step (full batch) or the mean of the epoch's mini-batch losses (noisy:
+        use a looser ``tol``). A stopped trial is frozen (weights and optimizer state), so
+        it equals the same trial trained alone. None: run all epochs.
+    window : int
+        The ``w`` of the ``tol`` criterion (>= 1; default 1: change over one epoch). A
+        window of tens of epochs keeps Adam's slow phases from stopping a trial early.
     eval_every : int or None
         Record train loss and test error every this many epochs (and at epoch 0 and at
         the end); None picks ``max(1, epochs // 100)``.
@@ -161,6 +165,7 @@ class TrainConfig:
     H: int = 32
     M: int = 10
     tol: float | None = None
+    window: int = 1
     eval_every: int | None = None
     first_trial: int = 0
     dtype: str = "float64"
@@ -182,6 +187,7 @@ class TrainConfig:
         s(self, "device", str(resolve_device(self.device)))
         if self.tol is not None:
             s(self, "tol", check_float("tol", self.tol, low=0.0, low_open=True))
+        s(self, "window", check_int("window", self.window))
         if self.eval_every is not None:
             s(self, "eval_every", check_int("eval_every", self.eval_every))
         s(self, "first_trial", check_int("first_trial", self.first_trial, minimum=0))
@@ -300,6 +306,9 @@ class TrainResult:
     step_seconds : float
         Wall time of the optimization steps alone (forward, backward, update; no data
         generation, no evaluation); ``step_seconds / epochs_run.max()`` is the time per epoch.
+    grad_norm : Tensor (trials,) or None
+        Euclidean norm of the gradient of eq. (2) over all weights, at the last step the
+        trial took (full batch: the whole training set; mini-batch: the last batch).
     """
 
     config: TrainConfig
@@ -313,6 +322,7 @@ class TrainResult:
     converged: torch.Tensor
     seconds: float
     step_seconds: float = 0.0
+    grad_norm: torch.Tensor | None = None
 
     @property
     def model(self) -> Model:
@@ -343,6 +353,8 @@ class TrainResult:
         out["test_error_stderr_per_trial"] = self.test_error_stderr.tolist()
         out["epochs_run"] = self.epochs_run.tolist()
         out["converged"] = self.converged.tolist()
+        if self.grad_norm is not None:
+            out["grad_norm"] = self.grad_norm.tolist()
         out["seconds"] = self.seconds
         out["step_seconds"] = self.step_seconds
         out["config"] = self.config.to_dict()
@@ -358,6 +370,41 @@ def _loss(model: Model, params, data, y, lam: float) -> torch.Tensor:
     return mse + 0.5 * lam * pen
 
 
+def sla_quadratic(
+    model: Model, data: tuple[torch.Tensor, ...], y: torch.Tensor, lam: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eq. (2) of an SLA as a quadratic in its weights ``sigma = vec(W)`` (row-major).
+
+    ``L(sigma) = 1/2 sigma^T (G + lam I) sigma - h^T sigma + const`` with the core's
+    couplings ``G = (1/P) sum_mu s s^T`` and fields ``h = (1/P) sum_mu y~ s`` (eq. 5,
+    :class:`spinglass_icl.hamiltonian.Instance`), ``s = vec(c u (x) q)`` and
+    ``const = (1/2P) sum_mu y~^2`` (docs/training.md). ``G`` is built one trial at a time
+    by :func:`spinglass_icl.hamiltonian.gram_rank_one` (O(P n^2 / 4) per trial, memory
+    O(P n) per trial), once; every full-batch step after that costs O(n^2), whatever P.
+
+    Parameters
+    ----------
+    model : SLA
+    data : (u, q)
+        ``SLA.prepare`` output, each (T, P, D+1).
+    y : Tensor (T, P)
+    lam : float
+
+    Returns
+    -------
+    A, h, const : Tensor (T, n, n), (T, n), (T,)
+        ``A = G + lam I``.
+    """
+    u, q = data
+    T, P, K = u.shape
+    A = torch.empty(T, K * K, K * K, dtype=u.dtype, device=u.device)
+    for t in range(T):
+        A[t] = gram_rank_one(model.c * u[t], q[t])
+    A.diagonal(dim1=-2, dim2=-1).add_(lam)
+    h = (model.c / P) * torch.einsum("tpa,tp,tpb->tab", u, y, q).reshape(T, K * K)
+    return A, h, (y * y).sum(-1) / (2 * P)
+
+
 def _chunked_sq_err(model: Model, params, data, y, chunk: int = 4096) -> torch.Tensor:
     """Squared errors (T, n) on prepared data, in chunks of prompts (bounded memory)."""
     out = []
@@ -368,7 +415,11 @@ def _chunked_sq_err(model: Model, params, data, y, chunk: int = 4096) -> torch.T
 
 
 def train(
-    config: TrainConfig, progress: bool = False, init: dict[str, torch.Tensor] | None = None
+    config: TrainConfig,
+    progress: bool = False,
+    init: dict[str, torch.Tensor] | None = None,
+    *,
+    quadratic: bool | None = None,
 ) -> TrainResult:
     """Train ``config.trials`` independent copies of ``config.model`` on eq. (2).
 
@@ -383,6 +434,11 @@ def train(
         model's weight names and shapes (leading trial dimension ``config.trials``); copied,
         not modified. The optimizer state starts fresh. None (default): the model's random
         initialization from each trial's seed.
+    quadratic
+        Full-batch SLA only: step with the exact gradient ``(G + lam I) sigma - h`` of
+        :func:`sla_quadratic` (O(n^2) per epoch) instead of the prompt-by-prompt one
+        (O(P n)); the same trajectory to rounding (tested to 1e-10). None (default): on
+        for a full-batch SLA, off otherwise; False forces the prompt path.
 
     Returns
     -------
@@ -421,8 +477,18 @@ def train(
                     f"{tuple(v.shape)}"
                 )
             params[k] = v.detach().to(device=dev, dtype=dtype).clone()
-    for p in params.values():
-        p.requires_grad_(True)
+    if quadratic is None:
+        quadratic = cfg.model == "sla" and cfg.batch_size is None
+    elif quadratic and (cfg.model != "sla" or cfg.batch_size is not None):
+        raise ParameterError(
+            f"quadratic=True needs a full-batch SLA, got model={cfg.model}, "
+            f"batch_size={cfg.batch_size}"
+        )
+    if quadratic:
+        A, h_q, const_q = sla_quadratic(model, data, y, cfg.lam)
+    else:
+        for p in params.values():
+            p.requires_grad_(True)
     shuffle_g = [make_generator(trial_seed(cfg.seed, k, STREAM_SHUFFLE)) for k in cfg.trial_indices]
 
     opt = _Optimizer(cfg.optimizer, cfg.learning_rate, params)
@@ -431,7 +497,9 @@ def train(
     active = torch.ones(T, dtype=torch.bool, device=dev)
     epochs_run = torch.zeros(T, dtype=torch.int64)
     converged = torch.zeros(T, dtype=torch.bool)
-    prev_loss = torch.full((T,), float("nan"), dtype=torch.float64, device=dev)
+    window = cfg.window
+    past = torch.full((window, T), float("nan"), dtype=torch.float64, device=dev)  # ring
+    grad_norm = torch.full((T,), float("nan"), dtype=torch.float64, device=dev)
     rec_epoch: list[int] = []
     rec_loss: list[torch.Tensor] = []
     rec_err: list[torch.Tensor] = []
@@ -475,8 +543,17 @@ def train(
             else:
                 rows = torch.arange(T, device=dev)[:, None]
                 d_b, y_b = tuple(t[rows, idx] for t in data), y[rows, idx]
-            loss = _loss(model, params, d_b, y_b, cfg.lam)
-            grads = torch.autograd.grad(loss.sum(), list(params.values()))
+            if quadratic:
+                W = params["W"]
+                sig = W.reshape(T, -1)
+                As = (A @ sig[:, :, None])[..., 0]
+                loss = 0.5 * (sig * As).sum(-1) - (h_q * sig).sum(-1) + const_q
+                grads = ((As - h_q).reshape(W.shape),)
+            else:
+                loss = _loss(model, params, d_b, y_b, cfg.lam)
+                grads = torch.autograd.grad(loss.sum(), list(params.values()))
+            gn = sum(g.double().pow(2).flatten(1).sum(-1) for g in grads).sqrt()
+            grad_norm = torch.where(active, gn, grad_norm)
             opt.step(params, dict(zip(params, grads)), active)
             epoch_loss += loss.detach().double() * (y_b.shape[1] / P)
         sync()
@@ -492,11 +569,12 @@ def train(
                 f"lr={cfg.learning_rate:g}, optimizer={cfg.optimizer}, model={cfg.model}"
             )
         if cfg.tol is not None:
-            rel = (epoch_loss - prev_loss).abs() / prev_loss.abs().clamp_min(1e-300)
+            ref = past[epoch % window]  # L_{t-w} (NaN for t <= w: never done)
+            rel = (epoch_loss - ref).abs() / ref.abs().clamp_min(1e-300)
             done = active & (rel < cfg.tol)
             converged |= done.cpu()
             active &= ~done
-        prev_loss = torch.where(active, epoch_loss, prev_loss)
+        past[epoch % window] = torch.where(active, epoch_loss, past[epoch % window])
         bar.update(1)
         if progress and epoch % max(1, cfg.epochs // 100) == 0:
             bar.set_postfix(loss=f"{float(epoch_loss.mean()):.4g}")
@@ -540,4 +618,5 @@ def train(
         converged=converged,
         seconds=time.perf_counter() - t0,
         step_seconds=step_seconds,
+        grad_norm=grad_norm.cpu(),
     )

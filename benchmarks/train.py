@@ -53,6 +53,27 @@ def seconds_per_epoch(cfg: TrainConfig, epochs: int, chunk: int) -> float:
     return total
 
 
+def p_scaling(D: int = 10, N: int = 20, trials: int = 10, epochs: int = 3000) -> None:
+    """Full-batch SLA (Adam): wall time of ``train()`` (data, G and h, steps, evaluation) at
+    P = 2000 and 20 000, quadratic path vs prompt path, interleaved (A, B, A, B)."""
+    print(f"# full-batch SLA, D={D} N={N} {trials} trials {epochs} epochs, Adam, float64")
+    print("| path | P | train() s | step s | s at P=20000 / s at P=2000 |")
+    print("|---|---|---|---|---|")
+    for quad in (True, False):
+        t = {}
+        for P in (2000, 20_000):
+            cfg = TrainConfig(
+                model="sla", D=D, N=N, P=P, lam=0.01, trials=trials, epochs=epochs,
+                eval_every=epochs // 10,
+            )  # fmt: skip
+            res = train(cfg, quadratic=quad)
+            t[P] = res.seconds
+            ratio = f"{t[20_000] / t[2000]:.2f}" if P == 20_000 else ""
+            name = "quadratic" if quad else "prompts"
+            print(f"| {name} | {P} | {res.seconds:.2f} | {res.step_seconds:.2f} | {ratio} |",
+                  flush=True)  # fmt: skip
+
+
 def _study_row(label: str, cfg: TrainConfig, init=None) -> TrainResult:
     res = train(cfg, init=init)
     h = res.history.relative_test_error.mean("trial").values
@@ -158,12 +179,19 @@ def main() -> None:
     ap.add_argument("--devices", default="cpu,cuda")
     ap.add_argument("--dtype", default="float64")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    ap.add_argument("--study", choices=["sa-d20"], help="print a learning study, not timings")
+    ap.add_argument(
+        "--study",
+        choices=["sa-d20", "p-scaling"],
+        help="sa-d20: a learning study; p-scaling: full-batch SLA time at P = 2000 vs 20 000",
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.study == "sa-d20":
         study_sa_d20()
+        return
+    if args.study == "p-scaling":
+        p_scaling()
         return
     devices = [d for d in args.devices.split(",") if d == "cpu" or torch.cuda.is_available()]
     print(

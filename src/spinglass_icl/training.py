@@ -48,6 +48,7 @@ from .tasks import TaskConfig, make_generator, resolve_device, sample_prompts
 
 __all__ = [
     "OPTIMIZERS",
+    "TRAINING_VERSION",
     "DEFAULT_LR",
     "TrainConfig",
     "TrainResult",
@@ -58,6 +59,11 @@ __all__ = [
 ]
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
+
+#: bumped whenever a change moves trained numbers beyond rounding; part of every key of the
+#: resumable trial store (:mod:`spinglass_icl.trials`), so stored trials of older code are
+#: never mixed with new ones
+TRAINING_VERSION: str = "2"
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 #: default learning rates (used when ``TrainConfig.lr`` is None), from short scans at D=20,

@@ -1,0 +1,77 @@
+"""The resumable trial store: chunks stored as they finish, resumed, kept apart by key."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from spinglass_icl import ConfigError
+from spinglass_icl.training import TrainConfig, train
+from spinglass_icl.trials import CODE_VERSION, TrialStore, chunk_key, run_chunks
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+CFG = TrainConfig(model="sla", D=3, N=5, P=64, lam=0.05, trials=6, epochs=30, test_tasks=100)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def _compute(calls, stop_after=None):
+    def compute(first, n):
+        if stop_after is not None and len(calls) >= stop_after:
+            raise Interrupt
+        calls.append(first)
+        res = train(dataclasses.replace(CFG, first_trial=first, trials=n))
+        return {"err": res.relative_test_error.numpy(), "epochs": res.epochs_run.numpy()}
+
+    return compute
+
+
+def test_interrupted_run_resumes_without_retraining(tmp_path):
+    chunks = [(0, 2), (2, 2), (4, 2)]
+    spec = CFG.to_dict()
+    ref = run_chunks(None, spec, 6, chunks, _compute([]))
+    store = TrialStore(tmp_path / "t.sqlite")
+    calls: list = []
+    with pytest.raises(Interrupt):  # killed after the second chunk
+        run_chunks(store, spec, 6, chunks, _compute(calls, stop_after=2))
+    assert calls == [0, 2] and len(store) == 2
+    calls2: list = []
+    again = run_chunks(TrialStore(tmp_path / "t.sqlite"), spec, 6, chunks, _compute(calls2))
+    assert calls2 == [4]  # finished chunks were read back, not retrained
+    for k in ref:
+        np.testing.assert_array_equal(again[k], ref[k])
+    # one batched run of all trials gives the same numbers (trial k depends on (seed, k))
+    np.testing.assert_allclose(ref["err"], train(CFG).relative_test_error.numpy(), rtol=1e-9)
+    # a third run computes nothing
+    calls3: list = []
+    run_chunks(store, spec, 6, chunks, _compute(calls3))
+    assert calls3 == []
+
+
+def test_keys_keep_trials_seeds_and_code_versions_apart(tmp_path):
+    spec = CFG.to_dict()
+    base = chunk_key(spec, 6, 0, 2)
+    assert base == chunk_key(dict(spec), 6, 0, 2)
+    others = {
+        chunk_key(spec, 4, 0, 2),  # another --trials
+        chunk_key({**spec, "seed": 1}, 6, 0, 2),  # another seed
+        chunk_key(spec, 6, 0, 2, code=CODE_VERSION + "x"),  # another code version
+        chunk_key(spec, 6, 2, 2),
+    }
+    assert base not in others and len(others) == 4
+    store = TrialStore(tmp_path / "t.sqlite")
+    calls: list = []
+    run_chunks(store, spec, 6, [(0, 2)], _compute(calls))
+    run_chunks(store, spec, 4, [(0, 2)], _compute(calls))  # --trials 4: its own chunk
+    assert calls == [0, 0] and len(store) == 2
+
+
+def test_a_foreign_file_is_refused(tmp_path):
+    bad = tmp_path / "x.sqlite"
+    bad.write_bytes(b"not a database at all" * 10)
+    with pytest.raises(ConfigError, match="is not a trial store"):
+        TrialStore(bad)
+    assert bad.read_bytes() == b"not a database at all" * 10

@@ -287,3 +287,22 @@ def test_window_convergence_and_grad_norm():
     assert (res.grad_norm < 1e-2 * first.grad_norm).all()
     with pytest.raises(ParameterError, match="window must be"):
         TrainConfig(window=0)
+
+
+def test_factor_sampler_trains_on_its_own_instances():
+    """sampler='factors' (SLA): the trained W is the ground state of res.instances (the same
+    factors), the test error is scored on factor-drawn test prompts of the same law (close to
+    the prompt sampler's mean over trials), and other models refuse it."""
+    cfg = TrainConfig(
+        model="sla", D=4, N=10, P=400, lam=0.05, trials=4, epochs=400, lr=0.03,
+        test_tasks=2000, sampler="factors", tol=1e-10, window=20,
+    )  # fmt: skip
+    res = train(cfg)
+    gs = ground_state(res.instances).reshape(res.W.shape)
+    assert _rel(res.W, gs) < 1e-4
+    pr = train(dataclasses.replace(cfg, sampler="prompts"))
+    assert not torch.allclose(res.W, pr.W)  # a different draw
+    a, b = float(res.relative_test_error.mean()), float(pr.relative_test_error.mean())
+    assert abs(a - b) < 0.1 * b, (a, b)
+    with pytest.raises(ParameterError, match="sampler='factors' needs model='sla'"):
+        TrainConfig(model="fla", sampler="factors")

@@ -44,7 +44,7 @@ from .conventions import DEFAULT_CONVENTION, get_convention
 from .errors import ParameterError, check_choice, check_float, check_int
 from .hamiltonian import Instance, gram_rank_one
 from .models import MODELS, Model, build_model
-from .tasks import TaskConfig, make_generator, resolve_device, sample_prompts
+from .tasks import TaskConfig, make_generator, resolve_device, sample_factors, sample_prompts
 
 __all__ = [
     "OPTIMIZERS",
@@ -55,10 +55,14 @@ __all__ = [
     "train",
     "trial_seed",
     "trial_prompts",
+    "trial_factors",
+    "SAMPLERS",
     "sla_quadratic",
 ]
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
+#: how training and test data are drawn: whole prompts, or (SLA only) their factors
+SAMPLERS: tuple[str, ...] = ("prompts", "factors")
 
 #: bumped whenever a change moves trained numbers beyond rounding; part of every key of the
 #: resumable trial store (:mod:`spinglass_icl.trials`), so stored trials of older code are
@@ -151,6 +155,12 @@ class TrainConfig:
         Index of the first trial (trial k's streams depend on ``(seed, k)`` only).
     dtype : str
         ``"float64"`` (default) or ``"float32"``.
+    sampler : str
+        ``"prompts"`` (default): every trial's data are whole prompts (eq. 1,
+        :func:`spinglass_icl.tasks.sample_prompts`). ``"factors"`` (SLA only): the factors
+        ``(u, q, y~)`` drawn from their exact law (:func:`spinglass_icl.tasks.sample_factors`;
+        ``3D + N`` numbers per prompt instead of about ``N D``): the same distribution,
+        a different draw for the same seed.
     """
 
     model: str = "sla"
@@ -175,6 +185,7 @@ class TrainConfig:
     eval_every: int | None = None
     first_trial: int = 0
     dtype: str = "float64"
+    sampler: str = "prompts"
 
     def __post_init__(self) -> None:
         s = object.__setattr__
@@ -198,6 +209,12 @@ class TrainConfig:
             s(self, "eval_every", check_int("eval_every", self.eval_every))
         s(self, "first_trial", check_int("first_trial", self.first_trial, minimum=0))
         check_choice("dtype", self.dtype, tuple(DTYPES))
+        check_choice("sampler", self.sampler, SAMPLERS)
+        if self.sampler == "factors" and self.model != "sla":
+            raise ParameterError(
+                f"sampler='factors' needs model='sla' (the other models see whole prompts), "
+                f"got model={self.model!r}"
+            )
 
     @property
     def learning_rate(self) -> float:
@@ -248,6 +265,34 @@ def trial_prompts(config: TrainConfig, stream: int = STREAM_DATA, n: int | None 
         Xs.append(pr.X)
         ys.append(pr.y)
     return torch.stack(Xs), torch.stack(ys)
+
+
+def trial_factors(config: TrainConfig, stream: int = STREAM_DATA, n: int | None = None):
+    """SLA data of every trial of ``config`` drawn as factors: u, q (T, n, D+1), y (T, n).
+
+    As :func:`trial_prompts` (same streams, ``n = P`` or ``test_tasks``) with
+    :func:`spinglass_icl.tasks.sample_factors` (``config.sampler == "factors"``).
+    """
+    n = config.P if n is None else n
+    us, qs, ys = [], [], []
+    for k in config.trial_indices:
+        g = make_generator(trial_seed(config.seed, k, stream))
+        f = sample_factors(
+            config.D, config.N, n, convention=config.convention, noise=config.noise, generator=g
+        )
+        us.append(f.u)
+        qs.append(f.q)
+        ys.append(f.y)
+    return torch.stack(us), torch.stack(qs), torch.stack(ys)
+
+
+def _trial_data(cfg: TrainConfig, model: Model, stream: int, n: int | None = None):
+    """Prepared model inputs and labels of every trial (see :func:`trial_prompts`)."""
+    if cfg.sampler == "factors":
+        u, q, y = trial_factors(cfg, stream, n)
+        return (u, q), y
+    X, y = trial_prompts(cfg, stream, n)
+    return model.prepare(X), y
 
 
 # ------------------------------------------------------------------ optimizers
@@ -343,9 +388,8 @@ class TrainResult:
         if self.config.model != "sla":
             return None
         cfg = self.config
-        X, y = trial_prompts(cfg)
-        u = torch.einsum("...mi,...i->...m", X[..., :-1], X[..., -1, :-1])
-        s = cfg.task.prefactor * u[..., :, None] * X[..., -1][..., None, :]
+        (u, q), y = _trial_data(cfg, cfg.build_model(), STREAM_DATA)
+        s = cfg.task.prefactor * u[..., :, None] * q[..., None, :]
         return Instance(s=s.reshape(*s.shape[:-2], -1), y=y, lam=cfg.lam, config=cfg.task)
 
     def summary(self) -> dict[str, Any]:
@@ -461,14 +505,12 @@ def train(
     model = cfg.build_model()
     T, P = cfg.trials, cfg.P
 
-    X, y = trial_prompts(cfg, STREAM_DATA)
-    data = tuple(t.to(device=dev, dtype=dtype) for t in model.prepare(X))
+    data, y = _trial_data(cfg, model, STREAM_DATA)
+    data = tuple(t.to(device=dev, dtype=dtype) for t in data)
     y = y.to(device=dev, dtype=dtype)
-    del X
-    Xte, yte = trial_prompts(cfg, STREAM_TEST, cfg.test_tasks)
-    data_te = tuple(t.to(device=dev, dtype=dtype) for t in model.prepare(Xte))
+    data_te, yte = _trial_data(cfg, model, STREAM_TEST, cfg.test_tasks)
+    data_te = tuple(t.to(device=dev, dtype=dtype) for t in data_te)
     yte = yte.to(device=dev, dtype=dtype)
-    del Xte
     init_g = [make_generator(trial_seed(cfg.seed, k, STREAM_INIT)) for k in cfg.trial_indices]
     params = model.init_params(init_g, device=dev, dtype=dtype)
     if init is not None:

@@ -75,3 +75,45 @@ def test_a_foreign_file_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="is not a trial store"):
         TrialStore(bad)
     assert bad.read_bytes() == b"not a database at all" * 10
+
+
+@pytest.mark.parametrize("figure", ["fig4b", "fig6"])
+def test_killed_figure_resumes_inside_training(tmp_path, monkeypatch, figure):
+    """A figure killed in the middle of its training resumes at the first unfinished chunk:
+    the rerun retrains nothing that was stored and gives the numbers of an uninterrupted
+    run; another --trials count gets chunks of its own (never mixed)."""
+    from spinglass_icl import training
+    from spinglass_icl.experiments.common import run_figure
+
+    opts = dict(preset="tiny", progress=False, executor="serial", workers=1)
+    if figure == "fig6":
+        opts["params"] = {"models": ["sla", "fla"], "epochs": 20}
+    ref = run_figure(figure, tmp_path / "ref", **opts)["numbers"]
+    real = training.train
+    calls: list = []
+
+    def counting(cfg, *a, **kw):
+        calls.append((cfg.model, cfg.lam, cfg.N, cfg.first_trial))
+        if stop is not None and len(calls) > stop:
+            raise KeyboardInterrupt
+        return real(cfg, *a, **kw)
+
+    monkeypatch.setattr(training, "train", counting)
+    stop = 3
+    with pytest.raises(KeyboardInterrupt):
+        run_figure(figure, tmp_path / "run", **opts)
+    done = calls[:stop]
+    calls.clear()
+    stop = None
+    again = run_figure(figure, tmp_path / "run", **opts)["numbers"]
+    assert not set(done) & set(calls), "a stored chunk was retrained"
+    assert len(done) + len(calls) == len(set(done) | set(calls))
+    assert again == ref
+    n_full = len(done) + len(calls)
+    calls.clear()
+    two = run_figure(figure, tmp_path / "run", trials=1, **opts)
+    assert two["trials"] == 1 and two["trials_override"] == 1
+    assert len(calls) > 0  # nothing reused from the 2-or-3-trial run
+    fresh = run_figure(figure, tmp_path / "fresh", trials=1, **opts)["numbers"]
+    assert two["numbers"] == fresh
+    assert n_full > 3  # the interrupt came before the end

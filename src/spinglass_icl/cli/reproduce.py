@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import check_int
+from ..errors import ParameterError, check_int
 from ..tasks import resolve_device
 from .common import add_common
 
@@ -59,6 +59,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="torch CPU threads (default: 1 for tiny/quick, whose tensors are small and "
         "suffer from oversubscription; torch's default for paper)",
     )
+    p.add_argument(
+        "--trials",
+        default=None,
+        metavar="K",
+        help="override the trial count (>= 1) of every figure that has one (trials or "
+        "repeats; with 'all', the others run as the preset); recorded in result.json",
+    )
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     add_common(p)
     p.set_defaults(func=run)
@@ -66,11 +73,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..experiments import FIGURES
-    from ..experiments.common import MissingDependency, run_figure
+    from ..experiments.common import MissingDependency, run_figure, trial_key
+    from ..experiments.presets import get_preset
     from ..experiments.report import build_report
 
     check_int("seed", args.seed, minimum=0)
     check_int("workers", args.workers)
+    trials = None
+    if args.trials is not None:
+        try:
+            trials = int(str(args.trials).strip())
+        except ValueError:
+            raise ParameterError(f"trials must be an integer >= 1, got {args.trials!r}") from None
+        trials = check_int("trials", trials)
     device = resolve_device(args.device)
     threads = args.threads
     if threads is None and args.preset != "paper":
@@ -80,6 +95,12 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(check_int("threads", threads))
     names = list(FIGURES) if args.figure == "all" else [args.figure]
+    with_trials = {n for n in names if trial_key(n, get_preset(args.preset, n))}
+    if trials is not None and args.figure != "all" and args.figure not in with_trials:
+        raise ParameterError(
+            f"trials: figure {args.figure} has no trials to set (no 'trials' or 'repeats' "
+            "parameter); run it without --trials"
+        )
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -87,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"spinglass-icl reproduce {args.figure}  preset={args.preset} "
         f"convention={args.convention} seed={args.seed} device={device} out={out}"
+        + (f" trials={trials}" if trials is not None else "")
     )
     for name in names:
         t1 = time.perf_counter()
@@ -102,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
                 workers=args.workers,
                 force=args.force,
                 progress=not args.no_progress,
+                trials=trials if name in with_trials else None,
             )
         except MissingDependency as exc:
             if args.figure != "all":

@@ -132,7 +132,7 @@ def run(ctx: Context) -> Outcome:
 
 def train_trials(ctx: Context, models: list[str]) -> tuple[dict, dict]:
     """Train ``trials`` of every model at ``train_lam`` and solve AMP at ``lam`` on the SLA
-    trials' own training sets; chunks are stored in ``<out>/trials.sqlite`` as they finish
+    trials' own training sets (``p["dtype"]``: model -> dtype, default float64); chunks are stored in ``<out>/trials.sqlite`` as they finish
     (:mod:`spinglass_icl.trials`), so an interrupted run resumes. Training stops per trial
     on ``train_tol`` over ``train_window`` epochs, capped at ``epochs``.
 
@@ -157,6 +157,7 @@ def train_trials(ctx: Context, models: list[str]) -> tuple[dict, dict]:
             convention=ctx.convention, seed=ctx.seed, device=ctx.device,
             test_tasks=p["test_tasks"], H=p["H"], M=p["M"], eval_every=p["epochs"],
             tol=p.get("train_tol"), window=p.get("train_window", 1),
+            dtype=p.get("dtype", {}).get(m, "float64"),
         )  # fmt: skip
 
         def compute(first: int, n: int, base=base) -> dict:

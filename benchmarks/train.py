@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/train.py [--trials 100] [--P 10000] [--epochs 3] [--chunk 0]
                                [--devices cpu,cuda] [--dtype float64] [--threads 0]
+                               [--sla-prompt-path] [--study sa-d20|p-scaling]
 
 Each row trains ``--epochs`` full-batch Adam epochs of ``--trials`` independent trials in
 one batched computation and reports the optimization time per epoch
@@ -38,7 +39,9 @@ from spinglass_icl.training import (
 )
 
 
-def seconds_per_epoch(cfg: TrainConfig, epochs: int, chunk: int) -> float:
+def seconds_per_epoch(
+    cfg: TrainConfig, epochs: int, chunk: int, quadratic: bool | None = None
+) -> float:
     """Optimization-step seconds per epoch (``TrainResult.step_seconds`` / epochs run, after a
     1-trial warm-up run), summed over chunks of trials."""
     total = 0.0
@@ -49,7 +52,7 @@ def seconds_per_epoch(cfg: TrainConfig, epochs: int, chunk: int) -> float:
             cfg, trials=n, first_trial=start, epochs=epochs + 1, eval_every=epochs + 1
         )
         train(dataclasses.replace(c, trials=1, epochs=1, test_tasks=2))  # warm-up
-        total += train(c).step_seconds / (epochs + 1)
+        total += train(c, quadratic=quadratic).step_seconds / (epochs + 1)
     return total
 
 
@@ -180,6 +183,11 @@ def main() -> None:
     ap.add_argument("--dtype", default="float64")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     ap.add_argument(
+        "--sla-prompt-path",
+        action="store_true",
+        help="full-batch SLA through the prompts (as before the quadratic path)",
+    )
+    ap.add_argument(
         "--study",
         choices=["sa-d20", "p-scaling"],
         help="sa-d20: a learning study; p-scaling: full-batch SLA time at P = 2000 vs 20 000",
@@ -214,7 +222,8 @@ def main() -> None:
                 device=dev,
                 dtype=args.dtype,
             )
-            s = seconds_per_epoch(cfg, args.epochs, args.chunk)
+            quad = False if (args.sla_prompt_path and m == "sla") else None
+            s = seconds_per_epoch(cfg, args.epochs, args.chunk, quad)
             print(f"| {m} | {dev} | {s:.3f} | {1e3 * s / args.trials:.2f} |", flush=True)
 
 

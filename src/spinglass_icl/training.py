@@ -428,7 +428,7 @@ def sla_quadratic(
     ``L(sigma) = 1/2 sigma^T (G + lam I) sigma - h^T sigma + const`` with the core's
     couplings ``G = (1/P) sum_mu s s^T`` and fields ``h = (1/P) sum_mu y~ s`` (eq. 5,
     :class:`spinglass_icl.hamiltonian.Instance`), ``s = vec(c u (x) q)`` and
-    ``const = (1/2P) sum_mu y~^2`` (docs/training.md). ``G`` is built one trial at a time
+    ``const = (1/2P) sum_mu y~^2`` (benchmarks/RESULTS.md, "## train"). ``G`` is built one trial at a time
     by :func:`spinglass_icl.hamiltonian.gram_rank_one` (O(P n^2 / 4) per trial, memory
     O(P n) per trial), once; every full-batch step after that costs O(n^2), whatever P.
 

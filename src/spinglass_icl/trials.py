@@ -3,7 +3,7 @@
 A figure that trains many independent trials (:mod:`spinglass_icl.training`) trains them in
 chunks; :func:`run_chunks` writes each chunk's per-trial numbers as soon as the chunk
 finishes, so a run that is killed resumes at the first missing chunk, and a finished
-chunk is never retrained (docs/reproduce.md).
+chunk is never retrained.
 
 Each chunk is keyed by the SHA-256 of the canonical JSON of
 

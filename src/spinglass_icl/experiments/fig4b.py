@@ -47,6 +47,7 @@ def run(ctx: Context) -> Outcome:
         solver_options={"damping": p["damping"], "tol": p["tol"], "max_iter": p["max_iter"]},
         observables=("test_error",),
         test_tasks=p["test_tasks"],
+        sampler=p.get("sampler", "prompts"),
     )
     store = sweep.run_sweep(
         spec,

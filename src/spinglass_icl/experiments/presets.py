@@ -71,7 +71,7 @@ _PAPER: dict[str, dict[str, Any]] = {
     # authors' released data. AMP and exact solve at lam = 0.01; SGD trains twice: as the
     # authors did (Adam weight_decay 0.01 on the MSE = lam 0.005 in eq. 2) and at lam = 0.01.
     # Training stops per trial when its loss changed by < 1e-8 (relative) over 50 epochs,
-    # capped at 2000 epochs; SLA data drawn as exact-law factors (training.TrainConfig).
+    # capped at 2000 epochs; SLA data (SGD and solvers) drawn as exact-law factors.
     "fig4b": {
         "D": 20,
         "lam": 0.01,
@@ -204,7 +204,7 @@ _QUICK: dict[str, dict[str, Any]] = {
         "epochs": 300,
         "train_tol": 1e-8,
         "train_window": 50,
-        "sampler": "factors",
+        "sampler": "prompts",
         "chunk": None,
         "lr": 1e-2,
         "optimizer": "adam",

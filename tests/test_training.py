@@ -320,3 +320,14 @@ def test_float32_gives_the_float64_test_errors_to_3_digits(name):
     b = train(dataclasses.replace(cfg, dtype="float32")).relative_test_error.double()
     assert (a < 0.99).any()  # something was learned
     torch.testing.assert_close(b, a, rtol=1e-3, atol=0)
+
+
+def test_exact_W_is_the_ground_state_of_the_instances():
+    """The quadratic path's by-product A^{-1} h equals the core's exact solver on the same
+    instances (1e-10); the prompt path and non-SLA models give None."""
+    cfg = TrainConfig(model="sla", trials=2, epochs=3, **SMALL)
+    res = train(cfg)
+    gs = ground_state(res.instances).reshape(res.W.shape)
+    torch.testing.assert_close(res.exact_W, gs, rtol=1e-10, atol=1e-12)
+    assert train(cfg, quadratic=False).exact_W is None
+    assert train(dataclasses.replace(cfg, model="fla")).exact_W is None

@@ -360,6 +360,11 @@ class TrainResult:
     grad_norm : Tensor (trials,) or None
         Euclidean norm of the gradient of eq. (2) over all weights, at the last step the
         trial took (full batch: the whole training set; mini-batch: the last batch).
+    exact_W : Tensor (trials, D+1, D+1) or None
+        SLA trained on the quadratic path only: the exact minimizer ``A^{-1} h`` of the
+        same eq. (2) (the ground state of eq. 5; Cholesky solve of :func:`sla_quadratic`'s
+        ``A``, float64, CPU), a by-product of the couplings built for training. None
+        otherwise (use ``solve(res.instances, "exact")``).
     """
 
     config: TrainConfig
@@ -374,6 +379,7 @@ class TrainResult:
     seconds: float
     step_seconds: float = 0.0
     grad_norm: torch.Tensor | None = None
+    exact_W: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def model(self) -> Model:
@@ -428,9 +434,10 @@ def sla_quadratic(
     ``L(sigma) = 1/2 sigma^T (G + lam I) sigma - h^T sigma + const`` with the core's
     couplings ``G = (1/P) sum_mu s s^T`` and fields ``h = (1/P) sum_mu y~ s`` (eq. 5,
     :class:`spinglass_icl.hamiltonian.Instance`), ``s = vec(c u (x) q)`` and
-    ``const = (1/2P) sum_mu y~^2`` (benchmarks/RESULTS.md, "## train"). ``G`` is built one trial at a time
-    by :func:`spinglass_icl.hamiltonian.gram_rank_one` (O(P n^2 / 4) per trial, memory
-    O(P n) per trial), once; every full-batch step after that costs O(n^2), whatever P.
+    ``const = (1/2P) sum_mu y~^2`` (benchmarks/RESULTS.md, "## train"). ``G`` is built
+    one trial at a time by :func:`spinglass_icl.hamiltonian.gram_rank_one` (O(P n^2 / 4)
+    per trial, memory O(P n) per trial), once; every full-batch step after that costs
+    O(n^2), whatever P.
 
     Parameters
     ----------
@@ -654,6 +661,11 @@ def train(
         },
     )
     state = {k: v.detach().cpu() for k, v in params.items()}
+    exact_W = None
+    if quadratic:
+        L = torch.linalg.cholesky(A.double())
+        gs = torch.cholesky_solve(h_q.double()[..., None], L)[..., 0]
+        exact_W = gs.reshape(state["W"].shape).cpu()
     return TrainResult(
         config=cfg,
         history=history,
@@ -667,4 +679,5 @@ def train(
         seconds=time.perf_counter() - t0,
         step_seconds=step_seconds,
         grad_norm=grad_norm.cpu(),
+        exact_W=exact_W,
     )

@@ -131,10 +131,11 @@ def run(ctx: Context) -> Outcome:
 
 
 def train_trials(ctx: Context, models: list[str]) -> tuple[dict, dict]:
-    """Train ``trials`` of every model at ``train_lam`` and solve AMP at ``lam`` on the SLA
-    trials' own training sets (``p["dtype"]``: model -> dtype, default float64); chunks are stored in ``<out>/trials.sqlite`` as they finish
-    (:mod:`spinglass_icl.trials`), so an interrupted run resumes. Training stops per trial
-    on ``train_tol`` over ``train_window`` epochs, capped at ``epochs``.
+    """Train ``trials`` of every model at ``train_lam`` (``p["dtype"]``: model -> dtype,
+    default float64) and solve AMP at ``lam`` on the SLA trials' own training sets; chunks
+    are stored in ``<out>/trials.sqlite`` as they finish (:mod:`spinglass_icl.trials`), so
+    an interrupted run resumes. Training stops per trial on ``train_tol`` over
+    ``train_window`` epochs, capped at ``epochs``.
 
     Returns
     -------

@@ -331,3 +331,6 @@ def test_exact_W_is_the_ground_state_of_the_instances():
     torch.testing.assert_close(res.exact_W, gs, rtol=1e-10, atol=1e-12)
     assert train(cfg, quadratic=False).exact_W is None
     assert train(dataclasses.replace(cfg, model="fla")).exact_W is None
+    # lam = 0 with P < n: A singular, trains, no exact_W
+    res0 = train(dataclasses.replace(cfg, lam=0.0, P=5))
+    assert res0.exact_W is None and bool(torch.isfinite(res0.W).all())

@@ -364,7 +364,8 @@ class TrainResult:
         SLA trained on the quadratic path only: the exact minimizer ``A^{-1} h`` of the
         same eq. (2) (the ground state of eq. 5; Cholesky solve of :func:`sla_quadratic`'s
         ``A``, float64, CPU), a by-product of the couplings built for training. None
-        otherwise (use ``solve(res.instances, "exact")``).
+        otherwise, and at lam = 0 (A may be singular; use ``solve(res.instances,
+        "exact")``).
     """
 
     config: TrainConfig
@@ -662,10 +663,11 @@ def train(
     )
     state = {k: v.detach().cpu() for k, v in params.items()}
     exact_W = None
-    if quadratic:
-        L = torch.linalg.cholesky(A.double())
-        gs = torch.cholesky_solve(h_q.double()[..., None], L)[..., 0]
-        exact_W = gs.reshape(state["W"].shape).cpu()
+    if quadratic and cfg.lam > 0:
+        L, info = torch.linalg.cholesky_ex(A.double())
+        if not bool(info.any()):  # else (A singular to rounding) leave it to the solvers
+            gs = torch.cholesky_solve(h_q.double()[..., None], L)[..., 0]
+            exact_W = gs.reshape(state["W"].shape).cpu()
     return TrainResult(
         config=cfg,
         history=history,

@@ -1,11 +1,16 @@
 """Fig. 4b: test error vs context length N for AMP (both variants), exact, SGD and theory.
 
 The solvers run as a sweep (grid N x solver, ``trials`` repeats; store
-``<out>/fig4b/sweep.sqlite``, resumable). SGD (full-batch Adam on eq. 2 at the same lam)
-trains ``trials`` SLA per N with :mod:`spinglass_icl.training`; for each trained trial we
-also solve its own training set exactly, so "SGD vs exact" is a paired comparison on the
-same data (closed-form test errors, :func:`spinglass_icl.theory.relative_exact_test_error`).
-The line is the large-D theory (:func:`spinglass_icl.theory.asymptotic_error`).
+``<out>/fig4b/sweep.sqlite``, resumable) at the figure's lam. SGD (full-batch Adam on
+eq. 2) trains ``trials`` SLA per N at each lam of ``sgd_lams`` (the ``paper`` preset: 0.005,
+the authors' Adam ``weight_decay = 0.01`` on the MSE, and the matched 0.01), stopping each
+trial on its loss change (``train_tol`` over ``train_window`` epochs, cap ``epochs``); trained
+chunks are stored in ``<out>/fig4b/trials.sqlite`` (resumable). For each trained trial we
+also solve its own training set exactly at the lam it trained with, so "SGD vs exact" is a
+paired comparison on the same data (closed-form test errors,
+:func:`spinglass_icl.theory.relative_exact_test_error`). ``numbers["gaps"]`` holds how far
+each solver curve is from each SGD curve (relative, and in standard errors). The line is
+the large-D theory (:func:`spinglass_icl.theory.asymptotic_error`).
 """
 
 from __future__ import annotations

@@ -117,3 +117,35 @@ def test_killed_figure_resumes_inside_training(tmp_path, monkeypatch, figure):
     fresh = run_figure(figure, tmp_path / "fresh", trials=1, **opts)["numbers"]
     assert two["numbers"] == fresh
     assert n_full > 3  # the interrupt came before the end
+
+
+@pytest.mark.parametrize(
+    "argv,msg",
+    [
+        (["fig4b", "--trials", "0"], "trials must be an integer >= 1, got 0"),
+        (["fig4b", "--trials=-2"], "trials must be an integer >= 1, got -2"),
+        (["fig6", "--trials", "2.5"], "trials must be an integer >= 1, got '2.5'"),
+        (["fig1", "--trials", "3"], "trials: figure fig1 has no trials"),
+    ],
+)
+def test_reproduce_trials_bad_input_is_one_line(tmp_path, capsys, argv, msg):
+    from spinglass_icl.cli import main
+
+    rc = main(["reproduce", *argv, "--preset", "tiny", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and msg in err and err.count("\n") == 1
+    assert not (tmp_path / "o" / argv[0]).exists()
+
+
+def test_reproduce_trials_is_recorded(tmp_path):
+    import json
+
+    from spinglass_icl.cli import main
+
+    out = tmp_path / "o"
+    args = ["reproduce", "fig4b", "--preset", "tiny", "--out", str(out), "--no-progress"]
+    assert main([*args, "--trials", "2"]) == 0
+    rec = json.loads((out / "fig4b" / "result.json").read_text())
+    assert rec["trials"] == 2 and rec["trials_override"] == 2 and rec["params"]["trials"] == 2
+    assert rec["numbers"]["trials"] == 2
+    assert len(rec["numbers"]["sgd_lam0.01_epochs_run_mean"]) == len(rec["params"]["N_list"])

@@ -396,8 +396,7 @@ class TrainResult:
             return None
         cfg = self.config
         (u, q), y = _trial_data(cfg, cfg.build_model(), STREAM_DATA)
-        s = cfg.task.prefactor * u[..., :, None] * q[..., None, :]
-        return Instance(s=s.reshape(*s.shape[:-2], -1), y=y, lam=cfg.lam, config=cfg.task)
+        return Instance(u=u, q=q, y=y, config=cfg.task, lam=cfg.lam)
 
     def summary(self) -> dict[str, Any]:
         """Per-trial values, mean and standard error (over trials) of the test errors."""

@@ -19,7 +19,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from .common import Context, Outcome, need, new_figure, save_dataset, save_figure, trial_chunks
+from .. import sweep, theory, training
+from .common import Context, Outcome, new_figure, save_dataset, save_figure, trial_chunks
 
 TITLE = "Test error vs prompt length: AMP, exact, SGD and theory"
 CLAIM = (
@@ -38,8 +39,6 @@ NOTES = [
 
 
 def run(ctx: Context) -> Outcome:
-    sweep = need("sweep", "fig4b")
-    theory = need("theory", "fig4b")
     p = ctx.params
     D, P, lam = p["D"], p["P"], p["lam"]
     Ns = list(p["N_list"])
@@ -212,9 +211,7 @@ def sgd_curves(ctx: Context, Ns: list[int]) -> dict[float, dict]:
         lam -> per-N means, standard errors (over the trials), closed-form errors, and per
         trial relative errors, epochs run, converged flags and final gradient norms.
     """
-    training = need("training", "fig4b")
-    theory = need("theory", "fig4b")
-    trials_mod = need("trials", "fig4b")
+    from .. import trials as trials_mod
     from ..solvers import ground_state
 
     p = ctx.params

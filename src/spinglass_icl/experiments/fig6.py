@@ -13,9 +13,10 @@ import dataclasses
 
 import numpy as np
 
+from .. import training
 from ..observables import spins_to_W, test_error
 from ..solvers import solve
-from .common import Context, Outcome, need, new_figure, save_dataset, save_figure, trial_chunks
+from .common import Context, Outcome, new_figure, save_dataset, save_figure, trial_chunks
 
 TITLE = "Test error of other architectures vs AMP"
 CLAIM = (
@@ -144,8 +145,8 @@ def train_trials(ctx: Context, models: list[str]) -> tuple[dict, dict]:
     conv : dict
         Model -> ``epochs_run``, ``converged``, ``grad_norm`` per trial.
     """
-    training = need("training", "fig6")
-    trials_mod = need("trials", "fig6")
+    from .. import trials as trials_mod
+
     p = ctx.params
     D, N, P, lam = p["D"], p["N"], p["P"], p["lam"]
     train_lam = p.get("train_lam", lam)  # the training penalty may differ from AMP's lam

@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "<out>/<figure>/figure.png|pdf, its data (NetCDF), result.json, and "
         "<out>/report.md, report.html, results.json rebuilt from every figure present. "
         "A figure already made with the same preset, seed and convention is skipped "
-        "unless --force; the Fig. 4a sweep store resumes if interrupted.",
+        "unless --force; an interrupted run resumes: the solver sweeps (Fig. 4a, 4b) from their "
+        "sweep.sqlite, the trained trials (Fig. 4b, 6) from their trials.sqlite, chunk by chunk.",
     )
     p.add_argument("figure", choices=_NAMES, help="which figure (all: every one)")
     p.add_argument(

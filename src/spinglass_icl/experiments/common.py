@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import SpinGlassError, check_choice, check_int, check_seed
+from ..errors import ParameterError, SpinGlassError, check_choice, check_int, check_seed
 from ..io import write_json
 from ..safeio import atomic_path
 from ..sweep.executors import EXECUTORS
@@ -236,12 +236,15 @@ def run_figure(
     force: bool = False,
     progress: bool = True,
     params: dict | None = None,
+    trials: int | None = None,
 ) -> dict:
     """Make figure ``name`` into ``out/name`` and write its ``result.json``.
 
     A figure whose ``result.json`` exists with the same preset, seed, convention and
     parameters is skipped (the record is returned with ``skipped=True``) unless
-    ``force``. ``params`` overrides entries of the preset (for tests).
+    ``force``. ``params`` overrides entries of the preset (for tests). ``trials``
+    overrides the figure's trial count (its ``trials`` or ``repeats`` entry,
+    :func:`trial_key`; ``reproduce --trials K``); the record says so (``trials_override``).
 
     Returns
     -------
@@ -255,6 +258,14 @@ def run_figure(
     p = get_preset(preset, name)
     if params:
         p = p.replace(**params)
+    if trials is not None:
+        key = trial_key(name, p)
+        if key is None:
+            raise ParameterError(
+                f"trials: figure {name} has no trials to set (no 'trials' or 'repeats' "
+                f"parameter); run it without --trials"
+            )
+        p = p.replace(**{key: check_int("trials", trials)})
     folder = out / name
     rpath = result_path(out, name)
     redone = None
@@ -307,6 +318,8 @@ def run_figure(
         "executor": executor,
         "params": p.to_dict(),
         "numbers": outcome.numbers,
+        "trials": p.get(trial_key(name, p) or "", None),
+        "trials_override": trials,
         "files": outcome.files,
         "seconds": seconds,
         "machine": f"{platform.node()} ({platform.machine()}, {_cpu_count()} CPU cores)",
@@ -325,6 +338,15 @@ def _verdict(outcome: Outcome) -> str:
     if outcome.claims:
         return overall(outcome.claims)
     return {True: "agrees", False: "disagrees"}.get(outcome.agrees, "not comparable")
+
+
+def trial_key(name: str, params: FigurePreset) -> str | None:
+    """The parameter holding figure ``name``'s trial count: ``trials`` (trained trials) or
+    ``repeats`` (solver repeats), None when it has neither."""
+    for key in ("trials", "repeats"):
+        if key in params:
+            return key
+    return None
 
 
 #: keys every ``result.json`` holds (written by :func:`run_figure`)

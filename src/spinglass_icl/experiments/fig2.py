@@ -12,11 +12,12 @@ import numpy as np
 import torch
 import xarray as xr
 
+from .. import training
 from ..conventions import get_convention
 from ..hamiltonian import make_instance
 from ..observables import contrast, spins_to_W
 from ..solvers import ground_state, solve
-from ..training import TrainConfig, train
+from ..training import TrainConfig
 from .claims import Claim, at_least, at_most
 from .common import (
     Context,
@@ -54,7 +55,7 @@ def train_curves(ctx: Context) -> xr.Dataset:
     """Panel (a)-(c): the SLA trained by full-batch Adam at lam = 0 for every P: the
     relative test error vs epoch (mean over trials) and the first trial's W."""
     p = ctx.params
-    curves, Ws, final, epochs = [], [], [], None
+    curves, Ws, final, epochs, ran, grad = [], [], [], None, [], []
     for P in p.P_list:
         cfg = TrainConfig(
             model="sla",
@@ -72,16 +73,20 @@ def train_curves(ctx: Context) -> xr.Dataset:
             test_tasks=p.test_tasks,
             eval_every=max(1, p.epochs // 40),
         )
-        res = train(cfg, progress=ctx.progress)
+        res = training.train(cfg, progress=ctx.progress)
         curves.append(res.history["relative_test_error"].mean("trial").values)
         epochs = res.history["epoch"].values
         Ws.append(res.W[0].cpu().double().numpy())
         final.append(float(res.relative_test_error.mean()))
+        ran.append(res.epochs_run.cpu().numpy())
+        grad.append(res.grad_norm.double().cpu().numpy())
     return xr.Dataset(
         {
             "curve": (("P", "epoch"), np.stack(curves), {"long_name": "relative test error"}),
             "W": (("P", "row", "col"), np.stack(Ws)),
             "final_error": (("P",), np.asarray(final)),
+            "epochs_run": (("P", "trial"), np.stack(ran)),
+            "grad_norm": (("P", "trial"), np.stack(grad), {"long_name": "final gradient norm"}),
         },
         coords={"P": list(p.P_list), "epoch": epochs},
     )
@@ -174,6 +179,8 @@ def summarize(ds: xr.Dataset) -> dict:
         numbers[f"P{P}_relative_test_error"] = float(ds["final_error"].sel(P=P))
         numbers[f"P{P}_contrast"] = float(contrast(torch.as_tensor(W)))
         numbers[f"P{P}_W11_diag_mean"] = float(W[:D, :D].diagonal().mean())
+        numbers[f"P{P}_epochs_run"] = ds["epochs_run"].sel(P=P).values.tolist()
+        numbers[f"P{P}_grad_norm"] = ds["grad_norm"].sel(P=P).values.tolist()
     m, v = ds["amp_m"].values, ds["amp_v"].values
     numbers.update(
         {
@@ -189,6 +196,9 @@ def summarize(ds: xr.Dataset) -> dict:
             "amp_last_column_max_abs_m": float(np.abs(m[:, D]).max()),
             "amp_last_column_v_mean": float(v[:, D].mean()),
             "one_over_beta_lam": 1.0 / (ds.attrs["beta"] * ds.attrs["amp_lam"]),
+            "lam_trained": 0.0,
+            "lam_solved_amp": ds.attrs["amp_lam"],
+            "trials": int(ds.sizes["trial"]),
         }
     )
     return numbers

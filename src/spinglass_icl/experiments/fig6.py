@@ -14,9 +14,11 @@ import dataclasses
 import numpy as np
 import xarray as xr
 
+from .. import training
 from ..observables import spins_to_W, test_error
 from ..solvers import solve
-from ..training import TrainConfig, train
+from ..training import TrainConfig
+from ..trials import TrialStore, run_chunks
 from .claims import Claim, at_most
 from .common import (
     Context,
@@ -63,38 +65,73 @@ WHY = (
 COMPARABLE: tuple[float, float] = (1.25, 2.0)
 
 
-def train_models(ctx: Context) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """Every model trained on the same trials' data (chunks of trials sized to memory);
-    AMP (with the reaction term) solves the SLA trials' own training sets at lam.
+def train_models(ctx: Context) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+    """Train ``trials`` of every model at ``train_lam`` (``p.dtype``: model -> dtype,
+    default float64) on the same trials' data, and solve AMP (with the reaction term) at
+    ``lam`` on the SLA trials' own training sets; chunks are stored in
+    ``<out>/trials.sqlite`` as they finish (:mod:`spinglass_icl.trials`), so an
+    interrupted run resumes. Training stops per trial on ``train_tol`` over
+    ``train_window`` epochs, capped at ``epochs``.
 
-    Returns per-model relative test errors (trials,), AMP's (trials,) and its converged
-    flags."""
+    Returns
+    -------
+    per_trial : dict
+        Model (and ``amp``, ``amp_converged``) -> relative test error per trial.
+    conv : dict
+        Model -> ``epochs_run``, ``converged``, ``grad_norm`` per trial.
+    """
     p = ctx.params
+    store = TrialStore(ctx.out / "trials.sqlite")
     per_trial: dict[str, np.ndarray] = {}
-    amp_rel, amp_ok = [], []
+    conv: dict[str, dict[str, np.ndarray]] = {}
     models = list(p.models)
+    chunks = (
+        [(k, min(p.chunk, p.trials - k)) for k in range(0, p.trials, p.chunk)]
+        if p.chunk
+        else trial_chunks(p.trials, p.P, p.D, p.N, device=ctx.device)
+    )
     for m in models + ([] if "sla" in models else ["sla-data"]):
-        xs = []
-        for first, n in trial_chunks(p.trials, p.P, p.D, p.N, device=ctx.device):
-            cfg = TrainConfig(
-                model="sla" if m == "sla-data" else m, D=p.D, N=p.N, P=p.P, lam=p.train_lam,
-                trials=n, first_trial=first, epochs=1 if m == "sla-data" else p.epochs,
-                lr=p.lr, optimizer=p.optimizer, convention=ctx.convention, seed=train_seed(ctx),
-                device=ctx.device, test_tasks=p.test_tasks, H=p.H, M=p.M, eval_every=p.epochs,
-            )  # fmt: skip
-            res = train(cfg, progress=ctx.progress)
-            xs.append(res.relative_test_error.double().cpu().numpy())
-            if cfg.model == "sla":  # AMP on the SLA trials' own training sets
-                inst = dataclasses.replace(res.instances.to(device=ctx.device), lam=p.lam)
-                amp = solve(inst, "amp", beta=p.beta, damping=p.damping, tol=1e-8,
-                            max_iter=5000, warn=False)  # fmt: skip
-                te = test_error(spins_to_W(amp.m), p.N, convention=ctx.convention,
-                                n_tasks=p.test_tasks, seed=amp_test_seed(ctx))  # fmt: skip
-                amp_rel.append(te.relative.double().cpu().numpy().reshape(-1))
-                amp_ok.append(np.asarray(amp.converged.cpu()).reshape(-1))
+        base = TrainConfig(
+            model="sla" if m == "sla-data" else m, D=p.D, N=p.N, P=p.P, lam=p.train_lam,
+            trials=1, epochs=1 if m == "sla-data" else p.epochs, lr=p.lr,
+            optimizer=p.optimizer, convention=ctx.convention, seed=train_seed(ctx),
+            device=ctx.device, test_tasks=p.test_tasks, H=p.H, M=p.M, eval_every=p.epochs,
+            tol=p.train_tol, window=p.train_window, dtype=dict(p.dtype).get(m, "float64"),
+        )  # fmt: skip
+        spec = {"figure": "fig6", "amp_lam": p.lam, "beta": p.beta, "damping": p.damping,
+                **base.to_dict()}  # fmt: skip
+        spec.pop("trials"), spec.pop("first_trial")
+        got = run_chunks(store, spec, p.trials, chunks,
+                         lambda first, n, base=base: _train_chunk(ctx, base, first, n))  # fmt: skip
+        if base.model == "sla":
+            per_trial["amp"], per_trial["amp_converged"] = got["amp"], got["amp_converged"]
         if m != "sla-data":
-            per_trial[m] = np.concatenate(xs)
-    return per_trial, np.concatenate(amp_rel), np.concatenate(amp_ok)
+            per_trial[m] = got["relative_error"]
+            conv[m] = {k: got[k] for k in ("epochs_run", "converged", "grad_norm")}
+    return per_trial, conv
+
+
+def _train_chunk(ctx: Context, base: TrainConfig, first: int, n: int) -> dict[str, np.ndarray]:
+    """One chunk of trials of one model; for the SLA also AMP on its training sets."""
+    p = ctx.params
+    res = training.train(
+        dataclasses.replace(base, trials=n, first_trial=first), progress=ctx.progress
+    )
+    out = {
+        "relative_error": res.relative_test_error.double().cpu().numpy(),
+        "epochs_run": res.epochs_run.numpy(),
+        "converged": res.converged.numpy(),
+        "grad_norm": res.grad_norm.numpy(),
+    }
+    if base.model == "sla":  # AMP on the SLA trials' own training sets
+        inst = dataclasses.replace(res.instances.to(device=ctx.device), lam=p.lam)
+        amp = solve(inst, "amp", beta=p.beta, damping=p.damping, tol=1e-8, max_iter=5000,
+                    warn=False)  # fmt: skip
+        te = test_error(spins_to_W(amp.m), p.N, convention=ctx.convention,
+                        n_tasks=p.test_tasks, seed=amp_test_seed(ctx))  # fmt: skip
+        out["amp"] = te.relative.double().cpu().numpy().reshape(-1)
+        out["amp_converged"] = np.asarray(amp.converged.cpu()).reshape(-1)
+    return out
 
 
 def train_seed(ctx: Context) -> int:
@@ -110,12 +147,21 @@ def amp_test_seed(ctx: Context) -> int:
 def compute(ctx: Context) -> xr.Dataset:
     """Relative test error per (model, trial), AMP's NaN where it did not converge."""
     p = ctx.params
-    per_trial, amp, ok = train_models(ctx)
+    per_trial, conv = train_models(ctx)
+    ok = per_trial["amp_converged"].astype(bool)
     names = list(p.models) + ["amp"]
-    err = np.stack([per_trial[k] for k in p.models] + [np.where(ok, amp, np.nan)])
+    err = np.stack([per_trial[k] for k in p.models] + [np.where(ok, per_trial["amp"], np.nan)])
+    tm = ("trained_model", "trial")
     return xr.Dataset(
-        {"relative_test_error": (("model", "trial"), err), "amp_converged": (("trial",), ok)},
-        coords={"model": names, "trial": np.arange(p.trials)},
+        {
+            "relative_test_error": (("model", "trial"), err),
+            "amp_converged": (("trial",), ok),
+            **{
+                k: (tm, np.stack([conv[m][k] for m in p.models]))
+                for k in ("epochs_run", "grad_norm", "converged")
+            },  # fmt: skip
+        },
+        coords={"model": names, "trial": np.arange(p.trials), "trained_model": list(p.models)},
         attrs={
             "D": p.D,
             "N": p.N,
@@ -193,11 +239,20 @@ def claims(ds: xr.Dataset) -> list[Claim]:
 
 def run(ctx: Context) -> Outcome:
     ds = compute(ctx)
-    files = save_figure(draw(ds), ctx.out) + save_dataset(ds, ctx.out)
+    files = ["trials.sqlite"] + save_figure(draw(ds), ctx.out) + save_dataset(ds, ctx.out)
     means, ses = _stats(ds)
     numbers = {f"{k}_relative_error": means[k] for k in means}
     numbers.update({f"{k}_stderr": ses[k] for k in means})
     numbers["amp_converged"] = int(ds["amp_converged"].sum())
+    numbers["lam_trained"] = ds.attrs["train_lam"]
+    numbers["lam_solved_amp"] = ds.attrs["lam"]
+    numbers["trials"] = ds.attrs["trials"]
+    for m in ds["trained_model"].values:
+        d = ds.sel(trained_model=m)
+        numbers[f"{m}_epochs_run_mean"] = float(d["epochs_run"].mean())
+        numbers[f"{m}_epochs_run_max"] = int(d["epochs_run"].max())
+        numbers[f"{m}_converged_fraction"] = float(d["converged"].mean())
+        numbers[f"{m}_grad_norm_max"] = float(d["grad_norm"].max())
     summary = (
         "Relative test error: "
         + ", ".join(f"{k.upper()} {means[k]:.3g} ± {ses[k]:.2g}" for k in means)

@@ -7,7 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import check_float, check_int
+from ..errors import ParameterError, check_float, check_int, check_seed
+from ..resources import memory_check
+from ..safeio import check_output_dir
 from ..solvers.stability import parse_damping
 from ..tasks import resolve_device
 from .common import add_common
@@ -35,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "<out>/<figure>/figure.png|pdf, its data (NetCDF), result.json, and "
         "<out>/report.md, report.html, results.json rebuilt from every figure present. "
         "A figure already made with the same preset, seed and convention is skipped "
-        "unless --force; the Fig. 4a sweep store resumes if interrupted.",
+        "unless --force; an interrupted run resumes: the solver sweeps (Fig. 4a, 4b) from their "
+        "sweep.sqlite, the trained trials (Fig. 4b, 6) from their trials.sqlite, chunk by chunk.",
     )
     p.add_argument("figure", choices=_NAMES, help="which figure (all: every one)")
     p.add_argument(
@@ -61,7 +64,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="torch CPU threads (default: 1 for tiny/quick, whose tensors are small and "
         "suffer from oversubscription; torch's default for paper)",
     )
+    p.add_argument(
+        "--trials",
+        default=None,
+        metavar="K",
+        help="override the trial count (>= 1) of every figure that has one (trials or "
+        "repeats; with 'all', the others run as the preset); recorded in result.json",
+    )
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    p.add_argument(
+        "--no-memory-check",
+        action="store_true",
+        help="run even when a memory estimate exceeds the memory available",
+    )
     p.add_argument(
         "--damping",
         type=parse_damping,
@@ -87,12 +102,26 @@ def _damping_override(name: str, damping) -> dict | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with memory_check(not args.no_memory_check):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..errors import SpinGlassError
     from ..experiments import FIGURES
-    from ..experiments.common import MissingDependency, run_figure
+    from ..experiments.common import run_figure, trial_key
+    from ..experiments.presets import get_preset
     from ..experiments.report import build_report
 
-    check_int("seed", args.seed, minimum=0)
+    check_seed(args.seed)
     check_int("workers", args.workers)
+    trials = None
+    if args.trials is not None:
+        try:
+            trials = int(str(args.trials).strip())
+        except ValueError:
+            raise ParameterError(f"trials must be an integer >= 1, got {args.trials!r}") from None
+        trials = check_int("trials", trials)
     _damping_override("fig4a", args.damping)  # validate before any work
     device = resolve_device(args.device)
     threads = args.threads
@@ -103,13 +132,19 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(check_int("threads", threads))
     names = list(FIGURES) if args.figure == "all" else [args.figure]
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    with_trials = {n for n in names if trial_key(n, get_preset(args.preset, n))}
+    if trials is not None and args.figure != "all" and args.figure not in with_trials:
+        raise ParameterError(
+            f"trials: figure {args.figure} has no trials to set (no 'trials' or 'repeats' "
+            "parameter); run it without --trials"
+        )
+    out: Path = check_output_dir(args.out)
     t0 = time.perf_counter()
     missing = []
     print(
         f"spinglass-icl reproduce {args.figure}  preset={args.preset} "
         f"convention={args.convention} seed={args.seed} device={device} out={out}"
+        + (f" trials={trials}" if trials is not None else "")
         + ("" if args.damping is None else f" damping={args.damping} (fig4a, fig4b)")
     )
     for name in names:
@@ -126,17 +161,20 @@ def run(args: argparse.Namespace) -> int:
                 workers=args.workers,
                 force=args.force,
                 progress=not args.no_progress,
+                trials=trials if name in with_trials else None,
                 params=_damping_override(name, args.damping),
             )
-        except MissingDependency as exc:
+        except SpinGlassError as exc:  # one figure's failure never blocks the others
             if args.figure != "all":
                 raise
             missing.append(name)
-            print(f"  {name:15s} not made: {exc}", flush=True)
+            print(f"  {name:15s} not made: {' '.join(str(exc).split())}", flush=True)
             continue
         if rec.get("skipped"):
             print(f"  {name:15s} skipped (already made; --force to redo)", flush=True)
         else:
+            if rec.get("redone"):
+                print(f"  {name:15s} redone: {rec['redone']}", flush=True)
             verdict = {True: "agrees", False: "DIFFERS"}.get(rec.get("agrees"), "-")
             print(
                 f"  {name:15s} {time.perf_counter() - t1:7.1f} s  {verdict:8s} {rec['summary']}",

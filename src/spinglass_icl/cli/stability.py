@@ -6,11 +6,12 @@ import argparse
 import json
 import time
 
-from ..errors import check_float, check_int
+from ..errors import check_float, check_int, check_seed
 from ..hamiltonian import make_instance
+from ..resources import check_memory, dense_solve_bytes, memory_check
 from ..solvers.stability import amp_stability, auto_damping
 from ..tasks import resolve_device
-from .common import add_common, jsonable
+from .common import add_common, add_safety, jsonable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--noise", type=float, default=0.0, help="label-noise std (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_common(p)
+    add_safety(p, force=False)
     p.set_defaults(func=run)
 
 
@@ -43,8 +45,15 @@ def run(args: argparse.Namespace) -> int:
     N = check_int("N", args.N)
     P = check_int("P", args.P)
     lam = check_float("lam", args.lam, low=0.0)
-    check_int("seed", args.seed, minimum=0)
+    check_seed(args.seed)
     device = resolve_device(args.device)
+    with memory_check(not args.no_memory_check):
+        check_memory(
+            dense_solve_bytes(D, N, P, "amp"),
+            f"stability D={D} N={N} P={P} ({(D + 1) ** 2} spins, dense n^2 couplings)",
+            "use a smaller D or P",
+            device=device,
+        )
     t0 = time.perf_counter()
     inst = make_instance(
         D, N, P, lam, convention=args.convention, noise=args.noise, seed=args.seed, device=device

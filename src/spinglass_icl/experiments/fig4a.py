@@ -76,9 +76,7 @@ def run(ctx: Context) -> Outcome:
     ds = store.to_xarray(spec)  # this spec's rows (a store may hold several)
     files = ["sweep.sqlite"]
     nc = ctx.out / "data.nc"
-    if nc.exists():
-        nc.unlink()
-    store.to_netcdf(nc, spec)
+    store.to_netcdf(nc, spec)  # atomic: replaces an old data.nc only when complete
     files.append("data.nc")
     C = ds["contrast"].mean("repeat", skipna=True)  # (P, N, solver)
     conv = ds["converged"].astype(float).mean("repeat")

@@ -458,7 +458,9 @@ class SweepSpec:
                 lines.append(f"{k} = {_toml_value(v)}")
         text = "\n".join(lines) + "\n"
         if path is not None:
-            Path(path).write_text(text)
+            from ..safeio import atomic_write_text
+
+            atomic_write_text(path, text)
         return text
 
 

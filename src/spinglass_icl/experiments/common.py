@@ -132,7 +132,7 @@ def save_dataset(ds: Any, folder: Path, stem: str = "data") -> list[str]:
 
 
 #: font sizes of every figure: readable when report.html shows a figure about 1000 px wide
-STYLE: dict[str, Any] = {
+PLOT_RC: dict[str, Any] = {
     "font.size": 11,
     "axes.titlesize": 11,
     "axes.labelsize": 11,
@@ -144,10 +144,10 @@ STYLE: dict[str, Any] = {
 
 
 def plot_style():
-    """A context in which figures are drawn and saved with :data:`STYLE`."""
+    """A context in which figures are drawn and saved with :data:`PLOT_RC`."""
     import matplotlib
 
-    return matplotlib.rc_context(STYLE)
+    return matplotlib.rc_context(PLOT_RC)
 
 
 def new_figure(ncols: int, nrows: int = 1, width: float = 4.2, height: float = 3.6):

@@ -1,6 +1,6 @@
 """Parameter presets of ``spinglass-icl reproduce``: one frozen dataclass per figure.
 
-Each figure's class holds the paper's parameters as its defaults (from its captions and,
+Each figure's class holds the paper's parameters as its defaults (from the captions and,
 where they are silent, the authors' released data); ``quick`` (every figure on a 2-core
 CPU in about a minute: smaller D, P, trials; same physics) and ``tiny`` (seconds per
 figure, for the tests) are :func:`dataclasses.replace` of them. Every class checks its

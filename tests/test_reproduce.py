@@ -173,7 +173,7 @@ def test_report_has_every_section_and_results_json(tiny):
         assert f"id='{name}'" in html
         assert res["figures"][name]["seconds"] > 0
     assert html.count("data:image/png;base64,") == len(ALL)
-    assert "Onsager" in md and "convex" in md  # SPEC notes carried into the report
+    assert "Onsager" in md and "convex" in md  # the figure notes carried into the report
     assert 'src="http' not in html and "src='http" not in html  # self-contained
 
 

@@ -1,5 +1,5 @@
 """Sweeps: spec and seeds, batched == per-instance, store safety, resume after SIGKILL,
-executors agree, exports round-trip, CLI (issue 4)."""
+executors agree, exports round-trip, CLI."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Every public entry point validates its arguments here, so that bad input gives one
 clear sentence naming the parameter, its value and the allowed range, instead of a
-traceback from deep inside torch (STYLE.md, "validate at the entry point").
+traceback from deep inside torch (validated at the entry point).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Observables of a solution (SPEC §5): weights from spins, contrast, test error, energy.
+"""Observables of a solution (eq. 9, Fig. 4a): weights from spins, contrast, test error, energy.
 
 All functions accept leading batch dimensions.
 """
@@ -38,7 +38,8 @@ def _D_from_n(n: int) -> int:
 
 
 def spins_to_W(sigma: torch.Tensor) -> torch.Tensor:
-    """``W`` ((D+1) x (D+1)) from spins ``sigma = vec(W)`` row-major (SPEC §3)."""
+    """``W`` ((D+1) x (D+1)) from spins ``sigma = vec(W)`` row-major
+    (docs/solvers.md#spin-index)."""
     D = _D_from_n(sigma.shape[-1])
     return sigma.reshape(*sigma.shape[:-1], D + 1, D + 1)
 
@@ -67,7 +68,7 @@ def blocks(W: torch.Tensor) -> WBlocks:
 
 
 def contrast(W: torch.Tensor, kind: str = "w11") -> torch.Tensor:
-    """Contrast ratio of a weight matrix (SPEC §5; Fig. 4a).
+    """Contrast ratio of a weight matrix (Fig. 4a; docs/conventions.md#contrast).
 
     ``kind="w11"`` (default): the text formula ``C = (<m_ii^2> - <m_ij^2>) / <m_ii^2>``,
     ``i != j``, over the D x D block W11. ``"full"``: the same over the whole W.
@@ -108,7 +109,8 @@ def predict(W: torch.Tensor, X: torch.Tensor, prefactor: float) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class TestError:
-    """Generalization error ``eps_g = E (y~ - y^)^2`` over fresh tasks (SPEC §5).
+    """Generalization error ``eps_g = E (y~ - y^)^2`` over fresh tasks (eq. 2;
+    docs/conventions.md#relative-test-error).
 
     Attributes
     ----------

@@ -15,10 +15,10 @@ Two kinds of oracle live here (derivations in ``docs/theory.md``):
   what :func:`spinglass_icl.observables.test_error` estimates by Monte Carlo, without
   the sampling noise.
 
-The paper's ground state (eq. 10-11, SPEC §2) is the ridge minimizer of eq. 2 over the
-``D (D+1)`` weights ``W11, W21`` that enter ``y^`` (W's last column never does), which is
-the model of Lu et al. with ``Gamma = W11^T`` up to a convention-dependent scale; hence
-the interpolation peak at ``P = D (D+1)``, ``tau -> 1``.
+The paper's ground state (eq. 10-11; docs/conventions.md#ground-states) is the ridge
+minimizer of eq. 2 over the ``D (D+1)`` weights ``W11, W21`` that enter ``y^`` (W's last
+column never does), which is the model of Lu et al. with ``Gamma = W11^T`` up to a
+convention-dependent scale; hence the interpolation peak at ``P = D (D+1)``, ``tau -> 1``.
 """
 
 from __future__ import annotations
@@ -286,7 +286,7 @@ def exact_test_error(
     N : int
         Context length (>= 1).
     convention : str
-        Sets ``s`` and ``c`` (SPEC §2).
+        Sets ``s`` and ``c`` (docs/conventions.md).
     noise : float
         Label-noise standard deviation (>= 0).
 

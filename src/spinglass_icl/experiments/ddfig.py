@@ -2,7 +2,7 @@
 
 Calls :func:`spinglass_icl.experiments.double_descent.double_descent_data` and
 :func:`~spinglass_icl.experiments.double_descent.plot_double_descent` (written with the
-theory, issue 6) with the preset's parameters, and records key numbers.
+theory module) with the preset's parameters, and records key numbers.
 """
 
 from __future__ import annotations

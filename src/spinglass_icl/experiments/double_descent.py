@@ -84,7 +84,7 @@ def double_descent_data(
         Base seed; point ``(alpha_i, tau_j)`` uses seed ``seed + 1000 (i * len(taus) + j)``
         for its ``repeats`` instances (drawn as one batch).
     convention : str
-        Normalization convention (SPEC §2).
+        Normalization convention (docs/conventions.md).
     noise : float
         Label-noise standard deviation (>= 0).
     beta, damping, tol, max_iter

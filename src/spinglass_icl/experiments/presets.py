@@ -1,7 +1,7 @@
-"""Parameter presets of ``spinglass-icl reproduce`` (SPEC §7).
+"""Parameter presets of ``spinglass-icl reproduce`` (docs/experiments.md#presets).
 
-``paper``: the paper's parameters (SPEC §7 table). ``quick``: every figure on a
-2-core CPU in a few minutes (smaller D, P, trials; same physics). ``tiny``: seconds per
+``paper``: the paper's parameters (docs/experiments.md#paper-experiments). ``quick``: every figure
+on a 2-core CPU in a few minutes (smaller D, P, trials; same physics). ``tiny``: seconds per
 figure, for the tests. Every figure reads its own sub-dictionary; a figure's seeds are
 derived from the ``--seed`` given on the command line.
 """
@@ -102,7 +102,8 @@ _PAPER: dict[str, dict[str, Any]] = {
         "P": 10000,
         "lam": 0.01,
         # the paper's lam = 0.01 read as the authors' Adam weight_decay: lam = wd / 2 in eq. 2
-        # (SPEC §2); at lam = 0.01 SA and TF stay at the trivial predictor (fig6 notes)
+        # (docs/conventions.md#lam-mapping); at lam = 0.01 SA and TF stay at the trivial predictor
+        # (fig6 notes)
         "train_lam": 0.005,
         "beta": 100.0,
         "H": 32,

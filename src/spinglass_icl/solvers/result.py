@@ -1,4 +1,4 @@
-"""The frozen result every solver returns (STYLE.md §5)."""
+"""The result every solver returns (frozen; the same fields for every solver)."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ def test_train_sla_one_trial_writes_everything(tmp_path, capsys):
     assert float(inst["lam"]) == 0.1 and float(inst["beta"]) == 100.0
     W = np.load(out / "weights.npz")["W"]
     assert W.shape == (4, 4)
-    rebuilt = Instance(
+    rebuilt = Instance.from_features(
         s=torch.from_numpy(inst["S"]),
         y=torch.from_numpy(inst["y"]),
         lam=0.1,

@@ -11,6 +11,7 @@ from spinglass_icl.hamiltonian import (
     block_masks,
     build_instance,
     gram,
+    gram_from_factors,
     gram_rank_one,
     make_instance,
     rank_one_factors,
@@ -165,7 +166,8 @@ def test_rank_one_gram_equals_s_transpose_s(convention, batch_shape):
     ref = inst.s.transpose(-1, -2) @ inst.s / inst.P
     G = inst.gram
     assert float((G - ref).abs().max() / ref.abs().max()) < 1e-13
-    torch.testing.assert_close(gram_rank_one(f, g), G, rtol=0, atol=0)
+    torch.testing.assert_close(gram_from_factors(inst.u, inst.q, inst.c), G, rtol=0, atol=0)
+    assert float((gram_rank_one(f, g) - G).abs().max() / G.abs().max()) < 1e-13
     assert torch.equal(G, G.transpose(-1, -2))  # exactly symmetric
     assert inst.zero_fraction() == pytest.approx(zero_coupling_fraction(D), abs=1e-12)
 

@@ -57,13 +57,7 @@ def test_cg_equals_dense_exact_mean(D, N, P, lam, seed):
 
 def test_cg_batched_equals_single():
     lrs = [_pair(4, 6, 80, 1.0, s)[0] for s in range(3)]
-    stacked = type(lrs[0])(
-        torch.stack([x.u for x in lrs]),
-        torch.stack([x.q for x in lrs]),
-        torch.stack([x.y for x in lrs]),
-        1.0,
-        lrs[0].config,
-    )
+    stacked = type(lrs[0]).stack(lrs)
     res = solve_cg(stacked, tol=1e-12)
     assert bool(res.converged.all()) and res.m.shape == (3, 25)
     for i, x in enumerate(lrs):

@@ -66,9 +66,14 @@ class Convention:
 
 
 def get_convention(convention: str | Convention | None) -> Convention:
-    """Return a :class:`Convention` from a name (``None`` means the default)."""
-    if convention is None:
-        return Convention(DEFAULT_CONVENTION)
+    """Return the :class:`Convention` of a name (``None`` means the default): one shared
+    instance per name, checked when it was made."""
     if isinstance(convention, Convention):
         return convention
-    return Convention(convention)
+    name = DEFAULT_CONVENTION if convention is None else convention
+    if not isinstance(name, str) or name not in _BY_NAME:
+        check_choice("convention", name, CONVENTIONS)  # raises
+    return _BY_NAME[name]
+
+
+_BY_NAME: dict[str, Convention] = {name: Convention(name) for name in CONVENTIONS}

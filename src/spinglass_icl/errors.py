@@ -88,3 +88,44 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
     if value not in choices:
         raise ParameterError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
     return str(value)
+
+
+# ------------------------------------------------ declared field constraints
+class Int:
+    """An integer field in ``[minimum, maximum]`` (:func:`check_int`)."""
+
+    def __init__(self, minimum: int = 1, maximum: int | None = None) -> None:
+        self.minimum, self.maximum = minimum, maximum
+
+    def __call__(self, name: str, value: Any) -> int:
+        return check_int(name, value, minimum=self.minimum, maximum=self.maximum)
+
+
+class Real:
+    """A finite real field in an interval (:func:`check_float`)."""
+
+    def __init__(self, low=None, high=None, *, low_open=False, high_open=False) -> None:
+        self.kw = dict(low=low, high=high, low_open=low_open, high_open=high_open)
+
+    def __call__(self, name: str, value: Any) -> float:
+        return check_float(name, value, **self.kw)
+
+
+class Choice:
+    """A field that is one of a few names (:func:`check_choice`)."""
+
+    def __init__(self, choices: Iterable[str]) -> None:
+        self.choices = tuple(choices)
+
+    def __call__(self, name: str, value: Any) -> str:
+        return check_choice(name, value, self.choices)
+
+
+def validate_fields(obj: Any) -> None:
+    """Check (and normalize) every field of a frozen dataclass named in its class's
+    ``_parameter_constraints`` (``{field: constraint}``, a constraint being a callable
+    ``(name, value) -> value`` such as :class:`Int`, :class:`Real`, :class:`Choice`),
+    as scikit-learn does: each object checks its own fields once, in ``__post_init__``,
+    and the code below it trusts them."""
+    for name, check in type(obj)._parameter_constraints.items():
+        object.__setattr__(obj, name, check(name, getattr(obj, name)))

@@ -24,15 +24,18 @@ Everything accepts leading batch dimensions: ``s`` of shape (*batch, P, n).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import ClassVar
 
 import torch
 
 from .conventions import DEFAULT_CONVENTION
-from .errors import ParameterError, check_float, check_int
-from .tasks import Prompts, TaskConfig, sample_prompts
+from .errors import ParameterError, Real, check_int, validate_fields
+from .tasks import Factors, Prompts, RankOneFactors, TaskConfig, sample_prompts
 
 __all__ = [
     "Instance",
@@ -80,23 +83,66 @@ def rank_one_factors(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return f, torch.where(piv != 0, r / safe, torch.zeros_like(r))
 
 
-def gram_rank_one(f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """``G = (1/P) sum_mu s s^T`` for ``s = vec(f (x) g)``, shape (*batch, K*K, K*K).
+@functools.lru_cache(maxsize=8)
+def pair_index(k: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pairs ``a <= a'`` of ``range(k)`` (``ia``, ``ib``) and, for every ordered pair
+    ``(a, a')`` (row-major, ``k^2`` of them), the index ``p(a, a')`` of its unordered pair."""
+    ia, ib = torch.triu_indices(k, k, device=device)
+    pair = torch.empty(k, k, dtype=torch.long, device=device)
+    ar = torch.arange(ia.numel(), device=device)
+    pair[ia, ib] = ar
+    pair[ib, ia] = ar
+    return ia, ib, pair.reshape(-1)
 
-    ``G[(a,b),(c,d)] = (1/P) sum_mu (f_a f_c)(g_b g_d)``: one matrix product over the
-    ``K(K+1)/2`` unordered pairs ``{a,c}`` and ``{b,d}`` (a quarter of the multiply-adds
-    of ``S^T S``), then a gather. The result is exactly symmetric.
+
+def pair_products(u: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """``sum_mu u_a u_a' q_b q_b'`` on unordered pairs ``{a, a'}``, ``{b, b'}``, shape
+    (*batch, k2, k2) with ``k2 = k (k + 1) / 2``: one GEMM over the prompts, 4x fewer
+    multiply-adds than ``S^T S``. Sums over disjoint sets of prompts add up (how a
+    nested sweep extends G from one P to the next). u, q: (*batch, P, k)."""
+    ia, ib, _ = pair_index(u.shape[-1], u.device)
+    UU = u[..., ia] * u[..., ib]  # (*, P, k2)
+    QQ = q[..., ia] * q[..., ib]
+    return UU.transpose(-1, -2) @ QQ
+
+
+def pair_gram(u: torch.Tensor, q: torch.Tensor, c: float) -> torch.Tensor:
+    """``Gs[p(a,a'), p(b,b')] = (c^2/P) sum_mu u_a u_a' q_b q_b'``: the Gram matrix
+    ``G = (1/P) S^T S`` of ``S^mu = c u_mu (x) q_mu`` (eq. 5) on unordered index pairs."""
+    return (c * c / u.shape[-2]) * pair_products(u, q)
+
+
+def expand_pairs(Gs: torch.Tensor, k: int) -> torch.Tensor:
+    """The ``n x n`` matrix ``G[(a,b),(a',b')] = Gs[p(a,a'), p(b,b')]`` from the
+    pair-by-pair matrix ``Gs`` (*batch, k2, k2), ``n = k^2``: exactly symmetric.
+
+    Two contiguous row/column selections and one permuted copy (a flat gather of ``n^2``
+    indices is 1.5-2x slower on the CPU); a pure copy, so bit-identical to the gather.
     """
-    P, K = f.shape[-2], f.shape[-1]
-    ia, ic = torch.triu_indices(K, K, device=f.device)  # pairs a <= c
-    F2 = f[..., ia] * f[..., ic]  # (*, P, np)
-    G2 = g[..., ia] * g[..., ic]
-    M = F2.transpose(-1, -2) @ G2 / P  # (*, np, np)
-    pair = torch.empty(K, K, dtype=torch.long, device=f.device)
-    pair[ia, ic] = torch.arange(ia.numel(), device=f.device)
-    pair[ic, ia] = pair[ia, ic]
-    G = M[..., pair[:, None, :, None], pair[None, :, None, :]]  # (*, a, b, c, d)
-    return G.reshape(*G.shape[:-4], K * K, K * K)
+    pf = pair_index(k, Gs.device)[2]  # (a, a') -> p(a, a')
+    X = Gs.index_select(-2, pf).index_select(-1, pf)  # (*, (a, a'), (b, b'))
+    nb = X.dim() - 2
+    X = X.reshape(*X.shape[:-2], k, k, k, k)
+    X = X.permute(*range(nb), nb, nb + 2, nb + 1, nb + 3)  # (*, a, b, a', b')
+    return X.reshape(*X.shape[:nb], k * k, k * k)
+
+
+def gram_from_factors(
+    u: torch.Tensor, q: torch.Tensor, c: float, squared: bool = False
+) -> torch.Tensor:
+    """``G = (1/P) S^T S`` (or ``G o G`` if ``squared``) of ``S^mu = c u_mu (x) q_mu``,
+    shape (*batch, n, n): :func:`pair_gram` then :func:`expand_pairs`. The one Gram
+    construction of the package (instances, sweeps, nested sweeps)."""
+    Gs = pair_gram(u, q, c)
+    if squared:
+        Gs = Gs * Gs
+    return expand_pairs(Gs, u.shape[-1])
+
+
+def gram_rank_one(f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``G = (1/P) sum_mu s s^T`` for ``s = vec(f (x) g)`` (:func:`gram_from_factors`
+    with ``c = 1``), shape (*batch, K*K, K*K)."""
+    return expand_pairs(pair_products(f, g) / f.shape[-2], f.shape[-1])
 
 
 def gram(s: torch.Tensor) -> torch.Tensor:
@@ -152,33 +198,64 @@ def block_masks(D: int, device: torch.device | None = None) -> dict[str, torch.T
 
 
 @dataclass(frozen=True)
-class Instance:
-    """One (or a batch of) spin-glass instance(s): features, labels and ridge.
+class Instance(RankOneFactors):
+    """One (or a batch of) spin-glass instance(s): the rank-one factors and the ridge.
+
+    Every feature vector is rank one (eq. 3): ``S^mu = c u_mu (x) q_mu`` with
+    ``u_mu = sum_i y_i [x_i; y_i]``, ``q_mu = [x~_mu; 0]`` and ``c`` the prefactor of the
+    convention, so the factors are all an instance needs. Dense quantities (features,
+    Gram matrix, couplings, Hessian) are derived and cached on first use, for the dense
+    solvers; the matrix-vector products :meth:`S`, :meth:`ST`, :meth:`gram_matvec` and
+    :meth:`hessian_matvec` cost ``O(P D^2)`` and never form them, for the matrix-free
+    solvers (large D).
 
     Attributes
     ----------
-    s : Tensor, shape (*batch, P, n)
-        Spin features ``s^mu`` with ``n = (D+1)^2``.
+    u, q : Tensor, shape (*batch, P, D+1)
+        The factors.
     y : Tensor, shape (*batch, P)
         Query labels ``y~^mu``.
     lam : float
-        Ridge (weight decay) lam >= 0 of eq. 2.
+        Ridge (weight decay) lam >= 0 of eq. 2, checked once here.
     config : TaskConfig
         The prompt distribution that made the instance (D, N, P, convention, noise).
     """
 
-    s: torch.Tensor
+    u: torch.Tensor
+    q: torch.Tensor
     y: torch.Tensor
     lam: float
     config: TaskConfig = field(repr=False)
 
+    _parameter_constraints: ClassVar[dict] = {"lam": Real(low=0.0)}
+
     def __post_init__(self) -> None:
-        object.__setattr__(self, "lam", check_float("lam", self.lam, low=0.0))
-        n = (self.config.D + 1) ** 2
-        if self.s.shape[-1] != n or self.s.shape[-2] != self.config.P:
+        validate_fields(self)
+        shape = (self.config.P, self.config.D + 1)
+        if tuple(self.u.shape[-2:]) != shape or tuple(self.q.shape[-2:]) != shape:
             raise ParameterError(
-                f"s must have shape (*batch, P={self.config.P}, n={n}), got {tuple(self.s.shape)}"
+                f"u and q must have shape (*batch, P, D+1) = (*, {shape[0]}, {shape[1]}), "
+                f"got {tuple(self.u.shape)} and {tuple(self.q.shape)}"
             )
+
+    @classmethod
+    def from_features(
+        cls, s: torch.Tensor, y: torch.Tensor, lam: float, config: TaskConfig
+    ) -> Instance:
+        """The instance of dense rank-one features ``s`` (*batch, P, (D+1)^2) (e.g. read
+        back from ``instance.npz``), factored by :func:`rank_one_factors`; raises
+        :class:`ParameterError` if ``s`` is not rank one to rounding."""
+        n = (config.D + 1) ** 2
+        if s.shape[-1] != n or s.shape[-2] != config.P:
+            raise ParameterError(
+                f"s must have shape (*batch, P={config.P}, n={n}), got {tuple(s.shape)}"
+            )
+        f, g = rank_one_factors(s)
+        c = config.prefactor
+        err = (f[..., :, None] * g[..., None, :]).reshape(s.shape) - s
+        if float(err.abs().max()) > 1e-10 * max(float(s.abs().max()), 1e-300):
+            raise ParameterError("s must hold rank-one features c u (x) q (eq. 3), it does not")
+        return cls(u=f / c, q=g, y=y, config=config, lam=lam)
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -199,28 +276,64 @@ class Instance:
         return (self.config.D + 1) ** 2
 
     @property
+    def c(self) -> float:
+        """The prefactor c of ``S^mu = c u (x) q``."""
+        return self.config.prefactor
+
+    @property
     def batch_shape(self) -> tuple[int, ...]:
-        return tuple(self.s.shape[:-2])
+        return tuple(self.u.shape[:-2])
 
     @property
     def convention(self) -> str:
         return self.config.convention
 
-    # ------------------------------------------------------- couplings (eq. 5)
-    @cached_property
-    def gram(self) -> torch.Tensor:
-        """``G = (1/P) S^T S``, shape (*batch, n, n) (built by :func:`gram`)."""
-        return gram(self.s)
+    # ---------------------------------------------- matrix-free operators (eq. 3, 5)
+    def S(self, m: torch.Tensor) -> torch.Tensor:
+        """``S m``: predictions ``c u_mu^T M q_mu`` for spins m (*batch, n) -> (*batch, P)."""
+        M = m.reshape(*m.shape[:-1], self.D + 1, self.D + 1)
+        return self.c * ((self.u @ M) * self.q).sum(-1)
+
+    def ST(self, r: torch.Tensor) -> torch.Tensor:
+        """``S^T r = c U^T diag(r) Q`` flattened: (*batch, P) -> (*batch, n)."""
+        out = (self.u * r[..., None]).transpose(-1, -2) @ self.q
+        return self.c * out.reshape(*out.shape[:-2], -1)
+
+    def gram_matvec(self, m: torch.Tensor) -> torch.Tensor:
+        """``G m = (1/P) S^T S m`` without forming G."""
+        return self.ST(self.S(m)) / self.P
+
+    def hessian_matvec(self, m: torch.Tensor) -> torch.Tensor:
+        """``A m = G m + lam m``."""
+        return self.gram_matvec(m) + self.lam * m
 
     @cached_property
     def fields(self) -> torch.Tensor:
-        """External fields ``h_i = (1/P) sum_mu y~ s_i`` (eq. 5), shape (*batch, n)."""
-        return torch.einsum("...p,...pn->...n", self.y, self.s) / self.P
+        """External fields ``h_i = (1/P) sum_mu y~ s_i = (1/P) S^T y~`` (eq. 5), shape
+        (*batch, n)."""
+        return self.ST(self.y) / self.P
 
     @cached_property
+    def gram_diag(self) -> torch.Tensor:
+        """``diag(G) = (c^2/P) (U o U)^T (Q o Q)`` flattened, shape (*batch, n)."""
+        d = (self.u * self.u).transpose(-1, -2) @ (self.q * self.q)
+        return (self.c**2 / self.P) * d.reshape(*d.shape[:-2], -1)
+
+    @property
     def lam_i(self) -> torch.Tensor:
-        """Anisotropic ridge ``lam_i = lam + (1/P) sum_mu s_i^2`` (eq. 5), shape (*batch, n)."""
-        return self.lam + (self.s * self.s).sum(-2) / self.P
+        """Anisotropic ridge ``lam_i = lam + (1/P) sum_mu s_i^2 = lam + diag(G)`` (eq. 5)."""
+        return self.lam + self.gram_diag
+
+    # ------------------------------------------------- dense quantities (eq. 5)
+    @cached_property
+    def s(self) -> torch.Tensor:
+        """Dense features ``s^mu = vec(c u (x) q)``, shape (*batch, P, n): ``O(P n)`` memory."""
+        return self.features()
+
+    @cached_property
+    def gram(self) -> torch.Tensor:
+        """``G = (1/P) S^T S``, shape (*batch, n, n) (:func:`gram_from_factors`)."""
+        return gram_from_factors(self.u, self.q, self.c)
 
     @property
     def couplings(self) -> torch.Tensor:
@@ -231,7 +344,7 @@ class Instance:
 
     @property
     def hessian(self) -> torch.Tensor:
-        """Hessian of H: ``A = G + lam I`` (docs/solvers.md#exact), shape (*batch, n, n)."""
+        """Hessian of H: ``A = G + lam I`` (eq. 5), shape (*batch, n, n)."""
         A = self.gram.clone()
         A.diagonal(dim1=-2, dim2=-1).add_(self.lam)
         return A
@@ -250,13 +363,12 @@ class Instance:
 
     def loss(self, sigma: torch.Tensor) -> torch.Tensor:
         """Training loss of eq. 2 computed from predictions ``y^ = s.sigma``."""
-        pred = torch.einsum("...pn,...n->...p", self.s, sigma)
-        mse = ((self.y - pred) ** 2).sum(-1) / (2 * self.P)
+        mse = ((self.y - self.predict(sigma)) ** 2).sum(-1) / (2 * self.P)
         return mse + 0.5 * self.lam * (sigma * sigma).sum(-1)
 
     def predict(self, sigma: torch.Tensor) -> torch.Tensor:
         """Training-set predictions ``y^mu = s^mu . sigma`` (eq. 3), shape (*batch, P)."""
-        return torch.einsum("...pn,...n->...p", self.s, sigma)
+        return self.S(sigma)
 
     # --------------------------------------------------------------- blocks
     def field_blocks(self) -> FieldBlocks:
@@ -271,7 +383,7 @@ class Instance:
         C and E are symmetric, so only their strict upper triangles (``i < j``) are
         returned; D holds every (A, B) pair. Spins of the zero column are left out.
         """
-        masks = block_masks(self.D, self.s.device)
+        masks = block_masks(self.D, self.u.device)
         J = self.couplings
         a, b = masks["A"], masks["B"]
         C = J[..., a, :][..., :, a]
@@ -296,24 +408,36 @@ class Instance:
     def to(
         self, device: str | torch.device | None = None, dtype: torch.dtype | None = None
     ) -> Instance:
-        """A copy on another device / dtype (cached couplings are not carried)."""
-        return Instance(
-            s=self.s.to(device=device, dtype=dtype),
+        """A copy on another device / dtype (cached quantities are not carried)."""
+        return dataclasses.replace(
+            self,
+            u=self.u.to(device=device, dtype=dtype),
+            q=self.q.to(device=device, dtype=dtype),
             y=self.y.to(device=device, dtype=dtype),
-            lam=self.lam,
-            config=self.config,
         )
 
     def __getitem__(self, index: int) -> Instance:
         """The ``index``-th instance of a batch."""
         if not self.batch_shape:
             raise IndexError("cannot index an unbatched Instance")
-        return Instance(s=self.s[index], y=self.y[index], lam=self.lam, config=self.config)
+        return dataclasses.replace(self, u=self.u[index], q=self.q[index], y=self.y[index])
+
+    @classmethod
+    def stack(cls, parts: list[Instance]) -> Instance:
+        """Instances of one shape and lam stacked along a new leading batch dimension
+        (the config of the first: the solvers do not use N)."""
+        return dataclasses.replace(
+            parts[0],
+            u=torch.stack([p.u for p in parts]),
+            q=torch.stack([p.q for p in parts]),
+            y=torch.stack([p.y for p in parts]),
+        )
 
 
-def build_instance(prompts: Prompts, lam: float) -> Instance:
-    """The spin-glass instance of a set of prompts (eq. 3-5)."""
-    return Instance(s=prompts.features(), y=prompts.y, lam=lam, config=prompts.config)
+def build_instance(prompts: Prompts | Factors, lam: float) -> Instance:
+    """The spin-glass instance of a set of prompts, or of their factors (eq. 3-5)."""
+    f = prompts.factors() if isinstance(prompts, Prompts) else prompts
+    return Instance(u=f.u, q=f.q, y=f.y, config=f.config, lam=lam)
 
 
 def make_instance(
@@ -330,7 +454,6 @@ def make_instance(
     dtype: torch.dtype = torch.float64,
 ) -> Instance:
     """Sample prompts and build their instance in one call (see :func:`sample_prompts`)."""
-    lam = check_float("lam", lam, low=0.0)
     prompts = sample_prompts(
         D,
         N,

@@ -23,7 +23,7 @@ from typing import ClassVar
 import torch
 
 from .conventions import DEFAULT_CONVENTION, Convention, get_convention
-from .errors import check_choice, check_float, check_int
+from .errors import Int, ParameterError, Real, check_choice, check_int, validate_fields
 
 __all__ = [
     "TaskConfig",
@@ -33,10 +33,13 @@ __all__ = [
     "prompt_block",
     "concat_prompts",
     "Factors",
+    "RankOneFactors",
     "sample_factors",
     "factor_block",
     "concat_factors",
     "nested_factors",
+    "factors_range",
+    "task_config",
     "sample_factors_nested",
     "SAMPLERS",
     "draw_factors",
@@ -54,8 +57,6 @@ NESTED_BLOCK = 64
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """Return a torch device; ``None`` means CPU. Unknown or absent devices raise ParameterError."""
-    from .errors import ParameterError
-
     if device is None:
         return torch.device("cpu")
     try:
@@ -77,6 +78,35 @@ def make_generator(seed: int) -> torch.Generator:
     return g
 
 
+def task_config(
+    D: int | TaskConfig,
+    N: int | None = None,
+    P: int | None = None,
+    convention: str | Convention | None = None,
+    noise: float | None = None,
+) -> TaskConfig:
+    """The :class:`TaskConfig` a sampler was called with: ``D`` itself if it is one (then
+    N, P, convention and noise must not be given), else one built (and checked) from
+    the numbers. Every sampler takes either form; below this point only the config
+    travels."""
+    if isinstance(D, TaskConfig):
+        given = [
+            k
+            for k, v in dict(N=N, P=P, convention=convention, noise=noise).items()
+            if v is not None
+        ]
+        if given:
+            raise ParameterError(f"{given[0]} must not be given with a TaskConfig")
+        return D
+    return TaskConfig(
+        D=D,
+        N=N,
+        P=P,
+        convention=DEFAULT_CONVENTION if convention is None else convention,
+        noise=0.0 if noise is None else noise,
+    )
+
+
 @dataclass(frozen=True)
 class TaskConfig:
     """Parameters of the prompt distribution.
@@ -89,8 +119,9 @@ class TaskConfig:
         Context length: number of labelled examples per prompt (>= 1).
     P : int
         Task diversity: number of prompts, each with its own task (>= 1).
-    convention : str
-        ``"authors"`` (default), ``"paper-text"`` or ``"normalized"`` (docs/conventions.md).
+    convention : str or Convention
+        ``"authors"`` (default), ``"paper-text"`` or ``"normalized"``; kept as its name
+        (what configs hash and print), the :class:`Convention` is :attr:`conv`.
     noise : float
         Standard deviation of Gaussian label noise added to every label (>= 0).
     """
@@ -101,17 +132,21 @@ class TaskConfig:
     convention: str = DEFAULT_CONVENTION
     noise: float = 0.0
 
+    _parameter_constraints: ClassVar[dict] = {
+        "D": Int(1),
+        "N": Int(1),
+        "P": Int(1),
+        "convention": lambda name, value: get_convention(value).name,
+        "noise": Real(low=0.0),
+    }
+
     def __post_init__(self) -> None:
-        object.__setattr__(self, "D", check_int("D", self.D))
-        object.__setattr__(self, "N", check_int("N", self.N))
-        object.__setattr__(self, "P", check_int("P", self.P))
-        object.__setattr__(self, "convention", get_convention(self.convention).name)
-        object.__setattr__(self, "noise", check_float("noise", self.noise, low=0.0))
+        validate_fields(self)
 
     @property
     def conv(self) -> Convention:
-        """The :class:`Convention` object."""
-        return Convention(self.convention)
+        """The :class:`Convention` object (one shared instance per name)."""
+        return get_convention(self.convention)
 
     @property
     def n_spins(self) -> int:
@@ -178,12 +213,12 @@ class Prompts:
 
 
 def sample_prompts(
-    D: int,
-    N: int,
-    P: int,
+    D: int | TaskConfig,
+    N: int | None = None,
+    P: int | None = None,
     *,
-    convention: str = DEFAULT_CONVENTION,
-    noise: float = 0.0,
+    convention: str | Convention | None = None,
+    noise: float | None = None,
     seed: int = 0,
     batch_shape: tuple[int, ...] = (),
     device: str | torch.device | None = None,
@@ -194,12 +229,13 @@ def sample_prompts(
 
     Parameters
     ----------
-    D, N, P : int
-        Dimension, context length, number of prompts (all >= 1).
-    convention : str
-        Normalization convention (docs/conventions.md); sets the label scale.
+    D, N, P : int, or D a TaskConfig
+        Dimension, context length, number of prompts (all >= 1), or the whole
+        :class:`TaskConfig` (then N, P, convention and noise are not given).
+    convention : str or Convention
+        Normalization convention (default ``authors``); sets the label scale.
     noise : float
-        Label-noise standard deviation (applied to context and query labels).
+        Label-noise standard deviation (default 0; context and query labels).
     seed : int
         Seed of a fresh CPU generator (ignored when ``generator`` is given).
     batch_shape : tuple of int
@@ -213,7 +249,7 @@ def sample_prompts(
     -------
     Prompts
     """
-    cfg = TaskConfig(D=D, N=N, P=P, convention=convention, noise=noise)
+    cfg = task_config(D, N, P, convention, noise)
     dev = resolve_device(device)
     for b in batch_shape:
         check_int("batch_shape entry", b)
@@ -241,7 +277,7 @@ def sample_prompts(
 def _take(obj, lo: int, hi: int):
     """Prompts ``lo <= mu < hi`` of a :class:`Prompts` or :class:`Factors` (views)."""
     fields = {k: getattr(obj, k).narrow(d, lo, hi - lo) for k, d in obj._DIMS.items()}
-    return type(obj)(**fields, config=dataclasses.replace(obj.config, P=hi - lo))
+    return dataclasses.replace(obj, **fields, config=dataclasses.replace(obj.config, P=hi - lo))
 
 
 def _concat(parts: list):
@@ -257,7 +293,7 @@ def _concat(parts: list):
     cfg = dataclasses.replace(c0, P=sum(p.config.P for p in parts))
     dims = parts[0]._DIMS
     fields = {k: torch.cat([getattr(p, k) for p in parts], dim=d) for k, d in dims.items()}
-    return type(parts[0])(**fields, config=cfg)
+    return dataclasses.replace(parts[0], **fields, config=cfg)
 
 
 def concat_prompts(parts: list[Prompts]) -> Prompts:
@@ -272,28 +308,24 @@ def _block_seed(seed: int, index: int) -> int:
     return int(h[:16], 16) & ((1 << 63) - 1)
 
 
-def _block(draw, D, N, index, *, convention, noise, seed, device, dtype):
+def _block(draw, cfg: TaskConfig, index: int, *, seed, device, dtype):
     """Block ``index`` of the nested stream of ``seed``, drawn by ``draw``."""
     seed = check_int("seed", seed, minimum=0)
     index = check_int("index", index, minimum=0)
-    return draw(
-        D,
-        N,
-        NESTED_BLOCK,
-        convention=convention,
-        noise=noise,
-        seed=_block_seed(seed, index),
-        device=device,
-        dtype=dtype,
-    )
+    cfg = dataclasses.replace(cfg, P=NESTED_BLOCK)
+    return draw(cfg, seed=_block_seed(seed, index), device=device, dtype=dtype)
 
 
-def _nested_range(block, D, N, start, stop, **kw):
+def _nested_range(block, cfg: TaskConfig, start: int, stop: int, **kw):
     """Prompts ``start <= mu < stop`` of the nested stream made of ``block`` s: only the
     blocks that hold them are drawn."""
     b0, b1 = start // NESTED_BLOCK, -(-stop // NESTED_BLOCK)
-    full = _concat([block(D, N, b, **kw) for b in range(b0, b1)])
+    full = _concat([block(cfg, b, **kw) for b in range(b0, b1)])
     return _take(full, start - b0 * NESTED_BLOCK, stop - b0 * NESTED_BLOCK)
+
+
+def _prompt_block(cfg: TaskConfig, index: int, **kw) -> Prompts:
+    return _block(sample_prompts, cfg, index, **kw)
 
 
 def prompt_block(
@@ -301,7 +333,7 @@ def prompt_block(
     N: int,
     index: int,
     *,
-    convention: str = DEFAULT_CONVENTION,
+    convention: str | Convention = DEFAULT_CONVENTION,
     noise: float = 0.0,
     seed: int = 0,
     device: str | torch.device | None = None,
@@ -311,19 +343,17 @@ def prompt_block(
     ``index * NESTED_BLOCK ... (index + 1) * NESTED_BLOCK - 1``, drawn by
     :func:`sample_prompts` from a generator of their own (seeded from ``seed`` and
     ``index``), so any block can be drawn without the ones before it."""
-    return _block(
-        sample_prompts, D, N, index, convention=convention, noise=noise, seed=seed,
-        device=device, dtype=dtype,
-    )  # fmt: skip
+    cfg = task_config(D, N, NESTED_BLOCK, convention, noise)
+    return _prompt_block(cfg, index, seed=seed, device=device, dtype=dtype)
 
 
 def sample_prompts_nested(
-    D: int,
-    N: int,
-    P: int,
+    D: int | TaskConfig,
+    N: int | None = None,
+    P: int | None = None,
     *,
-    convention: str = DEFAULT_CONVENTION,
-    noise: float = 0.0,
+    convention: str | Convention | None = None,
+    noise: float | None = None,
     seed: int = 0,
     device: str | torch.device | None = None,
     dtype: torch.dtype = torch.float64,
@@ -335,20 +365,40 @@ def sample_prompts_nested(
     of the draw of any ``P' > P``. Sweeps over task diversity use it
     (``SweepSpec(nested_p=True)``) so that the instances of one repeat at increasing P
     share their prompts, and the couplings of the larger P are those of the smaller
-    plus the new prompts' (common random numbers; :mod:`spinglass_icl.sweep.batched`).
+    plus the new prompts' (common random numbers; :mod:`spinglass_icl.sweep.rows`).
 
     The prompts come in blocks of :data:`NESTED_BLOCK` (:func:`prompt_block`), each
     from its own generator; the last block is cut to ``P``.
     """
-    cfg = TaskConfig(D=D, N=N, P=P, convention=convention, noise=noise)
-    return _nested_range(
-        prompt_block, cfg.D, cfg.N, 0, cfg.P, convention=cfg.convention, noise=cfg.noise,
-        seed=seed, device=device, dtype=dtype,
-    )  # fmt: skip
+    cfg = task_config(D, N, P, convention, noise)
+    return _nested_range(_prompt_block, cfg, 0, cfg.P, seed=seed, device=device, dtype=dtype)
+
+
+class RankOneFactors:
+    """What every holder of rank-one factors ``(u, q, y~)`` and a :class:`TaskConfig`
+    shares: the features and slicing along the prompt axis (:class:`Factors`, and the
+    spin-glass :class:`~spinglass_icl.hamiltonian.Instance`)."""
+
+    u: torch.Tensor
+    q: torch.Tensor
+    y: torch.Tensor
+    config: TaskConfig
+
+    #: the prompt axis of each tensor field (for slicing and concatenating)
+    _DIMS: ClassVar[dict[str, int]] = {"u": -2, "q": -2, "y": -1}
+
+    def features(self) -> torch.Tensor:
+        """``s^mu = vec(c u (x) q)``, shape (*batch, P, (D+1)^2), as :meth:`Prompts.features`."""
+        s = self.config.prefactor * self.u[..., :, None] * self.q[..., None, :]
+        return s.reshape(*s.shape[:-2], -1)
+
+    def head(self, P: int):
+        """The first ``P`` prompts' factors."""
+        return _take(self, 0, check_int("P", P, maximum=self.config.P))
 
 
 @dataclass(frozen=True)
-class Factors:
+class Factors(RankOneFactors):
     """The rank-one factors of P prompts: all that the spin glass (eq. 3-5) sees.
 
     ``S^mu = c u_mu (x) q_mu`` with ``u = sum_i y_i [x_i; y_i]`` and ``q = [x~; 0]``.
@@ -366,25 +416,14 @@ class Factors:
     y: torch.Tensor
     config: TaskConfig = field(repr=False)
 
-    def features(self) -> torch.Tensor:
-        """``s^mu = vec(c u (x) q)``, shape (*batch, P, (D+1)^2), as :meth:`Prompts.features`."""
-        s = self.config.prefactor * self.u[..., :, None] * self.q[..., None, :]
-        return s.reshape(*s.shape[:-2], -1)
-
-    _DIMS: ClassVar[dict[str, int]] = {"u": -2, "q": -2, "y": -1}
-
-    def head(self, P: int) -> Factors:
-        """The first ``P`` prompts' factors."""
-        return _take(self, 0, check_int("P", P, maximum=self.config.P))
-
 
 def sample_factors(
-    D: int,
-    N: int,
-    P: int,
+    D: int | TaskConfig,
+    N: int | None = None,
+    P: int | None = None,
     *,
-    convention: str = DEFAULT_CONVENTION,
-    noise: float = 0.0,
+    convention: str | Convention | None = None,
+    noise: float | None = None,
     seed: int = 0,
     batch_shape: tuple[int, ...] = (),
     device: str | torch.device | None = None,
@@ -408,7 +447,7 @@ def sample_factors(
     factors (tested moment by moment and through the solved instances), a different
     draw for the same seed. Numbers are drawn in float64 on the CPU and then moved.
     """
-    cfg = TaskConfig(D=D, N=N, P=P, convention=convention, noise=noise)
+    cfg = task_config(D, N, P, convention, noise)
     dev = resolve_device(device)
     for b in batch_shape:
         check_int("batch_shape entry", b)
@@ -440,12 +479,16 @@ def sample_factors(
     )
 
 
+def _factor_block(cfg: TaskConfig, index: int, **kw) -> Factors:
+    return _block(sample_factors, cfg, index, **kw)
+
+
 def factor_block(
     D: int,
     N: int,
     index: int,
     *,
-    convention: str = DEFAULT_CONVENTION,
+    convention: str | Convention = DEFAULT_CONVENTION,
     noise: float = 0.0,
     seed: int = 0,
     device: str | torch.device | None = None,
@@ -453,16 +496,41 @@ def factor_block(
 ) -> Factors:
     """Block ``index`` of the nested factor stream (as :func:`prompt_block`, drawn by
     :func:`sample_factors`)."""
-    return _block(
-        sample_factors, D, N, index, convention=convention, noise=noise, seed=seed,
-        device=device, dtype=dtype,
-    )  # fmt: skip
+    cfg = task_config(D, N, NESTED_BLOCK, convention, noise)
+    return _factor_block(cfg, index, seed=seed, device=device, dtype=dtype)
 
 
 def concat_factors(parts: list[Factors]) -> Factors:
     """Concatenate the factors of prompt batches of one distribution (as
     :func:`concat_prompts`)."""
     return _concat(parts)
+
+
+def factors_range(
+    cfg: TaskConfig,
+    start: int,
+    stop: int,
+    *,
+    sampler: str = "prompts",
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> Factors:
+    """The factors of prompts ``start <= mu < stop`` of the nested stream of ``seed`` for
+    the distribution ``cfg`` (its P is not used): :func:`sample_prompts_nested`, or with
+    ``sampler="factors"`` :func:`sample_factors_nested`, drawing only the blocks that
+    hold them: how a sweep extends an instance from one P to the next."""
+    check_choice("sampler", sampler, SAMPLERS)
+    start = check_int("start", start, minimum=0)
+    stop = check_int("stop", stop, minimum=start + 1)
+    if sampler == "factors":
+        block = _factor_block
+    else:
+
+        def block(*a, **k):
+            return _prompt_block(*a, **k).factors()
+
+    return _nested_range(block, cfg, start, stop, seed=seed, device=device, dtype=dtype)
 
 
 def nested_factors(
@@ -472,61 +540,43 @@ def nested_factors(
     stop: int,
     *,
     sampler: str = "prompts",
-    convention: str = DEFAULT_CONVENTION,
+    convention: str | Convention = DEFAULT_CONVENTION,
     noise: float = 0.0,
     seed: int = 0,
     device: str | torch.device | None = None,
     dtype: torch.dtype = torch.float64,
 ) -> Factors:
-    """The factors of prompts ``start <= mu < stop`` of the nested stream of ``seed``
-    (:func:`sample_prompts_nested`, or with ``sampler="factors"``
-    :func:`sample_factors_nested`), drawing only the blocks that hold them: how a sweep
-    extends an instance from one P to the next."""
-    check_choice("sampler", sampler, SAMPLERS)
-    start = check_int("start", start, minimum=0)
-    stop = check_int("stop", stop, minimum=start + 1)
-    cfg = TaskConfig(D=D, N=N, P=stop, convention=convention, noise=noise)
-    if sampler == "factors":
-        block = factor_block
-    else:
-
-        def block(*a, **k):
-            return prompt_block(*a, **k).factors()
-
-    return _nested_range(
-        block, cfg.D, cfg.N, start, stop, convention=cfg.convention, noise=cfg.noise,
-        seed=seed, device=device, dtype=dtype,
-    )  # fmt: skip
+    """:func:`factors_range` from the numbers (D, N, convention, noise)."""
+    stop = check_int("stop", stop, minimum=1)
+    cfg = task_config(D, N, stop, convention, noise)
+    return factors_range(cfg, start, stop, sampler=sampler, seed=seed, device=device, dtype=dtype)
 
 
 def sample_factors_nested(
-    D: int,
-    N: int,
-    P: int,
+    D: int | TaskConfig,
+    N: int | None = None,
+    P: int | None = None,
     *,
-    convention: str = DEFAULT_CONVENTION,
-    noise: float = 0.0,
+    convention: str | Convention | None = None,
+    noise: float | None = None,
     seed: int = 0,
     device: str | torch.device | None = None,
     dtype: torch.dtype = torch.float64,
 ) -> Factors:
     """:func:`sample_factors` with the prefix property of :func:`sample_prompts_nested`."""
-    P = TaskConfig(D=D, N=N, P=P, convention=convention, noise=noise).P
-    return nested_factors(
-        D, N, 0, P, sampler="factors", convention=convention, noise=noise, seed=seed,
-        device=device, dtype=dtype,
-    )  # fmt: skip
+    cfg = task_config(D, N, P, convention, noise)
+    return factors_range(cfg, 0, cfg.P, sampler="factors", seed=seed, device=device, dtype=dtype)
 
 
 def draw_factors(
-    D: int,
-    N: int,
-    P: int,
+    D: int | TaskConfig,
+    N: int | None = None,
+    P: int | None = None,
     *,
     sampler: str = "prompts",
     nested: bool = False,
-    convention: str = DEFAULT_CONVENTION,
-    noise: float = 0.0,
+    convention: str | Convention | None = None,
+    noise: float | None = None,
     seed: int = 0,
     device: str | torch.device | None = None,
     dtype: torch.dtype = torch.float64,
@@ -534,10 +584,10 @@ def draw_factors(
     """The factors of an instance drawn by ``sampler`` (:data:`SAMPLERS`), from the
     nested stream if ``nested``: one entry point for every combination."""
     check_choice("sampler", sampler, SAMPLERS)
-    kw = dict(convention=convention, noise=noise, seed=seed, device=device, dtype=dtype)
+    cfg = task_config(D, N, P, convention, noise)
+    kw = dict(seed=seed, device=device, dtype=dtype)
     if nested:
-        P = TaskConfig(D=D, N=N, P=P, convention=convention, noise=noise).P
-        return nested_factors(D, N, 0, P, sampler=sampler, **kw)
+        return factors_range(cfg, 0, cfg.P, sampler=sampler, **kw)
     if sampler == "factors":
-        return sample_factors(D, N, P, **kw)
-    return sample_prompts(D, N, P, **kw).factors()
+        return sample_factors(cfg, **kw)
+    return sample_prompts(cfg, **kw).factors()

@@ -15,22 +15,22 @@ Two kinds of oracle live here (derivations in ``docs/theory.md``):
   what :func:`spinglass_icl.observables.test_error` estimates by Monte Carlo, without
   the sampling noise.
 
-The paper's ground state (eq. 10-11; docs/conventions.md#ground-states) is the ridge
-minimizer of eq. 2 over the ``D (D+1)`` weights ``W11, W21`` that enter ``y^`` (W's last
-column never does), which is the model of Lu et al. with ``Gamma = W11^T`` up to a
-convention-dependent scale; hence the interpolation peak at ``P = D (D+1)``, ``tau -> 1``.
+The paper's ground state (eq. 10-11; docs/conventions.md#ground-states) is the ridge minimizer of
+eq. 2 over the
+``D (D+1)`` weights ``W11, W21`` that enter ``y^`` (W's last column never does), which is
+the model of Lu et al. with ``Gamma = W11^T`` up to a convention-dependent scale; hence
+the interpolation peak at ``P = D (D+1)``, ``tau -> 1``.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from .conventions import DEFAULT_CONVENTION, get_convention
 from .errors import ParameterError, check_float, check_int
+from .observables import exact_test_error, relative_exact_test_error  # re-exported
 
 __all__ = [
     "TheoryParams",
@@ -260,89 +260,3 @@ def asymptotic_error(
     """
     p = theory_params(D, N, P, lam, convention, noise)
     return float(ridge_error(p.alpha, p.tau, p.lam_prime, p.rho)) / (1.0 + p.rho)
-
-
-def exact_test_error(
-    W: torch.Tensor,
-    N: int,
-    convention: str = DEFAULT_CONVENTION,
-    noise: float = 0.0,
-) -> torch.Tensor:
-    """Closed-form test error ``E (y~ - y^)^2`` of the SLA with weights W (eq. 2, 40).
-
-    Over ``w ~ N(0, I_D)``, ``x_i, x~ ~ N(0, I_D)``, ``y = s w.x + noise * eps`` (context
-    and query), with ``s`` the label scale and ``c`` the prefactor of the convention,
-    ``y^ = c u^T W [x~; 0]``, ``u = sum_i y_i [x_i; y_i]``. Only ``A = W[:D, :D]`` (W11)
-    and ``r = W[D, :D]`` (W21) enter; with ``sigma = noise`` (Isserlis, docs/theory.md)::
-
-        E = s^2 D + sigma^2 - 2 c s^2 N tr(A)
-            + c^2 N (s^2 (N + D + 1) + sigma^2) ||A||_F^2
-            + c^2 N (N + 2) ((s^2 D + sigma^2)^2 + 2 s^4 D) ||r||^2
-
-    Parameters
-    ----------
-    W : Tensor, shape (*batch, D+1, D+1) or spins (*batch, (D+1)^2)
-        Weights; computed in float64.
-    N : int
-        Context length (>= 1).
-    convention : str
-        Sets ``s`` and ``c`` (docs/conventions.md).
-    noise : float
-        Label-noise standard deviation (>= 0).
-
-    Returns
-    -------
-    Tensor, shape (*batch,)
-        The exact test error (float64). Divide by ``Convention.label_variance`` for the
-        relative error (:func:`relative_exact_test_error`).
-    """
-    from .observables import spins_to_W
-
-    if not isinstance(W, torch.Tensor):
-        raise ParameterError(f"W must be a torch.Tensor, got {type(W).__name__}")
-    if W.dim() == 0:
-        raise ParameterError("W must be a (D+1) x (D+1) matrix or a spin vector, got a scalar")
-    if W.dim() == 1 or W.shape[-1] != W.shape[-2]:
-        try:
-            W = spins_to_W(W)
-        except ValueError as exc:
-            raise ParameterError(f"W must be square or a spin vector: {exc}") from None
-    D = W.shape[-1] - 1
-    if D < 1:
-        raise ParameterError(f"W must be at least 2 x 2 (D >= 1), got shape {tuple(W.shape)}")
-    N = check_int("N", N)
-    noise = check_float("noise", noise, low=0.0)
-    conv = get_convention(convention)
-    s2 = conv.label_scale(D) ** 2
-    c = conv.prefactor(D, N)
-    var = noise**2
-    W = W.to(torch.float64)
-    A = W[..., :D, :D]
-    r = W[..., D, :D]
-    tr = A.diagonal(dim1=-2, dim2=-1).sum(-1)
-    fro2 = (A * A).sum((-2, -1))
-    r2 = (r * r).sum(-1)
-    return (
-        s2 * D
-        + var
-        - 2 * c * s2 * N * tr
-        + c * c * N * (s2 * (N + D + 1) + var) * fro2
-        + c * c * N * (N + 2) * ((s2 * D + var) ** 2 + 2 * s2 * s2 * D) * r2
-    )
-
-
-def relative_exact_test_error(
-    W: torch.Tensor,
-    N: int,
-    convention: str = DEFAULT_CONVENTION,
-    noise: float = 0.0,
-) -> torch.Tensor:
-    """:func:`exact_test_error` divided by ``E y~^2 = s^2 D + noise^2``.
-
-    Comparable across conventions; what ``TestError.relative`` estimates.
-    """
-    err = exact_test_error(W, N, convention, noise)
-    n = W.shape[-1]
-    square = W.dim() > 1 and W.shape[-2] == n
-    D = n - 1 if square else math.isqrt(n) - 1
-    return err / get_convention(convention).label_variance(D, noise)

@@ -326,8 +326,7 @@ class TrainResult:
         cfg = self.config
         X, y = trial_prompts(cfg)
         u = torch.einsum("...mi,...i->...m", X[..., :-1], X[..., -1, :-1])
-        s = cfg.task.prefactor * u[..., :, None] * X[..., -1][..., None, :]
-        return Instance(s=s.reshape(*s.shape[:-2], -1), y=y, lam=cfg.lam, config=cfg.task)
+        return Instance(u=u, q=X[..., -1], y=y, config=cfg.task, lam=cfg.lam)
 
     def summary(self) -> dict[str, Any]:
         """Per-trial values, mean and standard error (over trials) of the test errors."""

@@ -63,15 +63,7 @@ def run(args: argparse.Namespace) -> int:
     inst = make_instance(
         D, N, P, lam, convention=args.convention, noise=args.noise, seed=args.seed, device=device
     )
-    res = solve(
-        inst,
-        cfg.solver,
-        beta=cfg.beta,
-        damping=cfg.damping,
-        tol=cfg.tol,
-        max_iter=cfg.max_iter,
-        warn=False,
-    )
+    res = solve(inst, cfg, warn=False)
     seconds = time.perf_counter() - t0
     W = spins_to_W(res.m)
     if res.converged:

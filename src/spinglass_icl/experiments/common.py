@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ParameterError, SpinGlassError, check_choice, check_int
+from ..io import write_json
+from ..sweep.executors import EXECUTORS
 from . import FIGURES
 from .presets import get_preset
-
-EXECUTORS: tuple[str, ...] = ("serial", "local", "dask")
 
 
 class MissingDependency(SpinGlassError):
@@ -131,18 +131,6 @@ def new_figure(ncols: int, nrows: int = 1, width: float = 4.2, height: float = 3
     return fig, axes
 
 
-def need(module: str, figure: str) -> Any:
-    """Import ``spinglass_icl.<module>`` or raise :class:`MissingDependency`."""
-    try:
-        return importlib.import_module(f"spinglass_icl.{module}")
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("spinglass_icl"):
-            raise MissingDependency(
-                f"{figure} needs spinglass_icl.{module}, which is not available yet"
-            ) from None
-        raise
-
-
 def figure_module(name: str) -> Any:
     """The module that makes figure ``name``."""
     check_choice("figure", name, tuple(FIGURES))
@@ -242,8 +230,6 @@ def run_figure(
         "machine": f"{platform.node()} ({platform.machine()}, {_cpu_count()} CPU cores)",
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    from ..cli.common import write_json
-
     write_json(rpath, record)
     record = json.loads(rpath.read_text())
     record["skipped"] = False

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import Context, Outcome, need, save_dataset
+from . import double_descent as dd
+from .common import Context, Outcome, save_dataset
 
 TITLE = "Double descent in task diversity, with the large-D theory"
 CLAIM = (
@@ -24,7 +25,6 @@ NOTES = [
 
 
 def run(ctx: Context) -> Outcome:
-    dd = need("experiments.double_descent", "double-descent")
     p = ctx.params
     taus = np.geomspace(p["tau_range"][0], p["tau_range"][1], p["taus"])
     ds = dd.double_descent_data(

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import training
 from ..conventions import get_convention
 from ..hamiltonian import make_instance
 from ..observables import contrast, spins_to_W
 from ..solvers import ground_state, solve
-from .common import Context, Outcome, need, new_figure, save_dataset, save_figure
+from .common import Context, Outcome, new_figure, save_dataset, save_figure
 
 TITLE = "Learning curves, trained weights and AMP's m and v"
 CLAIM = (
@@ -50,7 +51,6 @@ def _imshow(fig, ax, M: np.ndarray, title: str, cmap: str = "RdBu_r", sym: bool 
 
 
 def run(ctx: Context) -> Outcome:
-    training = need("training", "fig2")
     p = ctx.params
     D, N = p["D"], p["N"]
     conv = get_convention(ctx.convention)

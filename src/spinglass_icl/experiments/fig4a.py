@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import Context, Outcome, need, new_figure, save_figure
+from .. import sweep
+from .common import Context, Outcome, new_figure, save_figure
 
 TITLE = "Phase diagram of the contrast ratio (AMP vs exact)"
 CLAIM = (
@@ -49,7 +50,6 @@ def grid(p: dict) -> tuple[list[int], list[int]]:
 
 
 def run(ctx: Context) -> Outcome:
-    sweep = need("sweep", "fig4a")
     p = ctx.params
     D = p["D"]
     Ps, Ns = grid(p)

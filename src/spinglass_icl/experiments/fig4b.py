@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .common import Context, Outcome, need, new_figure, save_dataset, save_figure, trial_chunks
+from .. import sweep, theory, training
+from .common import Context, Outcome, new_figure, save_dataset, save_figure, trial_chunks
 
 TITLE = "Test error vs prompt length: AMP, exact, SGD and theory"
 CLAIM = (
@@ -34,8 +35,6 @@ NOTES = [
 
 
 def run(ctx: Context) -> Outcome:
-    sweep = need("sweep", "fig4b")
-    theory = need("theory", "fig4b")
     p = ctx.params
     D, P, lam = p["D"], p["P"], p["lam"]
     Ns = list(p["N_list"])
@@ -73,7 +72,6 @@ def run(ctx: Context) -> Outcome:
         numbers[f"{s}_converged_fraction"] = (n_ok.sel(solver=s) / p["trials"]).values.tolist()
     sgd_mean, sgd_se, pair_sgd, pair_exact = [], [], [], []
     if p.get("sgd", True):
-        training = need("training", "fig4b")
         from ..solvers import ground_state
 
         for k, N in enumerate(Ns):

@@ -13,9 +13,10 @@ import dataclasses
 
 import numpy as np
 
+from .. import training
 from ..observables import spins_to_W, test_error
 from ..solvers import solve
-from .common import Context, Outcome, need, new_figure, save_dataset, save_figure, trial_chunks
+from .common import Context, Outcome, new_figure, save_dataset, save_figure, trial_chunks
 
 TITLE = "Test error of other architectures vs AMP"
 CLAIM = (
@@ -47,7 +48,6 @@ NOTES = [
 
 
 def run(ctx: Context) -> Outcome:
-    training = need("training", "fig6")
     p = ctx.params
     D, N, P, lam = p["D"], p["N"], p["P"], p["lam"]
     # the training penalty may differ from AMP's lam (docs/conventions.md#lam-mapping: Adam

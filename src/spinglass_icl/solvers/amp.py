@@ -111,10 +111,8 @@ def run_amp(
         tol=tol,
         max_iter=max_iter,
     )
-    from . import package_result
-
     name = "amp" if onsager else "amp-paper"
-    return package_result(name, beta, out.state[0], out.state[1], out)
+    return SolverResult.from_engine(name, beta, out.state[0], out.state[1], out)
 
 
 def solve_amp(

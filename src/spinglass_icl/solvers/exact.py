@@ -33,17 +33,13 @@ def solve_exact(instance: Instance, beta: float, *, variances: bool = True) -> S
     Parameters
     ----------
     instance
-        The (possibly batched) instance; needs lam > 0.
+        The (possibly batched) instance; needs lam > 0 (:func:`~spinglass_icl.solvers.solve`
+        checks it; here a Hessian that is not positive definite raises ParameterError).
     beta
         Inverse temperature.
     variances
         If False, skip the ``O(n^3)`` inverse; ``v`` is then NaN (mean only).
     """
-    if instance.lam <= 0:
-        raise ParameterError(
-            "lam must be > 0 for the exact solver: at lam = 0 the Boltzmann measure is "
-            f"not normalizable (got lam={instance.lam:g})"
-        )
     return solve_exact_hessian(instance.hessian, instance.fields, beta, variances=variances)
 
 
@@ -61,20 +57,7 @@ def solve_exact_hessian(
     else:
         v = torch.full_like(m, float("nan"))
     bs = tuple(h.shape[:-1])
-    if bs:
-        conv: bool | torch.Tensor = torch.ones(bs, dtype=torch.bool)
-        status: str | tuple[str, ...] = ("converged",) * int(torch.tensor(bs).prod())
-        n_iter: int | torch.Tensor = torch.zeros(bs, dtype=torch.int64)
-    else:
-        conv, status, n_iter = True, "converged", 0
-    return SolverResult(
-        m=m,
-        v=v,
-        converged=conv,
-        status=status,
-        n_iter=n_iter,
-        residuals=torch.zeros((0, *bs), dtype=m.dtype),
-        solver="exact",
-        beta=float(beta),
+    return SolverResult.build(
+        "exact", beta, m, v, converged=torch.ones(bs, dtype=torch.bool),
         message="exact: Cholesky solve",
-    )
+    )  # fmt: skip

@@ -10,7 +10,8 @@ Every feature vector is rank one (eq. 3; docs/solvers.md#model): ``S^mu = c u_mu
     h          = (1/P) S^T y~,       lam_i = lam + (c^2/P) (U o U)^T (Q o Q)
 
 cost ``O(P D^2)`` time and ``O(P D)`` memory, against ``O(D^4)`` memory for dense J
-(13 GB at D = 200 in float64). :class:`LowRankInstance` holds ``U, Q, y~``.
+(13 GB at D = 200 in float64). :class:`~spinglass_icl.hamiltonian.Instance` holds
+``U, Q, y~`` and these products.
 
 Solvers
 -------
@@ -46,15 +47,13 @@ Solvers
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 
 import torch
 
 from ..errors import ParameterError, check_choice, check_float, check_int
-from ..hamiltonian import Instance
+from ..hamiltonian import Instance, block_masks, build_instance
 from ..tasks import (
     SAMPLERS,
-    Prompts,
     TaskConfig,
     make_generator,
     resolve_device,
@@ -77,115 +76,11 @@ __all__ = [
 MATFREE_SOLVERS: tuple[str, ...] = ("exact", "amp", "amp-paper")
 
 
-@dataclass(frozen=True)
-class LowRankInstance:
-    """A spin-glass instance kept as its rank-one factors (``s_mu = c u_mu (x) q_mu``).
-
-    Attributes
-    ----------
-    u : Tensor, shape (*batch, P, D+1)
-        ``u_mu = sum_i y_i [x_i; y_i]``.
-    q : Tensor, shape (*batch, P, D+1)
-        Query columns ``[x~_mu; 0]``.
-    y : Tensor, shape (*batch, P)
-        Query labels ``y~_mu``.
-    lam : float
-        Ridge (> 0 for the solvers).
-    config : TaskConfig
-        D, N, P, convention, noise.
-    """
-
-    u: torch.Tensor
-    q: torch.Tensor
-    y: torch.Tensor
-    lam: float
-    config: TaskConfig = field(repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "lam", check_float("lam", self.lam, low=0.0))
-        shape = (self.config.P, self.config.D + 1)
-        if tuple(self.u.shape[-2:]) != shape or tuple(self.q.shape[-2:]) != shape:
-            raise ParameterError(f"u and q must have shape (*batch, P, D+1) = (*, {shape})")
-
-    # ------------------------------------------------------------ sizes
-    @property
-    def D(self) -> int:
-        return self.config.D
-
-    @property
-    def P(self) -> int:
-        return self.config.P
-
-    @property
-    def n(self) -> int:
-        return (self.config.D + 1) ** 2
-
-    @property
-    def c(self) -> float:
-        return self.config.prefactor
-
-    @property
-    def batch_shape(self) -> tuple[int, ...]:
-        return tuple(self.u.shape[:-2])
-
-    # ------------------------------------------------------- operators
-    def S(self, m: torch.Tensor) -> torch.Tensor:
-        """``S m``: predictions ``c u_mu^T M q_mu`` for spins m (*batch, n) -> (*batch, P)."""
-        M = m.reshape(*m.shape[:-1], self.D + 1, self.D + 1)
-        return self.c * ((self.u @ M) * self.q).sum(-1)
-
-    def ST(self, r: torch.Tensor) -> torch.Tensor:
-        """``S^T r = c U^T diag(r) Q`` flattened: (*batch, P) -> (*batch, n)."""
-        out = (self.u * r[..., None]).transpose(-1, -2) @ self.q
-        return self.c * out.reshape(*out.shape[:-2], -1)
-
-    def gram_matvec(self, m: torch.Tensor) -> torch.Tensor:
-        """``G m = (1/P) S^T S m`` without forming G."""
-        return self.ST(self.S(m)) / self.P
-
-    def hessian_matvec(self, m: torch.Tensor) -> torch.Tensor:
-        """``A m = G m + lam m``."""
-        return self.gram_matvec(m) + self.lam * m
-
-    @property
-    def fields(self) -> torch.Tensor:
-        """``h = (1/P) S^T y~`` (eq. 5), shape (*batch, n)."""
-        return self.ST(self.y) / self.P
-
-    @property
-    def gram_diag(self) -> torch.Tensor:
-        """``diag(G) = (c^2/P) (U o U)^T (Q o Q)`` flattened, shape (*batch, n)."""
-        d = (self.u * self.u).transpose(-1, -2) @ (self.q * self.q)
-        return (self.c**2 / self.P) * d.reshape(*d.shape[:-2], -1)
-
-    @property
-    def lam_i(self) -> torch.Tensor:
-        """``lam_i = lam + diag(G)`` (eq. 5)."""
-        return self.lam + self.gram_diag
-
-    @property
-    def s(self) -> torch.Tensor:
-        """Dense features (*batch, P, n) -- O(P n) memory; for checks at small D."""
-        s = self.c * self.u[..., :, None] * self.q[..., None, :]
-        return s.reshape(*s.shape[:-2], -1)
-
-    def dense(self) -> Instance:
-        """The equivalent dense :class:`Instance` (small D only)."""
-        return Instance(s=self.s, y=self.y, lam=self.lam, config=self.config)
-
-    def to(self, device=None, dtype=None) -> LowRankInstance:
-        return LowRankInstance(
-            self.u.to(device=device, dtype=dtype),
-            self.q.to(device=device, dtype=dtype),
-            self.y.to(device=device, dtype=dtype),
-            self.lam,
-            self.config,
-        )
-
-
-def lowrank_instance(prompts: Prompts, lam: float) -> LowRankInstance:
-    """The low-rank instance of a set of prompts (same numbers as ``build_instance``)."""
-    return LowRankInstance(prompts.u, prompts.q, prompts.y, lam, prompts.config)
+#: the matrix-free solvers take the one :class:`~spinglass_icl.hamiltonian.Instance`
+#: (its factors and matrix-vector products); the old name is kept
+LowRankInstance = Instance
+#: :func:`~spinglass_icl.hamiltonian.build_instance` under its old name
+lowrank_instance = build_instance
 
 
 def make_lowrank_instance(
@@ -201,7 +96,7 @@ def make_lowrank_instance(
     dtype: torch.dtype = torch.float64,
     chunk: int = 1024,
     sampler: str = "prompts",
-) -> LowRankInstance:
+) -> Instance:
     """Sample P prompts in chunks of ``chunk`` (memory ``O(chunk D N)``) and keep only
     their factors (memory ``O(P D)``).
 
@@ -213,7 +108,6 @@ def make_lowrank_instance(
     ``O(P N D)``; the same distribution, another draw).
     """
     cfg = TaskConfig(D=D, N=N, P=P, convention=convention, noise=noise)
-    lam = check_float("lam", lam, low=0.0)
     chunk = check_int("chunk", chunk)
     dev = resolve_device(device)
     check_choice("sampler", sampler, SAMPLERS)
@@ -230,18 +124,11 @@ def make_lowrank_instance(
         ys.append(pr.y.to(device=dev, dtype=dtype).clone())
         del pr
         done += k
-    return LowRankInstance(torch.cat(us), torch.cat(qs), torch.cat(ys), lam, cfg)
-
-
-def _batch_info(bs: tuple[int, ...], conv: torch.Tensor):
-    if bs:
-        return conv.cpu(), tuple("converged" if c else "max_iter" for c in conv.reshape(-1))
-    c = bool(conv)
-    return c, "converged" if c else "max_iter"
+    return Instance(u=torch.cat(us), q=torch.cat(qs), y=torch.cat(ys), config=cfg, lam=lam)
 
 
 def solve_cg(
-    instance: LowRankInstance,
+    instance: Instance,
     beta: float = 100.0,
     *,
     tol: float = 1e-10,
@@ -287,23 +174,16 @@ def solve_cg(
         p = torch.where(a, z + (rz_new / rz) * p, p)
         rz = torch.where(a, rz_new, rz)
     conv = (r.norm(dim=-1) / hnorm) <= tol
-    converged, status = _batch_info(bs, conv)
-    n_it = n_iter.cpu() if bs else int(n_iter)
-    return SolverResult(
-        m=m,
-        v=torch.full_like(m, float("nan")),
-        converged=converged,
-        status=status,
-        n_iter=n_it,
-        residuals=torch.stack(history).cpu(),
-        solver="exact-cg",
-        beta=float(beta),
-        message=f"exact-cg: {status if not bs else 'batch'}; mean only (v not computed "
-        "matrix-free, NaN)",
-    )
+    res = SolverResult.build(
+        "exact-cg", beta, m, torch.full_like(m, float("nan")), converged=conv, n_iter=n_iter,
+        residuals=torch.stack(history), message="",
+    )  # fmt: skip
+    what = str(res.status) if not bs else "batch"
+    msg = f"exact-cg: {what}; mean only (v not computed matrix-free, NaN)"
+    return dataclasses.replace(res, message=msg)
 
 
-def _onsager_exact(inst: LowRankInstance, v: torch.Tensor, gd: torch.Tensor) -> torch.Tensor:
+def _onsager_exact(inst: Instance, v: torch.Tensor, gd: torch.Tensor) -> torch.Tensor:
     """``sum_{j != i} G_ij^2 v_j`` exactly, O(P^2 n): ``(1/P^2) diag(S^T K S) - G_ii^2 v_i``
     with ``K = S diag(v) S^T``."""
     s = inst.s  # (*, P, n)
@@ -313,7 +193,7 @@ def _onsager_exact(inst: LowRankInstance, v: torch.Tensor, gd: torch.Tensor) -> 
 
 
 def hutchinson_row_sums(
-    inst: LowRankInstance, n_probes: int = 64, seed: int = 0, mask: torch.Tensor | None = None
+    inst: Instance, n_probes: int = 64, seed: int = 0, mask: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Estimate ``r_i = sum_{j != i, j in mask} G_ij^2 = diag(G P G)_i - [i in mask] G_ii^2``
     (``P`` the projector on the spins of ``mask``; all spins if None) with ``n_probes``
@@ -339,7 +219,7 @@ def hutchinson_row_sums(
 
 
 def solve_amp_matfree(
-    instance: LowRankInstance,
+    instance: Instance,
     beta: float = 100.0,
     *,
     onsager: bool = True,
@@ -366,8 +246,6 @@ def solve_amp_matfree(
     gd = instance.gram_diag
     lam_i = instance.lam + gd
     if variance_term == "scalar":
-        from ..hamiltonian import block_masks
-
         masks = block_masks(instance.D, h.device)
         groups = [masks["A"].to(h.dtype), masks["B"].to(h.dtype)]
         rows = [
@@ -405,7 +283,7 @@ def solve_amp_matfree(
 
 
 def solve_matfree(
-    instance: LowRankInstance,
+    instance: Instance,
     solver: str = "exact",
     *,
     beta: float = 100.0,

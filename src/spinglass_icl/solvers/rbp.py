@@ -40,36 +40,52 @@ def solve_rbp(
     max_iter: int = 1000,
 ) -> SolverResult:
     """Iterate r-BP (eq. 29) and return the marginals of eq. 31."""
-    J = instance.couplings
+    return rbp_from_couplings(
+        instance.couplings, instance.fields, instance.lam_i, beta, damping=damping, tol=tol,
+        max_iter=max_iter,
+    )  # fmt: skip
+
+
+def rbp_from_couplings(
+    J: torch.Tensor,
+    h: torch.Tensor,
+    lam_i: torch.Tensor,
+    beta: float,
+    *,
+    damping: float = 0.0,
+    tol: float = 1e-8,
+    max_iter: int = 1000,
+) -> SolverResult:
+    """r-BP (eq. 29) from the couplings ``J`` (*batch, n, n; zero diagonal), fields ``h``
+    and ridges ``lam_i`` (*batch, n); marginals of eq. 31."""
     J2 = J * J
-    h = instance.fields[..., :, None]
-    lam_i = instance.lam_i[..., :, None]
+    hc = h[..., :, None]
+    lam_c = lam_i[..., :, None]
 
     def update(state):
         Mmsg, Vmsg = state
         JM, JV, M, V = _sums(J, J2, Mmsg, Vmsg, beta)
         Mc = M[..., :, None] - beta * JM  # M_{i->j}
         Vc = V[..., :, None] - beta * beta * JV  # V_{i->j}
-        denom = beta * lam_i - Vc
+        denom = beta * lam_c - Vc
         ok = (denom > 0).flatten(-2).all(-1)
-        return ((beta * h + Mc) / denom, 1.0 / denom), ok
+        return ((beta * hc + Mc) / denom, 1.0 / denom), ok
 
-    n = instance.n
-    shape = (*instance.batch_shape, n, n)
+    n = J.shape[-1]
+    bs = tuple(J.shape[:-2])
+    shape = (*bs, n, n)
     M0 = torch.zeros(shape, dtype=J.dtype, device=J.device)
-    V0 = (1.0 / (beta * lam_i)).expand(shape).clone()
+    V0 = (1.0 / (beta * lam_c)).expand(shape).clone()
     out = iterate(
         update,
         (M0, V0),
-        batch_shape=instance.batch_shape,
+        batch_shape=bs,
         damping=damping,
         tol=tol,
         max_iter=max_iter,
     )
     _, _, M, V = _sums(J, J2, out.state[0], out.state[1], beta)
-    denom = beta * instance.lam_i - V
-    m = (beta * instance.fields + M) / denom
+    denom = beta * lam_i - V
+    m = (beta * h + M) / denom
     v = 1.0 / denom
-    from . import package_result
-
-    return package_result("rbp", beta, m, v, out)
+    return SolverResult.from_engine("rbp", beta, m, v, out)

@@ -1,10 +1,16 @@
-"""The result every solver returns (frozen; the same fields for every solver)."""
+"""The frozen result every solver returns, built in one place (:meth:`SolverResult.build`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .engine import EngineOutput
 
 STATUSES = ("converged", "max_iter", "diverged")
 
@@ -13,9 +19,10 @@ STATUSES = ("converged", "max_iter", "diverged")
 class SolverResult:
     """Marginals of the Boltzmann measure ``P(sigma) ~ exp(-beta H)`` found by a solver.
 
-    For an unbatched instance, ``converged`` is a bool, ``status`` a str and ``n_iter``
-    an int; for a batch they are a bool tensor, a tuple of str (flattened batch order)
-    and an int64 tensor of the batch shape. ``result[i]`` gives the i-th instance.
+    Every per-instance field has the instance's batch shape, ``()`` for one instance:
+    ``converged`` a bool tensor, ``n_iter`` an int64 tensor, ``status`` a numpy array of
+    str (so ``res.status == "converged"`` reads the same for one instance and
+    ``res.status[i]`` for a batch). ``result[i]`` gives the i-th instance.
 
     Attributes
     ----------
@@ -23,12 +30,12 @@ class SolverResult:
         Marginal means ``<sigma_i>``.
     v : Tensor, shape (*batch, n)
         Marginal variances ``<sigma_i^2> - <sigma_i>^2``.
-    converged : bool or Tensor
+    converged : Tensor of bool, shape batch
         Whether the tolerance on the undamped residual was reached.
-    status : str or tuple of str
+    status : numpy array of str, shape batch
         ``"converged"``, ``"max_iter"`` or ``"diverged"`` (non-positive denominator or
         non-finite iterate). A diverged instance keeps its last finite iterate.
-    n_iter : int or Tensor
+    n_iter : Tensor of int64, shape batch
         Iterations used (0 for the exact solver).
     residuals : Tensor, shape (n_iter_max, *batch)
         Undamped residual ``max|F(x) - x| / max|x|`` at every iteration (NaN once an
@@ -43,25 +50,106 @@ class SolverResult:
 
     m: torch.Tensor
     v: torch.Tensor
-    converged: bool | torch.Tensor
-    status: str | tuple[str, ...]
-    n_iter: int | torch.Tensor
+    converged: torch.Tensor
+    status: np.ndarray
+    n_iter: torch.Tensor
     residuals: torch.Tensor
     solver: str
     beta: float
     message: str = ""
     extras: dict = field(default_factory=dict, repr=False, compare=False)
 
+    # ------------------------------------------------------------ building
+    @classmethod
+    def build(
+        cls,
+        solver: str,
+        beta: float,
+        m: torch.Tensor,
+        v: torch.Tensor,
+        *,
+        converged: torch.Tensor,
+        diverged: torch.Tensor | None = None,
+        n_iter: torch.Tensor | None = None,
+        residuals: torch.Tensor | None = None,
+        message: str | None = None,
+        extras: dict | None = None,
+    ) -> SolverResult:
+        """The one constructor: status from ``converged`` / ``diverged`` (bool tensors of
+        the batch shape), bookkeeping moved to the CPU, a default message."""
+        conv = torch.as_tensor(converged, dtype=torch.bool).cpu()
+        div = torch.zeros_like(conv) if diverged is None else torch.as_tensor(diverged).cpu()
+        its = torch.zeros(conv.shape, dtype=torch.int64) if n_iter is None else n_iter
+        its = torch.as_tensor(its, dtype=torch.int64).cpu()
+        codes = np.where(conv.numpy(), 0, np.where(div.numpy(), 2, 1))
+        status = np.asarray(np.asarray(STATUSES)[codes])  # str array, the batch shape
+        if residuals is None:
+            residuals = torch.zeros((0, *conv.shape), dtype=m.dtype)
+        if message is None:
+            message = _message(solver, status, its, residuals)
+        return cls(
+            m=m,
+            v=v,
+            converged=conv,
+            status=status,
+            n_iter=its,
+            residuals=residuals.cpu(),
+            solver=solver,
+            beta=float(beta),
+            message=message,
+            extras={} if extras is None else extras,
+        )
+
+    @classmethod
+    def from_engine(
+        cls, solver: str, beta: float, m: torch.Tensor, v: torch.Tensor, out: EngineOutput
+    ) -> SolverResult:
+        """The result of an :func:`~spinglass_icl.solvers.engine.iterate` run."""
+        return cls.build(
+            solver, beta, m, v, converged=out.converged, diverged=out.diverged,
+            n_iter=out.n_iter, residuals=out.residuals,
+        )  # fmt: skip
+
+    @classmethod
+    def cat(cls, parts: Sequence[SolverResult]) -> SolverResult:
+        """Concatenate results with one batch dimension along it (residual histories
+        padded with NaN to the longest); solver name and beta of the first part."""
+        if not parts:
+            raise ValueError("SolverResult.cat needs at least one result")
+        T = max(p.residuals.shape[0] for p in parts)
+        res = []
+        for p in parts:
+            r = p.residuals.reshape(p.residuals.shape[0], p.converged.numel())
+            pad = torch.full((T - r.shape[0], r.shape[1]), float("nan"), dtype=r.dtype)
+            res.append(torch.cat([r, pad]))
+        status = np.concatenate([p.status.reshape(-1) for p in parts])
+        n_iter = torch.cat([p.n_iter.reshape(-1) for p in parts])
+        p0 = parts[0]
+        return cls(
+            m=torch.cat([p.m.reshape(-1, p.m.shape[-1]) for p in parts]),
+            v=torch.cat([p.v.reshape(-1, p.v.shape[-1]) for p in parts]),
+            converged=torch.cat([p.converged.reshape(-1) for p in parts]),
+            status=status,
+            n_iter=n_iter,
+            residuals=torch.cat(res, dim=1),
+            solver=p0.solver,
+            beta=p0.beta,
+            message=_message(p0.solver, status, n_iter, torch.zeros(0)),
+        )
+
+    # ------------------------------------------------------------ access
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        return tuple(self.converged.shape)
+
     @property
     def batched(self) -> bool:
-        return isinstance(self.converged, torch.Tensor)
+        return self.converged.dim() > 0
 
     @property
     def all_converged(self) -> bool:
         """True if every instance converged."""
-        if self.batched:
-            return bool(self.converged.all())
-        return bool(self.converged)
+        return bool(self.converged.all())
 
     def __getitem__(self, i: int) -> SolverResult:
         """The ``i``-th instance of a result with one batch dimension."""
@@ -70,21 +158,31 @@ class SolverResult:
         if self.converged.dim() != 1:
             raise IndexError("indexing needs exactly one batch dimension; reshape the instance")
         i = range(len(self))[i]  # normalizes negatives, raises IndexError out of range
-        status = self.status[i]
-        n_iter = int(self.n_iter[i])
         return SolverResult(
             m=self.m[i],
             v=self.v[i],
-            converged=bool(self.converged[i]),
-            status=status,
-            n_iter=n_iter,
+            converged=self.converged[i],
+            status=self.status[i : i + 1].reshape(()),
+            n_iter=self.n_iter[i],
             residuals=self.residuals[:, i],
             solver=self.solver,
             beta=self.beta,
-            message=f"{self.solver}: {status} after {n_iter} iterations",
+            message=f"{self.solver}: {self.status[i]} after {int(self.n_iter[i])} iterations",
         )
 
     def __len__(self) -> int:
         if not self.batched:
             raise TypeError("an unbatched SolverResult has no length")
         return int(self.converged.shape[0])
+
+
+def _message(solver: str, status: np.ndarray, n_iter: torch.Tensor, residuals) -> str:
+    """``"amp: converged after 54 iterations (residual 7.5e-09)"`` for one instance,
+    ``"amp: converged 3, diverged 1"`` for a batch."""
+    if status.ndim == 0:
+        s = str(status)
+        r = residuals[-1] if len(residuals) else torch.tensor(float("nan"))
+        return f"{solver}: {s} after {int(n_iter)} iterations (residual {float(r):.3g})"
+    flat = status.reshape(-1).tolist()
+    counts = {s: flat.count(s) for s in STATUSES if flat.count(s)}
+    return f"{solver}: " + ", ".join(f"{k} {v}" for k, v in counts.items())

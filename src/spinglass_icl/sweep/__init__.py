@@ -11,7 +11,8 @@
 
 * :mod:`.spec` -- :class:`SweepSpec` (TOML in and out), tasks and derived seeds;
 * :mod:`.store` -- :class:`Store`, one row per (point, repeat), export to xarray/NetCDF/CSV;
-* :mod:`.batched` -- solving same-shape instances as one batch;
+* :mod:`.plan` -- which tasks are solved together (chunks);
+* :mod:`.rows` -- solving a chunk as one batch and making its rows;
 * :mod:`.executors` -- :func:`run_sweep` with the ``serial``, ``local`` and ``dask``
   executors;
 * :mod:`spinglass_icl.solvers.matfree` -- the matrix-free large-D solvers, re-exported
@@ -19,6 +20,7 @@
   ``matfree = true`` uses them in a sweep.
 """
 
+from ..solvers.lowrank import solve_amp_batched
 from ..solvers.matfree import (
     LowRankInstance,
     lowrank_instance,
@@ -27,8 +29,9 @@ from ..solvers.matfree import (
     solve_cg,
     solve_matfree,
 )
-from .batched import plan_chunks, run_chunk, solve_amp_batched
 from .executors import EXECUTORS, run_sweep
+from .plan import plan_chunks
+from .rows import run_chunk
 from .spec import DATA_PARAMS, OBSERVABLES, PARAMS, SweepSpec, Task, derive_seed
 from .store import Store, create_or_open_store, open_store
 

@@ -1,7 +1,7 @@
 """Running a sweep: the serial, local (process pool) and Dask executors.
 
-All three run the same function (:func:`~.batched.run_chunk`) on the same chunks
-(:func:`~.batched.plan_chunks`, planned from the full task list), with the same derived
+All three run the same function (:func:`~.rows.run_chunk`) on the same chunks
+(:func:`~.plan.plan_chunks`, planned from the full task list), with the same derived
 seeds, so they give the same numbers; only the parent process writes to the store,
 one transaction per finished chunk (with ``serial``, per finished P of a ``nested_p``
 chunk), so a killed sweep loses at most the chunks in flight and a rerun computes
@@ -21,15 +21,10 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from ..errors import ParameterError, check_choice, check_int
+from ..precision import Precision
 from ..tasks import resolve_device
-from .batched import (
-    CPU_BATCH_BYTES,
-    DEFAULT_BATCH_BYTES,
-    iter_chunk_rows,
-    plan_chunks,
-    run_chunk,
-    spec_fields,
-)
+from .plan import CPU_BATCH_BYTES, DEFAULT_BATCH_BYTES, plan_chunks
+from .rows import iter_chunk_rows, run_chunk, spec_fields
 from .spec import SweepSpec, Task
 from .store import Store, create_or_open_store
 
@@ -111,7 +106,7 @@ def _dask(chunks, fields, kw, workers: int, scheduler: str | None) -> Iterator[l
 
 
 def default_batch_bytes(device) -> int:
-    """Memory budget of one batch: :data:`~.batched.DEFAULT_BATCH_BYTES` on the CPU; on a
+    """Memory budget of one batch: :data:`~.plan.DEFAULT_BATCH_BYTES` on the CPU; on a
     CUDA device half of its free memory (at least the CPU default), so that a GPU
     solves as many same-shape instances at once as it holds."""
     import torch
@@ -156,7 +151,7 @@ def run_sweep(
         ``"cpu"`` or ``"cuda[:k]"``; CUDA sweeps should use ``serial`` (one process
         feeding the GPU with large batches).
     batched
-        Solve same-shape instances as one batch (:mod:`.batched`).
+        Solve same-shape instances as one batch (:mod:`.rows`).
     progress
         Show a tqdm bar (points done / total, rate, ETA) on stderr.
     scheduler
@@ -166,12 +161,12 @@ def run_sweep(
         ``"float64"`` (default), ``"float32"``, or ``"mixed"`` (batched AMP only: its
         dense matrices in float32, everything else in float64; agrees with float64 to
         ~1e-7 relative and meets the authors' tol = 1e-6, where float32 AMP stalls
-        near 1e-6; see :func:`~.batched.solve_amp_batched`).
+        near 1e-6; see :func:`~spinglass_icl.solvers.lowrank.solve_amp_batched`).
     max_batch, batch_bytes
         Cap on instances per batch, and the memory budget per batch (bytes; default
-        :data:`~.batched.DEFAULT_BATCH_BYTES` on the CPU, on a GPU half of its free
+        :data:`~.plan.DEFAULT_BATCH_BYTES` on the CPU, on a GPU half of its free
         memory, at least that). On the CPU batches are further capped to keep their
-        matrices in cache (:data:`~.batched.CPU_BATCH_BYTES`).
+        matrices in cache (:data:`~.plan.CPU_BATCH_BYTES`).
     threads
         ``torch.set_num_threads`` for the ``serial`` executor (default: leave torch's
         setting). ``local`` and ``dask`` workers always use 1.
@@ -184,8 +179,8 @@ def run_sweep(
     if not isinstance(spec, SweepSpec):
         raise ParameterError(f"spec must be a SweepSpec, got {type(spec).__name__}")
     check_choice("executor", executor, EXECUTORS)
-    check_choice("dtype", dtype, ("float64", "float32", "mixed"))
-    if dtype == "mixed" and not batched:
+    prec = Precision.of(dtype)
+    if prec.name == "mixed" and not batched:
         raise ParameterError(
             "dtype must be float64 or float32 when batched is false, got 'mixed' "
             "(mixed precision is a property of the batched AMP kernel)"
@@ -211,14 +206,14 @@ def run_sweep(
         batched=batched,
         max_batch=max_batch,
         budget=batch_bytes,
-        itemsize=8 if dtype == "float64" else 4,  # mixed: float32 matrices
+        itemsize=prec.itemsize,  # mixed: float32 matrices
         cache_bytes=CPU_BATCH_BYTES if dev.type == "cpu" else None,
         nested=spec.nested_p,
     )
     done = st.done_keys(t.key for t in tasks)
     todo = [c for c in chunks if any(t.key not in done for t in c)]
     fields = spec_fields(spec)
-    kw = {"device": str(dev), "dtype": dtype, "batched": batched}
+    kw = {"device": dev, "dtype": prec, "batched": batched}
     if executor == "serial" or not todo:
         results = _serial(todo, fields, {**kw, "threads": threads})
     elif executor == "local":

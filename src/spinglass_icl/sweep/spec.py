@@ -31,7 +31,7 @@ from ..conventions import CONVENTIONS, DEFAULT_CONVENTION
 from ..errors import ConfigError, ParameterError, check_choice, check_float, check_int
 from ..observables import CONTRASTS
 from ..solvers import SOLVERS
-from ..tasks import SAMPLERS
+from ..tasks import SAMPLERS, TaskConfig
 
 __all__ = [
     "PARAMS",
@@ -128,6 +128,12 @@ class Task:
         return (p["D"], p["N"], p["convention"], p["noise"], self.seed)
 
     @property
+    def task_config(self) -> TaskConfig:
+        """The prompt distribution of the task's instance (D, N, P, convention, noise)."""
+        p = self.params
+        return TaskConfig(p["D"], p["N"], p["P"], p["convention"], p["noise"])
+
+    @property
     def group(self) -> tuple:
         """Tasks with equal groups can be solved as one batch: same D, P, lam, beta,
         solver (hence same instance shape and solver), convention and noise."""
@@ -185,7 +191,7 @@ class SweepSpec:
         depend on P. Every row is still an exact draw from the model (one more set of
         common random numbers, as between lam, beta and solver); the batched path then
         draws each repeat's prompts once and builds the couplings of every P from
-        those of the P before it (:mod:`.batched`). A different draw from the default,
+        those of the P before it (:mod:`.rows`). A different draw from the default,
         so its rows have keys of their own.
     sampler : str
         ``"prompts"`` (default): draw every prompt (eq. 1) and form its factors;

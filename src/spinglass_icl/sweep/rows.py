@@ -1,0 +1,340 @@
+"""Computing rows: one task at a time, or a chunk of same-shape tasks as one batch.
+
+Every task's instance is drawn from its own derived seed exactly as
+:func:`~spinglass_icl.hamiltonian.make_instance` would draw it alone. With
+``batched=True`` a chunk (:mod:`.plan`) is solved as one batch by the kernels of
+:mod:`spinglass_icl.solvers.lowrank`: the factors of its instances are stacked (the
+prefactor of each task's own N folded into ``u``, so tasks of different N share a
+batch) and every path hands back one :class:`~spinglass_icl.solvers.SolverResult` for
+the chunk. Rows then get their observables from :mod:`spinglass_icl.observables`: the
+contrast, and the test error of all converged rows of equal N in one call (the closed
+form by default, or Monte Carlo on the shared test prompts).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ..hamiltonian import build_instance
+from ..observables import contrast, spins_to_W, test_error
+from ..precision import Precision
+from ..solvers import SolverConfig, SolverResult, solve
+from ..solvers.lowrank import PairSystem, solve_factors, solve_pair_system
+from ..solvers.matfree import make_lowrank_instance, solve_amp_matfree, solve_cg
+from ..tasks import Factors, draw_factors, factors_range
+from .spec import SweepSpec, Task
+
+__all__ = ["RowOptions", "iter_chunk_rows", "run_chunk", "spec_fields"]
+
+
+@dataclass(frozen=True)
+class RowOptions:
+    """The part of a :class:`~.spec.SweepSpec` that computing rows needs (validated by
+    the spec; plain data, so a worker needs no spec object)."""
+
+    solver_options: dict
+    observables: tuple
+    test_tasks: int
+    store_arrays: bool
+    contrast_kind: str
+    matfree: bool
+    test_error: str
+    nested_p: bool
+    sampler: str
+
+    def solver_config(self, params: dict) -> SolverConfig:
+        """The :class:`SolverConfig` of a task's parameters and the spec's options."""
+        return SolverConfig(solver=params["solver"], beta=params["beta"], **self.solver_options)
+
+
+def spec_fields(spec: SweepSpec) -> RowOptions:
+    """The :class:`RowOptions` of a spec."""
+    return RowOptions(
+        solver_options=dict(spec.solver_options),
+        observables=tuple(spec.observables),
+        test_tasks=spec.test_tasks,
+        store_arrays=spec.store_arrays,
+        contrast_kind=spec.contrast_kind,
+        matfree=spec.matfree,
+        test_error=spec.test_error,
+        nested_p=spec.nested_p,
+        sampler=spec.sampler,
+    )
+
+
+def _factors(task: Task, device, dtype, nested: bool = False, sampler: str = "prompts") -> Factors:
+    """The factors of the task's training instance: exactly those of
+    ``make_instance(..., seed=task.seed)`` by default; of the nested stream if
+    ``nested``; drawn directly from their law with ``sampler="factors"``."""
+    return draw_factors(
+        task.task_config, sampler=sampler, nested=nested, seed=task.seed, device=device,
+        dtype=dtype,
+    )  # fmt: skip
+
+
+def _nested_steps(
+    tasks: Sequence[Task], opts: RowOptions, dev, prec: Precision
+) -> Iterator[tuple[list[int], SolverResult]]:
+    """Solve a ``nested_p`` chunk -- the tasks of one or more families (same D,
+    convention, noise and grid points; any N and repeat; :attr:`Task.family`) -- one P
+    at a time, yielding ``(task indices, result)`` per P.
+
+    Every family's prompts are drawn once, in order of P; the pair Gram matrix and the
+    fields are accumulated over the prompts ``P_prev <= mu < P`` between consecutive P
+    of the chunk (:class:`~spinglass_icl.solvers.lowrank.PairSystem`; always the same
+    segments, so a resumed run gets bit-identical numbers), and at each P the tasks of
+    every (lam, beta, solver) are solved as one batch over the families. The numbers
+    agree with the per-instance path (which draws each instance alone) to rounding."""
+    fams: dict[tuple, list[int]] = defaultdict(list)
+    for i, t in enumerate(tasks):
+        fams[t.family].append(i)
+    fam_keys = list(fams)
+    B = len(fam_keys)
+    D = tasks[0].params["D"]
+    # at each P: the (lam, beta, solver) points, each with its task in every family
+    points: dict[int, dict[tuple, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for f in fam_keys:
+        for i in fams[f]:
+            p = tasks[i].params
+            points[p["P"]][(p["lam"], p["beta"], p["solver"])].append(i)
+    for P, pts in points.items():
+        for pt, idx in pts.items():
+            if len(idx) != B:
+                raise ValueError(
+                    f"nested chunk: point P={P}, {pt} is not in every family of the chunk"
+                )
+    first = [tasks[fams[f][0]] for f in fam_keys]
+    system = PairSystem.empty(B, D + 1, device=dev, dtype=prec.dtype)
+    for P in sorted(points):
+        seg = []
+        for t in first:  # rows prev:P of each family's stream, c folded into u
+            f = factors_range(
+                t.task_config, system.P, P, sampler=opts.sampler, seed=t.seed, device=dev,
+                dtype=prec.dtype,
+            )  # fmt: skip
+            seg.append((f.u * f.config.prefactor, f.q, f.y))
+        system.extend(*(torch.stack([x[j] for x in seg]) for j in range(3)))
+        del seg
+        Gs, h, gd = system.normalized()
+        cache: dict = {}
+        step: list[int] = []
+        parts: list[SolverResult] = []
+        for (lam, beta, solver), idx in points[P].items():
+            cfg = opts.solver_config({"solver": solver, "beta": beta})
+            parts.append(
+                solve_pair_system(
+                    Gs,
+                    h,
+                    gd,
+                    system.u,
+                    system.q,
+                    1.0 / P,
+                    lam,
+                    cfg,
+                    matrix_dtype=prec.matrix_dtype,
+                    ops_cache=cache,
+                )  # fmt: skip
+            )
+            step.extend(idx)
+        del cache
+        yield step, SolverResult.cat(parts)
+
+
+def _matfree_result(tasks, opts: RowOptions, dev, prec: Precision) -> SolverResult:
+    """Solve each task with the matrix-free solvers (one at a time: large D)."""
+    parts = []
+    for t in tasks:
+        p = t.params
+        inst = make_lowrank_instance(
+            p["D"], p["N"], p["P"], p["lam"], convention=p["convention"], noise=p["noise"],
+            seed=t.seed, device=dev, dtype=prec.dtype, sampler=opts.sampler,
+        )  # fmt: skip
+        if p["solver"] == "exact":
+            parts.append(solve_cg(inst, p["beta"], tol=1e-10))
+        else:
+            parts.append(
+                solve_amp_matfree(
+                    inst, p["beta"], onsager=p["solver"] == "amp", **opts.solver_options
+                )
+            )
+    return SolverResult.cat(parts)
+
+
+def _batched_result(tasks, opts: RowOptions, dev, prec: Precision) -> SolverResult:
+    """Solve a chunk of one :attr:`Task.group` as one batch on the stacked factors."""
+    if len({t.group for t in tasks}) != 1:
+        raise ValueError("a batched chunk must hold tasks of one group")
+    prs = [_factors(t, dev, prec.dtype, sampler=opts.sampler) for t in tasks]
+    # S^mu = c u (x) q with c of each task's own N (tasks may differ in N): fold c
+    # into u so that one batch holds them all
+    u = torch.stack([pr.u * pr.config.prefactor for pr in prs])
+    q = torch.stack([pr.q for pr in prs])
+    y = torch.stack([pr.y for pr in prs])
+    del prs
+    p = tasks[0].params
+    cfg = opts.solver_config(p)
+    return solve_factors(u, q, y, 1.0, p["lam"], cfg, matrix_dtype=prec.matrix_dtype)
+
+
+def _per_instance_result(tasks, opts: RowOptions, dev, prec: Precision) -> SolverResult:
+    """Solve each task alone with :func:`~spinglass_icl.solvers.solve` (the reference)."""
+    parts = []
+    for t in tasks:
+        f = _factors(t, dev, prec.dtype, opts.nested_p, opts.sampler)
+        inst = build_instance(f, t.params["lam"])
+        parts.append(solve(inst, opts.solver_config(t.params), warn=False))
+    return SolverResult.cat(parts)
+
+
+def iter_chunk_rows(
+    tasks: Sequence[Task],
+    spec_fields: RowOptions,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: str | Precision = "float64",
+    batched: bool = True,
+    threads: int | None = None,
+) -> Iterator[list[dict]]:
+    """Compute the rows of a chunk of tasks (all of one :attr:`Task.group` if batched),
+    yielding them as they finish: all at once, or, for a ``nested_p`` chunk, the rows of
+    each P as soon as that P is solved (so a serial sweep stores them at once).
+
+    Parameters
+    ----------
+    tasks
+        The tasks; with ``batched=True`` they are solved as one batch.
+    spec_fields
+        The spec's :class:`RowOptions` (:func:`spec_fields`).
+    device, dtype
+        Where and in which :class:`~spinglass_icl.precision.Precision` to solve:
+        "float64" (default), "float32", or "mixed" (float64 everywhere except the dense
+        matrices of the batched AMP kernel, float32; see
+        :func:`~spinglass_icl.solvers.lowrank.solve_amp_batched`).
+    batched
+        Stack the instances and solve them in one call.
+    threads
+        If given, ``torch.set_num_threads(threads)`` first (pool and Dask workers use 1).
+
+    Yields
+    ------
+    list of dict
+        Rows (store columns), one per task in all; ``seconds`` is the wall time of the
+        rows' batch (the chunk, or one P of a nested chunk) divided by its size
+        (amortized), drawing the instances and the observables included.
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+    dev = torch.device(device)
+    prec = Precision.of(dtype)
+    opts = spec_fields
+    t0 = time.perf_counter()
+    if opts.matfree:
+        res = _matfree_result(tasks, opts, dev, prec)
+    elif batched and opts.nested_p:
+        for idx, res in _nested_steps(tasks, opts, dev, prec):
+            yield _make_rows([tasks[i] for i in idx], res, opts, batched, t0)
+            t0 = time.perf_counter()
+        return
+    elif batched and (len(tasks) > 1 or tasks[0].params["solver"] in ("amp", "amp-paper")):
+        # a batch of one AMP task still gains from the factor-based kernel
+        res = _batched_result(tasks, opts, dev, prec)
+    else:
+        res = _per_instance_result(tasks, opts, dev, prec)
+    yield _make_rows(tasks, res, opts, batched, t0)
+
+
+def run_chunk(
+    tasks: Sequence[Task],
+    spec_fields: RowOptions,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: str | Precision = "float64",
+    batched: bool = True,
+    threads: int | None = None,
+) -> list[dict]:
+    """All rows of a chunk (:func:`iter_chunk_rows`, collected): what pool and Dask
+    workers return."""
+    return [
+        row
+        for part in iter_chunk_rows(
+            tasks, spec_fields, device=device, dtype=dtype, batched=batched, threads=threads
+        )
+        for row in part
+    ]
+
+
+def _test_errors(W, idx, tasks, opts: RowOptions, batched: bool) -> list[tuple]:
+    """``(absolute, stderr, relative)`` test errors of rows ``idx`` (one N and test
+    seed): one :func:`~spinglass_icl.observables.test_error` call on the batched path,
+    one per row on the per-instance path (the same numbers)."""
+    p = tasks[idx[0]].params
+    kw = dict(convention=p["convention"], noise=p["noise"])
+    if opts.test_error == "exact":
+        kw["exact"] = True
+    else:
+        kw.update(n_tasks=opts.test_tasks, seed=tasks[idx[0]].test_seed)
+    parts = [W[idx]] if batched else [W[i] for i in idx]
+    vals = []
+    for w in parts:
+        e = test_error(w, p["N"], **kw)
+        vals.extend(
+            zip(
+                e.absolute.reshape(-1).tolist(),
+                e.stderr.reshape(-1).tolist(),
+                e.relative.reshape(-1).tolist(),
+            )
+        )
+    return vals
+
+
+def _make_rows(tasks, res: SolverResult, opts: RowOptions, batched: bool, t0) -> list[dict]:
+    """Store rows of solved tasks: parameters, seeds, solver outcome and observables
+    (NULL where the solver did not converge); ``seconds`` amortized from ``t0``."""
+    ms = res.m
+    conv = res.converged.reshape(-1).tolist()
+    status = res.status.reshape(-1).tolist()
+    n_iter = res.n_iter.reshape(-1).tolist()
+    rows = [
+        {
+            "key": t.key,
+            **t.params,
+            "repeat": t.repeat,
+            "seed": t.seed,
+            "test_seed": t.test_seed,
+            "contrast": None,
+            "test_error": None,
+            "test_error_stderr": None,
+            "relative_test_error": None,
+            "converged": bool(conv[i]),
+            "status": str(status[i]),
+            "n_iter": int(n_iter[i]),
+        }
+        for i, t in enumerate(tasks)
+    ]
+    ok = [i for i in range(len(tasks)) if conv[i] and bool(torch.isfinite(ms[i]).all())]
+    W = spins_to_W(ms)
+    if ok and "contrast" in opts.observables:
+        C = contrast(W[ok], opts.contrast_kind).double().cpu().tolist()
+        for i, c in zip(ok, C):
+            rows[i]["contrast"] = c
+    if ok and "test_error" in opts.observables:
+        by_n: dict[tuple, list[int]] = defaultdict(list)
+        for i in ok:
+            by_n[(tasks[i].params["N"], tasks[i].test_seed)].append(i)
+        for idx in by_n.values():
+            for i, (a, s, r) in zip(idx, _test_errors(W, idx, tasks, opts, batched)):
+                rows[i]["test_error"], rows[i]["test_error_stderr"] = a, s
+                rows[i]["relative_test_error"] = r
+    if opts.store_arrays:
+        for i, row in enumerate(rows):
+            row["m"] = ms[i].detach().double().cpu().numpy()
+            row["v"] = res.v[i].detach().double().cpu().numpy()
+    seconds = (time.perf_counter() - t0) / len(tasks)
+    for row in rows:
+        row["seconds"] = seconds
+    return rows

@@ -228,3 +228,11 @@ def test_figures_run_on_cuda(tmp_path):
     assert n["exact_relative_error"][-1] < 0.5 * n["exact_relative_error"][0]
     assert n["sgd_over_exact_max"] < 1.05
     assert rec(tmp_path, "hessian")["device"] == "cuda"
+
+
+def test_amp_stability_prediction_matches_the_solver(tiny):
+    n = rec(tiny, "amp-stability")["numbers"]
+    assert n["agreement"] >= 0.95 and n["instances"] >= 20
+    s = rec(tiny, "fig4a")["numbers"]["stability"]
+    assert s["instance_level_agreement"] >= 0.9
+    assert s["cells_measured_nonconverged"] > 0  # the tiny grid has a corner to explain

@@ -23,6 +23,7 @@ from .observables import (
     test_error,
 )
 from .solvers import SOLVERS, SolverConfig, SolverResult, ground_state, solve
+from .solvers.stability import StabilityResult, amp_stability, auto_damping
 from .tasks import Prompts, TaskConfig, resolve_device, sample_prompts
 
 __version__ = "0.1.0"
@@ -41,9 +42,12 @@ __all__ = [
     "SolverConfig",
     "SolverResult",
     "SpinGlassError",
+    "StabilityResult",
     "TaskConfig",
     "TestError",
     "W_to_spins",
+    "amp_stability",
+    "auto_damping",
     "blocks",
     "build_instance",
     "contrast",

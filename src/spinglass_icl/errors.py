@@ -2,7 +2,7 @@
 
 Every public entry point validates its arguments here, so that bad input gives one
 clear sentence naming the parameter, its value and the allowed range, instead of a
-traceback from deep inside torch (validated at the entry point).
+traceback from deep inside torch ("validate at the entry point").
 """
 
 from __future__ import annotations
@@ -88,6 +88,62 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
     if value not in choices:
         raise ParameterError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
     return str(value)
+
+
+class ResourceError(SpinGlassError):
+    """A run would need more memory (or other resources) than the machine has.
+
+    The message gives the estimate, what is available and what to do instead.
+    """
+
+
+class OutputError(SpinGlassError):
+    """An output path cannot or must not be written (it is a store, an input, a file
+    where a folder is needed, read-only, ...). Nothing has been written."""
+
+
+#: seeds are 64-bit unsigned integers (torch.Generator.manual_seed's range)
+SEED_MAX = 2**64 - 1
+
+
+def check_seed(value: Any, name: str = "seed") -> int:
+    """Return ``value`` as a seed in ``[0, 2**64 - 1]``, or raise ParameterError."""
+    return check_int(name, value, minimum=0, maximum=SEED_MAX)
+
+
+def as_float_tensor(name: str, value: Any, *, ndim: int | None = None, min_ndim: int = 0):
+    """``value`` as a floating torch tensor, or raise :class:`ParameterError` naming ``name``.
+
+    Tensors and arrays of integers or booleans are converted explicitly to float64 (never
+    truncated: arithmetic on an integer tensor would round every intermediate result);
+    floating tensors are returned unchanged; complex values, strings, None and other
+    objects are refused. ``ndim`` / ``min_ndim`` check the number of dimensions.
+    """
+    import numpy as np
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        t = value
+    elif isinstance(value, (np.ndarray, list, tuple, numbers.Real)) and not isinstance(value, bool):
+        try:
+            t = torch.as_tensor(np.asarray(value))
+        except (TypeError, ValueError, RuntimeError):
+            raise ParameterError(
+                f"{name} must be a real tensor or array, got {type(value).__name__}"
+            ) from None
+    else:
+        raise ParameterError(f"{name} must be a real tensor or array, got {type(value).__name__}")
+    if t.is_complex():
+        raise ParameterError(f"{name} must be real, got dtype {t.dtype}")
+    if not t.is_floating_point():
+        t = t.to(torch.float64)  # integers and booleans: exact in float64 below 2**53
+    if ndim is not None and t.dim() != ndim:
+        raise ParameterError(f"{name} must have {ndim} dimensions, got shape {tuple(t.shape)}")
+    if t.dim() < min_ndim:
+        raise ParameterError(
+            f"{name} must have at least {min_ndim} dimensions, got shape {tuple(t.shape)}"
+        )
+    return t
 
 
 # ------------------------------------------------ declared field constraints

@@ -34,7 +34,7 @@ from typing import ClassVar
 import torch
 
 from .conventions import DEFAULT_CONVENTION
-from .errors import ParameterError, Real, check_int, validate_fields
+from .errors import ParameterError, Real, as_float_tensor, check_int, validate_fields
 from .tasks import Factors, Prompts, RankOneFactors, TaskConfig, sample_prompts
 
 __all__ = [
@@ -231,6 +231,23 @@ class Instance(RankOneFactors):
 
     def __post_init__(self) -> None:
         validate_fields(self)
+        if not isinstance(self.config, TaskConfig):
+            raise ParameterError(f"config must be a TaskConfig, got {type(self.config).__name__}")
+        # integer / boolean factors are converted to float64 explicitly, never truncated
+        for name, ndim in (("u", 2), ("q", 2), ("y", 1)):
+            object.__setattr__(
+                self, name, as_float_tensor(name, getattr(self, name), min_ndim=ndim)
+            )
+        if tuple(self.y.shape) != tuple(self.u.shape[:-1]):
+            raise ParameterError(
+                f"y must have shape {tuple(self.u.shape[:-1])} (the leading dims of u), "
+                f"got {tuple(self.y.shape)}"
+            )
+        if len({(t.dtype, t.device) for t in (self.u, self.q, self.y)}) != 1:
+            raise ParameterError(
+                "u, q and y must have the same dtype and device, got "
+                + ", ".join(f"{t.dtype} on {t.device}" for t in (self.u, self.q, self.y))
+            )
         shape = (self.config.P, self.config.D + 1)
         if tuple(self.u.shape[-2:]) != shape or tuple(self.q.shape[-2:]) != shape:
             raise ParameterError(
@@ -245,6 +262,7 @@ class Instance(RankOneFactors):
         """The instance of dense rank-one features ``s`` (*batch, P, (D+1)^2) (e.g. read
         back from ``instance.npz``), factored by :func:`rank_one_factors`; raises
         :class:`ParameterError` if ``s`` is not rank one to rounding."""
+        s = as_float_tensor("s", s, min_ndim=2)
         n = (config.D + 1) ** 2
         if s.shape[-1] != n or s.shape[-2] != config.P:
             raise ParameterError(
@@ -436,6 +454,11 @@ class Instance(RankOneFactors):
 
 def build_instance(prompts: Prompts | Factors, lam: float) -> Instance:
     """The spin-glass instance of a set of prompts, or of their factors (eq. 3-5)."""
+    if not isinstance(prompts, (Prompts, Factors)):
+        raise ParameterError(
+            "prompts must be spinglass_icl Prompts or Factors (see sample_prompts), "
+            f"got {type(prompts).__name__}"
+        )
     f = prompts.factors() if isinstance(prompts, Prompts) else prompts
     return Instance(u=f.u, q=f.q, y=f.y, config=f.config, lam=lam)
 

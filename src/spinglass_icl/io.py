@@ -37,6 +37,9 @@ def jsonable(x: Any) -> Any:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` (through :func:`jsonable`) as indented JSON, making the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n")
+    """Write ``obj`` (through :func:`jsonable`) as indented JSON, making the folder;
+    atomically (:func:`~spinglass_icl.safeio.atomic_write_text`): a killed run leaves the
+    old file or the new one, never half of one."""
+    from .safeio import atomic_write_text
+
+    atomic_write_text(Path(path), json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n")

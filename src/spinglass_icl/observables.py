@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from .conventions import DEFAULT_CONVENTION, get_convention
-from .errors import ParameterError, check_choice, check_float, check_int
+from .errors import ParameterError, as_float_tensor, check_choice, check_float, check_int
 from .tasks import make_generator, sample_prompts
 from .weights import W_to_spins, WBlocks, blocks, spins_to_W
 
@@ -34,6 +34,16 @@ __all__ = [
 CONTRASTS: tuple[str, ...] = ("w11", "full", "cosine")
 
 
+def _weights(name: str, W) -> torch.Tensor:
+    """``W`` as a floating tensor of matrices (*, D+1, D+1), from spins or matrices."""
+    W = as_float_tensor(name, W, min_ndim=1)
+    if W.dim() == 1 or W.shape[-1] != W.shape[-2]:
+        W = spins_to_W(W)
+    if W.shape[-1] < 2:
+        raise ParameterError(f"{name} must be at least 2 x 2 (D >= 1), got {tuple(W.shape)}")
+    return W
+
+
 def contrast(W: torch.Tensor, kind: str = "w11") -> torch.Tensor:
     """Contrast ratio of a weight matrix (Fig. 4a; docs/conventions.md#contrast).
 
@@ -43,8 +53,7 @@ def contrast(W: torch.Tensor, kind: str = "w11") -> torch.Tensor:
     C = 1 for a multiple of the identity; W may be spins or a matrix, with batch dims.
     """
     check_choice("contrast kind", kind, CONTRASTS)
-    if W.dim() == 1 or W.shape[-1] != W.shape[-2]:
-        W = spins_to_W(W)
+    W = _weights("W", W)
     M = W if kind == "full" else W[..., :-1, :-1]
     k = M.shape[-1]
     eye = torch.eye(k, dtype=torch.bool, device=M.device)
@@ -123,8 +132,7 @@ def test_error(
     ``stderr = 0`` and ``n_tasks = 0``: no sampling noise at all.
     ``E y~^2 = scale^2 D + noise^2`` sets ``relative``.
     """
-    if W.dim() == 1 or W.shape[-1] != W.shape[-2]:
-        W = spins_to_W(W)
+    W = _weights("W", W)
     D = W.shape[-1] - 1
     N = check_int("N", N)
     conv = get_convention(convention)

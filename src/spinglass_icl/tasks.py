@@ -72,7 +72,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 def make_generator(seed: int) -> torch.Generator:
     """A CPU generator seeded with ``seed`` (an integer >= 0)."""
-    seed = check_int("seed", seed, minimum=0)
+    seed = check_int("seed", seed, minimum=0, maximum=2**64 - 1)
     g = torch.Generator(device="cpu")
     g.manual_seed(seed)
     return g
@@ -253,6 +253,8 @@ def sample_prompts(
     dev = resolve_device(device)
     for b in batch_shape:
         check_int("batch_shape entry", b)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ParameterError(f"dtype must be a floating torch dtype, got {dtype!r}")
     g = generator if generator is not None else make_generator(seed)
     scale = cfg.conv.label_scale(cfg.D)
     shape = (*batch_shape, cfg.P)
@@ -451,6 +453,8 @@ def sample_factors(
     dev = resolve_device(device)
     for b in batch_shape:
         check_int("batch_shape entry", b)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ParameterError(f"dtype must be a floating torch dtype, got {dtype!r}")
     g = generator if generator is not None else make_generator(seed)
     scale = cfg.conv.label_scale(cfg.D)
     shape = (*batch_shape, cfg.P)

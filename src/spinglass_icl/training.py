@@ -363,6 +363,19 @@ def _chunked_sq_err(model: Model, params, data, y, chunk: int = 4096) -> torch.T
     return torch.cat(out, dim=1)
 
 
+def _check_train_memory(cfg: TrainConfig) -> None:
+    """Refuse (ResourceError) before allocating when the trials cannot fit in memory."""
+    from .resources import check_memory, train_bytes
+
+    check_memory(
+        train_bytes(cfg.D, cfg.N, cfg.P, cfg.trials, cfg.test_tasks, cfg.batch_size),
+        f"train model={cfg.model} D={cfg.D} N={cfg.N} P={cfg.P} trials={cfg.trials}",
+        "use fewer --trials (run them in several calls with different seeds), a smaller "
+        "--P or --test-tasks, or --batch-size",
+        device=cfg.device,
+    )
+
+
 def train(
     config: TrainConfig, progress: bool = False, init: dict[str, torch.Tensor] | None = None
 ) -> TrainResult:
@@ -386,6 +399,7 @@ def train(
     """
     if not isinstance(config, TrainConfig):
         raise ParameterError(f"config must be a TrainConfig, got {type(config).__name__}")
+    _check_train_memory(config)
     import xarray as xr
     from tqdm.auto import tqdm
 

@@ -11,18 +11,22 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import ParameterError, as_float_tensor
+
 __all__ = ["spins_to_W", "W_to_spins", "WBlocks", "blocks"]
 
 
 def _D_from_n(n: int) -> int:
     D = math.isqrt(n) - 1
-    if (D + 1) ** 2 != n:
-        raise ValueError(f"spin vector length must be a square (D+1)^2, got {n}")
+    if n < 4 or (D + 1) ** 2 != n:
+        raise ParameterError(f"spin vector length must be a square (D+1)^2 >= 4, got {n}")
     return D
 
 
 def spins_to_W(sigma: torch.Tensor) -> torch.Tensor:
-    """``W`` ((D+1) x (D+1)) from spins ``sigma = vec(W)`` row-major (eq. 9)."""
+    """``W`` ((D+1) x (D+1)) from spins ``sigma = vec(W)`` row-major (eq. 9); integer
+    spins are converted to float64 (never truncated)."""
+    sigma = as_float_tensor("sigma", sigma, min_ndim=1)
     D = _D_from_n(sigma.shape[-1])
     return sigma.reshape(*sigma.shape[:-1], D + 1, D + 1)
 

@@ -3,20 +3,27 @@
 Each command lives in its own module ``spinglass_icl.cli.<name>`` exposing
 ``register(subparsers)`` (adds its parser, with ``func`` set) — add a module to
 :data:`COMMANDS` to add a command. Errors of spinglass-icl (bad parameters, unreadable
-configs) exit with status 2 and one line ``spinglass-icl: error: ...``, no traceback.
+configs, outputs that must not be written, sizes the machine cannot hold) and errors of
+the system (files, sockets, memory) exit with status 2 and one line
+``spinglass-icl: error: ...``, no traceback; warnings are one line
+``spinglass-icl: warning: ...``. An unexpected error exits with status 1 and one line
+(``SPINGLASS_ICL_TRACEBACK=1`` shows the traceback).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import sqlite3
 import sys
+import warnings
 from collections.abc import Sequence
 
 from ..errors import SpinGlassError
 
 #: command modules, in the order they appear in ``--help``
-COMMANDS: tuple[str, ...] = ("solve", "train", "sweep", "theory", "reproduce")
+COMMANDS: tuple[str, ...] = ("solve", "stability", "train", "sweep", "theory", "reproduce")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,18 +51,67 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _os_error(exc: OSError) -> str:
+    """``<path>: <reason>`` for a file-system error, else the message."""
+    reason = exc.strerror or _one_line(exc) or type(exc).__name__
+    if exc.filename is not None:
+        extra = f" -> {exc.filename2!r}" if exc.filename2 is not None else ""
+        return f"{exc.filename!r}{extra}: {reason}"
+    return reason
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"spinglass-icl: warning: {_one_line(message)}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        return int(args.func(args) or 0)
+    except SpinGlassError as exc:
+        msg = _one_line(exc)
+    except KeyboardInterrupt:
+        print("spinglass-icl: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        msg = "out of memory (try smaller sizes, fewer trials or --chunk / matfree)"
+    except OSError as exc:
+        msg = _os_error(exc)
+    except sqlite3.Error as exc:
+        msg = f"sweep store: {_one_line(exc)}"
+    except RuntimeError as exc:
+        text = str(exc)
+        if "DefaultCPUAllocator" in text or "out of memory" in text.lower():
+            msg = "out of memory: " + _one_line(text.splitlines()[0])[:200]
+        else:
+            return _unexpected(exc)
+    except Exception as exc:  # noqa: BLE001 - never a traceback on the CLI
+        return _unexpected(exc)
+    print(f"spinglass-icl: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def _unexpected(exc: BaseException) -> int:
+    if os.environ.get("SPINGLASS_ICL_TRACEBACK"):
+        raise exc
+    print(
+        f"spinglass-icl: internal error: {type(exc).__name__}: {_one_line(exc)[:300]} "
+        "(SPINGLASS_ICL_TRACEBACK=1 shows the traceback; please report it)",
+        file=sys.stderr,
+    )
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``spinglass-icl`` script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except SpinGlassError as exc:
-        print(f"spinglass-icl: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("spinglass-icl: interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _run(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,7 +7,10 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import check_int
+from ..errors import check_float, check_int, check_seed
+from ..resources import memory_check
+from ..safeio import check_output_dir
+from ..solvers.stability import parse_damping
 from ..tasks import resolve_device
 from .common import add_common
 
@@ -16,6 +19,7 @@ _NAMES = (
     "fig2",
     "fig3",
     "fig4a",
+    "amp-stability",
     "fig4b",
     "fig5",
     "fig6",
@@ -60,17 +64,49 @@ def register(sub: argparse._SubParsersAction) -> None:
         "suffer from oversubscription; torch's default for paper)",
     )
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    p.add_argument(
+        "--no-memory-check",
+        action="store_true",
+        help="run even when a memory estimate exceeds the memory available",
+    )
+    p.add_argument(
+        "--damping",
+        type=parse_damping,
+        default=None,
+        help="override the AMP damping of the sweep figures (fig4a, fig4b): a number in "
+        "[0, 1) or auto (the smallest predicted to converge, per batch; "
+        "docs/amp-stability.md). Default: the preset's",
+    )
     add_common(p)
     p.set_defaults(func=run)
 
 
+#: figures whose AMP runs as a sweep, where ``--damping`` (and ``auto``) applies
+DAMPING_FIGURES = ("fig4a", "fig4b")
+
+
+def _damping_override(name: str, damping) -> dict | None:
+    if damping is None or name not in DAMPING_FIGURES:
+        return None
+    if damping != "auto":
+        damping = check_float("damping", damping, low=0.0, high=1.0, high_open=True)
+    return {"damping": damping}
+
+
 def run(args: argparse.Namespace) -> int:
+    with memory_check(not args.no_memory_check):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..errors import SpinGlassError
     from ..experiments import FIGURES
-    from ..experiments.common import MissingDependency, run_figure
+    from ..experiments.common import run_figure
     from ..experiments.report import build_report
 
-    check_int("seed", args.seed, minimum=0)
+    check_seed(args.seed)
     check_int("workers", args.workers)
+    _damping_override("fig4a", args.damping)  # validate before any work
     device = resolve_device(args.device)
     threads = args.threads
     if threads is None and args.preset != "paper":
@@ -80,13 +116,13 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(check_int("threads", threads))
     names = list(FIGURES) if args.figure == "all" else [args.figure]
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    out: Path = check_output_dir(args.out)
     t0 = time.perf_counter()
     missing = []
     print(
         f"spinglass-icl reproduce {args.figure}  preset={args.preset} "
         f"convention={args.convention} seed={args.seed} device={device} out={out}"
+        + ("" if args.damping is None else f" damping={args.damping} (fig4a, fig4b)")
     )
     for name in names:
         t1 = time.perf_counter()
@@ -102,16 +138,19 @@ def run(args: argparse.Namespace) -> int:
                 workers=args.workers,
                 force=args.force,
                 progress=not args.no_progress,
+                params=_damping_override(name, args.damping),
             )
-        except MissingDependency as exc:
+        except SpinGlassError as exc:  # one figure's failure never blocks the others
             if args.figure != "all":
                 raise
             missing.append(name)
-            print(f"  {name:15s} not made: {exc}", flush=True)
+            print(f"  {name:15s} not made: {' '.join(str(exc).split())}", flush=True)
             continue
         if rec.get("skipped"):
             print(f"  {name:15s} skipped (already made; --force to redo)", flush=True)
         else:
+            if rec.get("redone"):
+                print(f"  {name:15s} redone: {rec['redone']}", flush=True)
             verdict = {True: "agrees", False: "DIFFERS"}.get(rec.get("agrees"), "-")
             print(
                 f"  {name:15s} {time.perf_counter() - t1:7.1f} s  {verdict:8s} {rec['summary']}",

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError, check_choice
+from ..resources import memory_check
+from .common import add_safety
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,8 +40,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--no-batch", action="store_true", help="solve instances one by one (no batching)"
     )
     r.add_argument("--max-batch", type=int, default=None, help="cap on instances per batch")
-    r.add_argument("--threads", type=int, default=None, help="torch threads of the serial executor")
+    r.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads of the serial executor (default 1, as every worker: results are "
+        "then bit-identical across executors; another count may change the last bits)",
+    )
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument(
+        "--yes",
+        action="store_true",
+        help="confirm a sweep of more than a million rows (grid points x repeats)",
+    )
+    add_safety(r, force=False)
     r.set_defaults(func=run)
 
     s = ssub.add_parser("status", help="rows done / total for every spec in a store")
@@ -52,6 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--format", default="netcdf", help="netcdf (default) or csv")
     e.add_argument("--out", type=Path, required=True, help="output file")
     e.add_argument("--spec", default=None, help="spec hash prefix (default: the latest spec)")
+    e.add_argument(
+        "--force", action="store_true", help="overwrite an existing output file (never a store)"
+    )
     e.set_defaults(func=export)
 
 
@@ -59,19 +76,21 @@ def run(args: argparse.Namespace) -> int:
     from ..sweep import SweepSpec, run_sweep
 
     spec = SweepSpec.from_toml(args.spec)
-    store = run_sweep(
-        spec,
-        args.store,
-        executor=args.executor,
-        workers=args.workers,
-        device=args.device,
-        batched=not args.no_batch,
-        progress=not args.no_progress,
-        scheduler=args.scheduler,
-        dtype=args.dtype,
-        max_batch=args.max_batch,
-        threads=args.threads,
-    )
+    with memory_check(not args.no_memory_check):
+        store = run_sweep(
+            spec,
+            args.store,
+            executor=args.executor,
+            workers=args.workers,
+            device=args.device,
+            batched=not args.no_batch,
+            progress=not args.no_progress,
+            scheduler=args.scheduler,
+            dtype=args.dtype,
+            max_batch=args.max_batch,
+            threads=args.threads,
+            confirm=args.yes,
+        )
     try:
         for st in store.status():
             if st["spec"] == spec.hash[:12]:
@@ -87,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
 def status(args: argparse.Namespace) -> int:
     from ..sweep import open_store
 
-    with open_store(args.store) as store:
+    with open_store(args.store, readonly=True) as store:
         rows = store.status()
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -105,10 +124,12 @@ def status(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
+    from ..safeio import check_output_file
     from ..sweep import open_store
 
     fmt = check_choice("format", args.format, ("netcdf", "csv"))
-    with open_store(args.store) as store:
+    with open_store(args.store, readonly=True) as store:
+        check_output_file(args.out, name="out", force=args.force, inputs=[args.store])
         if fmt == "netcdf":
             path = store.to_netcdf(args.out, spec=args.spec)
         else:

@@ -22,10 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import check_float
+from ..errors import check_float, check_seed
 from ..models import MODELS
+from ..resources import memory_check
+from ..safeio import atomic_path, check_output_dir
 from ..training import OPTIMIZERS, TrainConfig, train
-from .common import add_common, write_json
+from .common import add_common, add_safety, write_json
 
 WEIGHTS_FORMAT = "spinglass-icl train weights v1"
 
@@ -70,12 +72,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_common(p)
+    add_safety(p, force=False)
     p.add_argument("--out", type=Path, default=Path("out/train"), help="output folder")
     p.set_defaults(func=run)
 
 
+def _savez(path: Path, **arrays) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+
 def run(args: argparse.Namespace) -> int:
+    with memory_check(not args.no_memory_check):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     beta = check_float("beta", args.beta, low=0.0, low_open=True)
+    check_seed(args.seed)
     cfg = TrainConfig(
         model=args.model,
         D=args.D,
@@ -98,20 +113,19 @@ def run(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         dtype=args.dtype,
     )
-    res = train(cfg, progress=not args.quiet)
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    out: Path = check_output_dir(args.out, create=False)
+    res = train(cfg, progress=not args.quiet)  # checks its memory estimate first
+    check_output_dir(out)
     summary = res.summary()
     write_json(out / "summary.json", summary)
-    res.history.to_dataframe().reset_index().to_csv(out / "history.csv", index=False)
-    torch.save(
-        {"format": WEIGHTS_FORMAT, "config": cfg.to_dict(), "state": res.state},
-        out / "weights.pt",
-    )
+    with atomic_path(out / "history.csv") as tmp:
+        res.history.to_dataframe().reset_index().to_csv(tmp, index=False)
+    with atomic_path(out / "weights.pt") as tmp:
+        torch.save({"format": WEIGHTS_FORMAT, "config": cfg.to_dict(), "state": res.state}, tmp)
     written = ["summary.json", "history.csv", "weights.pt"]
     if cfg.model == "sla" and cfg.trials == 1:
         inst = res.instances[0]
-        np.savez(
+        _savez(
             out / "instance.npz",
             S=inst.s.cpu().numpy(),
             y=inst.y.cpu().numpy(),
@@ -122,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
             beta=beta,
             convention=cfg.convention,
         )
-        np.savez(out / "weights.npz", W=res.W[0].cpu().numpy())
+        _savez(out / "weights.npz", W=res.W[0].cpu().numpy())
         written += ["instance.npz", "weights.npz"]
     te, rte = summary["test_error"], summary["relative_test_error"]
     pm = (

@@ -17,6 +17,7 @@ FIGURES: dict[str, str] = {
     "fig3": "fig3",
     "hessian": "hessian",
     "fig4a": "fig4a",
+    "amp-stability": "amp_stability",
     "fig4b": "fig4b",
     "fig5": "fig5",
     "fig6": "fig6",

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ParameterError, SpinGlassError, check_choice, check_int
+from ..errors import ParameterError, SpinGlassError, check_choice, check_int, check_seed
 from ..io import write_json
+from ..safeio import atomic_path
 from ..sweep.executors import EXECUTORS
 from . import FIGURES
 from .presets import get_preset
@@ -98,8 +99,9 @@ def save_figure(fig: Any, folder: Path, stem: str = "figure") -> list[str]:
     import matplotlib.pyplot as plt
 
     folder.mkdir(parents=True, exist_ok=True)
-    fig.savefig(folder / f"{stem}.png", dpi=120, bbox_inches="tight")
-    fig.savefig(folder / f"{stem}.pdf", bbox_inches="tight")
+    for suffix, kw in ((".png", {"dpi": 120}), (".pdf", {})):
+        with atomic_path(folder / f"{stem}{suffix}") as tmp:
+            fig.savefig(tmp, bbox_inches="tight", format=suffix[1:], **kw)
     plt.close(fig)
     return [f"{stem}.png", f"{stem}.pdf"]
 
@@ -112,9 +114,8 @@ def save_dataset(ds: Any, folder: Path, stem: str = "data") -> list[str]:
     """
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{stem}.nc"
-    if path.exists():
-        path.unlink()
-    ds.to_netcdf(path)
+    with atomic_path(path) as tmp:  # the old file stays until the new one is complete
+        ds.to_netcdf(tmp)
     return [path.name]
 
 
@@ -168,7 +169,7 @@ def run_figure(
     """
     check_choice("executor", executor, EXECUTORS)
     workers = check_int("workers", workers)
-    seed = check_int("seed", seed, minimum=0)
+    seed = check_seed(seed)
     mod = figure_module(name)
     p = get_preset(preset, name)
     if params:
@@ -180,20 +181,20 @@ def run_figure(
         p.update(params)
     folder = out / name
     rpath = result_path(out, name)
+    redone = None
     if rpath.exists() and not force:
-        try:
-            old = json.loads(rpath.read_text())
-        except (OSError, json.JSONDecodeError):
-            old = None
+        old, problem = verify_figure(out, name)
         same = old is not None and (
             old.get("preset") == preset
             and old.get("seed") == seed
             and old.get("convention") == convention
             and old.get("params") == json.loads(json.dumps(p))
         )
-        if same:
+        if same and problem is None:
             old["skipped"] = True
             return old
+        if problem is not None:
+            redone = problem
     ctx = Context(
         figure=name,
         out=folder,
@@ -230,10 +231,79 @@ def run_figure(
         "machine": f"{platform.node()} ({platform.machine()}, {_cpu_count()} CPU cores)",
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
+    if redone is not None:
+        record["redone"] = redone
+        record["notes"].append(f"Redone: the output found before could not be trusted ({redone}).")
     write_json(rpath, record)
     record = json.loads(rpath.read_text())
     record["skipped"] = False
     return record
+
+
+#: keys every ``result.json`` holds (written by :func:`run_figure`)
+RECORD_KEYS: tuple[str, ...] = (
+    "figure",
+    "preset",
+    "seed",
+    "convention",
+    "params",
+    "numbers",
+    "files",
+    "summary",
+)
+
+
+def _check_file(path: Path) -> str | None:
+    """Why ``path`` is not a usable output file (None: it is)."""
+    if not path.is_file():
+        return f"{path.name} is missing"
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".png", ".pdf", ".sqlite"):
+            magic = {".png": b"\x89PNG\r\n\x1a\n", ".pdf": b"%PDF", ".sqlite": b"SQLite format 3"}
+            with open(path, "rb") as fh:
+                if not fh.read(len(magic[suffix])) == magic[suffix]:
+                    return f"{path.name} is not a {suffix[1:].upper()} file"
+        elif suffix == ".nc":
+            import xarray as xr
+
+            with xr.open_dataset(path) as ds:
+                ds.load()
+        elif suffix == ".json":
+            json.loads(path.read_text())
+    except Exception as exc:  # noqa: BLE001 - any failure to open means: redo
+        return f"{path.name} does not open ({type(exc).__name__})"
+    return None
+
+
+def verify_figure(out: Path, name: str) -> tuple[dict | None, str | None]:
+    """The record of figure ``name`` under ``out`` and why it cannot be trusted.
+
+    A figure counts as made only if its ``result.json`` parses as a record of this
+    figure (the keys of :data:`RECORD_KEYS`), every file it lists exists and opens (PNG /
+    PDF by their magic bytes, NetCDF with xarray, a sweep store by its header), and it
+    has ``figure.png``. Returns ``(record, None)`` if so, else ``(record or None, reason)``.
+    """
+    rpath = result_path(out, name)
+    try:
+        rec = json.loads(rpath.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"result.json does not parse ({type(exc).__name__})"
+    if not isinstance(rec, dict):
+        return None, f"result.json holds a {type(rec).__name__}, not a figure record"
+    missing = [k for k in RECORD_KEYS if k not in rec]
+    if missing:
+        return None, f"result.json lacks {', '.join(missing)}"
+    if rec.get("figure") != name or not isinstance(rec.get("files"), list):
+        return None, "result.json is not a record of this figure"
+    files = [str(f) for f in rec["files"]]
+    if not any(f.endswith(".png") for f in files):
+        files.append("figure.png")
+    for f in files:
+        problem = _check_file(out / name / f)
+        if problem is not None:
+            return rec, problem
+    return rec, None
 
 
 def _cpu_count() -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import double_descent as dd
-from .common import Context, Outcome, save_dataset
+from .common import Context, Outcome, save_dataset, save_figure
 
 TITLE = "Double descent in task diversity, with the large-D theory"
 CLAIM = (
@@ -40,10 +40,7 @@ def run(ctx: Context) -> Outcome:
         device=ctx.device,
     )
     fig = dd.plot_double_descent(ds)
-    ctx.out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(ctx.out / "figure.png", dpi=120, bbox_inches="tight")
-    fig.savefig(ctx.out / "figure.pdf", bbox_inches="tight")
-    files = ["figure.png", "figure.pdf"]
+    files = save_figure(fig, ctx.out)
     files += save_dataset(ds, ctx.out)
     ex = ds["error_mean"].sel(solver="exact")  # (alpha, tau) or (tau, alpha)
     numbers: dict = {"taus": taus.tolist()}

@@ -28,8 +28,12 @@ NOTES = [
     "convention, but where AMP converges at a given (lam, beta) does. We use the authors' "
     "setting (D = 20, lam = 1, beta = 100, damping 0.9, tol 1e-6) for `paper`; `quick` uses "
     "the printed caption's lam = 10 at D = 10.",
-    "Where AMP converges depends strongly on lam: the TAP variance equation (34b) needs "
-    "roughly sum_j J_ij^2 / lam_i^2 ~ D^2 / (P lam^2) < 1. At the quick grid (D = 10, damping "
+    "Where AMP converges depends strongly on lam, and not on beta or the damping: the corner "
+    "is where the TAP variance equation (34b), which does not involve m, has no positive "
+    "fixed point, below P ~ pi_c(N/D, lam) D (docs/amp-stability.md; drawn here as the "
+    "closed-form line and, per instance, as circles). No damping removes it; an unstable "
+    "damped mean iteration, which damping > 1 - 2/mu_max would remove, plays no part at "
+    "damping 0.9. At the quick grid (D = 10, damping "
     "0.9, tol 1e-6, 3 repeats) amp-paper failed in 64% of the runs at lam = 1 (all of the "
     "small-P corner) and in 2% at lam = 10 (benchmarks/RESULTS.md). The exact map does not "
     "depend on convergence.",
@@ -75,9 +79,7 @@ def run(ctx: Context) -> Outcome:
     ds = store.to_xarray(spec)  # this spec's rows (a store may hold several)
     files = ["sweep.sqlite"]
     nc = ctx.out / "data.nc"
-    if nc.exists():
-        nc.unlink()
-    store.to_netcdf(nc, spec)
+    store.to_netcdf(nc, spec)  # atomic: replaces an old data.nc only when complete
     files.append("data.nc")
     C = ds["contrast"].mean("repeat", skipna=True)  # (P, N, solver)
     conv = ds["converged"].astype(float).mean("repeat")
@@ -96,7 +98,17 @@ def run(ctx: Context) -> Outcome:
     if bad.any():
         yy, xx = np.nonzero(bad)
         axes[0][0].scatter(x[xx], y[yy], marker="x", s=60, c="red", label="AMP not converged")
-        axes[0][0].legend(fontsize=7, loc="upper left")
+    # the predicted boundary (docs/amp-stability.md): closed form and the same instances
+    from .amp_stability import draw_stability_boundary, predicted_convergence, stability_numbers
+
+    pred = predicted_convergence(spec, amp_name, device=ctx.device)
+    draw_stability_boundary(
+        axes[0][0], D, p["lam"], ctx.convention, (min(Ns), max(Ns)), solver=amp_name,
+        damping=p["damping"], predicted=pred,
+    )  # fmt: skip
+    axes[0][0].set_xlim(x[0] / 1.3, x[-1] * 1.3)
+    axes[0][0].set_ylim(y[0] - 0.05 * (y[-1] - y[0]), y[-1] * 1.05)
+    axes[0][0].legend(fontsize=6, loc="upper left")
     fig.suptitle(
         f"Fig. 4a: D = {D}, lam = {p['lam']:g}, beta = {p['beta']:g}, {p['repeats']} repeats; "
         "x: AMP not converged in >= half the repeats"
@@ -122,12 +134,15 @@ def run(ctx: Context) -> Outcome:
         ),
         "rows": int(ds["contrast"].size),
     }
+    cv = ds["converged"].sel(solver=amp_name)
+    measured = {(P, N): cv.sel(P=P, N=N).values.astype(bool).tolist() for P in Ps for N in Ns}
+    numbers["stability"] = stability_numbers(pred, measured, D, p["lam"], ctx.convention)
     summary = (
         f"Exact contrast averaged over N rises from {c_lowP:.2f} (P/D^2 = {x[0]:.2g}) to "
         f"{c_highP:.2f} (P/D^2 = {x[-1]:.2g}); AMP ({amp_name}) failed to converge in "
         f"{100 * frac_bad:.0f}% of the runs ({100 * bad_corner:.0f}% at the smallest P and N); "
         f"where it converged its C is within {numbers['amp_vs_exact_max_abs_C_diff']:.2g} of "
-        "the exact C."
+        "the exact C. " + numbers["stability"]["sentence"]
     )
     return Outcome(
         numbers=numbers,

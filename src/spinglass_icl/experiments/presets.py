@@ -68,6 +68,20 @@ _PAPER: dict[str, dict[str, Any]] = {
         "test_tasks": 500,
     },
     # Fig. 4b: D = 20, lam = 0.01, P = 10 000, beta = 100, 100 trials
+    # AMP stability (not in the paper): the authors' Fig. 4a setting, D = 20
+    "amp-stability": {
+        "D": 20,
+        "N": 20,
+        "beta": 100.0,
+        "lam_list": [0.3, 1.0, 3.0, 10.0],
+        "P_range": [10, 4000],
+        "points": 16,
+        "repeats": 10,
+        "solver": "amp-paper",
+        "damping": 0.9,
+        "tol": 1e-6,
+        "max_iter": 2000,
+    },  # fmt: skip
     "fig4b": {
         "D": 20,
         "lam": 0.01,
@@ -175,6 +189,19 @@ _QUICK: dict[str, dict[str, Any]] = {
         "amp_solver": "amp-paper",
         "test_tasks": 200,
     },
+    "amp-stability": {
+        "D": 10,
+        "N": 10,
+        "beta": 100.0,
+        "lam_list": [0.3, 1.0, 3.0, 10.0],
+        "P_range": [5, 1000],
+        "points": 12,
+        "repeats": 4,
+        "solver": "amp-paper",
+        "damping": 0.9,
+        "tol": 1e-6,
+        "max_iter": 1000,
+    },  # fmt: skip
     "fig4b": {
         "D": 10,
         "lam": 0.01,
@@ -277,6 +304,19 @@ _TINY: dict[str, dict[str, Any]] = {
         "amp_solver": "amp-paper",
         "test_tasks": 200,
     },
+    "amp-stability": {
+        "D": 4,
+        "N": 4,
+        "beta": 100.0,
+        "lam_list": [0.3, 3.0],
+        "P_range": [4, 200],
+        "points": 5,
+        "repeats": 2,
+        "solver": "amp-paper",
+        "damping": 0.9,
+        "tol": 1e-6,
+        "max_iter": 600,
+    },  # fmt: skip
     "fig4b": {
         "D": 4,
         "lam": 0.01,

@@ -15,7 +15,9 @@ import json
 import time
 from pathlib import Path
 
+from ..safeio import atomic_write_text
 from . import FIGURES
+from .common import RECORD_KEYS
 
 __all__ = ["collect", "build_report"]
 
@@ -27,9 +29,12 @@ def collect(out: Path) -> list[dict]:
         p = out / name / "result.json"
         if p.exists():
             try:
-                recs.append(json.loads(p.read_text()))
-            except json.JSONDecodeError:
+                rec = json.loads(p.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
                 continue
+            # a broken record (e.g. ``[]``) is left out; the next reproduce redoes it
+            if isinstance(rec, dict) and all(k in rec for k in (*RECORD_KEYS, "seconds")):
+                recs.append(rec)
     return recs
 
 
@@ -188,9 +193,9 @@ def build_report(out: Path) -> dict[str, Path]:
     out = Path(out)
     recs = collect(out)
     md = out / "report.md"
-    md.write_text(_markdown(recs))
+    atomic_write_text(md, _markdown(recs))
     ht = out / "report.html"
-    ht.write_text(_html(recs, out))
+    atomic_write_text(ht, _html(recs, out))
     js = out / "results.json"
     results = {
         "figures": {
@@ -216,5 +221,5 @@ def build_report(out: Path) -> dict[str, Path]:
         },
         "total_seconds": sum(r["seconds"] for r in recs),
     }
-    js.write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
+    atomic_write_text(js, json.dumps(results, indent=2, allow_nan=False) + "\n")
     return {"md": md, "html": ht, "json": js}

@@ -47,6 +47,22 @@ def package_result(
     return SolverResult.from_engine(name, beta, m, v, out)
 
 
+def _check_memory(instance: Instance, solver: str) -> None:
+    """Refuse (ResourceError) before building the dense n x n matrices if they cannot fit."""
+    import math
+
+    from ..resources import check_memory, dense_solve_bytes
+
+    batch = math.prod(instance.batch_shape)
+    need = dense_solve_bytes(instance.D, 1, 0, solver, batch=batch)  # the n x n matrices
+    check_memory(
+        need,
+        f"{solver} solve of D={instance.D} ({instance.n} spins, batch {batch})",
+        "use the matrix-free solvers (spinglass_icl.solvers.matfree) or a smaller D",
+        device=instance.u.device,
+    )
+
+
 def solve(
     instance: Instance,
     config: SolverConfig | str = "amp",
@@ -83,6 +99,7 @@ def solve(
         raise ParameterError(
             f"instance must be a spinglass_icl Instance, got {type(instance).__name__}"
         )
+    _check_memory(instance, cfg.solver)
     if instance.lam <= 0:
         raise ParameterError(
             f"lam must be > 0 for the Boltzmann solvers (got lam={instance.lam:g}): at lam = 0 "

@@ -7,21 +7,40 @@ one transaction per finished chunk (with ``serial``, per finished P of a ``neste
 chunk), so a killed sweep loses at most the chunks in flight and a rerun computes
 exactly those.
 
-``local`` and ``dask`` workers run with ``torch.set_num_threads(1)`` (one process per
+Every executor solves with ``torch.set_num_threads(1)`` by default (one process per
 core is faster than torch's intra-op threads for these sizes and avoids
-oversubscription); ``serial`` uses torch's default thread count.
+oversubscription), so the numbers are bit-identical whichever executor and however many
+cores; ``serial`` takes another count with ``threads`` (the last bits of the results may
+then differ, as CPU reductions split differently).
+
+Before any work, :func:`run_sweep` refuses a sweep of more than
+:data:`~spinglass_icl.resources.MAX_SWEEP_ROWS` rows without ``confirm``, caps the
+worker count at the CPU cores (with a warning), and checks its memory estimate
+(:mod:`spinglass_icl.resources`). Local workers exit when the parent process dies, even
+by SIGKILL (``PR_SET_PDEATHSIG`` on Linux, and a thread watching the parent's pid).
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import sys
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from ..errors import ParameterError, check_choice, check_int
+from ..errors import ConfigError, ParameterError, ResourceError, check_choice, check_int
 from ..precision import Precision
+from ..resources import (
+    cap_workers,
+    check_grid_size,
+    check_memory,
+    dense_solve_bytes,
+    format_bytes,
+    matfree_solve_bytes,
+    sweep_bytes,
+)
 from ..tasks import resolve_device
 from .plan import CPU_BATCH_BYTES, DEFAULT_BATCH_BYTES, plan_chunks
 from .rows import iter_chunk_rows, run_chunk, spec_fields
@@ -59,9 +78,51 @@ def _serial(chunks, fields, kw) -> Iterator[list[dict]]:
         torch.set_num_threads(n)  # leave the caller's setting as it was
 
 
+#: seconds between two looks of a worker's watchdog at its parent's pid
+WATCHDOG_INTERVAL = 0.5
+#: seconds the Dask client waits for a scheduler before giving up
+SCHEDULER_TIMEOUT = 3
+
+
+#: what a local worker runs first (as its pool initializer): exit as soon as the parent
+#: is gone. On Linux the kernel sends SIGKILL when the parent dies (PR_SET_PDEATHSIG);
+#: everywhere a daemon thread polls the parent pid as a fallback (a reparented worker
+#: sees another ``getppid()``). Plain stdlib code run by ``exec``, so that unpickling the
+#: initializer imports nothing: the watch starts before the worker imports torch.
+_WATCH_PARENT = """
+import os, sys, threading, time
+if sys.platform.startswith("linux"):
+    try:
+        import ctypes, signal
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
+    except Exception:
+        pass
+if os.getppid() != {parent}:
+    os._exit(1)
+def _watch():
+    while True:
+        time.sleep({interval})
+        if os.getppid() != {parent}:
+            os._exit(1)
+threading.Thread(target=_watch, name="spinglass-icl-watchdog", daemon=True).start()
+"""
+
+
+def _die_with_parent_initializer(parent: int):
+    """The pool initializer of :data:`_WATCH_PARENT` for parent pid ``parent``."""
+    import functools
+
+    code = _WATCH_PARENT.format(parent=int(parent), interval=float(WATCHDOG_INTERVAL))
+    return functools.partial(exec, code, {})
+
+
 def _local(chunks, fields, kw, workers: int) -> Iterator[list[dict]]:
     ctx = mp.get_context("spawn")  # safe with torch's thread pools (no fork after init)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=ctx,
+        initializer=_die_with_parent_initializer(os.getpid()),
+    ) as pool:
         pending = set()
         it = iter(chunks)
         # keep at most 2 chunks per worker in flight so results stream back in order
@@ -72,7 +133,15 @@ def _local(chunks, fields, kw, workers: int) -> Iterator[list[dict]]:
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for f in done:
-                yield f.result()
+                try:
+                    rows = f.result()
+                except BrokenProcessPool:
+                    raise ResourceError(
+                        "a local worker process died (killed by a signal, e.g. the kernel's "
+                        "out-of-memory killer); the rows finished so far are in the store: "
+                        "rerun to resume, with fewer --workers or a smaller --max-batch"
+                    ) from None
+                yield rows
                 nxt = next(it, None)
                 if nxt is not None:
                     pending.add(pool.submit(run_chunk, nxt, fields, threads=1, **kw))
@@ -83,7 +152,13 @@ def _dask(chunks, fields, kw, workers: int, scheduler: str | None) -> Iterator[l
 
     cluster = None
     if scheduler:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, bad address, ...
+            msg = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise ConfigError(
+                f"scheduler: cannot connect to {scheduler!r} within {SCHEDULER_TIMEOUT} s ({msg})"
+            ) from None
     else:
         cluster = LocalCluster(
             n_workers=workers,
@@ -118,6 +193,42 @@ def default_batch_bytes(device) -> int:
     return max(DEFAULT_BATCH_BYTES, int(free) // 2)
 
 
+def _check_sweep_memory(spec, executor, workers, scheduler, batched, batch_bytes, dev) -> None:
+    """Refuse (ResourceError) a sweep whose parent bookkeeping plus one batch per worker
+    exceeds the memory available (see :func:`~spinglass_icl.resources.sweep_bytes`)."""
+
+    def values(k):
+        return list(spec.grid[k]) if k in spec.grid else [spec.fixed[k]]
+
+    D, N, P = max(values("D")), max(values("N")), max(values("P"))
+    solvers = values("solver")
+    worst = "rbp" if "rbp" in solvers else ("amp" if set(solvers) - {"exact"} else "exact")
+    if spec.matfree:
+        one = matfree_solve_bytes(D, N, P, spec.test_tasks)
+    else:
+        one = dense_solve_bytes(D, N, P, worst, spec.test_tasks)
+    batch = one
+    if batched and not spec.matfree:
+        cap = batch_bytes if dev.type == "cuda" else min(batch_bytes, 4 * CPU_BATCH_BYTES)
+        batch = max(one, cap)
+    remote = executor == "dask" and scheduler
+    in_process = executor == "serial"
+    n_workers = 0 if remote else (1 if in_process else workers)
+    hint = (
+        "set matfree = true in the spec (matrix-free solvers, no n^2 matrices)"
+        if not spec.matfree and one > (1 << 30)
+        else "use fewer workers (--workers), a smaller grid or fewer repeats"
+    )
+    check_memory(
+        sweep_bytes(spec.n_tasks, batch, n_workers, in_process=in_process),
+        f"sweep of {spec.n_tasks:,} rows (largest point D={D} N={N} P={P}: "
+        f"{format_bytes(one)} per instance) on {max(n_workers, 1)} process(es)",
+        hint,
+        device=dev,
+        device_estimate=batch,
+    )
+
+
 def run_sweep(
     spec: SweepSpec,
     store: str | Path | Store,
@@ -132,6 +243,7 @@ def run_sweep(
     max_batch: int | None = None,
     batch_bytes: int | None = None,
     threads: int | None = None,
+    confirm: bool = False,
 ) -> Store:
     """Run (or resume) a sweep and return its store.
 
@@ -146,7 +258,8 @@ def run_sweep(
     executor
         ``"serial"``, ``"local"`` (process pool; default) or ``"dask"``.
     workers
-        Processes for ``local`` / a Dask LocalCluster (default: CPU count, at most 8).
+        Processes for ``local`` / a Dask LocalCluster (default: CPU count, at most 8;
+        more than the CPU count is capped to it, with a warning).
     device
         ``"cpu"`` or ``"cuda[:k]"``; CUDA sweeps should use ``serial`` (one process
         feeding the GPU with large batches).
@@ -168,8 +281,12 @@ def run_sweep(
         memory, at least that). On the CPU batches are further capped to keep their
         matrices in cache (:data:`~.plan.CPU_BATCH_BYTES`).
     threads
-        ``torch.set_num_threads`` for the ``serial`` executor (default: leave torch's
-        setting). ``local`` and ``dask`` workers always use 1.
+        ``torch.set_num_threads`` for the ``serial`` executor (default 1, as the
+        ``local`` and ``dask`` workers always use: results are then bit-identical across
+        executors and machines' core counts).
+    confirm
+        Run a sweep of more than :data:`~spinglass_icl.resources.MAX_SWEEP_ROWS` rows
+        (otherwise :class:`~spinglass_icl.errors.ResourceError` before anything starts).
 
     Returns
     -------
@@ -186,18 +303,21 @@ def run_sweep(
             "(mixed precision is a property of the batched AMP kernel)"
         )
     dev = resolve_device(device)
-    if workers is None:
-        import os
+    from ..resources import cpu_count
 
-        workers = min(os.cpu_count() or 1, 8)
+    if workers is None:
+        workers = min(cpu_count(), 8)
     workers = check_int("workers", workers)
+    if executor == "local" or (executor == "dask" and not scheduler):
+        workers = cap_workers(workers)
     if max_batch is not None:
         max_batch = check_int("max_batch", max_batch)
-    if threads is not None:
-        threads = check_int("threads", threads)
+    threads = 1 if threads is None else check_int("threads", threads)
     if batch_bytes is None:
         batch_bytes = default_batch_bytes(dev)
     batch_bytes = check_int("batch_bytes", batch_bytes)
+    check_grid_size(spec.n_tasks, bool(confirm))
+    _check_sweep_memory(spec, executor, workers, scheduler, batched, batch_bytes, dev)
     st = store if isinstance(store, Store) else create_or_open_store(store)
     st.add_spec(spec)
     tasks: list[Task] = spec.tasks()

@@ -47,9 +47,42 @@ class RowOptions:
     nested_p: bool
     sampler: str
 
-    def solver_config(self, params: dict) -> SolverConfig:
-        """The :class:`SolverConfig` of a task's parameters and the spec's options."""
-        return SolverConfig(solver=params["solver"], beta=params["beta"], **self.solver_options)
+    def solver_config(self, params: dict, damping: float | None = None) -> SolverConfig:
+        """The :class:`SolverConfig` of a task's parameters and the spec's options.
+
+        With ``damping = "auto"`` in the options the AMP paths pass the damping they
+        resolved (:func:`_auto_damping`); the exact solver does not use it."""
+        opts = dict(self.solver_options)
+        if damping is not None:
+            opts["damping"] = damping
+        elif opts["damping"] == "auto":
+            if params["solver"] in ("amp", "amp-paper"):
+                raise ValueError("damping auto must be resolved before making the config")
+            opts["damping"] = 0.5  # not used by the exact solver
+        return SolverConfig(solver=params["solver"], beta=params["beta"], **opts)
+
+
+def _auto_damping(
+    opts: RowOptions, params: dict, u: torch.Tensor, q: torch.Tensor, lam: float
+) -> float | None:
+    """``damping = "auto"``: one damping for a batch given by its factors (c folded into
+    ``u``; *batch, P, k), from the AMP stability analysis (docs/amp-stability.md); None
+    when the options give a number or the solver is not AMP."""
+    if opts.solver_options["damping"] != "auto" or params["solver"] not in ("amp", "amp-paper"):
+        return None
+    from ..solvers.stability import batch_auto_damping, stability_from_matrices
+
+    P, k = u.shape[-2], u.shape[-1]
+    s = (u[..., :, None] * q[..., None, :]).reshape(*u.shape[:-2], P, k * k).double()
+    G = s.transpose(-1, -2) @ s / P
+    J2 = G * G
+    J2.diagonal(dim1=-2, dim2=-1).zero_()
+    st = stability_from_matrices(
+        G, J2, lam + G.diagonal(dim1=-2, dim2=-1), lam, params["beta"],
+        solver=params["solver"], damping=0.5, tol=opts.solver_options["tol"],
+        max_iter=opts.solver_options["max_iter"],
+    )  # fmt: skip
+    return batch_auto_damping(st)[0]
 
 
 def spec_fields(spec: SweepSpec) -> RowOptions:
@@ -125,7 +158,8 @@ def _nested_steps(
         step: list[int] = []
         parts: list[SolverResult] = []
         for (lam, beta, solver), idx in points[P].items():
-            cfg = opts.solver_config({"solver": solver, "beta": beta})
+            pt = {"solver": solver, "beta": beta}
+            cfg = opts.solver_config(pt, _auto_damping(opts, pt, system.u, system.q, lam))
             parts.append(
                 solve_pair_system(
                     Gs,
@@ -177,7 +211,7 @@ def _batched_result(tasks, opts: RowOptions, dev, prec: Precision) -> SolverResu
     y = torch.stack([pr.y for pr in prs])
     del prs
     p = tasks[0].params
-    cfg = opts.solver_config(p)
+    cfg = opts.solver_config(p, _auto_damping(opts, p, u, q, p["lam"]))
     return solve_factors(u, q, y, 1.0, p["lam"], cfg, matrix_dtype=prec.matrix_dtype)
 
 
@@ -187,7 +221,16 @@ def _per_instance_result(tasks, opts: RowOptions, dev, prec: Precision) -> Solve
     for t in tasks:
         f = _factors(t, dev, prec.dtype, opts.nested_p, opts.sampler)
         inst = build_instance(f, t.params["lam"])
-        parts.append(solve(inst, opts.solver_config(t.params), warn=False))
+        d = None
+        if opts.solver_options["damping"] == "auto" and t.params["solver"] != "exact":
+            from ..solvers.stability import resolve_auto_damping
+
+            o = opts.solver_options
+            d = resolve_auto_damping(
+                inst, t.params["solver"], beta=t.params["beta"], tol=o["tol"],
+                max_iter=o["max_iter"],
+            )[0]  # fmt: skip
+        parts.append(solve(inst, opts.solver_config(t.params, d), warn=False))
     return SolverResult.cat(parts)
 
 

@@ -160,7 +160,9 @@ class SweepSpec:
         Base seed (>= 0) from which every instance and test seed is derived.
     solver_options : dict
         ``damping`` (default 0.9), ``tol`` (1e-6), ``max_iter`` (2000): the authors'
-        AMP settings (docs/solvers.md#convergence-and-divergence).
+        AMP settings (docs/solvers.md#convergence-and-divergence). ``damping = "auto"``: per batch
+        of instances, the smallest damping predicted to converge
+        (:func:`spinglass_icl.solvers.stability.batch_auto_damping`; docs/amp-stability.md).
     observables : tuple of str
         Any of :data:`OBSERVABLES`; NULL for runs that did not converge.
     test_error : str
@@ -264,7 +266,19 @@ class SweepSpec:
                     f"solver_options key must be one of {', '.join(SOLVER_OPTIONS)}; got {k!r}"
                 )
             opts[k] = v
-        opts["damping"] = check_float("damping", opts["damping"], low=0.0, high=1.0, high_open=True)
+        if opts["damping"] == "auto":  # per batch, from the AMP stability analysis
+            solvers = self.grid.get("solver", [self.fixed.get("solver", "amp")])
+            if any(s_ not in ("amp", "amp-paper", "exact") for s_ in solvers):
+                raise ParameterError(
+                    "damping auto needs the solvers amp, amp-paper or exact "
+                    f"(docs/amp-stability.md), got {solvers}"
+                )
+            if self.matfree:
+                raise ParameterError("damping auto is not available with matfree = true")
+        else:
+            opts["damping"] = check_float(
+                "damping", opts["damping"], low=0.0, high=1.0, high_open=True
+            )
         opts["tol"] = check_float("tol", opts["tol"], low=0.0, low_open=True)
         opts["max_iter"] = check_int("max_iter", opts["max_iter"])
         object.__setattr__(self, "solver_options", opts)
@@ -445,7 +459,9 @@ class SweepSpec:
                 lines.append(f"{k} = {_toml_value(v)}")
         text = "\n".join(lines) + "\n"
         if path is not None:
-            Path(path).write_text(text)
+            from ..safeio import atomic_write_text
+
+            atomic_write_text(path, text)
         return text
 
 

@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, OutputError
+from ..safeio import atomic_path, check_output_dir, is_sqlite
 from .spec import PARAMS, SweepSpec
 
 __all__ = ["Store", "open_store", "create_or_open_store", "RESULT_COLUMNS", "VALUE_COLUMNS"]
@@ -101,6 +102,19 @@ def blob_to_array(b: bytes | None) -> np.ndarray | None:
     return np.load(io.BytesIO(b), allow_pickle=False)
 
 
+def _read_meta(path: Path, query: str) -> tuple[set, dict]:
+    con = sqlite3.connect(f"{path.resolve().as_uri()}?{query}", uri=True)
+    try:
+        q = "SELECT name FROM sqlite_master WHERE type='table'"
+        tables = {r[0] for r in con.execute(q)}
+        meta = {}
+        if "meta" in tables:
+            meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+    finally:
+        con.close()
+    return tables, meta
+
+
 def _validate_existing(path: Path) -> None:
     """Raise ConfigError unless ``path`` is a spinglass-icl sweep store; never writes."""
     try:
@@ -114,15 +128,14 @@ def _validate_existing(path: Path) -> None:
             "refusing to touch it -- pass a new file name"
         )
     try:
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        tables, meta = _read_meta(path, "mode=ro")
+    except sqlite3.OperationalError:  # a WAL store on a read-only file system
         try:
-            q = "SELECT name FROM sqlite_master WHERE type='table'"
-            tables = {r[0] for r in con.execute(q)}
-            meta = {}
-            if "meta" in tables:
-                meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
-        finally:
-            con.close()
+            tables, meta = _read_meta(path, "mode=ro&immutable=1")
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(
+                f"{str(path)!r} is not a readable sweep store ({exc}); refusing to touch it"
+            ) from None
     except sqlite3.DatabaseError as exc:
         raise ConfigError(
             f"{str(path)!r} is not a readable sweep store ({exc}); refusing to touch it"
@@ -148,17 +161,48 @@ class Store:
         The SQLite file; must already be a valid store.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, readonly: bool = False):
         self.path = Path(path)
+        self.readonly = bool(readonly)
         _validate_existing(self.path)
-        self._con = self._connect()
+        self._con = self._connect_ro() if self.readonly else self._connect()
 
     def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None)
-        con.execute("PRAGMA busy_timeout = 60000")
-        con.execute("PRAGMA journal_mode = WAL")
-        con.execute("PRAGMA synchronous = NORMAL")
+        con = None
+        try:
+            con = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None)
+            con.execute("PRAGMA busy_timeout = 60000")
+            con.execute("PRAGMA journal_mode = WAL")
+            con.execute("PRAGMA synchronous = NORMAL")
+            con.execute("BEGIN IMMEDIATE")  # can we write? (read-only file or folder)
+            con.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            if con is not None:
+                con.close()
+            raise ConfigError(
+                f"store {str(self.path)!r} cannot be written ({exc}): check the permissions "
+                "of the file and its folder, or copy it somewhere writable"
+            ) from None
         return con
+
+    def _connect_ro(self) -> sqlite3.Connection:
+        """A read-only connection (status, export): works on read-only files and folders."""
+        uri = self.path.resolve().as_uri()
+        last = None
+        for query in ("mode=ro", "mode=ro&immutable=1"):
+            try:
+                con = sqlite3.connect(
+                    f"{uri}?{query}", uri=True, timeout=60.0, isolation_level=None
+                )
+                try:
+                    con.execute("SELECT COUNT(*) FROM results").fetchone()
+                except sqlite3.OperationalError:
+                    con.close()
+                    raise
+                return con
+            except sqlite3.OperationalError as exc:
+                last = exc
+        raise ConfigError(f"cannot read store {str(self.path)!r} ({last})")
 
     # --------------------------------------------------------------- basics
     def close(self) -> None:
@@ -179,6 +223,8 @@ class Store:
     # ------------------------------------------------------------- specs
     def add_spec(self, spec: SweepSpec) -> str:
         """Record ``spec`` (idempotent); returns its hash."""
+        if self.readonly:
+            raise ConfigError(f"store {str(self.path)!r} was opened read-only")
         self._con.execute(
             "INSERT OR IGNORE INTO specs (hash, spec, created) VALUES (?, ?, ?)",
             (spec.hash, spec.to_json(), time.time()),
@@ -216,6 +262,8 @@ class Store:
 
     def write(self, rows: Sequence[dict]) -> int:
         """Insert rows in one transaction (existing keys are left alone); returns # new."""
+        if self.readonly:
+            raise ConfigError(f"store {str(self.path)!r} was opened read-only")
         cols = [c for c in RESULT_COLUMNS]
         sql = (
             f"INSERT OR IGNORE INTO results ({', '.join(cols)}) "
@@ -335,13 +383,25 @@ class Store:
         """Write :meth:`to_xarray` to a NetCDF-4 file (netCDF4 or h5netcdf engine)."""
         import importlib.util
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = self._export_target(path)
         engines = [("netcdf4", "netCDF4"), ("h5netcdf", "h5py")]
         engine = next((e for e, mod in engines if importlib.util.find_spec(mod)), None)
         if engine is None:
             raise ConfigError("NetCDF export needs netCDF4 or h5py (pip install netCDF4)")
-        self.to_xarray(spec).to_netcdf(path, engine=engine)
+        ds = self.to_xarray(spec)
+        with atomic_path(path) as tmp:
+            ds.to_netcdf(tmp, engine=engine)
+        return path
+
+    def _export_target(self, path: str | Path) -> Path:
+        """``path`` if an export may be written there: never this store or any SQLite
+        file (checked by magic bytes, whatever the name)."""
+        path = Path(path)
+        if path.exists() and (is_sqlite(path) or os.path.samefile(path, self.path)):
+            raise OutputError(
+                f"out {str(path)!r} is an SQLite database (a sweep store?); an export never "
+                "overwrites one -- pass another file name"
+            )
         return path
 
     def to_csv(self, path: str | Path, spec: SweepSpec | str | None = None) -> Path:
@@ -349,23 +409,25 @@ class Store:
         non-converged observables are empty cells, never ``nan``."""
         import csv
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = self._export_target(path)
         cols = [c for c in RESULT_COLUMNS if c not in ("m", "v")]
-        with open(path, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(cols)
-            for r in self.rows(spec):
-                w.writerow(["" if r[c] is None else r[c] for c in cols])
+        rows = self.rows(spec)
+        with atomic_path(path) as tmp:
+            with open(tmp, "w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(cols)
+                for r in rows:
+                    w.writerow(["" if r[c] is None else r[c] for c in cols])
         return path
 
 
-def open_store(path: str | Path) -> Store:
-    """Open an existing store; :class:`ConfigError` if it is missing, corrupt or foreign."""
+def open_store(path: str | Path, readonly: bool = False) -> Store:
+    """Open an existing store; :class:`ConfigError` if it is missing, corrupt or foreign
+    (or, unless ``readonly``, cannot be written)."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"store {str(path)!r} does not exist")
-    return Store(path)
+    return Store(path, readonly=readonly)
 
 
 def create_or_open_store(path: str | Path) -> Store:
@@ -375,11 +437,21 @@ def create_or_open_store(path: str | Path) -> Store:
     """
     path = Path(path)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        check_output_dir(path.parent, name="store")  # under a file, read-only, ...
         # build the new store under a private name, then link it into place: the link
         # either creates ``path`` complete or fails because another process just did,
         # so a process starting at the same moment never sees a half-made store
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
+        _remove_stale_new(path)
+        # the private name holds our pid, so that a later creation can tell the leftover
+        # of a killed one (dead pid) from a creation in progress
+        try:
+            fd, tmp_name = tempfile.mkstemp(
+                prefix=f".{path.name}.{os.getpid()}.", suffix=".new", dir=path.parent
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"store {str(path)!r} cannot be created ({exc.strerror or exc})"
+            ) from None
         os.close(fd)
         tmp = Path(tmp_name)
         try:
@@ -393,8 +465,29 @@ def create_or_open_store(path: str | Path) -> Store:
                 if not path.exists():
                     _init_store(path)
         finally:
-            tmp.unlink(missing_ok=True)
+            for f in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
+                f.unlink(missing_ok=True)
     return Store(path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _remove_stale_new(path: Path) -> None:
+    """Remove ``.<name>.<pid>.*.new`` files (and their -wal/-shm) of dead creators."""
+    for f in path.parent.glob(f".{path.name}.*.new*"):
+        parts = f.name[len(path.name) + 2 :].split(".")
+        if not parts or not parts[0].isdigit():
+            continue
+        if not _pid_alive(int(parts[0])):
+            f.unlink(missing_ok=True)
 
 
 def _init_store(path: Path) -> None:

@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/train.py [--trials 100] [--P 10000] [--epochs 3] [--chunk 0]
                                [--devices cpu,cuda] [--dtype float64] [--threads 0]
+                               [--sla-prompt-path] [--study sa-d20|p-scaling]
 
 Each row trains ``--epochs`` full-batch Adam epochs of ``--trials`` independent trials in
 one batched computation and reports the optimization time per epoch
@@ -38,7 +39,9 @@ from spinglass_icl.training import (
 )
 
 
-def seconds_per_epoch(cfg: TrainConfig, epochs: int, chunk: int) -> float:
+def seconds_per_epoch(
+    cfg: TrainConfig, epochs: int, chunk: int, quadratic: bool | None = None
+) -> float:
     """Optimization-step seconds per epoch (``TrainResult.step_seconds`` / epochs run, after a
     1-trial warm-up run), summed over chunks of trials."""
     total = 0.0
@@ -49,8 +52,29 @@ def seconds_per_epoch(cfg: TrainConfig, epochs: int, chunk: int) -> float:
             cfg, trials=n, first_trial=start, epochs=epochs + 1, eval_every=epochs + 1
         )
         train(dataclasses.replace(c, trials=1, epochs=1, test_tasks=2))  # warm-up
-        total += train(c).step_seconds / (epochs + 1)
+        total += train(c, quadratic=quadratic).step_seconds / (epochs + 1)
     return total
+
+
+def p_scaling(D: int = 10, N: int = 20, trials: int = 10, epochs: int = 3000) -> None:
+    """Full-batch SLA (Adam): wall time of ``train()`` (data, G and h, steps, evaluation) at
+    P = 2000 and 20 000, quadratic path vs prompt path, interleaved (A, B, A, B)."""
+    print(f"# full-batch SLA, D={D} N={N} {trials} trials {epochs} epochs, Adam, float64")
+    print("| path | P | train() s | step s | s at P=20000 / s at P=2000 |")
+    print("|---|---|---|---|---|")
+    for quad in (True, False):
+        t = {}
+        for P in (2000, 20_000):
+            cfg = TrainConfig(
+                model="sla", D=D, N=N, P=P, lam=0.01, trials=trials, epochs=epochs,
+                eval_every=epochs // 10,
+            )  # fmt: skip
+            res = train(cfg, quadratic=quad)
+            t[P] = res.seconds
+            ratio = f"{t[20_000] / t[2000]:.2f}" if P == 20_000 else ""
+            name = "quadratic" if quad else "prompts"
+            print(f"| {name} | {P} | {res.seconds:.2f} | {res.step_seconds:.2f} | {ratio} |",
+                  flush=True)  # fmt: skip
 
 
 def _study_row(label: str, cfg: TrainConfig, init=None) -> TrainResult:
@@ -158,12 +182,24 @@ def main() -> None:
     ap.add_argument("--devices", default="cpu,cuda")
     ap.add_argument("--dtype", default="float64")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    ap.add_argument("--study", choices=["sa-d20"], help="print a learning study, not timings")
+    ap.add_argument(
+        "--sla-prompt-path",
+        action="store_true",
+        help="full-batch SLA through the prompts (as before the quadratic path)",
+    )
+    ap.add_argument(
+        "--study",
+        choices=["sa-d20", "p-scaling"],
+        help="sa-d20: a learning study; p-scaling: full-batch SLA time at P = 2000 vs 20 000",
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.study == "sa-d20":
         study_sa_d20()
+        return
+    if args.study == "p-scaling":
+        p_scaling()
         return
     devices = [d for d in args.devices.split(",") if d == "cpu" or torch.cuda.is_available()]
     print(
@@ -186,7 +222,8 @@ def main() -> None:
                 device=dev,
                 dtype=args.dtype,
             )
-            s = seconds_per_epoch(cfg, args.epochs, args.chunk)
+            quad = False if (args.sla_prompt_path and m == "sla") else None
+            s = seconds_per_epoch(cfg, args.epochs, args.chunk, quad)
             print(f"| {m} | {dev} | {s:.3f} | {1e3 * s / args.trials:.2f} |", flush=True)
 
 

@@ -42,21 +42,32 @@ import torch
 
 from .conventions import DEFAULT_CONVENTION, get_convention
 from .errors import ParameterError, check_choice, check_float, check_int
-from .hamiltonian import Instance
+from .hamiltonian import Instance, gram_rank_one
 from .models import MODELS, Model, build_model
-from .tasks import TaskConfig, make_generator, resolve_device, sample_prompts
+from .tasks import TaskConfig, make_generator, resolve_device, sample_factors, sample_prompts
 
 __all__ = [
     "OPTIMIZERS",
+    "TRAINING_VERSION",
     "DEFAULT_LR",
     "TrainConfig",
     "TrainResult",
     "train",
     "trial_seed",
     "trial_prompts",
+    "trial_factors",
+    "SAMPLERS",
+    "sla_quadratic",
 ]
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
+#: how training and test data are drawn: whole prompts, or (SLA only) their factors
+SAMPLERS: tuple[str, ...] = ("prompts", "factors")
+
+#: bumped whenever a change moves trained numbers beyond rounding; part of every key of the
+#: resumable trial store (:mod:`spinglass_icl.trials`), so stored trials of older code are
+#: never mixed with new ones
+TRAINING_VERSION: str = "2"
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 #: default learning rates (used when ``TrainConfig.lr`` is None), from short scans of
@@ -125,12 +136,15 @@ class TrainConfig:
     M : int
         Number of heads of MHLA.
     tol : float or None
-        Convergence stop: a trial stops when the relative change of its epoch loss,
-        ``|L_t - L_{t-1}| / L_{t-1}``, falls below ``tol``; the run ends when all stopped.
-        ``L_t`` is eq. (2) before epoch t's step (full batch) or the mean of the epoch's
-        mini-batch losses (noisy: use a looser ``tol``). A stopped trial is frozen (weights
-        and optimizer state), so it equals the same trial trained alone. None: run all
-        epochs.
+        Convergence stop: a trial stops when the relative change of its epoch loss over
+        the last ``window`` epochs, ``|L_t - L_{t-w}| / |L_{t-w}|``, falls below ``tol``
+        (the cap is ``epochs``); the run ends when all stopped. ``L_t`` is eq. (2) before
+        epoch t's step (full batch) or the mean of the epoch's mini-batch losses (noisy:
+        use a looser ``tol``). A stopped trial is frozen (weights and optimizer state), so
+        it equals the same trial trained alone. None: run all epochs.
+    window : int
+        The ``w`` of the ``tol`` criterion (>= 1; default 1: change over one epoch). A
+        window of tens of epochs keeps Adam's slow phases from stopping a trial early.
     eval_every : int or None
         Record train loss and test error every this many epochs (and at epoch 0 and at
         the end); None picks ``max(1, epochs // 100)``.
@@ -138,6 +152,12 @@ class TrainConfig:
         Index of the first trial (trial k's streams depend on ``(seed, k)`` only).
     dtype : str
         ``"float64"`` (default) or ``"float32"``.
+    sampler : str
+        ``"prompts"`` (default): every trial's data are whole prompts (eq. 1,
+        :func:`spinglass_icl.tasks.sample_prompts`). ``"factors"`` (SLA only): the factors
+        ``(u, q, y~)`` drawn from their exact law (:func:`spinglass_icl.tasks.sample_factors`;
+        ``3D + N`` numbers per prompt instead of about ``N D``): the same distribution,
+        a different draw for the same seed.
     """
 
     model: str = "sla"
@@ -158,9 +178,11 @@ class TrainConfig:
     H: int = 32
     M: int = 10
     tol: float | None = None
+    window: int = 1
     eval_every: int | None = None
     first_trial: int = 0
     dtype: str = "float64"
+    sampler: str = "prompts"
 
     def __post_init__(self) -> None:
         s = object.__setattr__
@@ -179,10 +201,17 @@ class TrainConfig:
         s(self, "device", str(resolve_device(self.device)))
         if self.tol is not None:
             s(self, "tol", check_float("tol", self.tol, low=0.0, low_open=True))
+        s(self, "window", check_int("window", self.window))
         if self.eval_every is not None:
             s(self, "eval_every", check_int("eval_every", self.eval_every))
         s(self, "first_trial", check_int("first_trial", self.first_trial, minimum=0))
         check_choice("dtype", self.dtype, tuple(DTYPES))
+        check_choice("sampler", self.sampler, SAMPLERS)
+        if self.sampler == "factors" and self.model != "sla":
+            raise ParameterError(
+                f"sampler='factors' needs model='sla' (the other models see whole prompts), "
+                f"got model={self.model!r}"
+            )
 
     @property
     def learning_rate(self) -> float:
@@ -233,6 +262,34 @@ def trial_prompts(config: TrainConfig, stream: int = STREAM_DATA, n: int | None 
         Xs.append(pr.X)
         ys.append(pr.y)
     return torch.stack(Xs), torch.stack(ys)
+
+
+def trial_factors(config: TrainConfig, stream: int = STREAM_DATA, n: int | None = None):
+    """SLA data of every trial of ``config`` drawn as factors: u, q (T, n, D+1), y (T, n).
+
+    As :func:`trial_prompts` (same streams, ``n = P`` or ``test_tasks``) with
+    :func:`spinglass_icl.tasks.sample_factors` (``config.sampler == "factors"``).
+    """
+    n = config.P if n is None else n
+    us, qs, ys = [], [], []
+    for k in config.trial_indices:
+        g = make_generator(trial_seed(config.seed, k, stream))
+        f = sample_factors(
+            config.D, config.N, n, convention=config.convention, noise=config.noise, generator=g
+        )
+        us.append(f.u)
+        qs.append(f.q)
+        ys.append(f.y)
+    return torch.stack(us), torch.stack(qs), torch.stack(ys)
+
+
+def _trial_data(cfg: TrainConfig, model: Model, stream: int, n: int | None = None):
+    """Prepared model inputs and labels of every trial (see :func:`trial_prompts`)."""
+    if cfg.sampler == "factors":
+        u, q, y = trial_factors(cfg, stream, n)
+        return (u, q), y
+    X, y = trial_prompts(cfg, stream, n)
+    return model.prepare(X), y
 
 
 # ------------------------------------------------------------------ optimizers
@@ -297,6 +354,15 @@ class TrainResult:
     step_seconds : float
         Wall time of the optimization steps alone (forward, backward, update; no data
         generation, no evaluation); ``step_seconds / epochs_run.max()`` is the time per epoch.
+    grad_norm : Tensor (trials,) or None
+        Euclidean norm of the gradient of eq. (2) over all weights, at the last step the
+        trial took (full batch: the whole training set; mini-batch: the last batch).
+    exact_W : Tensor (trials, D+1, D+1) or None
+        SLA trained on the quadratic path only: the exact minimizer ``A^{-1} h`` of the
+        same eq. (2) (the ground state of eq. 5; Cholesky solve of :func:`sla_quadratic`'s
+        ``A``, float64, CPU), a by-product of the couplings built for training. None
+        otherwise, and at lam = 0 (A may be singular; use ``solve(res.instances,
+        "exact")``).
     """
 
     config: TrainConfig
@@ -310,6 +376,8 @@ class TrainResult:
     converged: torch.Tensor
     seconds: float
     step_seconds: float = 0.0
+    grad_norm: torch.Tensor | None = None
+    exact_W: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def model(self) -> Model:
@@ -324,9 +392,8 @@ class TrainResult:
         if self.config.model != "sla":
             return None
         cfg = self.config
-        X, y = trial_prompts(cfg)
-        u = torch.einsum("...mi,...i->...m", X[..., :-1], X[..., -1, :-1])
-        return Instance(u=u, q=X[..., -1], y=y, config=cfg.task, lam=cfg.lam)
+        (u, q), y = _trial_data(cfg, cfg.build_model(), STREAM_DATA)
+        return Instance(u=u, q=q, y=y, config=cfg.task, lam=cfg.lam)
 
     def summary(self) -> dict[str, Any]:
         """Per-trial values, mean and standard error (over trials) of the test errors."""
@@ -339,6 +406,8 @@ class TrainResult:
         out["test_error_stderr_per_trial"] = self.test_error_stderr.tolist()
         out["epochs_run"] = self.epochs_run.tolist()
         out["converged"] = self.converged.tolist()
+        if self.grad_norm is not None:
+            out["grad_norm"] = self.grad_norm.tolist()
         out["seconds"] = self.seconds
         out["step_seconds"] = self.step_seconds
         out["config"] = self.config.to_dict()
@@ -352,6 +421,42 @@ def _loss(model: Model, params, data, y, lam: float) -> torch.Tensor:
     mse = ((y - pred) ** 2).sum(-1) / (2 * y.shape[-1])
     pen = sum((p * p).flatten(1).sum(-1) for p in params.values())
     return mse + 0.5 * lam * pen
+
+
+def sla_quadratic(
+    model: Model, data: tuple[torch.Tensor, ...], y: torch.Tensor, lam: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eq. (2) of an SLA as a quadratic in its weights ``sigma = vec(W)`` (row-major).
+
+    ``L(sigma) = 1/2 sigma^T (G + lam I) sigma - h^T sigma + const`` with the core's
+    couplings ``G = (1/P) sum_mu s s^T`` and fields ``h = (1/P) sum_mu y~ s`` (eq. 5,
+    :class:`spinglass_icl.hamiltonian.Instance`), ``s = vec(c u (x) q)`` and
+    ``const = (1/2P) sum_mu y~^2`` (benchmarks/RESULTS.md, "## train"). ``G`` is built
+    one trial at a time by :func:`spinglass_icl.hamiltonian.gram_rank_one` (O(P n^2 / 4)
+    per trial, memory O(P n) per trial), once; every full-batch step after that costs
+    O(n^2), whatever P.
+
+    Parameters
+    ----------
+    model : SLA
+    data : (u, q)
+        ``SLA.prepare`` output, each (T, P, D+1).
+    y : Tensor (T, P)
+    lam : float
+
+    Returns
+    -------
+    A, h, const : Tensor (T, n, n), (T, n), (T,)
+        ``A = G + lam I``.
+    """
+    u, q = data
+    T, P, K = u.shape
+    A = torch.empty(T, K * K, K * K, dtype=u.dtype, device=u.device)
+    for t in range(T):
+        A[t] = gram_rank_one(model.c * u[t], q[t])
+    A.diagonal(dim1=-2, dim2=-1).add_(lam)
+    h = (model.c / P) * torch.einsum("tpa,tp,tpb->tab", u, y, q).reshape(T, K * K)
+    return A, h, (y * y).sum(-1) / (2 * P)
 
 
 def _chunked_sq_err(model: Model, params, data, y, chunk: int = 4096) -> torch.Tensor:
@@ -377,7 +482,11 @@ def _check_train_memory(cfg: TrainConfig) -> None:
 
 
 def train(
-    config: TrainConfig, progress: bool = False, init: dict[str, torch.Tensor] | None = None
+    config: TrainConfig,
+    progress: bool = False,
+    init: dict[str, torch.Tensor] | None = None,
+    *,
+    quadratic: bool | None = None,
 ) -> TrainResult:
     """Train ``config.trials`` independent copies of ``config.model`` on eq. (2).
 
@@ -392,6 +501,11 @@ def train(
         model's weight names and shapes (leading trial dimension ``config.trials``); copied,
         not modified. The optimizer state starts fresh. None (default): the model's random
         initialization from each trial's seed.
+    quadratic
+        Full-batch SLA only: step with the exact gradient ``(G + lam I) sigma - h`` of
+        :func:`sla_quadratic` (O(n^2) per epoch) instead of the prompt-by-prompt one
+        (O(P n)); the same trajectory to rounding (tested to 1e-10). None (default): on
+        for a full-batch SLA, off otherwise; False forces the prompt path.
 
     Returns
     -------
@@ -409,14 +523,12 @@ def train(
     model = cfg.build_model()
     T, P = cfg.trials, cfg.P
 
-    X, y = trial_prompts(cfg, STREAM_DATA)
-    data = tuple(t.to(device=dev, dtype=dtype) for t in model.prepare(X))
+    data, y = _trial_data(cfg, model, STREAM_DATA)
+    data = tuple(t.to(device=dev, dtype=dtype) for t in data)
     y = y.to(device=dev, dtype=dtype)
-    del X
-    Xte, yte = trial_prompts(cfg, STREAM_TEST, cfg.test_tasks)
-    data_te = tuple(t.to(device=dev, dtype=dtype) for t in model.prepare(Xte))
+    data_te, yte = _trial_data(cfg, model, STREAM_TEST, cfg.test_tasks)
+    data_te = tuple(t.to(device=dev, dtype=dtype) for t in data_te)
     yte = yte.to(device=dev, dtype=dtype)
-    del Xte
     init_g = [make_generator(trial_seed(cfg.seed, k, STREAM_INIT)) for k in cfg.trial_indices]
     params = model.init_params(init_g, device=dev, dtype=dtype)
     if init is not None:
@@ -431,8 +543,18 @@ def train(
                     f"{tuple(v.shape)}"
                 )
             params[k] = v.detach().to(device=dev, dtype=dtype).clone()
-    for p in params.values():
-        p.requires_grad_(True)
+    if quadratic is None:
+        quadratic = cfg.model == "sla" and cfg.batch_size is None
+    elif quadratic and (cfg.model != "sla" or cfg.batch_size is not None):
+        raise ParameterError(
+            f"quadratic=True needs a full-batch SLA, got model={cfg.model}, "
+            f"batch_size={cfg.batch_size}"
+        )
+    if quadratic:
+        A, h_q, const_q = sla_quadratic(model, data, y, cfg.lam)
+    else:
+        for p in params.values():
+            p.requires_grad_(True)
     shuffle_g = [make_generator(trial_seed(cfg.seed, k, STREAM_SHUFFLE)) for k in cfg.trial_indices]
 
     opt = _Optimizer(cfg.optimizer, cfg.learning_rate, params)
@@ -441,7 +563,9 @@ def train(
     active = torch.ones(T, dtype=torch.bool, device=dev)
     epochs_run = torch.zeros(T, dtype=torch.int64)
     converged = torch.zeros(T, dtype=torch.bool)
-    prev_loss = torch.full((T,), float("nan"), dtype=torch.float64, device=dev)
+    window = cfg.window
+    past = torch.full((window, T), float("nan"), dtype=torch.float64, device=dev)  # ring
+    grad_norm = torch.full((T,), float("nan"), dtype=torch.float64, device=dev)
     rec_epoch: list[int] = []
     rec_loss: list[torch.Tensor] = []
     rec_err: list[torch.Tensor] = []
@@ -485,8 +609,17 @@ def train(
             else:
                 rows = torch.arange(T, device=dev)[:, None]
                 d_b, y_b = tuple(t[rows, idx] for t in data), y[rows, idx]
-            loss = _loss(model, params, d_b, y_b, cfg.lam)
-            grads = torch.autograd.grad(loss.sum(), list(params.values()))
+            if quadratic:
+                W = params["W"]
+                sig = W.reshape(T, -1)
+                As = (A @ sig[:, :, None])[..., 0]
+                loss = 0.5 * (sig * As).sum(-1) - (h_q * sig).sum(-1) + const_q
+                grads = ((As - h_q).reshape(W.shape),)
+            else:
+                loss = _loss(model, params, d_b, y_b, cfg.lam)
+                grads = torch.autograd.grad(loss.sum(), list(params.values()))
+            gn = sum(g.double().pow(2).flatten(1).sum(-1) for g in grads).sqrt()
+            grad_norm = torch.where(active, gn, grad_norm)
             opt.step(params, dict(zip(params, grads)), active)
             epoch_loss += loss.detach().double() * (y_b.shape[1] / P)
         sync()
@@ -502,11 +635,12 @@ def train(
                 f"lr={cfg.learning_rate:g}, optimizer={cfg.optimizer}, model={cfg.model}"
             )
         if cfg.tol is not None:
-            rel = (epoch_loss - prev_loss).abs() / prev_loss.abs().clamp_min(1e-300)
+            ref = past[epoch % window]  # L_{t-w} (NaN for t <= w: never done)
+            rel = (epoch_loss - ref).abs() / ref.abs().clamp_min(1e-300)
             done = active & (rel < cfg.tol)
             converged |= done.cpu()
             active &= ~done
-        prev_loss = torch.where(active, epoch_loss, prev_loss)
+        past[epoch % window] = torch.where(active, epoch_loss, past[epoch % window])
         bar.update(1)
         if progress and epoch % max(1, cfg.epochs // 100) == 0:
             bar.set_postfix(loss=f"{float(epoch_loss.mean()):.4g}")
@@ -538,6 +672,12 @@ def train(
         },
     )
     state = {k: v.detach().cpu() for k, v in params.items()}
+    exact_W = None
+    if quadratic and cfg.lam > 0:
+        L, info = torch.linalg.cholesky_ex(A.double())
+        if not bool(info.any()):  # else (A singular to rounding) leave it to the solvers
+            gs = torch.cholesky_solve(h_q.double()[..., None], L)[..., 0]
+            exact_W = gs.reshape(state["W"].shape).cpu()
     return TrainResult(
         config=cfg,
         history=history,
@@ -550,4 +690,6 @@ def train(
         converged=converged,
         seconds=time.perf_counter() - t0,
         step_seconds=step_seconds,
+        grad_norm=grad_norm.cpu(),
+        exact_W=exact_W,
     )

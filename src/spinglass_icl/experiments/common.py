@@ -155,12 +155,15 @@ def run_figure(
     force: bool = False,
     progress: bool = True,
     params: dict | None = None,
+    trials: int | None = None,
 ) -> dict:
     """Make figure ``name`` into ``out/name`` and write its ``result.json``.
 
     A figure whose ``result.json`` exists with the same preset, seed, convention and
     parameters is skipped (the record is returned with ``skipped=True``) unless
-    ``force``. ``params`` overrides entries of the preset (for tests).
+    ``force``. ``params`` overrides entries of the preset (for tests). ``trials``
+    overrides the figure's trial count (its ``trials`` or ``repeats`` entry,
+    :func:`trial_key`; ``reproduce --trials K``); the record says so (``trials_override``).
 
     Returns
     -------
@@ -179,6 +182,14 @@ def run_figure(
                 f"params must be keys of the {name} preset ({', '.join(p)}), got {sorted(unknown)}"
             )
         p.update(params)
+    if trials is not None:
+        key = trial_key(name, p)
+        if key is None:
+            raise ParameterError(
+                f"trials: figure {name} has no trials to set (no 'trials' or 'repeats' "
+                f"parameter); run it without --trials"
+            )
+        p[key] = check_int("trials", trials)
     folder = out / name
     rpath = result_path(out, name)
     redone = None
@@ -226,6 +237,8 @@ def run_figure(
         "executor": executor,
         "params": p,
         "numbers": outcome.numbers,
+        "trials": p.get(trial_key(name, p) or "", None),
+        "trials_override": trials,
         "files": outcome.files,
         "seconds": seconds,
         "machine": f"{platform.node()} ({platform.machine()}, {_cpu_count()} CPU cores)",
@@ -238,6 +251,15 @@ def run_figure(
     record = json.loads(rpath.read_text())
     record["skipped"] = False
     return record
+
+
+def trial_key(name: str, params: dict) -> str | None:
+    """The parameter holding figure ``name``'s trial count: ``trials`` (trained trials) or
+    ``repeats`` (solver repeats), None when it has neither."""
+    for key in ("trials", "repeats"):
+        if key in params:
+            return key
+    return None
 
 
 #: keys every ``result.json`` holds (written by :func:`run_figure`)

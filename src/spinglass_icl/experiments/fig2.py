@@ -86,6 +86,8 @@ def run(ctx: Context) -> Outcome:
         numbers[f"P{P}_relative_test_error"] = float(res.relative_test_error.mean())
         numbers[f"P{P}_contrast"] = float(contrast(Ws[P]))
         numbers[f"P{P}_W11_diag_mean"] = float(Ws[P][:D, :D].diagonal().mean())
+        numbers[f"P{P}_epochs_run"] = res.epochs_run.tolist()
+        numbers[f"P{P}_grad_norm"] = res.grad_norm.tolist()
     ax.set_xlabel("epoch + 1")
     ax.set_ylabel("relative test error")
     ax.set_yscale("log")
@@ -135,6 +137,9 @@ def run(ctx: Context) -> Outcome:
             "amp_last_column_max_abs_m": float(np.abs(m[:, D]).max()),
             "amp_last_column_v_mean": float(v[:, D].mean()),
             "one_over_beta_lam": 1.0 / (p["beta"] * p["amp_lam"]),
+            "lam_trained": 0.0,
+            "lam_solved_amp": p["amp_lam"],
+            "trials": p["trials"],
         }
     )
     errs = [numbers[f"P{P}_relative_test_error"] for P in sorted(p["P_list"])]

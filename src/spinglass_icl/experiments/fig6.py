@@ -54,44 +54,11 @@ def run(ctx: Context) -> Outcome:
     # weight_decay wd = 2 lam)
     train_lam = p.get("train_lam", lam)
     models = list(p["models"])
-    means, ses, per_trial = {}, {}, {}
-    amp_rel, amp_ok = [], []
-    for m in models + ([] if "sla" in models else ["sla-data"]):
-        xs = []
-        for first, n in trial_chunks(p["trials"], P, D, N, device=ctx.device):
-            cfg = training.TrainConfig(
-                model="sla" if m == "sla-data" else m,
-                D=D,
-                N=N,
-                P=P,
-                lam=train_lam,
-                trials=n,
-                first_trial=first,
-                epochs=1 if m == "sla-data" else p["epochs"],
-                lr=p["lr"],
-                optimizer=p["optimizer"],
-                convention=ctx.convention,
-                seed=ctx.seed,
-                device=ctx.device,
-                test_tasks=p["test_tasks"],
-                H=p["H"],
-                M=p["M"],
-                eval_every=p["epochs"],
-            )
-            res = training.train(cfg, progress=ctx.progress)
-            xs.append(res.relative_test_error.double().cpu().numpy())
-            if cfg.model == "sla":  # AMP on the SLA trials' own training sets
-                inst = dataclasses.replace(res.instances.to(device=ctx.device), lam=lam)
-                amp = solve(inst, "amp", beta=p["beta"], damping=p["damping"], tol=1e-8,
-                            max_iter=5000, warn=False)  # fmt: skip
-                te = test_error(spins_to_W(amp.m), N, convention=ctx.convention,
-                                n_tasks=p["test_tasks"], seed=ctx.seed + 4242)  # fmt: skip
-                amp_rel.append(te.relative.double().cpu().numpy().reshape(-1))
-                amp_ok.append(np.asarray(amp.converged.cpu()).reshape(-1))
-        if m != "sla-data":
-            per_trial[m] = np.concatenate(xs)
-    ok = np.concatenate(amp_ok)
-    per_trial["amp"] = np.where(ok, np.concatenate(amp_rel), np.nan)
+    means, ses = {}, {}
+    per_trial, conv = train_trials(ctx, models)
+    ok = per_trial.pop("amp_converged").astype(bool)
+    amp_rel = per_trial.pop("amp")
+    per_trial["amp"] = np.where(ok, amp_rel, np.nan)
     for k, x in per_trial.items():
         x = x[np.isfinite(x)]
         means[k] = float(x.mean()) if len(x) else float("nan")
@@ -132,10 +99,21 @@ def run(ctx: Context) -> Outcome:
             "convention": ctx.convention,
         },
     )
+    for key in ("epochs_run", "grad_norm", "converged"):
+        ds[key] = (("trained_model", "trial"), np.stack([conv[m][key] for m in models]))
+    ds = ds.assign_coords(trained_model=models)
     files += save_dataset(ds, ctx.out)
     numbers = {f"{k}_relative_error": means[k] for k in names}
     numbers.update({f"{k}_stderr": ses[k] for k in names})
     numbers["amp_converged"] = int(ok.sum())
+    numbers["lam_trained"] = train_lam
+    numbers["lam_solved_amp"] = lam
+    numbers["trials"] = p["trials"]
+    for m in models:
+        numbers[f"{m}_epochs_run_mean"] = float(np.mean(conv[m]["epochs_run"]))
+        numbers[f"{m}_epochs_run_max"] = int(np.max(conv[m]["epochs_run"]))
+        numbers[f"{m}_converged_fraction"] = float(np.mean(conv[m]["converged"]))
+        numbers[f"{m}_grad_norm_max"] = float(np.max(conv[m]["grad_norm"]))
     match = "sla" in means and abs(means["amp"] - means["sla"]) <= max(
         0.1 * means["amp"], 3 * (ses["amp"] + ses["sla"])
     )
@@ -155,3 +133,70 @@ def run(ctx: Context) -> Outcome:
         seeds={"train": ctx.seed, "amp_test": ctx.seed + 4242},
         files=files,
     )
+
+
+def train_trials(ctx: Context, models: list[str]) -> tuple[dict, dict]:
+    """Train ``trials`` of every model at ``train_lam`` (``p["dtype"]``: model -> dtype,
+    default float64) and solve AMP at ``lam`` on the SLA trials' own training sets; chunks
+    are stored in ``<out>/trials.sqlite`` as they finish (:mod:`spinglass_icl.trials`), so
+    an interrupted run resumes. Training stops per trial on ``train_tol`` over
+    ``train_window`` epochs, capped at ``epochs``.
+
+    Returns
+    -------
+    per_trial : dict
+        Model (and ``amp``, ``amp_converged``) -> relative test error per trial.
+    conv : dict
+        Model -> ``epochs_run``, ``converged``, ``grad_norm`` per trial.
+    """
+    from .. import trials as trials_mod
+
+    p = ctx.params
+    D, N, P, lam = p["D"], p["N"], p["P"], p["lam"]
+    train_lam = p.get("train_lam", lam)  # the training penalty may differ from AMP's lam
+    store = trials_mod.TrialStore(ctx.out / "trials.sqlite")
+    per_trial, conv = {}, {}
+    for m in models + ([] if "sla" in models else ["sla-data"]):
+        base = training.TrainConfig(
+            model="sla" if m == "sla-data" else m, D=D, N=N, P=P, lam=train_lam, trials=1,
+            epochs=1 if m == "sla-data" else p["epochs"], lr=p["lr"], optimizer=p["optimizer"],
+            convention=ctx.convention, seed=ctx.seed, device=ctx.device,
+            test_tasks=p["test_tasks"], H=p["H"], M=p["M"], eval_every=p["epochs"],
+            tol=p.get("train_tol"), window=p.get("train_window", 1),
+            dtype=p.get("dtype", {}).get(m, "float64"),
+        )  # fmt: skip
+
+        def compute(first: int, n: int, base=base) -> dict:
+            res = training.train(dataclasses.replace(base, trials=n, first_trial=first),
+                                 progress=ctx.progress)  # fmt: skip
+            out = {
+                "relative_error": res.relative_test_error.double().cpu().numpy(),
+                "epochs_run": res.epochs_run.numpy(),
+                "converged": res.converged.numpy(),
+                "grad_norm": res.grad_norm.numpy(),
+            }
+            if base.model == "sla":  # AMP on the SLA trials' own training sets
+                inst = dataclasses.replace(res.instances.to(device=ctx.device), lam=lam)
+                amp = solve(inst, "amp", beta=p["beta"], damping=p["damping"], tol=1e-8,
+                            max_iter=5000, warn=False)  # fmt: skip
+                te = test_error(spins_to_W(amp.m), N, convention=ctx.convention,
+                                n_tasks=p["test_tasks"], seed=ctx.seed + 4242)  # fmt: skip
+                out["amp"] = te.relative.double().cpu().numpy().reshape(-1)
+                out["amp_converged"] = np.asarray(amp.converged.cpu()).reshape(-1)
+            return out
+
+        spec = {"figure": "fig6", "amp_lam": lam, "beta": p["beta"], "damping": p["damping"],
+                **base.to_dict()}  # fmt: skip
+        spec.pop("trials"), spec.pop("first_trial")
+        chunks = (
+            [(k, min(int(p["chunk"]), p["trials"] - k)) for k in range(0, p["trials"], p["chunk"])]
+            if p.get("chunk")
+            else trial_chunks(p["trials"], P, D, N, device=ctx.device)
+        )
+        got = trials_mod.run_chunks(store, spec, p["trials"], chunks, compute)
+        if base.model == "sla":
+            per_trial["amp"], per_trial["amp_converged"] = got["amp"], got["amp_converged"]
+        if m != "sla-data":
+            per_trial[m] = got["relative_error"]
+            conv[m] = {k: got[k] for k in ("epochs_run", "converged", "grad_norm")}
+    return per_trial, conv

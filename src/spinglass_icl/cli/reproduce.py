@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--preset",
         default="quick",
         choices=("tiny", "quick", "paper"),
-        help="quick (default; all figures in minutes on 2 CPU cores), paper (SPEC §7), "
+        help="quick (default; all figures in minutes on 2 CPU cores), paper (docs/experiments.md), "
         "tiny (seconds; tests)",
     )
     p.add_argument("--out", type=Path, default=Path("out/reproduce"), help="output folder")

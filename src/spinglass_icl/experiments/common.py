@@ -54,7 +54,7 @@ class Context:
     seed : int
         Base seed; every random draw of the figure is derived from it.
     convention : str
-        Normalization convention (SPEC §2).
+        Normalization convention (docs/conventions.md).
     device : str
         ``cpu`` or ``cuda``.
     executor, workers

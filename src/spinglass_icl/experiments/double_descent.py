@@ -94,7 +94,7 @@ def double_descent_data(
         Base seed; each point's ``repeats`` instances (drawn as one batch) use
         :func:`point_seed` of it and the point's (D, N, P, convention, noise).
     convention : str
-        Normalization convention (SPEC §2).
+        Normalization convention (docs/conventions.md).
     noise : float
         Label-noise standard deviation (>= 0).
     beta, damping, tol, max_iter

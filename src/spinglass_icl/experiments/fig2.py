@@ -37,13 +37,16 @@ CLAIM = (
     "((D, N) = (10, 100), lam = 0 for SGD; P = 5000, lam = 0.01, beta = 100 for AMP)."
 )
 NOTES = [
-    "SPEC §2: the paper's eq. 10-11 claim W11 = I; the optimum is g I with "
+    "Ground state (docs/conventions.md#ground-states): the paper's eq. 10-11 claim W11 = I; the "
+    "optimum is g I with "
     "g = 1/(c (N+D+1)) ((N+1)/(N+D+1) in the authors' convention, D N/(N+D+1) in the "
     "printed one).",
-    "SPEC §4: the AMP matrices use eq. 34 verbatim (amp-paper, as the paper did); its mean "
+    "Onsager term (docs/solvers.md#onsager-term): the AMP matrices use eq. 34 verbatim (amp-paper, "
+    "as the paper did); its mean "
     "misses the Onsager reaction term and is biased (the report gives its deviation from the "
     "exact mean A^{-1} h); v on W's last column is 1/(beta lam) = 1 at lam = 0.01, beta = 100.",
-    "Training is full-batch Adam (the authors' choice; SPEC §2) on eq. 2 at lam = 0.",
+    "Training is full-batch Adam (the authors' choice; docs/conventions.md#lam-mapping) on eq. 2 "
+    "at lam = 0.",
 ]
 WHY = (
     "Eq. 10-11's W11 = I is the optimum only in the authors' convention and only as "

@@ -1,4 +1,4 @@
-"""Fig. 3: the energy landscape by t-SNE, beside the Hessian spectrum (SPEC §7 note).
+"""Fig. 3: the energy landscape by t-SNE, beside the Hessian spectrum (docs/solvers.md#errata).
 
 Random weights ``sigma = sigma* + r |sigma*| xi / |xi|`` (``xi ~ N(0, I)``, r uniform in
 [0, 2]) around the target ``sigma*`` (the ground state ``A^{-1} h``), their energies
@@ -28,7 +28,8 @@ CLAIM = (
     "(D = 10, N = 50, lam = 0.01, 2000 random W)."
 )
 NOTES = [
-    "SPEC §7: H is a convex quadratic for lam > 0, so it has exactly one minimum at every P. "
+    "Convexity (docs/solvers.md#errata): H is a convex quadratic for lam > 0, so it has exactly "
+    "one minimum at every P. "
     "What looks like many minima at small P in a t-SNE picture is a nearly flat valley of "
     "dimension about n - P: the Hessian panel shows about n - P eigenvalues at lam.",
     "The paper does not say how its random W were drawn; we sample around the target "

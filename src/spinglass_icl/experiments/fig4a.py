@@ -35,7 +35,8 @@ CLAIM = (
     "lam = 1)."
 )
 NOTES = [
-    "SPEC §2: the contrast ratio is scale-free, so the map does not depend on the "
+    "Conventions (docs/conventions.md#contrast): the contrast ratio is scale-free, so the map does "
+    "not depend on the "
     "convention, but where AMP converges at a given (lam, beta) does. We use the authors' "
     "setting (D = 20, lam = 1, beta = 100, damping 0.9, tol 1e-6) for `paper`; `quick` uses "
     "the printed caption's lam = 10 at D = 10.",
@@ -46,11 +47,13 @@ NOTES = [
     "damped mean iteration, which damping > 1 - 2/mu_max would remove, plays no part at "
     "damping 0.9. At the quick grid (D = 10, damping "
     "0.9, tol 1e-6, 3 repeats) amp-paper failed in 64% of the runs at lam = 1 (all of the "
-    "small-P corner) and in 2% at lam = 10 (measured 2026-11-26). The exact map does not "
+    "small-P corner) and in 2% at lam = 10 (benchmarks/RESULTS.md). The exact map does not "
     "depend on convergence.",
-    "SPEC §4: the AMP map uses eq. 34 verbatim (amp-paper) as the paper did; its mean is "
+    "Onsager term (docs/solvers.md#onsager-term): the AMP map uses eq. 34 verbatim (amp-paper) as "
+    "the paper did; its mean is "
     "biased, the exact map (right) is the ridge minimizer A^{-1} h.",
-    "SPEC §5: C is the text formula over W11 (the authors' code used the cosine to I).",
+    "Contrast (docs/conventions.md#contrast): C is the text formula over W11 (the authors' code "
+    "used the cosine to I).",
 ]
 WHY = (
     "The non-convergence corner is not a phase of the model: it is where the TAP variance "

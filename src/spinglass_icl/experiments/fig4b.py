@@ -46,12 +46,14 @@ CLAIM = (
     "with SGD training (D = 20, lam = 0.01, P = 10 000, beta = 100, 100 trials)."
 )
 NOTES = [
-    "SPEC §4: eq. 34a (amp-paper, used by the paper) lacks the Onsager reaction term; its "
+    "Onsager term (docs/solvers.md#onsager-term): eq. 34a (amp-paper, used by the paper) lacks the "
+    "Onsager reaction term; its "
     "mean is biased, so its test error sits above the exact one at moderate P. `amp` adds "
     "the term and matches the exact ridge minimizer.",
     "Non-converged AMP runs are missing (NaN) in the averages, as in the authors' code; "
     "error bars are standard errors over the converged trials.",
-    "SPEC §2: absolute errors depend on the convention; we plot the relative error "
+    "Conventions (docs/conventions.md#relative-test-error): absolute errors depend on the "
+    "convention; we plot the relative error "
     "E(y~ - y^)^2 / E y~^2.",
 ]
 WHY = (

@@ -1,6 +1,6 @@
 """Fig. 6 (supplement): test error of SLA, FLA, SA, TF, MHLA (trained) and AMP.
 
-Each architecture (SPEC §6, :mod:`spinglass_icl.models`) is trained by
+Each architecture (eq. 40-45, :mod:`spinglass_icl.models`) is trained by
 :mod:`spinglass_icl.training` (full-batch Adam on eq. 2 with the same lam, ``trials``
 independent trials, same data seeds for every model). AMP (with the reaction term) solves
 the SLA trials' own training sets at beta = 100; its W is scored on the same fresh test
@@ -38,11 +38,13 @@ CLAIM = (
     "100 trials)."
 )
 NOTES = [
-    "SPEC §6: the paper leaves the SA/TF output shapes and all optimizer settings open; we "
+    "Open settings (docs/experiments.md#fig-6): the paper leaves the SA/TF output shapes and all "
+    "optimizer settings open; we "
     "use the training module's documented choices (full-batch Adam, the preset's epochs and "
     "learning rate for every model). Softmax models need many more epochs than the "
     "linear ones to train well: at the quick preset they are under-trained.",
-    "SPEC §4: AMP here is `amp` (with the Onsager term), whose mean is the exact ridge "
+    "Onsager term (docs/solvers.md#onsager-term): AMP here is `amp` (with the Onsager term), whose "
+    "mean is the exact ridge "
     "minimizer; the paper used eq. 34 verbatim.",
     "SA and TF at D = 20, lam = 0.01 and the `authors` convention stay at the trivial "
     "predictor (relative error about 1, N = 20 or 50): with eq. 2's penalty on all weights "
@@ -50,7 +52,8 @@ NOTES = [
     "regularized optimum is W_Q = W_K = 0 (a run warm-started from a learned solution "
     "collapses to it). They learn (about 0.8 at N = 20) for lam <= 0.002 or with "
     "`--convention paper-text` (labels D times larger), and at N = 50 already for lam = 0.005 "
-    "(about 0.6), the lam of the authors' Adam weight_decay 0.01 (SPEC §2); "
+    "(about 0.6), the lam of the authors' Adam weight_decay 0.01 "
+    "(docs/conventions.md#lam-mapping); "
     "benchmarks/RESULTS.md, '## train'. The `paper` preset therefore trains with lam = 0.005 "
     "(the paper's 0.01 read as the authors' Adam weight decay) and solves AMP at lam = 0.01.",
 ]

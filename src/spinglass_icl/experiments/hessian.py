@@ -1,9 +1,9 @@
-"""Hessian spectrum of H (SPEC §5, the author's slides): ``A = G + lam I``.
+"""Hessian spectrum of H (the author's slides): ``A = G + lam I``.
 
 ``G = (1/P) S^T S`` has rank at most ``min(P, D (D+1))`` (the D+1 spins of W's last
 column have no features), so at least ``n - min(P, D(D+1))`` eigenvalues of A equal
 lam exactly: at P = 10 the landscape is a valley that is flat (curvature lam) in about
-n - 10 directions, not a set of separate minima (SPEC §7 note on Fig. 3).
+n - 10 directions, not a set of separate minima (docs/solvers.md#errata, Fig. 3).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ CLAIM = (
     "P most of its eigenvalues sit at lam (flat directions), at large P the spectrum lifts."
 )
 NOTES = [
-    "H is a convex quadratic for lam > 0: a single minimum at every P (SPEC §4, §7). The "
+    "H is a convex quadratic for lam > 0: a single minimum at every P (docs/solvers.md#errata). "
+    "The "
     "eigenvalues at lam are exact flat directions (up to the ridge), not separate minima.",
 ]
 

@@ -1,12 +1,12 @@
 """Parameter presets of ``spinglass-icl reproduce``: one frozen dataclass per figure.
 
-Each figure's class holds the paper's parameters as its defaults (from the captions and,
-where they are silent, the authors' released data); ``quick`` (every figure on a 2-core
-CPU in about a minute: smaller D, P, trials; same physics) and ``tiny`` (seconds per
-figure, for the tests) are :func:`dataclasses.replace` of them. Every class checks its
-own fields once, on construction, from its ``_constraints`` table (as scikit-learn's
-``_parameter_constraints``); a figure's seeds are derived from the ``--seed`` given on
-the command line (:func:`spinglass_icl.experiments.common.figure_seed`).
+Each figure's class holds the paper's parameters as its defaults (docs/experiments.md#presets;
+from the captions and, where they are silent, the authors' released data); ``quick``
+(every figure on a 2-core CPU in about a minute: smaller D, P, trials; same physics) and
+``tiny`` (seconds per figure, for the tests) are :func:`dataclasses.replace` of them.
+Every class checks its own fields once, on construction, from its ``_constraints``
+table (as scikit-learn's ``_parameter_constraints``); a figure's seeds are derived from
+the ``--seed`` given on the command line (:func:`spinglass_icl.experiments.common.figure_seed`).
 """
 
 from __future__ import annotations

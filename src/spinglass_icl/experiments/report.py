@@ -28,8 +28,8 @@ ERRATA: tuple[str, ...] = (
     "is `W11 = I / (c (N + D + 1))` in every convention (tested against the exact solver).",
     "**The Onsager term.** Eq. 34a drops AMP's reaction term, so its fixed point is not the "
     "Boltzmann mean: 5.7% / 0.96% / 0.33% off at (D, N, P) = (10, 100, 1000) / "
-    "(10, 100, 5000) / (20, 100, 10000). `amp` adds the term and equals the exact mean to "
-    "1e-8.",
+    "(10, 100, 5000) / (20, 100, 10000) ([docs/solvers.md](docs/solvers.md#onsager-term)). "
+    "`amp` adds the term and equals the exact mean to 1e-8.",
     "**Eq. 12** has a sign typo on the lam term; H equals the loss up to "
     "`(1/2P) sum y~^2` (tested to 1e-10).",
 )

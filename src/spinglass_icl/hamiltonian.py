@@ -33,8 +33,8 @@ from typing import ClassVar
 
 import torch
 
-from .conventions import DEFAULT_CONVENTION
 from .errors import ParameterError, Real, as_float_tensor, check_int, validate_fields
+from .precision import Precision
 from .tasks import Factors, Prompts, RankOneFactors, TaskConfig, sample_prompts
 
 __all__ = [
@@ -464,19 +464,27 @@ def build_instance(prompts: Prompts | Factors, lam: float) -> Instance:
 
 
 def make_instance(
-    D: int,
-    N: int,
-    P: int,
-    lam: float,
+    D: int | TaskConfig,
+    N: int | None = None,
+    P: int | None = None,
+    lam: float | None = None,
     *,
-    convention: str = DEFAULT_CONVENTION,
-    noise: float = 0.0,
+    convention: str | None = None,
+    noise: float | None = None,
     seed: int = 0,
     batch_shape: tuple[int, ...] = (),
     device: str | torch.device | None = None,
-    dtype: torch.dtype = torch.float64,
+    dtype: torch.dtype | str | Precision = torch.float64,
 ) -> Instance:
-    """Sample prompts and build their instance in one call (see :func:`sample_prompts`)."""
+    """Sample prompts and build their instance in one call (see :func:`sample_prompts`).
+
+    ``D`` is the input dimension or a whole :class:`TaskConfig` (then pass ``lam`` by
+    name: ``make_instance(task, lam=0.01)``); ``dtype`` is a torch dtype or a
+    :class:`~spinglass_icl.precision.Precision` (or its name; instances of ``"mixed"``
+    are float64). Every field is checked once, by the config that holds it.
+    """
+    if not isinstance(dtype, torch.dtype):
+        dtype = Precision.of(dtype).dtype
     prompts = sample_prompts(
         D,
         N,

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SEED_MAX, check_float, check_int, check_seed
-from ..hamiltonian import make_instance
+from ..errors import SEED_MAX, check_int
+from ..hamiltonian import Instance, make_instance
 from ..observables import contrast, spins_to_W, test_error
 from ..resources import check_memory, dense_solve_bytes, memory_check
 from ..safeio import atomic_path, check_output_dir
 from ..solvers import SOLVERS, SolverConfig, solve
 from ..solvers.stability import parse_damping, resolve_auto_damping
-from ..tasks import resolve_device
+from ..tasks import TaskConfig, resolve_device
 from .common import add_common, add_safety, write_json
 
 
@@ -71,13 +71,10 @@ def run(args: argparse.Namespace) -> int:
         return _run(args)
 
 
-def _run(args: argparse.Namespace) -> int:
-    D = check_int("D", args.D)
-    N = check_int("N", args.N)
-    P = check_int("P", args.P)
-    lam = check_float("lam", args.lam, low=0.0)
-    noise = check_float("noise", args.noise, low=0.0)
-    test_tasks = check_int("test_tasks", args.test_tasks)
+def _configs(args: argparse.Namespace) -> tuple[TaskConfig, SolverConfig, int]:
+    """The task and solver configs of ``args`` (each checks its own fields) and the number
+    of test prompts."""
+    task = TaskConfig(D=args.D, N=args.N, P=args.P, convention=args.convention, noise=args.noise)
     cfg = SolverConfig(
         solver=args.solver,
         beta=args.beta,
@@ -85,54 +82,43 @@ def _run(args: argparse.Namespace) -> int:
         tol=args.tol,
         max_iter=args.max_iter,
     )
-    seed = check_seed(args.seed)
-    device = resolve_device(args.device)
-    out: Path = check_output_dir(args.out, create=False)
-    check_memory(
-        dense_solve_bytes(D, N, P, cfg.solver, test_tasks),
-        f"solve D={D} N={N} P={P} ({(D + 1) ** 2} spins, dense n^2 Gram)",
-        "use a smaller D or P, or a sweep spec with matfree = true (matrix-free solvers)",
-        device=device,
-    )
-    t0 = time.perf_counter()
-    inst = make_instance(
-        D, N, P, lam, convention=args.convention, noise=noise, seed=seed, device=device
-    )
-    auto_note = None
-    if args.damping == "auto":
-        damping, auto_note = resolve_auto_damping(
-            inst, cfg.solver, beta=cfg.beta, tol=cfg.tol, max_iter=cfg.max_iter
-        )
-        cfg = dataclasses.replace(cfg, damping=damping)
-    res = solve(inst, cfg, warn=False)
-    seconds = time.perf_counter() - t0
+    return task, cfg, check_int("test_tasks", args.test_tasks)
+
+
+def _observables(inst: Instance, res, test_tasks: int, seed: int) -> dict:
+    """Contrast, test error and energy of a converged solution (None where not finite);
+    all None if the solver did not converge (a physics result: reported, but no
+    meaningless numbers handed downstream)."""
+    names = ("contrast", "test_error", "relative_test_error", "test_error_stderr", "energy")
+    if not res.converged:
+        return dict.fromkeys(names)
     W = spins_to_W(res.m)
-    if res.converged:
-        err = test_error(
-            W,
-            N,
-            convention=args.convention,
-            noise=noise,
-            n_tasks=test_tasks,
-            seed=(seed + 1) % (SEED_MAX + 1),
-        )
-        c = _finite(float(contrast(W)))
-        te, rte, te_se = (_finite(float(x)) for x in (err.absolute, err.relative, err.stderr))
-        energy = _finite(float(inst.energy(res.m)))
-    else:  # a physics result: report it, but hand no meaningless numbers downstream
-        c = te = rte = te_se = energy = None
-    undefined = res.converged and None in (c, te, rte, te_se, energy)
+    err = test_error(
+        W,
+        inst.N,
+        convention=inst.config.convention,
+        noise=inst.config.noise,
+        n_tasks=test_tasks,
+        seed=(seed + 1) % (SEED_MAX + 1),
+    )
+    values = (contrast(W), err.absolute, err.relative, err.stderr, inst.energy(res.m))
+    return {k: _finite(float(x)) for k, x in zip(names, values)}
+
+
+def _write(out: Path, inst: Instance, res, cfg: SolverConfig) -> None:
+    """``instance.npz`` and ``solution.npz``."""
     check_output_dir(out)
+    task = inst.config
     _savez(
         out / "instance.npz",
         S=inst.s.cpu().numpy(),
         y=inst.y.cpu().numpy(),
-        D=D,
-        N=N,
-        P=P,
-        lam=lam,
+        D=task.D,
+        N=task.N,
+        P=task.P,
+        lam=inst.lam,
         beta=cfg.beta,
-        convention=args.convention,
+        convention=task.convention,
     )
     _savez(
         out / "solution.npz",
@@ -142,12 +128,71 @@ def _run(args: argparse.Namespace) -> int:
         iterations=res.n_iter,
         residuals=res.residuals.cpu().numpy(),
     )
+
+
+def _print(summary: dict, out: Path, auto_note: str | None) -> None:
+    conf = summary["config"]
+    D, N, P = conf["D"], conf["N"], conf["P"]
+    fmt = lambda x: "n/a" if x is None else f"{x:.6g}"  # noqa: E731
+    print(
+        f"spinglass-icl solve  D={D} N={N} P={P} lam={conf['lam']:g} beta={conf['beta']:g} "
+        f"solver={conf['solver']} convention={conf['convention']} seed={conf['seed']}"
+    )
+    print(f"  spins           {(D + 1) ** 2}")
+    if auto_note is not None:
+        print(f"  damping auto    {auto_note}")
+    print(
+        f"  status          {summary['status']} ({summary['iterations']} iterations, "
+        f"{summary['seconds']:.2f} s)"
+    )
+    print(f"  contrast C      {fmt(summary['contrast'])}")
+    print(
+        f"  test error      {fmt(summary['test_error'])}  "
+        f"(relative {fmt(summary['relative_test_error'])})"
+    )
+    print(f"  energy H        {fmt(summary['energy'])}")
+    print(f"  wrote           {out}/instance.npz, solution.npz, summary.json")
+    if not summary["converged"]:
+        print(
+            "  note: the solver did not converge; observables are not reported"
+            " (null in summary.json)"
+        )
+    elif None in (summary[k] for k in _OBSERVABLES):
+        print(
+            "  note: some observables are not finite at these parameters (e.g. W = 0 to"
+            " float64 precision at a huge lam); they are n/a here and null in summary.json"
+        )
+
+
+_OBSERVABLES = ("contrast", "test_error", "test_error_stderr", "relative_test_error", "energy")
+
+
+def _run(args: argparse.Namespace) -> int:
+    task, cfg, test_tasks = _configs(args)
+    D, N, P = task.D, task.N, task.P
+    device = resolve_device(args.device)
+    out: Path = check_output_dir(args.out, create=False)
+    check_memory(
+        dense_solve_bytes(D, N, P, cfg.solver, test_tasks),
+        f"solve D={D} N={N} P={P} ({(D + 1) ** 2} spins, dense n^2 Gram)",
+        "use a smaller D or P, or a sweep spec with matfree = true (matrix-free solvers)",
+        device=device,
+    )
+    t0 = time.perf_counter()
+    inst = make_instance(task, lam=args.lam, seed=args.seed, device=device)  # checks lam, seed
+    seed = int(args.seed)
+    auto_note = None
+    if args.damping == "auto":
+        damping, auto_note = resolve_auto_damping(
+            inst, cfg.solver, beta=cfg.beta, tol=cfg.tol, max_iter=cfg.max_iter
+        )
+        cfg = dataclasses.replace(cfg, damping=damping)
+    res = solve(inst, cfg, warn=False)
+    seconds = time.perf_counter() - t0
+    obs = _observables(inst, res, test_tasks, seed)
+    _write(out, inst, res, cfg)
     summary = {
-        "contrast": c,
-        "test_error": te,
-        "test_error_stderr": te_se,
-        "relative_test_error": rte,
-        "energy": energy,
+        **{k: obs[k] for k in _OBSERVABLES},
         "converged": res.converged,
         "status": res.status,
         "iterations": res.n_iter,
@@ -156,9 +201,9 @@ def _run(args: argparse.Namespace) -> int:
             "D": D,
             "N": N,
             "P": P,
-            "lam": lam,
-            "noise": noise,
-            "convention": args.convention,
+            "lam": inst.lam,
+            "noise": task.noise,
+            "convention": task.convention,
             "seed": seed,
             "device": str(device),
             "dtype": "float64",
@@ -167,27 +212,5 @@ def _run(args: argparse.Namespace) -> int:
         },
     }
     write_json(out / "summary.json", summary)
-    fmt = lambda x: "n/a" if x is None else f"{x:.6g}"  # noqa: E731
-    print(
-        f"spinglass-icl solve  D={D} N={N} P={P} lam={lam:g} beta={cfg.beta:g} "
-        f"solver={cfg.solver} convention={args.convention} seed={seed}"
-    )
-    print(f"  spins           {(D + 1) ** 2}")
-    if auto_note is not None:
-        print(f"  damping auto    {auto_note}")
-    print(f"  status          {res.status} ({res.n_iter} iterations, {seconds:.2f} s)")
-    print(f"  contrast C      {fmt(c)}")
-    print(f"  test error      {fmt(te)}  (relative {fmt(rte)})")
-    print(f"  energy H        {fmt(energy)}")
-    print(f"  wrote           {out}/instance.npz, solution.npz, summary.json")
-    if not res.converged:
-        print(
-            "  note: the solver did not converge; observables are not reported"
-            " (null in summary.json)"
-        )
-    if undefined:
-        print(
-            "  note: some observables are not finite at these parameters (e.g. W = 0 to"
-            " float64 precision at a huge lam); they are n/a here and null in summary.json"
-        )
+    _print(summary, out, auto_note)
     return 0

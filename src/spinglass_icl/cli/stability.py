@@ -6,11 +6,10 @@ import argparse
 import json
 import time
 
-from ..errors import check_float, check_int, check_seed
 from ..hamiltonian import make_instance
 from ..resources import check_memory, dense_solve_bytes, memory_check
 from ..solvers.stability import amp_stability, auto_damping
-from ..tasks import resolve_device
+from ..tasks import TaskConfig, resolve_device
 from .common import add_common, add_safety, jsonable
 
 
@@ -41,11 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    D = check_int("D", args.D)
-    N = check_int("N", args.N)
-    P = check_int("P", args.P)
-    lam = check_float("lam", args.lam, low=0.0)
-    check_seed(args.seed)
+    task = TaskConfig(D=args.D, N=args.N, P=args.P, convention=args.convention, noise=args.noise)
+    D, N, P = task.D, task.N, task.P
     device = resolve_device(args.device)
     with memory_check(not args.no_memory_check):
         check_memory(
@@ -55,9 +51,8 @@ def run(args: argparse.Namespace) -> int:
             device=device,
         )
     t0 = time.perf_counter()
-    inst = make_instance(
-        D, N, P, lam, convention=args.convention, noise=args.noise, seed=args.seed, device=device
-    )
+    inst = make_instance(task, lam=args.lam, seed=args.seed, device=device)  # checks lam, seed
+    lam = inst.lam
     st = amp_stability(
         inst,
         args.beta,
@@ -72,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     out["damping_auto"] = auto  # NaN -> null: no damping on the grid converges
     out["seconds"] = seconds
     out["config"] = {
-        "D": D, "N": N, "P": P, "lam": lam, "noise": args.noise,
+        "D": D, "N": N, "P": P, "lam": lam, "noise": task.noise,
         "convention": args.convention, "seed": args.seed,
     }  # fmt: skip
     if args.json:

@@ -6,8 +6,9 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from ..errors import ParameterError, check_float, check_int, check_seed
+from ..errors import ParameterError, check_int
 from ..resources import memory_check
 from ..safeio import check_output_dir
 from ..solvers.stability import parse_damping
@@ -91,14 +92,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 #: figures whose AMP runs as a sweep, where ``--damping`` (and ``auto``) applies
 DAMPING_FIGURES = ("fig4a", "fig4b")
+DAMPING_FIGURES_SET = frozenset(DAMPING_FIGURES)
 
 
 def _damping_override(name: str, damping) -> dict | None:
+    """``--damping`` as a preset override of figure ``name`` (the preset checks it)."""
     if damping is None or name not in DAMPING_FIGURES:
         return None
-    if damping != "auto":
-        damping = check_float("damping", damping, low=0.0, high=1.0, high_open=True)
     return {"damping": damping}
+
+
+def _trials(text: str | None) -> int | None:
+    """``--trials K`` as an integer (the figure's preset checks its range)."""
+    if text is None:
+        return None
+    try:
+        return int(str(text).strip())
+    except ValueError:
+        raise ParameterError(f"trials must be an integer >= 1, got {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,24 +117,52 @@ def run(args: argparse.Namespace) -> int:
         return _run(args)
 
 
+def _check(args: argparse.Namespace) -> tuple[Any, int | None, list[str], set[str]]:
+    """The run options, ``--trials``, the figures to make and those with trials; every
+    figure's preset checks its parameters (with ``--trials`` and ``--damping``) here,
+    before any work."""
+    from ..experiments import FIGURES
+    from ..experiments.common import RunOptions, figure_params, trial_key
+    from ..experiments.presets import get_preset
+
+    opts = RunOptions(
+        executor=args.executor,
+        workers=args.workers,
+        seed=args.seed,
+        convention=args.convention,
+        device=str(resolve_device(args.device)),
+    )
+    trials = _trials(args.trials)
+    names = list(FIGURES) if args.figure == "all" else [args.figure]
+    with_trials = {n for n in names if trial_key(n, get_preset(args.preset, n))}
+    for n in names:
+        figure_params(
+            n,
+            args.preset,
+            _damping_override(n, args.damping),
+            trials if n in with_trials or args.figure != "all" else None,
+        )
+    if args.damping is not None and not DAMPING_FIGURES_SET.intersection(names):
+        figure_params(DAMPING_FIGURES[0], args.preset, {"damping": args.damping})
+    return opts, trials, names, with_trials
+
+
+def _print_record(name: str, rec: dict, seconds: float) -> None:
+    if rec.get("skipped"):
+        print(f"  {name:15s} skipped (already made; --force to redo)", flush=True)
+        return
+    if rec.get("redone"):
+        print(f"  {name:15s} redone: {rec['redone']}", flush=True)
+    verdict = rec.get("verdict", "-")
+    print(f"  {name:15s} {seconds:7.1f} s  {verdict:14s} {rec['summary']}", flush=True)
+
+
 def _run(args: argparse.Namespace) -> int:
     from ..errors import SpinGlassError
-    from ..experiments import FIGURES
-    from ..experiments.common import run_figure, trial_key
-    from ..experiments.presets import get_preset
+    from ..experiments.common import run_figure
     from ..experiments.report import build_report
 
-    check_seed(args.seed)
-    check_int("workers", args.workers)
-    trials = None
-    if args.trials is not None:
-        try:
-            trials = int(str(args.trials).strip())
-        except ValueError:
-            raise ParameterError(f"trials must be an integer >= 1, got {args.trials!r}") from None
-        trials = check_int("trials", trials)
-    _damping_override("fig4a", args.damping)  # validate before any work
-    device = resolve_device(args.device)
+    opts, trials, names, with_trials = _check(args)
     threads = args.threads
     if threads is None and args.preset != "paper":
         threads = 1
@@ -131,19 +170,12 @@ def _run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(check_int("threads", threads))
-    names = list(FIGURES) if args.figure == "all" else [args.figure]
-    with_trials = {n for n in names if trial_key(n, get_preset(args.preset, n))}
-    if trials is not None and args.figure != "all" and args.figure not in with_trials:
-        raise ParameterError(
-            f"trials: figure {args.figure} has no trials to set (no 'trials' or 'repeats' "
-            "parameter); run it without --trials"
-        )
     out: Path = check_output_dir(args.out)
     t0 = time.perf_counter()
     missing = []
     print(
         f"spinglass-icl reproduce {args.figure}  preset={args.preset} "
-        f"convention={args.convention} seed={args.seed} device={device} out={out}"
+        f"convention={opts.convention} seed={opts.seed} device={opts.device} out={out}"
         + (f" trials={trials}" if trials is not None else "")
         + ("" if args.damping is None else f" damping={args.damping} (fig4a, fig4b)")
     )
@@ -154,11 +186,11 @@ def _run(args: argparse.Namespace) -> int:
                 name,
                 out,
                 preset=args.preset,
-                seed=args.seed,
-                convention=args.convention,
-                device=str(device),
-                executor=args.executor,
-                workers=args.workers,
+                seed=opts.seed,
+                convention=opts.convention,
+                device=opts.device,
+                executor=opts.executor,
+                workers=opts.workers,
                 force=args.force,
                 progress=not args.no_progress,
                 trials=trials if name in with_trials else None,
@@ -170,16 +202,7 @@ def _run(args: argparse.Namespace) -> int:
             missing.append(name)
             print(f"  {name:15s} not made: {' '.join(str(exc).split())}", flush=True)
             continue
-        if rec.get("skipped"):
-            print(f"  {name:15s} skipped (already made; --force to redo)", flush=True)
-        else:
-            if rec.get("redone"):
-                print(f"  {name:15s} redone: {rec['redone']}", flush=True)
-            verdict = rec.get("verdict", "-")
-            print(
-                f"  {name:15s} {time.perf_counter() - t1:7.1f} s  {verdict:14s} {rec['summary']}",
-                flush=True,
-            )
+        _print_record(name, rec, time.perf_counter() - t1)
     paths = build_report(out)
     print(f"  total           {time.perf_counter() - t0:7.1f} s")
     print(f"  wrote           {paths['md']}, {paths['html']}, {paths['json']}")

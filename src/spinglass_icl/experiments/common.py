@@ -21,9 +21,18 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from ..errors import ParameterError, SpinGlassError, check_choice, check_int, check_seed
+from ..errors import (
+    SEED_MAX,
+    Choice,
+    Int,
+    ParameterError,
+    SpinGlassError,
+    check_choice,
+    check_int,
+    validate_fields,
+)
 from ..io import write_json
 from ..safeio import atomic_path
 from ..sweep.executors import EXECUTORS
@@ -223,6 +232,111 @@ def result_path(out: Path, name: str) -> Path:
     return out / name / "result.json"
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How a figure is run (the same for every figure of one ``reproduce`` call), checked
+    once.
+
+    Attributes
+    ----------
+    executor : str
+        How the sweep figures run: one of :data:`~spinglass_icl.sweep.executors.EXECUTORS`.
+    workers : int
+        Sweep workers (>= 1).
+    seed : int
+        Base seed in ``[0, 2**64 - 1]``; every random draw of a figure is derived from it.
+    convention : str
+        Normalization convention (docs/conventions.md).
+    device : str
+        ``cpu`` or ``cuda``.
+    """
+
+    executor: str = "local"
+    workers: int = 2
+    seed: int = 0
+    convention: str = "authors"
+    device: str = "cpu"
+
+    _parameter_constraints: ClassVar[dict] = {
+        "executor": Choice(EXECUTORS),
+        "workers": Int(1),
+        "seed": Int(0, SEED_MAX),
+        "device": lambda _, v: str(v),
+    }
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+
+
+def figure_params(
+    name: str, preset: str, params: dict | None = None, trials: int | None = None
+) -> FigurePreset:
+    """The parameters figure ``name`` runs with: its ``preset`` with ``params`` and
+    ``trials`` (its :func:`trial_key` entry) replaced; the preset checks every field.
+    Raises :class:`ParameterError` if ``trials`` is given to a figure without trials."""
+    p = get_preset(preset, name)
+    if params:
+        p = p.replace(**params)
+    if trials is not None:
+        key = trial_key(name, p)
+        if key is None:
+            raise ParameterError(
+                f"trials: figure {name} has no trials to set (no 'trials' or 'repeats' "
+                f"parameter); run it without --trials"
+            )
+        p = p.replace(**{key: check_int("trials", trials)})
+    return p
+
+
+def _made_before(out: Path, name: str, preset: str, p: FigurePreset, seed: int, convention: str):
+    """``(record, problem)`` of a figure already in ``out``: the record if it was made
+    with the same preset, seed, convention and parameters and verifies, and the problem
+    found if it does not verify (then it is redone)."""
+    if not result_path(out, name).exists():
+        return None, None
+    old, problem = verify_figure(out, name)
+    same = old is not None and (
+        old.get("preset") == preset
+        and old.get("seed") == seed
+        and old.get("convention") == convention
+        and old.get("params") == json.loads(json.dumps(p.to_dict()))
+        and "verdict" in old  # records from before the claims are redone
+    )
+    return (old if same and problem is None else None), problem
+
+
+def _record(
+    name: str, mod: Any, outcome: Outcome, ctx: Context, trials: int | None, seconds: float
+) -> dict:
+    """The JSON record of a figure just made (``result.json``)."""
+    p = ctx.params
+    return {
+        "figure": name,
+        "title": mod.TITLE,
+        "claim": mod.CLAIM,
+        "notes": list(mod.NOTES) + list(outcome.notes),
+        "summary": outcome.summary,
+        "claims": [c.to_dict() for c in outcome.claims],
+        "why": getattr(mod, "WHY", ""),
+        "in_paper": getattr(mod, "IN_PAPER", True),
+        "verdict": _verdict(outcome),
+        "preset": ctx.preset,
+        "seed": ctx.seed,
+        "seeds": outcome.seeds,
+        "convention": ctx.convention,
+        "device": ctx.device,
+        "executor": ctx.executor,
+        "params": p.to_dict(),
+        "numbers": outcome.numbers,
+        "trials": p.get(trial_key(name, p) or "", None),
+        "trials_override": trials,
+        "files": outcome.files,
+        "seconds": seconds,
+        "machine": f"{platform.node()} ({platform.machine()}, {_cpu_count()} CPU cores)",
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
 def run_figure(
     name: str,
     out: Path,
@@ -245,86 +359,43 @@ def run_figure(
     ``force``. ``params`` overrides entries of the preset (for tests). ``trials``
     overrides the figure's trial count (its ``trials`` or ``repeats`` entry,
     :func:`trial_key`; ``reproduce --trials K``); the record says so (``trials_override``).
+    ``seed``, ``convention``, ``device``, ``executor`` and ``workers`` are checked by
+    :class:`RunOptions`, the preset's fields by the preset (:func:`figure_params`).
 
     Returns
     -------
     dict
         The JSON record of the figure.
     """
-    check_choice("executor", executor, EXECUTORS)
-    workers = check_int("workers", workers)
-    seed = check_seed(seed)
+    opts = RunOptions(
+        executor=executor, workers=workers, seed=seed, convention=convention, device=device
+    )
     mod = figure_module(name)
-    p = get_preset(preset, name)
-    if params:
-        p = p.replace(**params)
-    if trials is not None:
-        key = trial_key(name, p)
-        if key is None:
-            raise ParameterError(
-                f"trials: figure {name} has no trials to set (no 'trials' or 'repeats' "
-                f"parameter); run it without --trials"
-            )
-        p = p.replace(**{key: check_int("trials", trials)})
-    folder = out / name
+    p = figure_params(name, preset, params, trials)
     rpath = result_path(out, name)
-    redone = None
-    if rpath.exists() and not force:
-        old, problem = verify_figure(out, name)
-        same = old is not None and (
-            old.get("preset") == preset
-            and old.get("seed") == seed
-            and old.get("convention") == convention
-            and old.get("params") == json.loads(json.dumps(p.to_dict()))
-            and "verdict" in old  # records from before the claims are redone
-        )
-        if same and problem is None:
-            old["skipped"] = True
-            return old
-        if problem is not None:
-            redone = problem
+    old, redone = (
+        (None, None) if force else _made_before(out, name, preset, p, opts.seed, convention)
+    )
+    if old is not None:
+        old["skipped"] = True
+        return old
     ctx = Context(
         figure=name,
-        out=folder,
+        out=out / name,
         preset=preset,
         params=p,
-        seed=seed,
+        seed=opts.seed,
         convention=convention,
-        device=str(device),
+        device=opts.device,
         executor=executor,
-        workers=workers,
+        workers=opts.workers,
         progress=progress,
     )
-    folder.mkdir(parents=True, exist_ok=True)
+    ctx.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with plot_style():
         outcome: Outcome = mod.run(ctx)
-    seconds = time.perf_counter() - t0
-    record = {
-        "figure": name,
-        "title": mod.TITLE,
-        "claim": mod.CLAIM,
-        "notes": list(mod.NOTES) + list(outcome.notes),
-        "summary": outcome.summary,
-        "claims": [c.to_dict() for c in outcome.claims],
-        "why": getattr(mod, "WHY", ""),
-        "in_paper": getattr(mod, "IN_PAPER", True),
-        "verdict": _verdict(outcome),
-        "preset": preset,
-        "seed": seed,
-        "seeds": outcome.seeds,
-        "convention": convention,
-        "device": str(device),
-        "executor": executor,
-        "params": p.to_dict(),
-        "numbers": outcome.numbers,
-        "trials": p.get(trial_key(name, p) or "", None),
-        "trials_override": trials,
-        "files": outcome.files,
-        "seconds": seconds,
-        "machine": f"{platform.node()} ({platform.machine()}, {_cpu_count()} CPU cores)",
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
+    record = _record(name, mod, outcome, ctx, trials, time.perf_counter() - t0)
     if redone is not None:
         record["redone"] = redone
         record["notes"].append(f"Redone: the output found before could not be trusted ({redone}).")

@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import check_float, check_seed
+from ..errors import check_seed
 from ..models import MODELS
 from ..resources import memory_check
 from ..safeio import atomic_path, check_output_dir
+from ..solvers import SolverConfig
 from ..training import OPTIMIZERS, TrainConfig, train
 from .common import add_common, add_safety, write_json
 
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    beta = check_float("beta", args.beta, low=0.0, low_open=True)
+    beta = SolverConfig(beta=args.beta).beta  # instance.npz's solver beta, checked there
     check_seed(args.seed)
     cfg = TrainConfig(
         model=args.model,

@@ -7,6 +7,8 @@ import torch
 
 from spinglass_icl import make_instance, sample_prompts, solve
 from spinglass_icl.errors import ParameterError
+from spinglass_icl.precision import Precision
+from spinglass_icl.solvers import SolverConfig
 from spinglass_icl.solvers.matfree import (
     hutchinson_row_sums,
     lowrank_instance,
@@ -15,6 +17,7 @@ from spinglass_icl.solvers.matfree import (
     solve_cg,
     solve_matfree,
 )
+from spinglass_icl.tasks import TaskConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -118,3 +121,48 @@ def test_bad_input():
     zero = type(lr)(lr.u, lr.q, lr.y, 0.0, lr.config)
     with pytest.raises(ParameterError, match="lam must be > 0"):
         solve_cg(zero)
+
+
+@pytest.mark.parametrize("solver", ["exact", "amp", "amp-paper"])
+def test_solver_config_form_equals_keyword_form(solver):
+    """A SolverConfig gives bit for bit the numbers of the old keyword form."""
+    lr, _ = _pair(4, 8, 100, 1.0, 0)
+    if solver == "exact":
+        cfg = SolverConfig("exact", beta=50.0, tol=1e-10, max_iter=10_000)
+        a, b = solve_cg(lr, cfg), solve_cg(lr, 50.0)
+    else:
+        cfg = SolverConfig(solver, beta=50.0, damping=0.6, tol=1e-9, max_iter=500)
+        a = solve_amp_matfree(lr, cfg, n_probes=16)
+        b = solve_amp_matfree(
+            lr, 50.0, onsager=solver == "amp", n_probes=16, damping=0.6, tol=1e-9, max_iter=500
+        )
+    c = solve_matfree(lr, cfg, **({} if solver == "exact" else {"n_probes": 16}))
+    for r in (b, c):
+        assert torch.equal(a.m, r.m) and torch.equal(a.n_iter, r.n_iter)
+        assert torch.equal(a.v.isnan(), r.v.isnan()) and a.status == r.status
+
+
+def test_solver_config_form_refuses_loose_options():
+    lr, _ = _pair(3, 4, 20, 1.0, 0)
+    with pytest.raises(ParameterError, match="options must be given in the SolverConfig"):
+        solve_cg(lr, SolverConfig("exact"), tol=1e-3)
+    with pytest.raises(ParameterError, match="solver must be one of"):
+        solve_amp_matfree(lr, SolverConfig("rbp"))
+    with pytest.raises(ParameterError, match="onsager must match"):
+        solve_amp_matfree(lr, SolverConfig("amp"), onsager=False)
+    with pytest.raises(ParameterError, match="beta must be > 0"):
+        solve_cg(lr, 0.0)
+
+
+def test_make_instance_takes_a_precision_and_a_task_config():
+    ref = make_instance(3, 5, 40, 0.5, seed=2, dtype=torch.float32)
+    for dtype in (Precision("float32"), "float32"):
+        inst = make_instance(3, 5, 40, 0.5, seed=2, dtype=dtype)
+        assert inst.u.dtype == torch.float32 and torch.equal(inst.u, ref.u)
+    assert make_instance(3, 5, 40, 0.5, dtype=Precision("mixed")).u.dtype == torch.float64
+    task = TaskConfig(D=3, N=5, P=40)
+    assert torch.equal(make_instance(task, lam=0.5, seed=2, dtype="float32").u, ref.u)
+    with pytest.raises(ParameterError, match="lam must be a real number"):
+        make_instance(task, seed=2)
+    with pytest.raises(ParameterError, match="dtype must be one of"):
+        make_instance(task, lam=0.5, dtype="float16")

@@ -50,7 +50,7 @@ import dataclasses
 
 import torch
 
-from ..errors import ParameterError, check_choice, check_float, check_int
+from ..errors import ParameterError, check_choice, check_int
 from ..hamiltonian import Instance, block_masks, build_instance
 from ..tasks import (
     SAMPLERS,
@@ -61,6 +61,7 @@ from ..tasks import (
     sample_prompts,
 )
 from .amp import run_amp
+from .config import SolverConfig
 from .result import SolverResult
 
 __all__ = [
@@ -127,24 +128,60 @@ def make_lowrank_instance(
     return Instance(u=torch.cat(us), q=torch.cat(qs), y=torch.cat(ys), config=cfg, lam=lam)
 
 
+#: the tolerance and iteration cap of :func:`solve_cg` called with a bare beta
+CG_TOL, CG_MAX_ITER = 1e-10, 10_000
+
+
+def _config(
+    config: SolverConfig | float, solver: str, defaults: dict, options: dict
+) -> SolverConfig:
+    """The :class:`SolverConfig` of a matrix-free solver: ``config`` itself (then no loose
+    options may be given), or one made from a bare ``beta`` and the loose options (the
+    old keyword form), which checks them."""
+    given = {k: v for k, v in options.items() if v is not None}
+    if isinstance(config, SolverConfig):
+        if given:
+            raise ParameterError(
+                f"options must be given in the SolverConfig, got {', '.join(sorted(given))}"
+            )
+        return config
+    return SolverConfig(solver=solver, beta=config, **{**defaults, **given})
+
+
+def _check_lam(instance: Instance) -> None:
+    if not isinstance(instance, Instance):
+        raise ParameterError(
+            f"instance must be a spinglass_icl Instance, got {type(instance).__name__}"
+        )
+    if instance.lam <= 0:
+        raise ParameterError(f"lam must be > 0 for the matrix-free solvers, got {instance.lam:g}")
+
+
 def solve_cg(
     instance: Instance,
-    beta: float = 100.0,
+    config: SolverConfig | float = 100.0,
     *,
-    tol: float = 1e-10,
-    max_iter: int = 10_000,
+    tol: float | None = None,
+    max_iter: int | None = None,
     precondition: bool = True,
 ) -> SolverResult:
     """Exact mean ``A^{-1} h`` by (Jacobi-preconditioned) conjugate gradients.
 
+    ``config`` is a :class:`~spinglass_icl.solvers.SolverConfig` (its ``beta``, ``tol``
+    and ``max_iter``; ``damping`` is not used), or a bare ``beta`` with ``tol``
+    (default :data:`CG_TOL`) and ``max_iter`` (default :data:`CG_MAX_ITER`) as keywords.
     Stops when ``|A m - h| <= tol |h|`` per instance. ``v`` is NaN (variances are not
     computed matrix-free); ``n_iter`` counts CG steps; ``residuals`` holds the relative
     residual per step.
     """
-    if instance.lam <= 0:
-        raise ParameterError(f"lam must be > 0 for the matrix-free solvers, got {instance.lam:g}")
-    tol = check_float("tol", tol, low=0.0, low_open=True)
-    max_iter = check_int("max_iter", max_iter)
+    _check_lam(instance)
+    cfg = _config(
+        config,
+        "exact",
+        {"tol": CG_TOL, "max_iter": CG_MAX_ITER},
+        {"tol": tol, "max_iter": max_iter},
+    )
+    beta, tol, max_iter = cfg.beta, cfg.tol, cfg.max_iter
     h = instance.fields
     Minv = 1.0 / instance.lam_i if precondition else torch.ones_like(h)
     m = torch.zeros_like(h)
@@ -220,28 +257,39 @@ def hutchinson_row_sums(
 
 def solve_amp_matfree(
     instance: Instance,
-    beta: float = 100.0,
+    config: SolverConfig | float = 100.0,
     *,
-    onsager: bool = True,
+    onsager: bool | None = None,
     variance_term: str = "scalar",
     n_probes: int = 64,
     probe_seed: int = 0,
-    damping: float = 0.5,
-    tol: float = 1e-8,
-    max_iter: int = 2000,
+    damping: float | None = None,
+    tol: float | None = None,
+    max_iter: int | None = None,
 ) -> SolverResult:
-    """AMP (eq. 34, with the reaction term if ``onsager``) without dense couplings.
+    """AMP (eq. 34, with the reaction term for ``amp``) without dense couplings.
 
-    ``variance_term`` is ``"exact"`` (O(P^2 n) per step; small D) or ``"scalar"`` (the
-    block-uniform-variance estimate of the module docstring; O(P D^2) per step after
-    ``4 n_probes`` matvecs once). Same engine, damping and statuses as
-    :func:`~spinglass_icl.solvers.solve`.
+    ``config`` is a :class:`~spinglass_icl.solvers.SolverConfig` with solver ``amp`` or
+    ``amp-paper`` (the primary form), or a bare ``beta`` with ``onsager`` (default True:
+    ``amp``), ``damping``, ``tol`` and ``max_iter`` as keywords (defaults those of
+    :class:`SolverConfig`). ``variance_term`` is ``"exact"`` (O(P^2 n) per step; small D)
+    or ``"scalar"`` (the block-uniform-variance estimate of the module docstring;
+    O(P D^2) per step after ``4 n_probes`` matvecs once). Same engine, damping and
+    statuses as :func:`~spinglass_icl.solvers.solve`.
     """
-    if instance.lam <= 0:
-        raise ParameterError(f"lam must be > 0 for the matrix-free solvers, got {instance.lam:g}")
+    _check_lam(instance)
     check_choice("variance_term", variance_term, ("exact", "scalar"))
-    beta = check_float("beta", beta, low=0.0, low_open=True)
-    damping = check_float("damping", damping, low=0.0, high=1.0, high_open=True)
+    if isinstance(config, SolverConfig):
+        check_choice("solver", config.solver, ("amp", "amp-paper"))
+        if onsager is not None and onsager != (config.solver == "amp"):
+            raise ParameterError(
+                f"onsager must match the SolverConfig's solver {config.solver!r}, got {onsager}"
+            )
+        onsager = None
+    solver = "amp-paper" if onsager is False else "amp"
+    cfg = _config(config, solver, {}, {"damping": damping, "tol": tol, "max_iter": max_iter})
+    onsager = cfg.solver == "amp"
+    beta, damping, tol, max_iter = cfg.beta, cfg.damping, cfg.tol, cfg.max_iter
     h = instance.fields
     gd = instance.gram_diag
     lam_i = instance.lam + gd
@@ -284,13 +332,28 @@ def solve_amp_matfree(
 
 def solve_matfree(
     instance: Instance,
-    solver: str = "exact",
+    config: SolverConfig | str = "exact",
     *,
-    beta: float = 100.0,
+    beta: float | None = None,
     **options,
 ) -> SolverResult:
-    """Dispatch to :func:`solve_cg` (``"exact"``) or :func:`solve_amp_matfree`."""
+    """Solve ``instance`` matrix-free: :func:`solve_cg` for ``exact``,
+    :func:`solve_amp_matfree` for ``amp`` / ``amp-paper``.
+
+    ``config`` is a :class:`~spinglass_icl.solvers.SolverConfig` (``options`` may then
+    hold only the matrix-free ones: ``variance_term``, ``n_probes``, ``probe_seed``,
+    ``precondition``), or a solver name with ``beta`` (default 100) and the options of
+    the solver called.
+    """
+    if isinstance(config, SolverConfig):
+        if beta is not None:
+            raise ParameterError("beta must be given in the SolverConfig, got beta as well")
+        solver, first = config.solver, config
+    else:
+        solver, first = config, 100.0 if beta is None else beta
     check_choice("solver", solver, MATFREE_SOLVERS)
     if solver == "exact":
-        return solve_cg(instance, beta, **options)
-    return solve_amp_matfree(instance, beta, onsager=solver == "amp", **options)
+        return solve_cg(instance, first, **options)
+    if not isinstance(config, SolverConfig):
+        options["onsager"] = solver == "amp"
+    return solve_amp_matfree(instance, first, **options)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -25,7 +25,13 @@ from ..observables import contrast, spins_to_W, test_error
 from ..precision import Precision
 from ..solvers import SolverConfig, SolverResult, solve
 from ..solvers.lowrank import PairSystem, solve_factors, solve_pair_system
-from ..solvers.matfree import make_lowrank_instance, solve_amp_matfree, solve_cg
+from ..solvers.matfree import (
+    CG_MAX_ITER,
+    CG_TOL,
+    make_lowrank_instance,
+    solve_amp_matfree,
+    solve_cg,
+)
 from ..tasks import Factors, draw_factors, factors_range
 from .spec import SweepSpec, Task
 
@@ -188,14 +194,11 @@ def _matfree_result(tasks, opts: RowOptions, dev, prec: Precision) -> SolverResu
             p["D"], p["N"], p["P"], p["lam"], convention=p["convention"], noise=p["noise"],
             seed=t.seed, device=dev, dtype=prec.dtype, sampler=opts.sampler,
         )  # fmt: skip
-        if p["solver"] == "exact":
-            parts.append(solve_cg(inst, p["beta"], tol=1e-10))
+        cfg = opts.solver_config(p)
+        if cfg.solver == "exact":  # CG to its own tolerance and cap, not the AMP options'
+            parts.append(solve_cg(inst, replace(cfg, tol=CG_TOL, max_iter=CG_MAX_ITER)))
         else:
-            parts.append(
-                solve_amp_matfree(
-                    inst, p["beta"], onsager=p["solver"] == "amp", **opts.solver_options
-                )
-            )
+            parts.append(solve_amp_matfree(inst, cfg))
     return SolverResult.cat(parts)
 
 

@@ -153,9 +153,9 @@ def _nanmedian(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def run(ctx: Context) -> Outcome:
+def _compute(ctx: Context) -> dict:
+    """Per (lam, P, instance): the predicted stability numbers and the solver's status."""
     import torch
-    import xarray as xr
 
     import spinglass_icl as sg
 
@@ -191,8 +191,17 @@ def run(ctx: Context) -> Outcome:
             dmin[i, j] = st.damping_min.cpu().numpy()
             pred[i, j] = st.converges.cpu().numpy()
             actual[i, j] = torch.as_tensor(res.converged).cpu().numpy()
-    x = np.array(Ps, float) / D**2
     closed = [closed_form_boundary(D, N, lam, ctx.convention, solver=solver) / D**2 for lam in lams]
+    return dict(D=D, N=N, R=R, solver=solver, damping=damping, lams=lams, Ps=Ps, margin=margin,
+                vrate=vrate, rad=rad, rad0=rad0, dmin=dmin, pred=pred, actual=actual,
+                closed=closed)  # fmt: skip
+
+
+def _draw(a: dict):
+    """The three panels: variance margin, Perron root of the variance map, radius."""
+    D, lams, closed, damping = a["D"], a["lams"], a["closed"], a["damping"]
+    margin, rad, rad0, vrate = a["margin"], a["rad"], a["rad0"], a["vrate"]
+    x = np.array(a["Ps"], float) / D**2
     fig, axes = new_figure(3, 1, width=4.2, height=3.6)
     a0, a2, a1 = axes[0]
     for i, lam in enumerate(lams):
@@ -226,23 +235,36 @@ def run(ctx: Context) -> Outcome:
         ax.set_xlabel("P / D^2")
         ax.legend(fontsize=7)
     fig.suptitle(
-        f"AMP stability ({solver}), D = {D}, N = {N}, {R} instances per point; "
+        f"AMP stability ({a['solver']}), D = {D}, N = {a['N']}, {a['R']} instances per point; "
         "dashed: closed-form boundary"
     )
-    files = save_figure(fig, ctx.out)
-    ds = xr.Dataset(
+    return fig
+
+
+def _dataset(a: dict, convention: str):
+    import xarray as xr
+
+    margin, rad, rad0, vrate = a["margin"], a["rad"], a["rad0"], a["vrate"]
+    dims = ("lam", "P", "repeat")
+    return xr.Dataset(
         {
-            "margin": (("lam", "P", "repeat"), margin),
-            "variance_rate": (("lam", "P", "repeat"), np.where(np.isfinite(vrate), vrate, np.nan)),
-            "radius": (("lam", "P", "repeat"), np.where(np.isfinite(rad), rad, np.nan)),
-            "radius_undamped": (("lam", "P", "repeat"), np.where(np.isfinite(rad0), rad0, np.nan)),
-            "predicted_converged": (("lam", "P", "repeat"), pred),
-            "solver_converged": (("lam", "P", "repeat"), actual),
+            "margin": (dims, margin),
+            "variance_rate": (dims, np.where(np.isfinite(vrate), vrate, np.nan)),
+            "radius": (dims, np.where(np.isfinite(rad), rad, np.nan)),
+            "radius_undamped": (dims, np.where(np.isfinite(rad0), rad0, np.nan)),
+            "predicted_converged": (dims, a["pred"]),
+            "solver_converged": (dims, a["actual"]),
         },
-        coords={"lam": lams, "P": Ps, "repeat": list(range(R))},
-        attrs={"D": D, "N": N, "solver": solver, "damping": damping, "convention": ctx.convention},
-    )
-    files += save_dataset(ds, ctx.out)
+        coords={"lam": a["lams"], "P": a["Ps"], "repeat": list(range(a["R"]))},
+        attrs={"D": a["D"], "N": a["N"], "solver": a["solver"], "damping": a["damping"],
+               "convention": convention},
+    )  # fmt: skip
+
+
+def _summarize(a: dict) -> tuple[dict, str, list]:
+    """Numbers, summary and claims: how often the prediction matches the solver."""
+    D, lams, Ps, closed = a["D"], a["lams"], a["Ps"], a["closed"]
+    pred, actual, margin, dmin = a["pred"], a["actual"], a["margin"], a["dmin"]
     agree = float((pred == actual).mean())
     numbers = {"agreement": agree, "instances": int(pred.size), "P_values": Ps}
     parts = []
@@ -276,6 +298,14 @@ def run(ctx: Context) -> Outcome:
             partly=0.8,
         )
     ]
+    return numbers, summary, claims
+
+
+def run(ctx: Context) -> Outcome:
+    a = _compute(ctx)
+    files = save_figure(_draw(a), ctx.out)
+    files += save_dataset(_dataset(a, ctx.convention), ctx.out)
+    numbers, summary, claims = _summarize(a)
     return Outcome(numbers=numbers, summary=summary, claims=claims,
                    seeds={"instances": "figure_seed(seed, D, N, P), the same at every lam"},
                    files=files)  # fmt: skip

@@ -125,7 +125,46 @@ def double_descent_data(
     names = list(solvers) + (["sgd"] if sgd else [])
     if not names:
         raise ParameterError("solvers must name at least one solver (or sgd=True), got none")
-    shape = (len(names), len(alphas), len(taus), repeats)
+    options = dict(beta=beta, damping=damping, tol=tol, max_iter=max_iter)
+    arrays = _grid(
+        D, alphas, taus, lam, solvers, sgd, repeats, seed, conv, noise, options, sgd_epochs,
+        device, len(names),
+    )  # fmt: skip
+    attrs = {
+        "D": D,
+        "lam": lam,
+        "convention": conv,
+        "noise": noise,
+        "seed": seed,
+        "repeats": repeats,
+        "beta": beta,
+        "damping": damping,
+        "tol": tol,
+        "max_iter": max_iter,
+        "sgd_epochs": sgd_epochs if sgd else 0,
+        "error_kind": "closed form (spinglass_icl.theory.exact_test_error)",
+    }
+    return _to_dataset(D, alphas, taus, names, repeats, arrays, attrs)
+
+
+def _grid(
+    D,
+    alphas,
+    taus,
+    lam,
+    solvers,
+    sgd,
+    repeats,
+    seed,
+    conv,
+    noise,
+    options,
+    epochs,
+    device,
+    n_names,
+) -> tuple[np.ndarray, ...]:
+    """``(err, ok, theory, ridgeless, lam_prime, seeds)`` over the (alpha, tau) grid."""
+    shape = (n_names, len(alphas), len(taus), repeats)
     err = np.full(shape, np.nan)
     ok = np.zeros(shape, dtype=bool)
     theory = np.zeros((len(alphas), len(taus)))
@@ -140,9 +179,14 @@ def double_descent_data(
             ridgeless[i, j] = ridgeless_error(N / D, P / D**2) if noise == 0 else np.nan
             lamp[i] = theory_params(D, N, P, lam, conv, noise).lam_prime
             e, good = _point_errors(D, N, P, lam, solvers, sgd, repeats, pt_seed, conv, noise,
-                                    dict(beta=beta, damping=damping, tol=tol,
-                                         max_iter=max_iter), sgd_epochs, device)  # fmt: skip
+                                    options, epochs, device)  # fmt: skip
             err[:, i, j], ok[:, i, j] = e, good
+    return err, ok, theory, ridgeless, lamp, seeds
+
+
+def _to_dataset(D, alphas, taus, names, repeats, arrays, attrs) -> xr.Dataset:
+    """The grid's arrays as the Dataset of :func:`double_descent_data`."""
+    err, ok, theory, ridgeless, lamp, seeds = arrays
     mean, stderr, n_ok = _mean_stderr(err, ok)
     Ns = [_sizes(D, a, 1.0)[0] for a in alphas]
     Ps = [_sizes(D, 1.0, t)[1] for t in taus]
@@ -167,20 +211,7 @@ def double_descent_data(
             "N": ("alpha", np.asarray(Ns)),
             "P": ("tau", np.asarray(Ps)),
         },
-        attrs={
-            "D": D,
-            "lam": lam,
-            "convention": conv,
-            "noise": noise,
-            "seed": seed,
-            "repeats": repeats,
-            "beta": beta,
-            "damping": damping,
-            "tol": tol,
-            "max_iter": max_iter,
-            "sgd_epochs": sgd_epochs if sgd else 0,
-            "error_kind": "closed form (spinglass_icl.theory.exact_test_error)",
-        },
+        attrs=attrs,
     )
 
 

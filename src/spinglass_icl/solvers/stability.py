@@ -361,6 +361,81 @@ def amp_stability(
     )  # fmt: skip
 
 
+def _degenerate(solver, damping, beta, tol, max_iter, batch, dev, dt) -> StabilityResult:
+    """The result at lam = 0: the zero-column spins have no precision."""
+    inf = torch.full(batch, math.inf, dtype=dt, device=dev)
+    zero = torch.zeros(batch, dtype=dt, device=dev)
+    no = torch.zeros(batch, dtype=torch.bool, device=dev)
+    nb = max(1, math.prod(batch))
+    return StabilityResult(
+        solver, damping, beta, tol, max_iter, no, ("no_fixed_point",) * nb,
+        torch.zeros(batch, dtype=torch.int64, device=dev), zero, inf, zero, inf, inf,
+        inf, no, no, inf, inf, inf,
+        ("lam = 0: the spins of W's last column have zero precision "
+         "(beta lam_i - V_i = 0); no positive variance fixed point",) * nb,
+    )  # fmt: skip
+
+
+def _damped_variance_iterations(n_v0, vrate, has_fp, tol, damping, max_iter, dt):
+    """Iterations of the *damped* variance map: ``log(tol) / log(damping + (1 - damping)
+    nu)`` with nu the undamped run's effective rate, at least ``tol^(1 / its count)``
+    (which keeps the transient: the formula gives the undamped count back at damping 0)."""
+    n0 = n_v0.to(dt).clamp_min(1.0)
+    nu = torch.maximum(vrate.clamp(0.0, 1 - 1e-16), torch.exp(math.log(tol) / n0))
+    n_d = torch.ceil(math.log(tol) / torch.log(damping + (1 - damping) * nu))
+    n_v = torch.where(has_fp, torch.maximum(n_d, n0) if damping else n0, n0)
+    return n_v.clamp(max=float(max_iter) + 1).to(torch.int64)
+
+
+def _jacobian_spectrum(G, J2, lam_i, v, beta, solver, has_fp, batch):
+    """``(mu_min, mu_max)``: the extreme eigenvalues of ``M = W^1/2 K W^1/2`` where the
+    variance fixed point ``v*`` exists (0 and inf elsewhere)."""
+    dev, dt = G.device, G.dtype
+    w = beta * v  # = 1 / (lam_i - R_i), independent of beta
+    K = G.clone()
+    diag = lam_i - G.diagonal(dim1=-2, dim2=-1)  # = lam (exactly: lam_i = lam + G_ii)
+    if solver == "amp-paper":
+        R = beta * (v.unsqueeze(-2) @ J2).squeeze(-2)
+        diag = diag - R
+    K.diagonal(dim1=-2, dim2=-1).add_(diag)
+    sw = w.clamp_min(0).sqrt()
+    M = sw.unsqueeze(-1) * K * sw.unsqueeze(-2)
+    n = M.shape[-1]
+    fp = has_fp.reshape(-1)
+    lo = torch.zeros(fp.shape, dtype=dt, device=dev)
+    hi = torch.full(fp.shape, math.inf, dtype=dt, device=dev)
+    if bool(fp.any()):  # only where v* exists (elsewhere M is not the Jacobian's)
+        lo[fp], hi[fp] = extreme_eigenvalues(M.reshape(-1, n, n)[fp])
+    zero = torch.zeros(batch, dtype=dt, device=dev)
+    inf = torch.full(batch, math.inf, dtype=dt, device=dev)
+    return torch.where(has_fp, lo.reshape(batch), zero), torch.where(has_fp, hi.reshape(batch), inf)
+
+
+def _reason(hf, vo, nf, c, ok, cv, r, d0, mg, mn, max_iter) -> str:
+    """Why one instance is predicted to converge or not (one sentence)."""
+    if hf and not vo:
+        return (
+            f"the damped variance map (eq. 34b) needs more than max_iter = {max_iter} "
+            "iterations to reach tol"
+        )
+    if not hf:
+        return (
+            f"no positive variance fixed point (eq. 34b): the margin "
+            f"min(beta lam_i - V_i) reached {mg:.3g}; no damping can converge"
+            if nf
+            else f"the variance map (eq. 34b) did not reach tol within {max_iter} iterations"
+        )
+    if not c:
+        return f"A(v*) has an eigenvalue 1 - mu_min = {1 - mn:.4g} >= 1: no damping can converge"
+    if ok:
+        return f"converges: damped radius {r:.4g} < 1 (~{cv:.0f} iterations)"
+    if r >= 1:
+        return (
+            f"damped mean iteration unstable: radius {r:.4g} >= 1; converges for damping > {d0:.4g}"
+        )
+    return f"radius {r:.6g} < 1 but ~{cv:.3g} iterations > max_iter = {max_iter}"
+
+
 def stability_from_matrices(
     G: torch.Tensor,
     J2: torch.Tensor,
@@ -381,45 +456,13 @@ def stability_from_matrices(
     lam_i = lam_i.to(torch.float64)
     batch = tuple(lam_i.shape[:-1])
     dev, dt = G.device, G.dtype
-    inf = torch.full(batch, math.inf, dtype=dt, device=dev)
-    zero = torch.zeros(batch, dtype=dt, device=dev)
     if lam <= 0:  # degenerate: the zero-column spins have no precision
-        no = torch.zeros(batch, dtype=torch.bool, device=dev)
-        nb = max(1, math.prod(batch))
-        return StabilityResult(
-            solver, damping, beta, tol, max_iter, no, ("no_fixed_point",) * nb,
-            torch.zeros(batch, dtype=torch.int64, device=dev), zero, inf, zero, inf, inf,
-            inf, no, no, inf, inf, inf,
-            ("lam = 0: the spins of W's last column have zero precision "
-             "(beta lam_i - V_i = 0); no positive variance fixed point",) * nb,
-        )  # fmt: skip
+        return _degenerate(solver, damping, beta, tol, max_iter, batch, dev, dt)
+    inf = torch.full(batch, math.inf, dtype=dt, device=dev)
     v, has_fp, no_fp, n_v0, margin, vrate = _variance_fixed_point(J2, lam_i, beta, tol, max_iter)
-    # iterations of the *damped* variance map: log(tol) / log(damping + (1 - damping) nu)
-    # with nu the undamped run's effective rate, at least tol^(1 / its count) (which
-    # keeps the transient: the formula gives the undamped count back at damping 0)
-    n0 = n_v0.to(G.dtype).clamp_min(1.0)
-    nu = torch.maximum(vrate.clamp(0.0, 1 - 1e-16), torch.exp(math.log(tol) / n0))
-    n_d = torch.ceil(math.log(tol) / torch.log(damping + (1 - damping) * nu))
-    n_v = torch.where(has_fp, torch.maximum(n_d, n0) if damping else n0, n0)
-    n_v = n_v.clamp(max=float(max_iter) + 1).to(torch.int64)
+    n_v = _damped_variance_iterations(n_v0, vrate, has_fp, tol, damping, max_iter, dt)
     v_ok = has_fp & (n_v <= max_iter)
-    w = beta * v  # = 1 / (lam_i - R_i), independent of beta
-    K = G.clone()
-    diag = lam_i - G.diagonal(dim1=-2, dim2=-1)  # = lam (exactly: lam_i = lam + G_ii)
-    if solver == "amp-paper":
-        R = beta * (v.unsqueeze(-2) @ J2).squeeze(-2)
-        diag = diag - R
-    K.diagonal(dim1=-2, dim2=-1).add_(diag)
-    sw = w.clamp_min(0).sqrt()
-    M = sw.unsqueeze(-1) * K * sw.unsqueeze(-2)
-    n = M.shape[-1]
-    fp = has_fp.reshape(-1)
-    lo = torch.zeros(fp.shape, dtype=dt, device=dev)
-    hi = torch.full(fp.shape, math.inf, dtype=dt, device=dev)
-    if bool(fp.any()):  # only where v* exists (elsewhere M is not the Jacobian's)
-        lo[fp], hi[fp] = extreme_eigenvalues(M.reshape(-1, n, n)[fp])
-    mu_min = torch.where(has_fp, lo.reshape(batch), zero)
-    mu_max = torch.where(has_fp, hi.reshape(batch), inf)
+    mu_min, mu_max = _jacobian_spectrum(G, J2, lam_i, v, beta, solver, has_fp, batch)
     vrate = torch.where(has_fp, vrate, inf)
     can = has_fp & (mu_min > 0)
     radius = torch.where(has_fp, damped_radius(mu_min, mu_max, damping), inf)
@@ -430,37 +473,13 @@ def stability_from_matrices(
     dmin = torch.where(can, (1.0 - 2.0 / mm).clamp_min(0.0), inf)
     dopt = torch.where(can, (1.0 - 2.0 / (mu_min + mm)).clamp_min(0.0), inf)
     ropt = torch.where(can, damped_radius(mu_min, mu_max, dopt.clamp_max(1.0)), inf)
-    vstat, reasons = [], []
     flat = lambda t: t.reshape(-1).tolist()  # noqa: E731
+    vstat, reasons = [], []
     for hf, vo, nf, c, ok, cv, r, d0, mg, mn in zip(
         *map(flat, (has_fp, v_ok, no_fp, can, converges, n_pred, radius, dmin, margin, mu_min))
     ):
-        vs = "converged" if vo else ("no_fixed_point" if nf else "max_iter")
-        vstat.append(vs)
-        if hf and not vo:
-            why = (
-                f"the damped variance map (eq. 34b) needs more than max_iter = {max_iter} "
-                "iterations to reach tol"
-            )
-        elif not hf:
-            why = (
-                f"no positive variance fixed point (eq. 34b): the margin "
-                f"min(beta lam_i - V_i) reached {mg:.3g}; no damping can converge"
-                if nf
-                else f"the variance map (eq. 34b) did not reach tol within {max_iter} iterations"
-            )
-        elif not c:
-            why = f"A(v*) has an eigenvalue 1 - mu_min = {1 - mn:.4g} >= 1: no damping can converge"
-        elif ok:
-            why = f"converges: damped radius {r:.4g} < 1 (~{cv:.0f} iterations)"
-        elif r >= 1:
-            why = (
-                f"damped mean iteration unstable: radius {r:.4g} >= 1; "
-                f"converges for damping > {d0:.4g}"
-            )
-        else:
-            why = f"radius {r:.6g} < 1 but ~{cv:.3g} iterations > max_iter = {max_iter}"
-        reasons.append(why)
+        vstat.append("converged" if vo else ("no_fixed_point" if nf else "max_iter"))
+        reasons.append(_reason(hf, vo, nf, c, ok, cv, r, d0, mg, mn, max_iter))
     return StabilityResult(
         solver=solver,
         damping=damping,

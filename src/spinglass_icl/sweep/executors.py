@@ -229,6 +229,49 @@ def _check_sweep_memory(spec, executor, workers, scheduler, batched, batch_bytes
     )
 
 
+def _options(executor, dtype, batched, device, workers, scheduler, max_batch, threads, batch_bytes):
+    """:func:`run_sweep`'s execution options, checked and resolved: ``(precision,
+    device, workers, max_batch, threads, batch_bytes)``."""
+    check_choice("executor", executor, EXECUTORS)
+    prec = Precision.of(dtype)
+    if prec.name == "mixed" and not batched:
+        raise ParameterError(
+            "dtype must be float64 or float32 when batched is false, got 'mixed' "
+            "(mixed precision is a property of the batched AMP kernel)"
+        )
+    dev = resolve_device(device)
+    from ..resources import cpu_count
+
+    if workers is None:
+        workers = min(cpu_count(), 8)
+    workers = check_int("workers", workers)
+    if executor == "local" or (executor == "dask" and not scheduler):
+        workers = cap_workers(workers)
+    if max_batch is not None:
+        max_batch = check_int("max_batch", max_batch)
+    threads = 1 if threads is None else check_int("threads", threads)
+    if batch_bytes is None:
+        batch_bytes = default_batch_bytes(dev)
+    batch_bytes = check_int("batch_bytes", batch_bytes)
+    return prec, dev, workers, max_batch, threads, batch_bytes
+
+
+def _todo(spec, st, batched, max_batch, batch_bytes, prec, dev):
+    """``(tasks, done keys, chunks still to run)`` of a sweep and its store."""
+    tasks: list[Task] = spec.tasks()
+    chunks = plan_chunks(
+        tasks,
+        batched=batched,
+        max_batch=max_batch,
+        budget=batch_bytes,
+        itemsize=prec.itemsize,  # mixed: float32 matrices
+        cache_bytes=CPU_BATCH_BYTES if dev.type == "cpu" else None,
+        nested=spec.nested_p,
+    )
+    done = st.done_keys(t.key for t in tasks)
+    return tasks, done, [c for c in chunks if any(t.key not in done for t in c)]
+
+
 def run_sweep(
     spec: SweepSpec,
     store: str | Path | Store,
@@ -295,43 +338,14 @@ def run_sweep(
     """
     if not isinstance(spec, SweepSpec):
         raise ParameterError(f"spec must be a SweepSpec, got {type(spec).__name__}")
-    check_choice("executor", executor, EXECUTORS)
-    prec = Precision.of(dtype)
-    if prec.name == "mixed" and not batched:
-        raise ParameterError(
-            "dtype must be float64 or float32 when batched is false, got 'mixed' "
-            "(mixed precision is a property of the batched AMP kernel)"
-        )
-    dev = resolve_device(device)
-    from ..resources import cpu_count
-
-    if workers is None:
-        workers = min(cpu_count(), 8)
-    workers = check_int("workers", workers)
-    if executor == "local" or (executor == "dask" and not scheduler):
-        workers = cap_workers(workers)
-    if max_batch is not None:
-        max_batch = check_int("max_batch", max_batch)
-    threads = 1 if threads is None else check_int("threads", threads)
-    if batch_bytes is None:
-        batch_bytes = default_batch_bytes(dev)
-    batch_bytes = check_int("batch_bytes", batch_bytes)
+    prec, dev, workers, max_batch, threads, batch_bytes = _options(
+        executor, dtype, batched, device, workers, scheduler, max_batch, threads, batch_bytes
+    )
     check_grid_size(spec.n_tasks, bool(confirm))
     _check_sweep_memory(spec, executor, workers, scheduler, batched, batch_bytes, dev)
     st = store if isinstance(store, Store) else create_or_open_store(store)
     st.add_spec(spec)
-    tasks: list[Task] = spec.tasks()
-    chunks = plan_chunks(
-        tasks,
-        batched=batched,
-        max_batch=max_batch,
-        budget=batch_bytes,
-        itemsize=prec.itemsize,  # mixed: float32 matrices
-        cache_bytes=CPU_BATCH_BYTES if dev.type == "cpu" else None,
-        nested=spec.nested_p,
-    )
-    done = st.done_keys(t.key for t in tasks)
-    todo = [c for c in chunks if any(t.key not in done for t in c)]
+    tasks, done, todo = _todo(spec, st, batched, max_batch, batch_bytes, prec, dev)
     fields = spec_fields(spec)
     kw = {"device": dev, "dtype": prec, "batched": batched}
     if executor == "serial" or not todo:

@@ -218,6 +218,14 @@ class SweepSpec:
     sampler: str = "prompts"
 
     def __post_init__(self) -> None:
+        self._check_params()
+        object.__setattr__(self, "repeats", check_int("repeats", self.repeats))
+        object.__setattr__(self, "seed", check_int("seed", self.seed, minimum=0))
+        self._check_solver_options()
+        self._check_options()
+
+    def _check_params(self) -> None:
+        """Check and normalize ``grid`` and ``fixed`` (with the defaults filled in)."""
         if not isinstance(self.grid, dict):
             raise ParameterError(f"grid must be a table {{param: [values]}}, got {self.grid!r}")
         if not isinstance(self.fixed, dict):
@@ -255,8 +263,9 @@ class SweepSpec:
             )
         object.__setattr__(self, "grid", grid)
         object.__setattr__(self, "fixed", {k: fixed[k] for k in PARAMS if k in fixed})
-        object.__setattr__(self, "repeats", check_int("repeats", self.repeats))
-        object.__setattr__(self, "seed", check_int("seed", self.seed, minimum=0))
+
+    def _check_solver_options(self) -> None:
+        """Check ``solver_options`` and fill in :data:`SOLVER_OPTIONS`' defaults."""
         if not isinstance(self.solver_options, dict):
             raise ParameterError(f"solver_options must be a table, got {self.solver_options!r}")
         opts = dict(SOLVER_OPTIONS)
@@ -282,6 +291,9 @@ class SweepSpec:
         opts["tol"] = check_float("tol", opts["tol"], low=0.0, low_open=True)
         opts["max_iter"] = check_int("max_iter", opts["max_iter"])
         object.__setattr__(self, "solver_options", opts)
+
+    def _check_options(self) -> None:
+        """Check the observables, test-error, storage and path options."""
         obs = (self.observables,) if isinstance(self.observables, str) else self.observables
         obs = tuple(check_choice("observable", o, OBSERVABLES) for o in obs)
         object.__setattr__(self, "observables", obs)

@@ -98,16 +98,7 @@ def iterate(
         size = [_reduce_to_batch(x, bnd) for x in new]
         if limit is None:
             limit = [BLOWUP * sz.clamp_min(tiny) for sz in size]
-        res = None
-        finite = None
-        for old_x, new_x, sz, lim in zip(state, new, size, limit):
-            diff = _reduce_to_batch(new_x - old_x, bnd)
-            scale = torch.maximum(sz, _reduce_to_batch(old_x, bnd))
-            # scale == 0 only if new = old = 0, where diff = 0 and r = 0
-            r = torch.nan_to_num(diff / scale.clamp_min(tiny), nan=float("inf"))
-            res = r if res is None else torch.maximum(res, r)
-            f = sz < lim
-            finite = f if finite is None else finite & f
+        res, finite = _residual(state, new, size, limit, bnd, tiny)
         bad = active & ~(ok & finite)
         good = active & ~bad
         n_iter += active
@@ -125,9 +116,30 @@ def iterate(
             callback(it, state, res)
         if not bool(active.any()):
             break
-    if history:
-        residuals = torch.stack(history)
-        residuals = torch.where(torch.stack(actives), residuals, float("nan"))
-    else:
-        residuals = torch.zeros((0, *batch_shape))
-    return EngineOutput(state, converged, diverged, n_iter, residuals)
+    return EngineOutput(
+        state, converged, diverged, n_iter, _residuals(history, actives, batch_shape)
+    )
+
+
+def _residual(state, new, size, limit, bnd: int, tiny: float):
+    """``(res, finite)`` per batch entry: the largest relative undamped change over the
+    state's tensors, and whether every tensor stayed below its blow-up limit."""
+    res = None
+    finite = None
+    for old_x, new_x, sz, lim in zip(state, new, size, limit):
+        diff = _reduce_to_batch(new_x - old_x, bnd)
+        scale = torch.maximum(sz, _reduce_to_batch(old_x, bnd))
+        # scale == 0 only if new = old = 0, where diff = 0 and r = 0
+        r = torch.nan_to_num(diff / scale.clamp_min(tiny), nan=float("inf"))
+        res = r if res is None else torch.maximum(res, r)
+        f = sz < lim
+        finite = f if finite is None else finite & f
+    return res, finite
+
+
+def _residuals(history: list, actives: list, batch_shape: tuple[int, ...]) -> torch.Tensor:
+    """The residual per iteration (iteration, *batch), NaN once an entry has stopped."""
+    if not history:
+        return torch.zeros((0, *batch_shape))
+    residuals = torch.stack(history)
+    return torch.where(torch.stack(actives), residuals, float("nan"))

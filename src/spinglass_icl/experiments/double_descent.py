@@ -111,6 +111,25 @@ def double_descent_data(
         ``theory_ridgeless`` (alpha, tau); ``lam_prime`` (alpha); ``seed`` (alpha, tau).
         Attributes hold every parameter.
     """
+    D, alphas, taus, lam, solvers, repeats, seed, conv, noise = _checked(
+        D, alphas, taus, lam, solvers, repeats, seed, convention, noise
+    )
+    names = list(solvers) + (["sgd"] if sgd else [])
+    if not names:
+        raise ParameterError("solvers must name at least one solver (or sgd=True), got none")
+    options = dict(beta=beta, damping=damping, tol=tol, max_iter=max_iter)
+    arrays = _grid(
+        D, alphas, taus, lam, solvers, sgd, repeats, seed, conv, noise, options, sgd_epochs,
+        device, len(names),
+    )  # fmt: skip
+    attrs = {"D": D, "lam": lam, "convention": conv, "noise": noise, "seed": seed,
+             "repeats": repeats, **options, "sgd_epochs": sgd_epochs if sgd else 0,
+             "error_kind": "closed form (spinglass_icl.theory.exact_test_error)"}  # fmt: skip
+    return _to_dataset(D, alphas, taus, names, repeats, arrays, attrs)
+
+
+def _checked(D, alphas, taus, lam, solvers, repeats, seed, convention, noise) -> tuple:
+    """:func:`double_descent_data`'s arguments, checked and normalized."""
     D = check_int("D", D)
     alphas = [check_float("alpha", a, low=0.0, low_open=True) for a in alphas]
     taus = [check_float("tau", t, low=0.0, low_open=True) for t in taus]
@@ -122,29 +141,7 @@ def double_descent_data(
     seed = check_int("seed", seed, minimum=0)
     conv = get_convention(convention).name
     noise = check_float("noise", noise, low=0.0)
-    names = list(solvers) + (["sgd"] if sgd else [])
-    if not names:
-        raise ParameterError("solvers must name at least one solver (or sgd=True), got none")
-    options = dict(beta=beta, damping=damping, tol=tol, max_iter=max_iter)
-    arrays = _grid(
-        D, alphas, taus, lam, solvers, sgd, repeats, seed, conv, noise, options, sgd_epochs,
-        device, len(names),
-    )  # fmt: skip
-    attrs = {
-        "D": D,
-        "lam": lam,
-        "convention": conv,
-        "noise": noise,
-        "seed": seed,
-        "repeats": repeats,
-        "beta": beta,
-        "damping": damping,
-        "tol": tol,
-        "max_iter": max_iter,
-        "sgd_epochs": sgd_epochs if sgd else 0,
-        "error_kind": "closed form (spinglass_icl.theory.exact_test_error)",
-    }
-    return _to_dataset(D, alphas, taus, names, repeats, arrays, attrs)
+    return D, alphas, taus, lam, solvers, repeats, seed, conv, noise
 
 
 def _grid(

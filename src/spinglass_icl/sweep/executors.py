@@ -346,16 +346,18 @@ def run_sweep(
     st = store if isinstance(store, Store) else create_or_open_store(store)
     st.add_spec(spec)
     tasks, done, todo = _todo(spec, st, batched, max_batch, batch_bytes, prec, dev)
-    fields = spec_fields(spec)
     kw = {"device": dev, "dtype": prec, "batched": batched}
-    if executor == "serial" or not todo:
-        results = _serial(todo, fields, {**kw, "threads": threads})
-    elif executor == "local":
-        results = _local(todo, fields, kw, workers)
-    else:
-        results = _dask(todo, fields, kw, workers, scheduler)
+    results = _results(executor, todo, spec_fields(spec), kw, workers, scheduler, threads)
     with _progress(len(tasks), len(done), progress) as bar:
         for rows in results:
-            new = st.write(rows)
-            bar.update(new)
+            bar.update(st.write(rows))
     return st
+
+
+def _results(executor, todo, fields, kw, workers, scheduler, threads):
+    """The rows of the chunks ``todo``, chunk by chunk, from the chosen executor."""
+    if executor == "serial" or not todo:
+        return _serial(todo, fields, {**kw, "threads": threads})
+    if executor == "local":
+        return _local(todo, fields, kw, workers)
+    return _dask(todo, fields, kw, workers, scheduler)

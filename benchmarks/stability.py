@@ -3,9 +3,14 @@
     python benchmarks/stability.py [--sections speed agreement closed] [--quick]
 
 - ``speed``: :func:`spinglass_icl.amp_stability` vs :func:`spinglass_icl.solve` run to
-  its verdict, on instances next to the boundary (the iteration needs many steps),
-  interleaved (A, B, A, B), minimum of 3; columns: D, instance, solver iterations and
-  status, predicted status, solve s, stability s, ratio.
+  its verdict, on instances next to the boundary where the solver needs 600-1800
+  iterations (``SPEED_ROWS``; D = 10, 20, 40, both variants), interleaved (A, B, A, B),
+  minimum of 3; columns: D, n = (D+1)^2 spins, P, instance, solver, damping, solver
+  status and iterations, predicted status, iterations and radius, solve s, stability s,
+  ratio. ``--quick`` drops D = 40.
+- ``eig``: the eigenvalue step alone on the speed rows' ``M`` (D = 20, 40): full
+  ``torch.linalg.eigvalsh`` vs :func:`extreme_eigenvalues` (Lanczos from n = 1000 on,
+  residual bound 1e-10), the Lanczos steps (counted at every n), errors and one matvec.
 - ``agreement``: predicted vs actual status on a grid around the boundary (D = 8, both
   AMP variants, dampings 0.5 and 0.9, tol 1e-6, max_iter 2000).
 - ``closed``: the smallest P with a variance fixed point: the D -> inf limit
@@ -32,31 +37,40 @@ from spinglass_icl.solvers.stability import (
     _variance_fixed_point,
     asymptotic_boundary,
     closed_form_boundary,
+    extreme_eigenvalues,
 )
 
 warnings.simplefilter("ignore")
 
 
+#: near-boundary instances: make_instance(D, N = D, P, lam = 1, seed=0, batch_shape=(B,))[k],
+#: found by scanning P at damping 0.9 for the first instances whose predicted
+#: iteration count is 600-1800 (amp-paper) or that sit next to the variance boundary
+#: (amp; its damped radius there is ~0.91 at damping 0.9, so 0.95 is used)
+SPEED_ROWS = [
+    # (D, P, B, k, solver, damping)
+    (10, 70, 8, 7, "amp-paper", 0.9),
+    (10, 70, 8, 7, "amp", 0.95),
+    (20, 121, 8, 3, "amp-paper", 0.9),
+    (20, 150, 8, 5, "amp", 0.95),
+    (40, 200, 4, 0, "amp-paper", 0.9),
+    (40, 165, 4, 3, "amp", 0.95),
+]
+
+
 def speed(quick: bool) -> None:
-    rows = [
-        # (D, N, P, lam, solver, damping): next to the boundary, slow to converge or fail
-        (10, 10, 60, 1.0, "amp-paper", 0.9),
-        (10, 10, 60, 1.0, "amp", 0.9),
-        (20, 20, 200, 1.0, "amp-paper", 0.9),
-        (20, 5, 1600, 0.3, "amp", 0.9),
-    ]
-    if quick:
-        rows = rows[:2]
+    rows = [r for r in SPEED_ROWS if r[0] < 40] if quick else SPEED_ROWS
     print(
-        "| D | N | P | lam | solver | damping | solver status (iters) | predicted "
-        "| solve s | stability s | ratio |"
+        "| D | n | P | instance | solver | damping | solver status (iters) | predicted "
+        "(iters, radius) | solve s | stability s | ratio |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for D, N, P, lam, solver, d in rows:
-        inst = sg.make_instance(D, N, P, lam, seed=0)
+    for D, P, B, k, solver, d in rows:
+        inst = sg.make_instance(D, D, P, 1.0, seed=0, batch_shape=(B,))[k]
         _ = inst.gram
+        n = inst.gram.shape[-1]
         ts, tp = [], []
-        for _ in range(3):
+        for _ in range(3):  # interleaved A, B, A, B
             t0 = time.perf_counter()
             res = sg.solve(inst, solver, beta=100.0, damping=d, tol=1e-6, max_iter=2000, warn=False)
             ts.append(time.perf_counter() - t0)
@@ -65,9 +79,83 @@ def speed(quick: bool) -> None:
             tp.append(time.perf_counter() - t0)
         pred = "converged" if bool(st.converges) else "not converged"
         print(
-            f"| {D} | {N} | {P} | {lam:g} | {solver} | {d:g} | {res.status} ({res.n_iter}) | "
-            f"{pred} (radius {float(st.radius):.4g}) | {min(ts):.3f} | {min(tp):.3f} | "
-            f"{min(ts) / min(tp):.1f} |"
+            f"| {D} | {n} | {P} | seed 0, [{k}] of {B} | {solver} | {d:g} | {res.status} "
+            f"({res.n_iter}) | {pred} ({float(st.iterations):.0f}, {float(st.radius):.4f}) "
+            f"| {min(ts):.3f} | {min(tp):.4f} | {min(ts) / min(tp):.1f} |"
+        )
+
+
+def lanczos_extremes(M: torch.Tensor, rtol: float = 1e-10, check: int = 10):
+    """The Lanczos of :func:`extreme_eigenvalues` (same start and stopping rule, one
+    instance, no step budget), written out to count its steps. Returns (min, max, steps)."""
+    n = M.shape[-1]
+    q = torch.randn(n, dtype=M.dtype, generator=torch.Generator().manual_seed(0))
+    Q = torch.empty(n + 1, n, dtype=M.dtype)
+    Q[0] = q / q.norm()
+    al, be = [], []
+    for k in range(n):
+        w = M @ Q[k]
+        al.append(float(w @ Q[k]))
+        Qk = Q[: k + 1]
+        for _ in range(2):
+            w = w - Qk.T @ (Qk @ w)
+        b = float(w.norm())
+        be.append(b)
+        Q[k + 1] = w / max(b, 1e-300)
+        if (k + 1) % check == 0 or k + 1 == n:
+            T = torch.diag(torch.tensor(al, dtype=M.dtype))
+            off = torch.tensor(be[:-1], dtype=M.dtype)
+            T = T + torch.diag(off, 1) + torch.diag(off, -1)
+            th, Y = torch.linalg.eigh(T)
+            r = b * Y[-1].abs()
+            if max(float(r[0]), float(r[-1])) <= rtol * float(th.abs().max()):
+                break
+    return float(th[0]), float(th[-1]), k + 1
+
+
+def mean_matrix(inst, solver: str) -> torch.Tensor:
+    """M = W^1/2 K W^1/2 at the variance fixed point (docs/amp-stability.md, eq. 34a)."""
+    G, _, J2 = amp_operators(inst)
+    v = _variance_fixed_point(J2, inst.lam_i, 100.0, 1e-6, 2000)[0]
+    w = 100.0 * v
+    diag = torch.full_like(w, inst.lam)
+    if solver == "amp-paper":
+        diag = diag - 100.0 * (J2 @ v)
+    K = G + torch.diag(diag)
+    sw = w.sqrt()
+    return sw.unsqueeze(-1) * K * sw.unsqueeze(-2)
+
+
+def eig(quick: bool) -> None:
+    rows = [r for r in SPEED_ROWS if r[0] >= 20] if not quick else SPEED_ROWS[2:4]
+    print(
+        "| D | n | solver | eigvalsh s | extreme_eigenvalues s | ratio | Lanczos steps "
+        "| rel. error min / max | one matvec s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for D, P, B, k, solver, _ in rows:
+        inst = sg.make_instance(D, D, P, 1.0, seed=0, batch_shape=(B,))[k]
+        M = mean_matrix(inst, solver)
+        te, tl = [], []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            mu = torch.linalg.eigvalsh(M)
+            te.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            lo, hi = map(float, extreme_eigenvalues(M))
+            tl.append(time.perf_counter() - t0)
+        steps = lanczos_extremes(M)[2]
+        x = torch.randn(M.shape[-1], dtype=M.dtype)
+        t0 = time.perf_counter()
+        for _ in range(20):
+            M @ x
+        tm = (time.perf_counter() - t0) / 20
+        e0 = abs(lo - float(mu[0])) / float(mu[-1])
+        e1 = abs(hi - float(mu[-1])) / float(mu[-1])
+        print(
+            f"| {D} | {M.shape[-1]} | {solver} | {min(te):.4f} | {min(tl):.4f} "
+            f"| {min(te) / min(tl):.1f} | {steps} "
+            f"| {e0:.1e} / {e1:.1e} | {tm:.5f} |"
         )
 
 
@@ -146,14 +234,14 @@ def closed(quick: bool) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sections", nargs="+", default=["speed", "agreement", "closed"])
+    ap.add_argument("--sections", nargs="+", default=["speed", "eig", "agreement", "closed"])
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
     print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, 1 thread")
     for s in args.sections:
         print(f"\n## {s}\n")
-        {"speed": speed, "agreement": agreement, "closed": closed}[s](args.quick)
+        {"speed": speed, "eig": eig, "agreement": agreement, "closed": closed}[s](args.quick)
 
 
 if __name__ == "__main__":

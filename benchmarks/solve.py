@@ -9,10 +9,10 @@ converges for every D here). Columns:
 
 - ``build``: ``Instance.gram``, ``fields`` and ``lam_i`` from the features (eq. 5);
 - ``amp``: :func:`spinglass_icl.solve` with ``"amp"`` (forms ``J^2`` and iterates);
-- ``exact``: Cholesky mean and variances (SPEC §4);
+- ``exact``: Cholesky mean and variances (docs/solvers.md#exact);
 - ``numpy build`` / ``numpy amp``: :mod:`numpy_reference`, a straightforward float64
   NumPy implementation of the same equations (same instance, init, damping, tolerance);
-- ``speedup``: numpy amp / torch amp (float64 rows), the target of issue 2 is >= 2 at D=80;
+- ``speedup``: numpy amp / torch amp (float64 rows), the target was >= 2 at D=80;
 - ``|dm|``: max relative difference of the AMP means, torch vs NumPy (float64), or
   torch float32 vs float64.
 

@@ -1,7 +1,7 @@
-"""Sweep throughput and the largest D (issue 4). Prints markdown tables.
+"""Sweep throughput and the largest D. Prints markdown tables.
 
-Fig. 4a grid (SPEC §7): D = 40, lam = 10, beta = 100, AMP (damping 0.9, tol 1e-6),
-20 x 20 points x 10 repeats with P/D^2 in [0.05, 2.5] and N/D in [0.1, 5] (the ranges of
+Fig. 4a grid (docs/experiments.md#fig-4a): D = 40, lam = 10, beta = 100, AMP (damping 0.9, tol
+1e-6), 20 x 20 points x 10 repeats with P/D^2 in [0.05, 2.5] and N/D in [0.1, 5] (the ranges of
 the authors' D = 20 data, P in [20, 1000], N in [2, 100]); here P in [80, 4000] and
 N in [4, 200]. On a small CPU the whole grid (4000 solves of 1681 spins) takes too long
 for every mode, so each mode runs a subset -- by default all 20 P values at one N

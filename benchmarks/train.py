@@ -15,9 +15,9 @@ in chunks of K (``first_trial`` offsets) when the full batch does not fit in mem
 seconds are then summed over chunks. CUDA rows appear when CUDA is available.
 
 ``--study sa-d20`` instead prints what SA and TF learn at D = 20 (the open problem of
-issue 3; benchmarks/RESULTS.md, "## train"): relative test errors of 2 trials of full-batch
-Adam (default lr: 3e-3 since the study, which ran at 1e-2; 300 epochs, float32) at N = 20,
-P = 10 000 under several lam, conventions and initializations, and warm starts from a
+Fig. 6, docs/experiments.md#fig-6; benchmarks/RESULTS.md, "## train"): relative test errors of 2
+trials of full-batch Adam (default lr: 3e-3 since the study, which ran at 1e-2; 300 epochs, float32)
+at N = 20, P = 10 000 under several lam, conventions and initializations, and warm starts from a
 learned solution (``train(init=...)``).
 
 ``--study stop`` trains ``--trials`` trials of each of ``--models`` at the ``paper`` Fig. 6

@@ -12,7 +12,7 @@ CONVENTIONS = ("authors", "paper-text", "normalized")
 
 @pytest.fixture(params=CONVENTIONS)
 def convention(request) -> str:
-    """Each normalization convention of SPEC §2 in turn."""
+    """Each normalization convention (docs/conventions.md) in turn."""
     return request.param
 
 

@@ -1,4 +1,4 @@
-"""``spinglass-icl solve``: files written, their layout, determinism, errors (issue 2)."""
+"""``spinglass-icl solve``: files written, their layout, determinism, errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Drawing instances as their rank-one factors (``sampler = "factors"``, issue 4): the
+"""Drawing instances as their rank-one factors (``sampler = "factors"``): the
 law of ``(u, q, y~)`` without the prompts equals that of the prompts' factors, moment
 by moment and through solved instances; the sweep paths agree on it."""
 

@@ -1,4 +1,4 @@
-"""The spin-glass mapping (eq. 3-5, SPEC §3): H = L - const, couplings, blocks."""
+"""The spin-glass mapping (eq. 3-5): H = L - const, couplings, blocks."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def test_couplings_fields_and_ridge_against_definitions():
 
 @pytest.mark.parametrize("D", [1, 2, 5, 9])
 def test_zero_coupling_fraction(D):
-    """(2D+1)/(D+1)^2 of the couplings are exactly zero (SPEC §3)."""
+    """(2D+1)/(D+1)^2 of the couplings are exactly zero (docs/solvers.md#couplings-and-fields)."""
     assert zero_coupling_fraction(D) == pytest.approx((2 * D + 1) / (D + 1) ** 2, abs=1e-15)
     inst = make_instance(D, 8, 30, 0.1, seed=D)
     assert inst.zero_fraction() == pytest.approx(zero_coupling_fraction(D), abs=1e-12)

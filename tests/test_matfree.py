@@ -1,4 +1,4 @@
-"""Matrix-free large-D solvers against the dense ones at small D (issue 4)."""
+"""Matrix-free large-D solvers against the dense ones at small D."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Nested task diversity (``SweepSpec(nested_p=True)``, issue 4): the prefix-consistent
+"""Nested task diversity (``SweepSpec(nested_p=True)``): the prefix-consistent
 prompt stream, its seeds and keys, and the chain kernel that accumulates the couplings
 over P -- equal to the per-instance path, resumable, the same on every executor."""
 

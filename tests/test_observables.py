@@ -1,4 +1,4 @@
-"""Observables (SPEC §5): spins <-> W, blocks, contrast ratio, test error."""
+"""Observables (eq. 9, Fig. 4a): spins <-> W, blocks, contrast ratio, test error."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def test_spins_W_round_trip_row_major():
     assert W.shape == (D + 1, D + 1)
     for m in range(D + 1):
         for n in range(D + 1):
-            assert W[m, n] == (D + 1) * m + n  # spin i = (D+1) m + n (SPEC §3)
+            assert W[m, n] == (D + 1) * m + n  # spin i = (D+1) m + n (docs/solvers.md#spin-index)
     assert torch.equal(W_to_spins(W), sigma)
     batch = torch.randn(2, 5, 16, dtype=torch.float64)
     assert torch.equal(W_to_spins(spins_to_W(batch)), batch)

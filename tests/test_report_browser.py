@@ -18,7 +18,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium)")
-def test_report_html_renders_every_image(tmp_path):
+def test_report_html_renders_every_image_with_caption_at_600px(tmp_path):
     out = tmp_path / "rep"
     threads = torch.get_num_threads()
     try:
@@ -31,7 +31,7 @@ def test_report_html_renders_every_image(tmp_path):
     proc = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
          "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,2000",
          "--virtual-time-budget=5000", "--dump-dom", html.resolve().as_uri()],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
@@ -43,3 +43,8 @@ def test_report_html_renders_every_image(tmp_path):
     assert total == 2
     assert loaded == total
     assert "images loaded: 2 / 2" in proc.stdout
+    # every figure has a caption and is shown at least 600 px wide
+    caps = re.search(r'data-captions="(\d+)"', proc.stdout)
+    width = re.search(r'data-min-width="(\d+)"', proc.stdout)
+    assert caps and int(caps.group(1)) == total
+    assert width and int(width.group(1)) >= 600, width and width.group(1)

@@ -1,4 +1,4 @@
-"""Solvers against the exact Gaussian answer (SPEC §4) with explicit tolerances."""
+"""Solvers against the exact Gaussian answer (docs/solvers.md#exact) with explicit tolerances."""
 
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ def test_ground_state_at_lam_zero_is_min_norm_least_squares():
 # -------------------------------------------- message passing vs exact (means)
 @pytest.mark.parametrize("solver", ["amp", "rbp"])
 def test_amp_and_rbp_means_equal_exact(convention, solver):
-    """Converged r-BP and AMP-with-Onsager fixed points have the exact mean (SPEC §4)."""
+    """Converged r-BP and AMP-with-Onsager fixed points have the exact mean
+    (docs/solvers.md#onsager-term)."""
     inst = make_instance(4, 20, 200, 1.0, convention=convention, seed=0)
     ex = solve(inst, "exact", beta=BETA)
     res = solve(inst, solver, beta=BETA, damping=0.5, tol=1e-12, max_iter=5000)
@@ -118,7 +119,8 @@ def test_amp_paper_satisfies_eq34_at_its_fixed_point():
 )
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_amp_paper_bias_is_real_and_amp_is_unbiased(D, N, P, low, high, seed):
-    """SPEC §4: eq. 34a's mean is biased by ~6% (P=1000) and ~1% (P=5000); amp is exact."""
+    """docs/solvers.md#onsager-term: eq. 34a's mean is biased by ~6% (P=1000) and ~1% (P=5000); amp
+    is exact."""
     inst = make_instance(D, N, P, 0.01, convention="paper-text", seed=seed)
     ex = solve(inst, "exact", beta=BETA)
     paper = solve(inst, "amp-paper", beta=BETA, tol=1e-10)
@@ -131,7 +133,7 @@ def test_amp_paper_bias_is_real_and_amp_is_unbiased(D, N, P, low, high, seed):
 
 @pytest.mark.slow
 def test_amp_paper_bias_large_instance():
-    """SPEC §4: 0.3% at D=20, N=100, P=10^4 (about 2 s)."""
+    """docs/solvers.md#onsager-term: 0.3% at D=20, N=100, P=10^4 (about 2 s)."""
     inst = make_instance(20, 100, 10_000, 0.01, convention="paper-text", seed=0)
     ex = solve(inst, "exact", beta=BETA)
     paper = solve(inst, "amp-paper", beta=BETA, tol=1e-10)
@@ -141,7 +143,7 @@ def test_amp_paper_bias_large_instance():
 
 
 def test_amp_mean_independent_of_beta():
-    """SPEC §4: at fixed lam, AMP's mean does not depend on beta (v ~ 1/beta)."""
+    """docs/solvers.md#amp: at fixed lam, AMP's mean does not depend on beta (v ~ 1/beta)."""
     inst = make_instance(4, 20, 200, 1.0, seed=0)
     a = solve(inst, "amp-paper", beta=10.0, tol=1e-12, max_iter=5000)
     b = solve(inst, "amp-paper", beta=1000.0, tol=1e-12, max_iter=5000)
@@ -150,7 +152,7 @@ def test_amp_mean_independent_of_beta():
     torch.testing.assert_close(a.v, 100 * b.v, rtol=1e-9, atol=0)
 
 
-# --------------------------------------------------- ground-state scale (SPEC §2)
+# --------------------------------------------------- ground-state scale (conventions.md)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_ground_state_scale(convention, seed):
     """At large P, small lam: W11 ~ g I with g = Convention.ground_state_diag, W21 ~ 0."""

@@ -1,4 +1,5 @@
-"""The prompt sampler (SPEC §1-2, eq. 1): shapes, labels, conventions, seeds, validation."""
+"""The prompt sampler (eq. 1; docs/conventions.md): shapes, labels, conventions, seeds,
+validation."""
 
 from __future__ import annotations
 

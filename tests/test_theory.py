@@ -246,7 +246,11 @@ def test_small_lam_extrapolation_D30_D60():
 def test_double_descent_data_and_plot():
     from matplotlib.figure import Figure
 
-    from spinglass_icl.experiments.double_descent import double_descent_data, plot_double_descent
+    from spinglass_icl.experiments.double_descent import (
+        double_descent_data,
+        plot_double_descent,
+        point_seed,
+    )
 
     D, taus = 4, (0.5, 3.0)
     ds = double_descent_data(
@@ -264,7 +268,9 @@ def test_double_descent_data_and_plot():
     assert list(ds["P"].values) == [8, 48] and list(ds["N"].values) == [4, 8]
     # the exact entries are the closed-form errors of the ground states of the same instances
     i, j = 1, 1
-    inst = make_instance(D, 8, 48, 1.0, seed=5 + 1000 * (i * 2 + j), batch_shape=(2,))
+    seed = point_seed(5, D, 8, 48, "authors")
+    assert ds["seed"].values[i, j] == seed
+    inst = make_instance(D, 8, 48, 1.0, seed=seed, batch_shape=(2,))
     ref = relative_exact_test_error(spins_to_W(ground_state(inst)), 8).numpy()
     np.testing.assert_allclose(ds["error"].values[0, i, j], ref, rtol=1e-10)
     # AMP with the reaction term has the exact mean wherever it converged
@@ -282,7 +288,7 @@ def test_double_descent_data_and_plot():
 def test_double_descent_sgd_is_paired_with_the_solvers():
     """With sgd=True the solvers solve the trained trials' own training sets; Adam on the
     convex loss approaches the exact ground state, never beats its training loss."""
-    from spinglass_icl.experiments.double_descent import double_descent_data
+    from spinglass_icl.experiments.double_descent import double_descent_data, point_seed
     from spinglass_icl.training import TrainConfig, train
 
     D, N, P, lam = 3, 6, 36, 0.1
@@ -291,8 +297,8 @@ def test_double_descent_sgd_is_paired_with_the_solvers():
         seed=2, sgd_epochs=20,
     )  # fmt: skip
     assert list(ds["solver"].values) == ["exact", "sgd"]
-    tr = train(TrainConfig(model="sla", D=D, N=N, P=P, lam=lam, trials=2, epochs=20, seed=2,
-                           test_tasks=1))  # fmt: skip
+    tr = train(TrainConfig(model="sla", D=D, N=N, P=P, lam=lam, trials=2, epochs=20,
+                           seed=point_seed(2, D, N, P, "authors"), test_tasks=1))  # fmt: skip
     inst = tr.instances
     m = ground_state(inst)
     np.testing.assert_allclose(

@@ -1,6 +1,6 @@
 """spinglass-icl: the spin-glass theory of in-context learning, runnable.
 
-The pipeline reads like the physics (SPEC §1-5)::
+The pipeline reads like the physics (eq. 1-9; docs/solvers.md)::
 
     prompts  = sample_prompts(D=10, N=100, P=1000, seed=0)        # tasks    (eq. 1)
     instance = build_instance(prompts, lam=0.01)                  # couplings (eq. 3-5)

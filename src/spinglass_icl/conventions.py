@@ -1,4 +1,4 @@
-"""The three normalization conventions of the linear-attention ICL model (SPEC §2).
+"""The three normalization conventions of the linear-attention ICL model (docs/conventions.md).
 
 | name         | label y          | prefactor c | ground state (P, N -> inf, lam -> 0) |
 |--------------|------------------|-------------|--------------------------------------|
@@ -59,8 +59,8 @@ class Convention:
         With ``u = X0 y0`` the prediction is ``c g u.x~``; minimizing
         ``E (y~ - c g u.x~)^2`` with ``E[X0 X0^T X0 X0^T] = N (N + D + 1) I`` gives
         ``g = 1 / (c (N + D + 1))`` in every convention (the label scale cancels):
-        (N+1)/(N+D+1) for ``authors``, D N/(N+D+1) for ``paper-text`` (checked in the
-        SPEC: D=10, N=400 gives 9.75) and N/(N+D+1) for ``normalized``.
+        (N+1)/(N+D+1) for ``authors``, D N/(N+D+1) for ``paper-text`` (D=10, N=400: 9.73;
+        docs/conventions.md#ground-states) and N/(N+D+1) for ``normalized``.
         """
         return 1.0 / (self.prefactor(D, N) * (N + D + 1))
 

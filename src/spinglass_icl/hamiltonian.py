@@ -1,4 +1,5 @@
-"""The spin-glass mapping of linear-attention training (paper eq. 3-5, SPEC §3).
+"""The spin-glass mapping of linear-attention training (paper eq. 3-5;
+docs/solvers.md#couplings-and-fields).
 
 With spins ``sigma = vec(W)`` (row-major, ``i = (D+1) m + n``) and features
 ``s^mu = vec(S^mu)`` the prediction is ``y^mu = s^mu . sigma`` and the loss (eq. 2)
@@ -16,7 +17,7 @@ plus the constant ``1/(2P) sum_mu (y~^mu)^2``, with
     lam_i =  lam + (1/P) sum_mu s_i^2.
 
 Equivalently ``H = 1/2 sigma^T A sigma - h.sigma`` with the Hessian
-``A = G + lam I``, ``G = (1/P) S^T S`` (SPEC §4, §5).
+``A = G + lam I``, ``G = (1/P) S^T S`` (docs/solvers.md#exact).
 
 Everything accepts leading batch dimensions: ``s`` of shape (*batch, P, n).
 """
@@ -48,7 +49,8 @@ __all__ = [
 
 
 def zero_coupling_fraction(D: int) -> float:
-    """Fraction ``(2D+1)/(D+1)^2`` of exactly-zero entries of the coupling matrix (SPEC §3).
+    """Fraction ``(2D+1)/(D+1)^2`` of exactly-zero entries of the coupling matrix
+    (docs/solvers.md#couplings-and-fields).
 
     The ``D+1`` spins of W's last column multiply the masked query label, so their
     features vanish and every coupling ``J^mu_ij = -s_i s_j`` that touches one of them
@@ -144,7 +146,7 @@ def gram_rank_one(f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 
 
 def gram(s: torch.Tensor) -> torch.Tensor:
-    """``G = (1/P) S^T S`` of features ``s`` (*batch, P, n) (eq. 5, SPEC §4).
+    """``G = (1/P) S^T S`` of features ``s`` (*batch, P, n) (eq. 5).
 
     For ``n >= GRAM_RANK_ONE_MIN_SPINS`` rank-one features (every instance of this model)
     go through :func:`gram_rank_one`, checked once against ``S^T (S x) / P`` for a random

@@ -1,4 +1,5 @@
-"""The transformers of the paper (eq. 40-45, SPEC §6), batched over independent trials.
+"""The transformers of the paper (eq. 40-45; docs/experiments.md#fig-6), batched over independent
+trials.
 
 Every model is a plain object holding its sizes; its trainable weights live in a dict of
 tensors with a leading *trial* dimension ``T`` (one independent network per trial), so
@@ -22,7 +23,7 @@ token by token).
 | ``sa``  | 42-44 | ``(W_O V softmax(K^T q_N / sqrt H))[D]``             | W_Q, W_K, W_V, W_O |
 | ``tf``  | 45    | SA + residual + ReLU MLP (width H) + residual        | + W_1, b_1, W_2, b_2 |
 
-``c`` is the convention's prefactor (SPEC §2): ``1/(N+1)`` for ``authors`` (default),
+``c`` is the convention's prefactor (docs/conventions.md): ``1/(N+1)`` for ``authors`` (default),
 ``1/(D N)`` for ``paper-text`` (the printed eq. 40), ``1/N`` for ``normalized``.
 """
 
@@ -67,7 +68,7 @@ class Model:
     N : int
         Context length; prompts have ``N + 1`` tokens (the last is the query).
     convention : str
-        Normalization convention (SPEC §2); sets the linear-attention prefactor c.
+        Normalization convention (docs/conventions.md); sets the linear-attention prefactor c.
     """
 
     D: int
@@ -291,21 +292,13 @@ class SA(Model):
 
     Initialization: LeCun normal (``N(0, 1/fan_in)``) for all four matrices.
 
-    What it can learn (benchmarks/RESULTS.md, "## train"): softmax attention imitates linear
-    attention only through the scores, ``y^ ~ v sum_i y_i e^{b x_i.x~} / sum_j e^{b x_j.x~}``
-    (a kernel smoother; the isotropic score form ``W_K^T W_Q / sqrt(H) = b I``), whose best
-    relative error at D = N = 20 is about 0.73 (infinite P, lam = 0; SLA: 0.51; the
-    reduced model is ``python benchmarks/train.py --study sa-d20``). That needs
-    ``||W_Q||^2 + ||W_K||^2 >= 2 ||W_K^T W_Q||_* = 2 b sqrt(H) D``, 68 at b = 0.3, H = 32,
-    so with eq. (2)'s penalty on all weights the ``lam/2`` cost (0.3 at lam = 0.01) exceeds the
-    data-term gain (0.5 x 0.27 = 0.14 with the ``authors`` labels of variance 1): at lam = 0.01,
-    D = N = 20 (and N = 50), ``authors`` convention, the regularized optimum is the trivial
-    predictor W_Q = W_K = 0, so no initialization or optimizer setting helps: a run
-    warm-started from a learned solution collapses to it. SA learns (relative error about 0.8
-    at P = 10 000) for lam <= 0.002 (lam = 0.005 is borderline: some seeds learn), or at
-    lam = 0.01 with the ``paper-text`` labels (variance D, so the data term is D times larger
-    against the same penalty). At N = 50, lam = 0.005 (the authors' Adam ``weight_decay =
-    0.01``, SPEC §2) is enough: about 0.6. At P = 2000 it overfits (about 2700 weights).
+    What it can learn: softmax attention imitates linear attention only through its scores
+    (a kernel smoother), and the query-key norm that needs costs more under eq. (2)'s
+    penalty on all weights than it gains. At D = 20, lam = 0.01 (``authors`` convention) the
+    regularized optimum is the trivial predictor ``W_Q = W_K = 0``, whatever the optimizer;
+    at N = 50, lam = 0.005 (the authors' Adam ``weight_decay = 0.01``,
+    docs/conventions.md#lam-mapping) it learns. The analysis and the measurements are in
+    benchmarks/RESULTS.md ("SA and TF at D = 20"; docs/experiments.md#fig-6).
     """
 
     H: int = 32

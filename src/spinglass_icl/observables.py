@@ -1,4 +1,4 @@
-"""Observables of a solution (SPEC §5): weights from spins, contrast, test error, energy.
+"""Observables of a solution (eq. 9, Fig. 4a): weights from spins, contrast, test error, energy.
 
 All functions accept leading batch dimensions.
 """
@@ -45,7 +45,7 @@ def _weights(name: str, W) -> torch.Tensor:
 
 
 def contrast(W: torch.Tensor, kind: str = "w11") -> torch.Tensor:
-    """Contrast ratio of a weight matrix (SPEC §5; Fig. 4a).
+    """Contrast ratio of a weight matrix (Fig. 4a; docs/conventions.md#contrast).
 
     ``kind="w11"`` (default): the text formula ``C = (<m_ii^2> - <m_ij^2>) / <m_ii^2>``,
     ``i != j``, over the D x D block W11. ``"full"``: the same over the whole W.
@@ -85,7 +85,8 @@ def predict(W: torch.Tensor, X: torch.Tensor, prefactor: float) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class TestError:
-    """Generalization error ``eps_g = E (y~ - y^)^2`` over fresh tasks (SPEC §5).
+    """Generalization error ``eps_g = E (y~ - y^)^2`` over fresh tasks (eq. 2;
+    docs/conventions.md#relative-test-error).
 
     Attributes
     ----------
@@ -195,7 +196,7 @@ def exact_test_error(
     N : int
         Context length (>= 1).
     convention : str
-        Sets ``s`` and ``c`` (SPEC §2).
+        Sets ``s`` and ``c`` (docs/conventions.md).
     noise : float
         Label-noise standard deviation (>= 0).
 

@@ -1,4 +1,4 @@
-"""In-context linear-regression prompts (SPEC §1, paper eq. 1).
+"""In-context linear-regression prompts (paper eq. 1).
 
 A task is ``w ~ N(0, I_D)``; a prompt holds N examples ``x_i ~ N(0, I_D)`` with labels
 ``y_i = scale * w.x_i (+ noise)`` and a query ``x~`` whose label is hidden (0) in the
@@ -7,7 +7,7 @@ prompt matrix
     X = [[x_1 ... x_N  x~],
          [y_1 ... y_N  0 ]]          shape (D+1, N+1)   (eq. 1)
 
-``scale`` is set by the convention (SPEC §2). Every prompt has its own task, as in
+``scale`` is set by the convention (docs/conventions.md). Every prompt has its own task, as in
 the authors' code. Sampling is seeded: the numbers are drawn on the CPU in float64
 with a :class:`torch.Generator` and then moved, so the same seed gives the same
 prompts on every device and dtype.

@@ -15,7 +15,8 @@ Two kinds of oracle live here (derivations in ``docs/theory.md``):
   what :func:`spinglass_icl.observables.test_error` estimates by Monte Carlo, without
   the sampling noise.
 
-The paper's ground state (eq. 10-11, SPEC §2) is the ridge minimizer of eq. 2 over the
+The paper's ground state (eq. 10-11; docs/conventions.md#ground-states) is the ridge minimizer of
+eq. 2 over the
 ``D (D+1)`` weights ``W11, W21`` that enter ``y^`` (W's last column never does), which is
 the model of Lu et al. with ``Gamma = W11^T`` up to a convention-dependent scale; hence
 the interpolation peak at ``P = D (D+1)``, ``tau -> 1``.

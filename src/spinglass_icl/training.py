@@ -70,20 +70,14 @@ SAMPLERS: tuple[str, ...] = ("prompts", "factors")
 TRAINING_VERSION: str = "3"
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
-#: default learning rates (used when ``TrainConfig.lr`` is None), from short scans at D=20,
-#: N=20, P=2000-10 000, lam=0.01, ``authors`` convention, full batch (benchmarks/RESULTS.md):
-#: full-batch Adam at these rates reaches its plateau in ~100-200 epochs for SLA/FLA/MHLA.
-#: SA/TF use 3e-3: at 1e-2 the first Adam steps (plus the weight decay) can shrink W_Q, W_K
-#: to 0 before the data gradient builds up, and W_Q = W_K = 0 is a stationary point (1 of 4
-#: trials at D=20, N=50, lam=0.005, seed 1 stayed at relative error 0.97; at 3e-3 all four
-#: learn, 0.63-0.67, and nothing got worse in 300 epochs; benchmarks/RESULTS.md, "## train").
-#: SGD's stable rate depends on the curvature of eq. 2 (largest eigenvalue of A = G + lam I,
-#: which grows as D and N shrink): SLA at D=20, N=20 converges at 1.0 and diverges at 3.0,
-#: but at D=3, N=5 already 1.0 diverges; lower ``lr`` if train() says so.
-#: MHLA uses 3e-2: at the ``paper`` Fig. 6 setting (D=20, N=50, P=10 000, lam=0.005, 4 trials)
-#: 1e-1 oscillates (gradient norm 0.04 after 2000 epochs, no trial meets the 1e-7 stop),
-#: 3e-2 reaches a lower loss and test error on every trial and stops 2 of 4 before the cap
-#: (benchmarks/RESULTS.md, "## train"); 1e-2 is no better.
+#: default learning rates (used when ``TrainConfig.lr`` is None), from short scans of
+#: full-batch training at the Fig. 6 setting (the scans: benchmarks/RESULTS.md, "## train").
+#: With Adam, SLA/FLA/MHLA reach their plateau in about 100-200 epochs; SA/TF use a smaller
+#: rate because larger first steps (plus the penalty) can shrink W_Q, W_K to the stationary
+#: point W_Q = W_K = 0. SGD's stable rate depends on the curvature of eq. 2 (the largest
+#: eigenvalue of A = G + lam I, which grows as D and N shrink): lower ``lr`` if train() says
+#: so. MHLA's Adam rate is 3e-2: at the ``paper`` Fig. 6 setting 1e-1 oscillates and never
+#: meets the convergence stop, 3e-2 reaches a lower loss and test error.
 DEFAULT_LR: dict[tuple[str, str], float] = {
     ("sla", "adam"): 3e-2,
     ("fla", "adam"): 3e-2,
@@ -129,7 +123,7 @@ class TrainConfig:
     batch_size : int or None
         Prompts per step; None (default) is full batch (one step per epoch).
     convention : str
-        Normalization convention (SPEC §2).
+        Normalization convention (docs/conventions.md).
     noise : float
         Label-noise standard deviation (>= 0), in training and test prompts.
     seed : int

@@ -26,7 +26,7 @@ def add_common(p: argparse.ArgumentParser, *, device: bool = True) -> None:
         "--convention",
         default=DEFAULT_CONVENTION,
         choices=CONVENTIONS,
-        help="normalization convention (SPEC §2; default: authors)",
+        help="normalization convention (docs/conventions.md; default: authors)",
     )
     p.add_argument(
         "--seed", type=int, default=0, help="base random seed in [0, 2**64 - 1] (default 0)"

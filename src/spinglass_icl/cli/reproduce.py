@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--preset",
         default="quick",
         choices=("tiny", "quick", "paper"),
-        help="quick (default; all figures in minutes on 2 CPU cores), paper (SPEC §7), "
+        help="quick (default; all figures in minutes on 2 CPU cores), paper (docs/experiments.md), "
         "tiny (seconds; tests)",
     )
     p.add_argument("--out", type=Path, default=Path("out/reproduce"), help="output folder")
@@ -175,9 +175,9 @@ def _run(args: argparse.Namespace) -> int:
         else:
             if rec.get("redone"):
                 print(f"  {name:15s} redone: {rec['redone']}", flush=True)
-            verdict = {True: "agrees", False: "DIFFERS"}.get(rec.get("agrees"), "-")
+            verdict = rec.get("verdict", "-")
             print(
-                f"  {name:15s} {time.perf_counter() - t1:7.1f} s  {verdict:8s} {rec['summary']}",
+                f"  {name:15s} {time.perf_counter() - t1:7.1f} s  {verdict:14s} {rec['summary']}",
                 flush=True,
             )
     paths = build_report(out)

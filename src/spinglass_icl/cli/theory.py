@@ -50,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--convention",
         default=DEFAULT_CONVENTION,
         choices=CONVENTIONS,
-        help="normalization convention of --lam and --noise (SPEC §2; default: authors)",
+        help="normalization convention of --lam and --noise "
+        "(docs/conventions.md; default: authors)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)

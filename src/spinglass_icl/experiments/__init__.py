@@ -1,9 +1,12 @@
-"""Experiments: the paper's figures, remade from scratch (SPEC §7).
+"""Experiments: the paper's figures, remade from scratch (docs/experiments.md).
 
 Each figure lives in its own module ``spinglass_icl.experiments.<module>`` exposing
-``TITLE``, ``CLAIM`` (what the paper says), ``NOTES`` (where SPEC records a difference)
-and ``run(ctx) -> Outcome`` (see :mod:`.common`). ``spinglass-icl reproduce`` runs them
-through :func:`.common.run_figure` and rebuilds the report with :mod:`.report`.
+``TITLE``, ``CLAIM`` (what the paper says), ``NOTES`` (where we differ from the paper, and why;
+docs/experiments.md) and ``run(ctx) -> Outcome`` (see :mod:`.common`), built from ``compute``
+(an xarray Dataset), ``draw`` and ``claims`` (the paper's sentences with verdicts,
+:mod:`.claims`); its parameters are a frozen dataclass of :mod:`.presets`.
+``spinglass-icl reproduce`` runs them through :func:`.common.run_figure` and rebuilds the
+report with :mod:`.report`.
 
 Nothing heavy is imported here.
 """

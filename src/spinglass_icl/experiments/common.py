@@ -1,9 +1,16 @@
 """Shared machinery of the figure runners: context, outcome, saving, timing.
 
-A figure module defines ``TITLE``, ``CLAIM``, ``NOTES`` and ``run(ctx) -> Outcome``;
-:func:`run_figure` times it, writes ``<out>/<figure>/result.json`` (parameters, seeds,
-seconds, key numbers, files) and returns the record that :mod:`.report` turns into a
-section of ``report.md`` / ``report.html``.
+A figure module defines ``TITLE``, ``CLAIM``, ``NOTES``, optionally ``WHY`` (one
+sentence: why a claim of the paper fails, shown beside its verdicts), ``IN_PAPER``
+(False for a figure that is not the paper's: its verdicts stay out of the "where the
+paper is wrong" list) and
+``run(ctx) -> Outcome``,
+made of small steps: ``compute(...) -> xarray.Dataset``, ``draw(ds) -> Figure``,
+``summarize(ds) -> Outcome`` (numbers, claims, summary). :func:`run_figure` times it,
+writes ``<out>/<figure>/result.json`` (parameters, seeds, seconds, key numbers, the
+claims with their verdicts, the overall verdict, files) and returns the record that
+:mod:`.report` turns into a section of ``report.md`` / ``report.html``. Every random
+draw of a figure is seeded by :func:`figure_seed`, hashed like the sweeps' seeds.
 """
 
 from __future__ import annotations
@@ -20,8 +27,10 @@ from ..errors import ParameterError, SpinGlassError, check_choice, check_int, ch
 from ..io import write_json
 from ..safeio import atomic_path
 from ..sweep.executors import EXECUTORS
+from ..sweep.spec import derive_seed
 from . import FIGURES
-from .presets import get_preset
+from .claims import Claim, overall
+from .presets import FigurePreset, get_preset
 
 
 class MissingDependency(SpinGlassError):
@@ -40,12 +49,12 @@ class Context:
         The figure's own folder ``<DIR>/<figure>``.
     preset : str
         ``tiny``, ``quick`` or ``paper``.
-    params : dict
-        The preset's parameters of this figure.
+    params : FigurePreset
+        The preset's parameters of this figure (a frozen dataclass).
     seed : int
         Base seed; every random draw of the figure is derived from it.
     convention : str
-        Normalization convention (SPEC §2).
+        Normalization convention (docs/conventions.md).
     device : str
         ``cpu`` or ``cuda``.
     executor, workers
@@ -57,7 +66,7 @@ class Context:
     figure: str
     out: Path
     preset: str
-    params: dict
+    params: FigurePreset
     seed: int = 0
     convention: str = "authors"
     device: str = "cpu"
@@ -76,8 +85,12 @@ class Outcome:
         Key numbers (JSON-able) quoted in the report and ``results.json``.
     summary : str
         One or two sentences: what our figure shows, with numbers.
+    claims : list of Claim
+        The paper's claims, each with the measured number, threshold and verdict
+        (:mod:`.claims`); the figure's verdict is :func:`.claims.overall` of them.
     agrees : bool or None
-        Whether our data support the paper's claim (None: not a claim to test).
+        For a figure without claims only: its one-line verdict (True: ``agrees``, False:
+        ``disagrees``, None: ``not comparable``).
     seeds : dict
         Seeds used, by purpose.
     files : list of str
@@ -88,6 +101,7 @@ class Outcome:
 
     numbers: dict
     summary: str
+    claims: list[Claim] = field(default_factory=list)
     agrees: bool | None = None
     seeds: dict = field(default_factory=dict)
     files: list = field(default_factory=list)
@@ -95,14 +109,12 @@ class Outcome:
 
 
 def save_figure(fig: Any, folder: Path, stem: str = "figure") -> list[str]:
-    """Save a matplotlib figure as PNG (120 dpi) and PDF; close it; return the file names."""
-    import matplotlib.pyplot as plt
-
+    """Save a matplotlib figure as PNG (120 dpi) and PDF; return the file names."""
     folder.mkdir(parents=True, exist_ok=True)
-    for suffix, kw in ((".png", {"dpi": 120}), (".pdf", {})):
-        with atomic_path(folder / f"{stem}{suffix}") as tmp:
-            fig.savefig(tmp, bbox_inches="tight", format=suffix[1:], **kw)
-    plt.close(fig)
+    with plot_style():
+        for suffix, kw in ((".png", {"dpi": 120}), (".pdf", {})):
+            with atomic_path(folder / f"{stem}{suffix}") as tmp:
+                fig.savefig(tmp, bbox_inches="tight", format=suffix[1:], **kw)
     return [f"{stem}.png", f"{stem}.pdf"]
 
 
@@ -119,17 +131,86 @@ def save_dataset(ds: Any, folder: Path, stem: str = "data") -> list[str]:
     return [path.name]
 
 
-def new_figure(ncols: int, nrows: int = 1, width: float = 4.2, height: float = 3.6):
-    """A matplotlib (Agg) figure with a grid of axes."""
+#: font sizes of every figure: readable when report.html shows a figure about 1000 px wide
+PLOT_RC: dict[str, Any] = {
+    "font.size": 11,
+    "axes.titlesize": 11,
+    "axes.labelsize": 11,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "legend.fontsize": 9,
+    "figure.titlesize": 12,
+}
+
+
+def plot_style():
+    """A context in which figures are drawn and saved with :data:`PLOT_RC`."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    return matplotlib.rc_context(PLOT_RC)
 
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, layout="constrained"
-    )
+
+def new_figure(ncols: int, nrows: int = 1, width: float = 4.2, height: float = 3.6):
+    """A matplotlib figure (no pyplot state) with an ``nrows x ncols`` grid of axes."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     return fig, axes
+
+
+def plain_log_ticks(ax: Any, axis: str, values: Any) -> None:
+    """Put ticks of a log ``axis`` ("x" or "y") at ``values`` with plain labels (``20``,
+    not ``2x10^1``) and no minor labels, so that neighbouring labels never overlap."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    a = ax.xaxis if axis == "x" else ax.yaxis
+    vals = sorted({float(v) for v in values})
+    a.set_major_locator(FixedLocator(vals))
+    a.set_major_formatter(_PlainFormatter())
+    a.set_minor_locator(NullLocator())
+    a.set_minor_formatter(NullFormatter())
+
+
+def nice_log_ticks(lo: float, hi: float, most: int = 7) -> list[float]:
+    """1-2-5 tick values inside [lo, hi] for a log axis (every other one if more than
+    ``most``; at least the two ends' decades if none falls inside)."""
+    import numpy as np
+
+    e0, e1 = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
+    cand = [m * 10.0**e for e in range(e0, e1 + 1) for m in (1, 2, 5)]
+    t = [c for c in cand if lo * 0.999 <= c <= hi * 1.001]
+    while len(t) > most:
+        t = t[::2]
+    return t if len(t) >= 2 else [float(lo), float(hi)]
+
+
+def plain_log_axis(ax: Any, axis: str) -> None:
+    """Plain tick labels (``0.3``, not ``3x10^-1``) on a log ``axis`` of ``ax``, call after
+    plotting: minor ticks are labelled too when the axis spans under 1.5 decades, else
+    left unlabelled (so labels never crowd)."""
+    import numpy as np
+    from matplotlib.ticker import NullFormatter
+
+    a = ax.xaxis if axis == "x" else ax.yaxis
+    lo, hi = ax.get_xlim() if axis == "x" else ax.get_ylim()
+    a.set_major_formatter(_PlainFormatter())
+    span = np.log10(hi / lo) if lo > 0 and hi > 0 else 99.0
+    a.set_minor_formatter(_PlainFormatter() if span < 1.5 else NullFormatter())
+
+
+def _PlainFormatter():
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _pos: f"{v:.3g}")
+
+
+def figure_seed(ctx: Context, purpose: str, **config: Any) -> int:
+    """The seed of one random draw of a figure: a 63-bit hash of the base seed, the
+    figure, the draw's ``purpose`` and the point's ``config`` (as the sweeps derive their
+    instance seeds, :func:`spinglass_icl.sweep.spec.derive_seed`), so no two draws share
+    a stream and none depends on the order in which they run."""
+    return derive_seed("figure", ctx.figure, purpose, ctx.seed, ctx.convention, config)
 
 
 def figure_module(name: str) -> Any:
@@ -176,12 +257,7 @@ def run_figure(
     mod = figure_module(name)
     p = get_preset(preset, name)
     if params:
-        unknown = set(params) - set(p)
-        if unknown:
-            raise ParameterError(
-                f"params must be keys of the {name} preset ({', '.join(p)}), got {sorted(unknown)}"
-            )
-        p.update(params)
+        p = p.replace(**params)
     if trials is not None:
         key = trial_key(name, p)
         if key is None:
@@ -189,7 +265,7 @@ def run_figure(
                 f"trials: figure {name} has no trials to set (no 'trials' or 'repeats' "
                 f"parameter); run it without --trials"
             )
-        p[key] = check_int("trials", trials)
+        p = p.replace(**{key: check_int("trials", trials)})
     folder = out / name
     rpath = result_path(out, name)
     redone = None
@@ -199,7 +275,8 @@ def run_figure(
             old.get("preset") == preset
             and old.get("seed") == seed
             and old.get("convention") == convention
-            and old.get("params") == json.loads(json.dumps(p))
+            and old.get("params") == json.loads(json.dumps(p.to_dict()))
+            and "verdict" in old  # records from before the claims are redone
         )
         if same and problem is None:
             old["skipped"] = True
@@ -220,7 +297,8 @@ def run_figure(
     )
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    outcome: Outcome = mod.run(ctx)
+    with plot_style():
+        outcome: Outcome = mod.run(ctx)
     seconds = time.perf_counter() - t0
     record = {
         "figure": name,
@@ -228,14 +306,17 @@ def run_figure(
         "claim": mod.CLAIM,
         "notes": list(mod.NOTES) + list(outcome.notes),
         "summary": outcome.summary,
-        "agrees": outcome.agrees,
+        "claims": [c.to_dict() for c in outcome.claims],
+        "why": getattr(mod, "WHY", ""),
+        "in_paper": getattr(mod, "IN_PAPER", True),
+        "verdict": _verdict(outcome),
         "preset": preset,
         "seed": seed,
         "seeds": outcome.seeds,
         "convention": convention,
         "device": str(device),
         "executor": executor,
-        "params": p,
+        "params": p.to_dict(),
         "numbers": outcome.numbers,
         "trials": p.get(trial_key(name, p) or "", None),
         "trials_override": trials,
@@ -253,7 +334,13 @@ def run_figure(
     return record
 
 
-def trial_key(name: str, params: dict) -> str | None:
+def _verdict(outcome: Outcome) -> str:
+    if outcome.claims:
+        return overall(outcome.claims)
+    return {True: "agrees", False: "disagrees"}.get(outcome.agrees, "not comparable")
+
+
+def trial_key(name: str, params: FigurePreset) -> str | None:
     """The parameter holding figure ``name``'s trial count: ``trials`` (trained trials) or
     ``repeats`` (solver repeats), None when it has neither."""
     for key in ("trials", "repeats"):

@@ -29,7 +29,7 @@ from ..observables import spins_to_W
 from ..solvers import SOLVERS, solve
 from ..theory import asymptotic_error, relative_exact_test_error, ridgeless_error, theory_params
 
-__all__ = ["DEFAULT_TAUS", "double_descent_data", "plot_double_descent"]
+__all__ = ["DEFAULT_TAUS", "double_descent_data", "plot_double_descent", "point_seed"]
 
 #: default task diversities: 13 points from 0.1 to 10, log-spaced
 DEFAULT_TAUS: tuple[float, ...] = tuple(float(t) for t in np.geomspace(0.1, 10.0, 13))
@@ -37,6 +37,16 @@ DEFAULT_TAUS: tuple[float, ...] = tuple(float(t) for t in np.geomspace(0.1, 10.0
 
 def _sizes(D: int, alpha: float, tau: float) -> tuple[int, int]:
     return max(1, int(round(alpha * D))), max(1, int(round(tau * D * D)))
+
+
+def point_seed(seed: int, D: int, N: int, P: int, convention: str, noise: float = 0.0) -> int:
+    """The seed of the training sets at one point: a 63-bit hash of the base seed and the
+    parameters that define the data, as a sweep derives its instance seeds
+    (:func:`spinglass_icl.sweep.spec.derive_seed`)."""
+    from ..sweep.spec import derive_seed
+
+    data = {"D": D, "N": N, "P": P, "convention": convention, "noise": float(noise)}
+    return derive_seed("double-descent", seed, data)
 
 
 def double_descent_data(
@@ -81,10 +91,10 @@ def double_descent_data(
     repeats : int
         Independent training sets per point (>= 1).
     seed : int
-        Base seed; point ``(alpha_i, tau_j)`` uses seed ``seed + 1000 (i * len(taus) + j)``
-        for its ``repeats`` instances (drawn as one batch).
+        Base seed; each point's ``repeats`` instances (drawn as one batch) use
+        :func:`point_seed` of it and the point's (D, N, P, convention, noise).
     convention : str
-        Normalization convention (SPEC §2).
+        Normalization convention (docs/conventions.md).
     noise : float
         Label-noise standard deviation (>= 0).
     beta, damping, tol, max_iter
@@ -98,8 +108,8 @@ def double_descent_data(
         NaN where the solver did not converge; ``converged`` (same dims, bool);
         ``error_mean``, ``error_stderr`` (solver, alpha, tau) over converged repeats;
         ``n_converged``; ``theory`` (alpha, tau) :func:`asymptotic_error` at our lam;
-        ``theory_ridgeless`` (alpha, tau); ``lam_prime`` (alpha). Attributes hold every
-        parameter.
+        ``theory_ridgeless`` (alpha, tau); ``lam_prime`` (alpha); ``seed`` (alpha, tau).
+        Attributes hold every parameter.
     """
     D = check_int("D", D)
     alphas = [check_float("alpha", a, low=0.0, low_open=True) for a in alphas]
@@ -121,50 +131,19 @@ def double_descent_data(
     theory = np.zeros((len(alphas), len(taus)))
     ridgeless = np.zeros_like(theory)
     lamp = np.zeros(len(alphas))
+    seeds = np.zeros((len(alphas), len(taus)), dtype=np.int64)
     for i, a in enumerate(alphas):
         for j, t in enumerate(taus):
             N, P = _sizes(D, a, t)
-            pt_seed = seed + 1000 * (i * len(taus) + j)
+            pt_seed = seeds[i, j] = point_seed(seed, D, N, P, conv, noise)
             theory[i, j] = asymptotic_error(D, N, P, lam, conv, noise)
             ridgeless[i, j] = ridgeless_error(N / D, P / D**2) if noise == 0 else np.nan
             lamp[i] = theory_params(D, N, P, lam, conv, noise).lam_prime
-            W_sgd = None
-            if sgd:  # train first: the solvers then solve the very same training sets
-                from ..training import TrainConfig, train
-
-                cfg = TrainConfig(
-                    model="sla", D=D, N=N, P=P, lam=lam, trials=repeats, epochs=sgd_epochs,
-                    convention=conv, noise=noise, seed=pt_seed, test_tasks=1,
-                    device=str(device or "cpu"),
-                )  # fmt: skip
-                trained = train(cfg)
-                W_sgd = trained.W
-                inst = trained.instances.to(device=W_sgd.device, dtype=torch.float64)
-            else:
-                inst = make_instance(
-                    D, N, P, lam, convention=conv, noise=noise, seed=pt_seed,
-                    batch_shape=(repeats,), device=device,
-                )  # fmt: skip
-            for k, name in enumerate(solvers):
-                res = solve(
-                    inst, name, beta=beta, damping=damping, tol=tol, max_iter=max_iter, warn=False
-                )
-                conv_k = torch.as_tensor(res.converged).reshape(repeats).cpu().numpy()
-                e = relative_exact_test_error(spins_to_W(res.m), N, conv, noise).cpu().numpy()
-                good = conv_k & np.isfinite(e)
-                ok[k, i, j] = good
-                err[k, i, j] = np.where(good, e, np.nan)
-            if W_sgd is not None:
-                e = relative_exact_test_error(W_sgd, N, conv, noise).cpu().numpy()
-                good = np.isfinite(e)
-                ok[-1, i, j] = good
-                err[-1, i, j] = np.where(good, e, np.nan)
-    n_ok = ok.sum(-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(n_ok > 0, np.nansum(err, -1) / np.maximum(n_ok, 1), np.nan)
-        dev = np.where(ok, err - mean[..., None], 0.0)
-        var = (dev**2).sum(-1) / np.maximum(n_ok - 1, 1)
-        stderr = np.where(n_ok > 1, np.sqrt(var / np.maximum(n_ok, 1)), np.nan)
+            e, good = _point_errors(D, N, P, lam, solvers, sgd, repeats, pt_seed, conv, noise,
+                                    dict(beta=beta, damping=damping, tol=tol,
+                                         max_iter=max_iter), sgd_epochs, device)  # fmt: skip
+            err[:, i, j], ok[:, i, j] = e, good
+    mean, stderr, n_ok = _mean_stderr(err, ok)
     Ns = [_sizes(D, a, 1.0)[0] for a in alphas]
     Ps = [_sizes(D, 1.0, t)[1] for t in taus]
     dims4 = ("solver", "alpha", "tau", "repeat")
@@ -178,6 +157,7 @@ def double_descent_data(
             "theory": (("alpha", "tau"), theory, {"long_name": "Lu et al. ridge, mapped lam'"}),
             "theory_ridgeless": (("alpha", "tau"), ridgeless),
             "lam_prime": (("alpha",), lamp),
+            "seed": (("alpha", "tau"), seeds, {"long_name": "seed of the point's instances"}),
         },
         coords={
             "solver": names,
@@ -204,6 +184,48 @@ def double_descent_data(
     )
 
 
+def _point_errors(
+    D, N, P, lam, solvers, sgd, repeats, seed, conv, noise, options, epochs, device
+) -> tuple[np.ndarray, np.ndarray]:
+    """Relative test errors (solvers [+ sgd], repeats) at one point, NaN where a solver
+    did not converge, and the converged flags."""
+    names = list(solvers) + (["sgd"] if sgd else [])
+    err = np.full((len(names), repeats), np.nan)
+    ok = np.zeros((len(names), repeats), dtype=bool)
+    if sgd:  # train first: the solvers then solve the very same training sets
+        from ..training import TrainConfig, train
+
+        cfg = TrainConfig(model="sla", D=D, N=N, P=P, lam=lam, trials=repeats, epochs=epochs,
+                          convention=conv, noise=noise, seed=seed, test_tasks=1,
+                          device=str(device or "cpu"))  # fmt: skip
+        trained = train(cfg)
+        inst = trained.instances.to(device=trained.W.device, dtype=torch.float64)
+        e = relative_exact_test_error(trained.W, N, conv, noise).cpu().numpy()
+        ok[-1] = np.isfinite(e)
+        err[-1] = np.where(ok[-1], e, np.nan)
+    else:
+        inst = make_instance(D, N, P, lam, convention=conv, noise=noise, seed=seed,
+                             batch_shape=(repeats,), device=device)  # fmt: skip
+    for k, name in enumerate(solvers):
+        res = solve(inst, name, warn=False, **options)
+        conv_k = torch.as_tensor(res.converged).reshape(repeats).cpu().numpy()
+        e = relative_exact_test_error(spins_to_W(res.m), N, conv, noise).cpu().numpy()
+        ok[k] = conv_k & np.isfinite(e)
+        err[k] = np.where(ok[k], e, np.nan)
+    return err, ok
+
+
+def _mean_stderr(err: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and standard error over the last axis, converged entries only; their count."""
+    n_ok = ok.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n_ok > 0, np.nansum(err, -1) / np.maximum(n_ok, 1), np.nan)
+        dev = np.where(ok, err - mean[..., None], 0.0)
+        var = (dev**2).sum(-1) / np.maximum(n_ok - 1, 1)
+        stderr = np.where(n_ok > 1, np.sqrt(var / np.maximum(n_ok, 1)), np.nan)
+    return mean, stderr, n_ok
+
+
 _STYLE = {
     "exact": dict(marker="o", color="k"),
     "amp": dict(marker="s", color="tab:blue"),
@@ -213,12 +235,32 @@ _STYLE = {
 }
 
 
+#: where each message-passing solver writes its "converged/repeats" label (points)
+_OFFSET = {"amp": (4, 4), "amp-paper": (4, -11), "rbp": (-22, 4)}
+
+
+def _label_converged(ax, taus, mean, n_ok, repeats: int, offset, color) -> None:
+    """Write ``n_ok/repeats`` next to each point; where none converged, at the bottom."""
+    for t, y, k in zip(taus, mean, n_ok):
+        if np.isfinite(y):
+            last = t == taus[-1]  # keep the last label inside the axes
+            ax.annotate(f"{int(k)}/{repeats}", (t, y), textcoords="offset points",
+                        xytext=(-offset[0] if last else offset[0], offset[1]), fontsize=8,
+                        color=color, ha="right" if last else "left")  # fmt: skip
+        else:
+            ax.annotate(f"0/{repeats}", (t, 0.02), xycoords=("data", "axes fraction"),
+                        textcoords="offset points", xytext=(offset[0], 0), fontsize=8,
+                        color=color)  # fmt: skip
+
+
 def plot_double_descent(ds: xr.Dataset, *, title: str | None = None):
     """Draw :func:`double_descent_data` output: one panel per alpha, error vs tau (log-log).
 
-    Points with error bars (standard error over converged repeats) per solver; the solid
-    line is the large-D ridge theory at the mapped lam', the dashed line its ridgeless
-    limit; dotted verticals at ``tau = 1`` and at ``P = D (D+1)``.
+    Points with error bars (standard error over converged repeats) per solver; next to
+    each point of a message-passing solver the number of converged runs out of the
+    repeats; a solver with no converged run at all gets no legend entry (the panel says
+    so instead). The solid line is the large-D ridge theory at the mapped lam', the dashed
+    line its ridgeless limit; dotted verticals at ``tau = 1`` and at ``P = D (D+1)``.
 
     Returns
     -------
@@ -226,47 +268,66 @@ def plot_double_descent(ds: xr.Dataset, *, title: str | None = None):
     """
     from matplotlib.figure import Figure  # no pyplot: no global state, Agg canvas on save
 
-    from ..theory import ridge_error
-
-    alphas = ds["alpha"].values
-    taus = ds["tau"].values
-    D = int(ds.attrs["D"])
-    n = len(alphas)
-    fig = Figure(figsize=(4.2 * n, 3.6))
+    D, R, n = int(ds.attrs["D"]), int(ds.attrs["repeats"]), ds.sizes["alpha"]
+    fig = Figure(figsize=(max(5.5, 4.8 * n), 4.4), layout="constrained")
     axes = fig.subplots(1, n, squeeze=False, sharey=True)
-    fine = np.geomspace(taus.min(), taus.max(), 400)
-    for i, a in enumerate(alphas):
-        ax = axes[0, i]
-        lp = float(ds["lam_prime"].values[i])
-        rho = float(ds.attrs.get("noise", 0.0)) ** 2 / (
-            get_convention(ds.attrs["convention"]).label_scale(D) ** 2 * D
-        )
-        ax.plot(fine, np.asarray(ridge_error(a, fine, lp, rho)) / (1 + rho), "-", color="0.4",
-                label=f"theory, lam'={lp:.3g}")  # fmt: skip
-        if rho == 0:
-            rl = np.asarray(ridgeless_error(a, fine))
-            ax.plot(fine, np.where(rl < 1e3, rl, np.nan), "--", color="0.6", lw=1,
-                    label="theory, ridgeless")  # fmt: skip
-        for s in ds["solver"].values:
-            m = ds["error_mean"].sel(solver=s, alpha=a).values
-            se = ds["error_stderr"].sel(solver=s, alpha=a).values
-            st = _STYLE.get(str(s), dict(marker="."))
-            ax.errorbar(taus, m, yerr=np.nan_to_num(se), ls="none", ms=5, mfc="none",
-                        capsize=2, label=str(s), **st)  # fmt: skip
-        ax.axvline(1.0, color="0.8", ls=":")
-        ax.axvline((D + 1) / D, color="0.8", ls=":")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel(r"task diversity $\tau = P/D^2$")
-        ax.set_title(f"alpha = N/D = {a:g} (N = {int(ds['N'].values[i])})")
-        if i == 0:
-            ax.set_ylabel(r"relative test error $E(\tilde y-\hat y)^2/E\tilde y^2$")
-            ax.legend(fontsize=7)
+    for i in range(n):
+        _panel(axes[0, i], ds, i)
+    axes[0, 0].set_ylabel(r"relative test error $E(\tilde y-\hat y)^2/E\tilde y^2$")
+    mp = set(map(str, ds["solver"].values)) & set(_OFFSET)
     fig.suptitle(
         title
         or f"Double descent in task diversity: D = {D}, lam = {ds.attrs['lam']:g} "
-        f"({ds.attrs['convention']}), {ds.attrs['repeats']} repeats",
-        fontsize=10,
+        f"({ds.attrs['convention']}), {R} repeats"
+        + (f"; n/{R}: runs converged" if mp else ""),
     )
-    fig.tight_layout()
     return fig
+
+
+def _panel(ax, ds: xr.Dataset, i: int) -> None:
+    """Panel ``i`` (alpha index) of :func:`plot_double_descent`."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    from ..theory import ridge_error
+    from .common import nice_log_ticks, plain_log_ticks
+
+    taus = ds["tau"].values
+    a = ds["alpha"].values[i]
+    D, R = int(ds.attrs["D"]), int(ds.attrs["repeats"])
+    fine = np.geomspace(taus.min(), taus.max(), 400)
+    lp = float(ds["lam_prime"].values[i])
+    rho = float(ds.attrs.get("noise", 0.0)) ** 2 / (
+        get_convention(ds.attrs["convention"]).label_scale(D) ** 2 * D
+    )
+    ax.plot(fine, np.asarray(ridge_error(a, fine, lp, rho)) / (1 + rho), "-", color="0.4",
+            label=f"theory, lam' = {lp:.3g}")  # fmt: skip
+    if rho == 0:
+        rl = np.asarray(ridgeless_error(a, fine))
+        ax.plot(fine, np.where(rl < 1e3, rl, np.nan), "--", color="0.6", lw=1,
+                label="theory, ridgeless")  # fmt: skip
+    empty = []
+    for s in map(str, ds["solver"].values):
+        d = ds.sel(solver=s, alpha=a)
+        m = d["error_mean"].values
+        if not np.isfinite(m).any():
+            empty.append(s)
+            continue
+        st = _STYLE.get(s, dict(marker="."))
+        ax.errorbar(taus, m, yerr=np.nan_to_num(d["error_stderr"].values), ls="none", ms=6,
+                    mfc="none", capsize=2, label=s, **st)  # fmt: skip
+        if s in _OFFSET:
+            _label_converged(ax, taus, m, d["n_converged"].values, R, _OFFSET[s],
+                             st.get("color", "k"))  # fmt: skip
+    if empty:
+        ax.text(0.02, 0.97, "no converged run: " + ", ".join(empty), transform=ax.transAxes,
+                va="top", fontsize=9, color="0.3")  # fmt: skip
+    ax.axvline(1.0, color="0.8", ls=":")
+    ax.axvline((D + 1) / D, color="0.8", ls=":")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    plain_log_ticks(ax, "x", nice_log_ticks(taus.min(), taus.max()))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.3g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(r"task diversity $\tau = P/D^2$")
+    ax.set_title(f"alpha = N/D = {a:g} (N = {int(ds['N'].values[i])})")
+    ax.legend(loc="upper right")

@@ -22,12 +22,18 @@ report lists the measured / law std ratios.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import torch
+import xarray as xr
 
 from ..conventions import get_convention
 from ..tasks import make_generator, sample_prompts
-from .common import Context, Outcome, new_figure, save_dataset, save_figure
+from .claims import Claim, at_least, at_most
+from .common import Context, Outcome, figure_seed, new_figure, save_dataset, save_figure
+from .presets import Fig1Preset
 
 TITLE = "Block statistics of fields and couplings (fat tails)"
 CLAIM = (
@@ -49,20 +55,33 @@ NOTES = [
     "Zero entries (W's last column) are excluded, as in the paper; their fraction "
     "(2D+1)/(D+1)^2 is checked in the core tests.",
 ]
+WHY = (
+    "The supplement's law for block A treats v_i as independent of x_ij; it is x_im, so A's "
+    "spread is sqrt((N+D+1)/D) times the law's; the coupling laws (C, D, E) also treat the "
+    "entries of one prompt as independent, which they are not (they share u and x~). B's "
+    "law is exact, and every block is fat-tailed."
+)
 
 BLOCKS = ("A", "B", "C", "D", "E")
 
 
 def block_entries(
-    D: int, N: int, P: int, instances: int, max_entries: int, convention: str, seed: int
+    D: int,
+    N: int,
+    P: int,
+    seeds: Sequence[int],
+    max_entries: int,
+    convention: str,
+    pair_seed: int,
 ) -> dict[str, np.ndarray]:
     """Entries of the blocks A, B (of S^mu) and C, D, E (of J^mu) over many prompts.
 
-    C, D, E are subsampled to ``max_entries`` random (prompt, pair) draws.
+    One instance of ``P`` prompts per seed in ``seeds``; C, D, E are subsampled to
+    ``max_entries`` random (prompt, pair) draws from the stream of ``pair_seed``.
     """
     us, qs = [], []
-    for k in range(instances):
-        pr = sample_prompts(D, N, P, convention=convention, seed=seed + k)
+    for s in seeds:
+        pr = sample_prompts(D, N, P, convention=convention, seed=s)
         us.append(pr.u)  # (P, D+1)
         qs.append(pr.q[:, :D])  # (P, D)
     c = get_convention(convention).prefactor(D, N)
@@ -71,7 +90,7 @@ def block_entries(
     sA = c * u[:, :D, None] * q[:, None, :]  # (Pt, D, D)
     sA = sA.reshape(len(u), -1)  # (Pt, D^2)
     sB = c * u[:, D, None] * q  # (Pt, D)
-    g = make_generator(seed + 10_000_019)
+    g = make_generator(pair_seed)
     Pt = len(u)
 
     def pairs(a: torch.Tensor, b: torch.Tensor, same: bool) -> np.ndarray:
@@ -136,51 +155,104 @@ def _kurt(x: np.ndarray) -> float:
     return float(np.mean(x**4) / np.mean(x**2) ** 2 - 3.0)
 
 
-def run(ctx: Context) -> Outcome:
-    p = ctx.params
-    D, N, P = p["D"], p["N"], p["P"]
-    meas = block_entries(D, N, P, p["instances"], p["max_entries"], ctx.convention, ctx.seed)
-    laws = block_laws(D, N, p["law_samples"], ctx.convention, ctx.seed + 7)
-    bins = p["bins"]
-    fig, axes = new_figure(5, 1, width=3.3, height=3.0)
-    numbers: dict = {}
-    import xarray as xr
-
-    data_vars = {}
-    for ax, b in zip(axes[0], BLOCKS):
+def compute(p: Fig1Preset, convention: str, seeds: dict[str, Any]) -> xr.Dataset:
+    """Histograms of the measured entries and of the law samples, each divided by its own
+    standard deviation, on common bins per block; stds and excess kurtoses."""
+    meas = block_entries(p.D, p.N, p.P, seeds["prompts"], p.max_entries, convention, seeds["pairs"])
+    laws = block_laws(p.D, p.N, p.law_samples, convention, seeds["law"])
+    data: dict[str, Any] = {}
+    hist, law, mids, stats = [], [], [], []
+    for b in BLOCKS:
         x, y = meas[b], laws[b]
-        sx, sy_ = float(x.std()), float(y.std())
-        xn, yn = x / sx, y / sy_
-        lim = float(np.quantile(np.abs(xn), 0.9995))
-        edges = np.linspace(-lim, lim, bins + 1)
-        hx, _ = np.histogram(xn, edges, density=True)
-        hy, _ = np.histogram(yn, edges, density=True)
-        mid = 0.5 * (edges[1:] + edges[:-1])
-        ax.step(mid, np.where(hx > 0, hx, np.nan), where="mid", label="measured", color="C0")
-        ax.plot(mid, np.where(hy > 0, hy, np.nan), "--", color="C3", label="supplement law")
-        gauss = np.exp(-0.5 * mid**2) / np.sqrt(2 * np.pi)
-        ax.plot(mid, gauss, ":", color="0.5", label="Gaussian")
+        sx, sy = float(x.std()), float(y.std())
+        lim = float(np.quantile(np.abs(x / sx), 0.9995))
+        edges = np.linspace(-lim, lim, p.bins + 1)
+        hist.append(np.histogram(x / sx, edges, density=True)[0])
+        law.append(np.histogram(y / sy, edges, density=True)[0])
+        mids.append(0.5 * (edges[1:] + edges[:-1]))
+        stats.append([sx, sy, _kurt(x), _kurt(y), len(x)])
+    stats = np.asarray(stats)
+    data["hist"] = (("block", "bin"), np.asarray(hist), {"long_name": "measured density"})
+    data["law"] = (("block", "bin"), np.asarray(law), {"long_name": "supplement law density"})
+    data["x"] = (("block", "bin"), np.asarray(mids), {"long_name": "entry / std"})
+    for k, name in enumerate(("std", "law_std", "excess_kurtosis", "law_excess_kurtosis")):
+        data[name] = (("block",), stats[:, k])
+    data["entries"] = (("block",), stats[:, 4].astype(int))
+    return xr.Dataset(
+        data,
+        coords={"block": list(BLOCKS)},
+        attrs={"D": p.D, "N": p.N, "P": p.P, "convention": convention},
+    )
+
+
+def draw(ds: xr.Dataset):
+    """Five log-density panels (blocks A-E): measured, the supplement's law, a Gaussian."""
+    fig, axes = new_figure(3, 2, width=3.7, height=3.0)
+    for ax, b in zip(axes.flat, BLOCKS):
+        d = ds.sel(block=b)
+        x, hx, hy = d["x"].values, d["hist"].values, d["law"].values
+        ax.step(x, np.where(hx > 0, hx, np.nan), where="mid", label="measured", color="C0")
+        ax.plot(x, np.where(hy > 0, hy, np.nan), "--", color="C3", label="supplement law")
+        ax.plot(x, np.exp(-0.5 * x**2) / np.sqrt(2 * np.pi), ":", color="0.4", label="Gaussian")
         ax.set_yscale("log")
-        ax.set_ylim(max(1e-5, 0.5 / (len(x) * (edges[1] - edges[0]))), None)
+        ax.set_ylim(max(1e-5, 0.5 / (int(d["entries"]) * (x[1] - x[0]))), None)
         ax.set_title(f"block {b}")
-        ax.set_xlabel("entry / std")
-        numbers[f"{b}_std"] = sx
-        numbers[f"{b}_law_std"] = sy_
-        numbers[f"{b}_std_ratio"] = sx / sy_
-        if b == "A":
-            numbers["A_std_ratio_expected"] = float(np.sqrt((N + D + 1) / D))
-        numbers[f"{b}_excess_kurtosis"] = _kurt(x)
-        numbers[f"{b}_law_excess_kurtosis"] = _kurt(y)
-        data_vars[f"hist_{b}"] = (("bin",), hx)
-        data_vars[f"law_{b}"] = (("bin",), hy)
-        data_vars[f"x_{b}"] = (("bin",), mid)
-        data_vars[f"std_{b}"] = ((), sx)
-    axes[0][0].set_ylabel("density (log)")
-    axes[0][0].legend(fontsize=7)
-    fig.suptitle(f"Fig. 1: block entries, (P, D, N) = ({P}, {D}, {N}), {ctx.convention}")
-    files = save_figure(fig, ctx.out)
-    ds = xr.Dataset(data_vars, attrs={"D": D, "N": N, "P": P, "convention": ctx.convention})
-    files += save_dataset(ds, ctx.out)
+        ax.set_xlabel("entry / its std")
+        ax.set_ylabel("density")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    axes[1][2].axis("off")
+    axes[1][2].legend(handles, labels, loc="center", fontsize=11, frameon=False)
+    fig.suptitle(
+        f"Fig. 1: block entries, (P, D, N) = ({ds.attrs['P']}, {ds.attrs['D']}, "
+        f"{ds.attrs['N']}), {ds.attrs['convention']} convention"
+    )
+    return fig
+
+
+def claims(ds: xr.Dataset) -> list[Claim]:
+    """Fat tails, and the scale of each block law (std of measured / std of law)."""
+    out = [
+        at_least(
+            "The coupling and field statistics bear a fat tail (Fig. 1, every block).",
+            "smallest excess kurtosis of the measured entries over blocks A-E",
+            float(ds["excess_kurtosis"].min()),
+            agree=1.0,
+            partly=0.0,
+        )
+    ]
+    law = {
+        "A": "z",
+        "B": "theta",
+        "C": "xi1 = z1 z2",
+        "D": "xi2 = z theta",
+        "E": "xi3 = theta1 theta2",
+    }
+    for b in BLOCKS:
+        r = float(ds["std"].sel(block=b) / ds["law_std"].sel(block=b))
+        out.append(
+            at_most(
+                f"Block {b}'s entries follow the supplement's law {law[b]}.",
+                f"std ratio measured / law for block {b}, as max(r, 1/r)",
+                max(r, 1 / r),
+                agree=1.1,
+                partly=1.5,
+            )
+        )
+    return out
+
+
+def summarize(ds: xr.Dataset) -> tuple[dict, str]:
+    """Key numbers and the summary sentence."""
+    D, N = ds.attrs["D"], ds.attrs["N"]
+    numbers: dict = {}
+    for b in BLOCKS:
+        d = ds.sel(block=b)
+        numbers[f"{b}_std"] = float(d["std"])
+        numbers[f"{b}_law_std"] = float(d["law_std"])
+        numbers[f"{b}_std_ratio"] = float(d["std"] / d["law_std"])
+        numbers[f"{b}_excess_kurtosis"] = float(d["excess_kurtosis"])
+        numbers[f"{b}_law_excess_kurtosis"] = float(d["law_excess_kurtosis"])
+    numbers["A_std_ratio_expected"] = float(np.sqrt((N + D + 1) / D))
     fat = all(numbers[f"{b}_excess_kurtosis"] > 0 for b in BLOCKS)
     kurt = ", ".join(f"{b} {numbers[f'{b}_excess_kurtosis']:.3g}" for b in BLOCKS)
     ratios = ", ".join(f"{b} {numbers[f'{b}_std_ratio']:.3g}" for b in BLOCKS)
@@ -188,12 +260,21 @@ def run(ctx: Context) -> Outcome:
         f"Excess kurtosis of the measured entries: {kurt} "
         + ("(all > 0: fat tails)" if fat else "(not all fat-tailed)")
         + f"; std ratio measured/law: {ratios} (B exact; A expected sqrt((N+D+1)/D) = "
-        + f"{np.sqrt((N + D + 1) / D):.3g})."
+        + f"{numbers['A_std_ratio_expected']:.3g})."
     )
-    return Outcome(
-        numbers=numbers,
-        summary=summary,
-        agrees=fat,
-        seeds={"prompts": f"{ctx.seed}..{ctx.seed + p['instances'] - 1}", "law": ctx.seed + 7},
-        files=files,
-    )
+    return numbers, summary
+
+
+def run(ctx: Context) -> Outcome:
+    p = ctx.params
+    seeds = {
+        "prompts": [
+            figure_seed(ctx, "prompts", D=p.D, N=p.N, P=p.P, instance=k) for k in range(p.instances)
+        ],  # fmt: skip
+        "pairs": figure_seed(ctx, "pairs"),
+        "law": figure_seed(ctx, "law", D=p.D, N=p.N),
+    }
+    ds = compute(p, ctx.convention, seeds)
+    files = save_figure(draw(ds), ctx.out) + save_dataset(ds, ctx.out)
+    numbers, summary = summarize(ds)
+    return Outcome(numbers=numbers, summary=summary, claims=claims(ds), seeds=seeds, files=files)

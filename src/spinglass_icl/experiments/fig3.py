@@ -1,4 +1,4 @@
-"""Fig. 3: the energy landscape by t-SNE, beside the Hessian spectrum (SPEC §7 note).
+"""Fig. 3: the energy landscape by t-SNE, beside the Hessian spectrum (docs/solvers.md#errata).
 
 Random weights ``sigma = sigma* + r |sigma*| xi / |xi|`` (``xi ~ N(0, I)``, r uniform in
 [0, 2]) around the target ``sigma*`` (the ground state ``A^{-1} h``), their energies
@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import xarray as xr
 
 from ..hamiltonian import make_instance
 from ..solvers import ground_state
 from ..tasks import make_generator
-from .common import Context, Outcome, new_figure, save_dataset, save_figure
+from .claims import Claim, at_least, holds
+from .common import Context, Outcome, figure_seed, new_figure, save_dataset, save_figure
 from .hessian import count_near_lam, plot_spectra
+from .presets import Fig3Preset
 
 TITLE = "Energy landscape (t-SNE) and Hessian spectrum"
 CLAIM = (
@@ -25,100 +28,183 @@ CLAIM = (
     "(D = 10, N = 50, lam = 0.01, 2000 random W)."
 )
 NOTES = [
-    "SPEC §7: H is a convex quadratic for lam > 0, so it has exactly one minimum at every P. "
+    "Convexity (docs/solvers.md#errata): H is a convex quadratic for lam > 0, so it has exactly "
+    "one minimum at every P. "
     "What looks like many minima at small P in a t-SNE picture is a nearly flat valley of "
     "dimension about n - P: the Hessian panel shows about n - P eigenvalues at lam.",
     "The paper does not say how its random W were drawn; we sample around the target "
     "(sigma* + r |sigma*| xi/|xi|, r ~ U[0, 2]) so that low and high energies both appear.",
 ]
+WHY = (
+    "H is a convex quadratic for lam > 0: one minimum at every P. At P = 10 its Hessian has "
+    "n - 10 eigenvalues at lam, a flat valley that t-SNE shows as many basins (the "
+    "spectrum is beside the picture)."
+)
 
 
-def run(ctx: Context) -> Outcome:
-    from scipy.stats import spearmanr
+def landscape(
+    inst, K: int, point_seed: int, perplexity: float, tsne_iter: int, tsne_seed: int
+) -> dict[str, np.ndarray]:
+    """``K`` random weights around the ground state, their energies, distances to it and
+    a 2-D t-SNE embedding (the ground state is the last point)."""
     from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits
 
-    p = ctx.params
-    D, N, lam, K = p["D"], p["N"], p["lam"], p["points"]
-    n = (D + 1) ** 2
-    fig, axes = new_figure(3, 1, width=4.3, height=3.8)
-    numbers: dict = {"n_spins": n}
-    evs = {}
-    data = {}
-    for k, P in enumerate(p["P_list"]):
-        inst = make_instance(D, N, P, lam, convention=ctx.convention, seed=ctx.seed + k)
-        star = ground_state(inst)  # (n,)
-        g = make_generator(ctx.seed + 100 + k)
-        xi = torch.randn(K, n, generator=g, dtype=torch.float64)
-        r = 2.0 * torch.rand(K, 1, generator=g, dtype=torch.float64)
-        sig = star + r * star.norm() * xi / xi.norm(dim=1, keepdim=True)
-        pts = torch.cat([sig, star[None]])  # target is the last point
-        E = inst.energy(pts).cpu().numpy()
-        dist = (pts - star).norm(dim=1).cpu().numpy()
-        rho = float(spearmanr(E[:-1], dist[:-1]).correlation)
-        with threadpool_limits(1):  # OpenMP threads thrash on a busy small machine
-            emb = TSNE(
-                n_components=2,
-                perplexity=min(p["perplexity"], (K - 1) / 3),
-                init="pca",
-                max_iter=p["tsne_iter"],
-                random_state=ctx.seed + k,
-            ).fit_transform(pts.cpu().numpy())
-        ax = axes[0][k]
-        dE = E - E[-1]
-        sc = ax.scatter(
-            emb[:-1, 0], emb[:-1, 1], c=np.log10(dE[:-1] + 1e-12), s=6, cmap="viridis_r"
-        )
-        ax.scatter(
-            emb[-1, 0],
-            emb[-1, 1],
-            marker="*",
-            s=250,
-            c="red",
-            edgecolors="k",
-            label="target (ground state)",
-        )
+    star = ground_state(inst)  # (n,)
+    n = star.shape[-1]
+    g = make_generator(point_seed)
+    xi = torch.randn(K, n, generator=g, dtype=torch.float64)
+    r = 2.0 * torch.rand(K, 1, generator=g, dtype=torch.float64)
+    sig = star + r * star.norm() * xi / xi.norm(dim=1, keepdim=True)
+    pts = torch.cat([sig, star[None]])
+    with threadpool_limits(1):  # OpenMP threads thrash on a busy small machine
+        emb = TSNE(
+            n_components=2,
+            perplexity=min(perplexity, (K - 1) / 3),
+            init="pca",
+            max_iter=tsne_iter,
+            random_state=tsne_seed % 2**32,
+        ).fit_transform(pts.cpu().numpy())
+    return {
+        "energy": inst.energy(pts).cpu().numpy(),
+        "distance": (pts - star).norm(dim=1).cpu().numpy(),
+        "tsne": emb,
+    }
+
+
+def compute(p: Fig3Preset, convention: str, seeds: dict[str, dict[int, int]]) -> xr.Dataset:
+    """Per P: the landscape sample (:func:`landscape`), the Hessian spectrum and the
+    rank correlation between energy and distance to the ground state."""
+    from scipy.stats import spearmanr
+
+    parts: dict[str, list] = {"energy": [], "distance": [], "tsne": [], "eig": [], "rho": []}
+    for P in p.P_list:
+        inst = make_instance(p.D, p.N, P, p.lam, convention=convention, seed=seeds["instance"][P])
+        ls = landscape(inst, p.points, seeds["points"][P], p.perplexity, p.tsne_iter,
+                       seeds["tsne"][P])  # fmt: skip
+        for k in ("energy", "distance", "tsne"):
+            parts[k].append(ls[k])
+        parts["eig"].append(torch.linalg.eigvalsh(inst.hessian).cpu().numpy())
+        parts["rho"].append(spearmanr(ls["energy"][:-1], ls["distance"][:-1]).correlation)
+    return xr.Dataset(
+        {
+            "energy": (("P", "point"), np.stack(parts["energy"])),
+            "distance": (("P", "point"), np.stack(parts["distance"])),
+            "tsne": (("P", "point", "xy"), np.stack(parts["tsne"])),
+            "eig": (("P", "k"), np.stack(parts["eig"])),
+            "spearman": (("P",), np.asarray(parts["rho"], float)),
+        },
+        coords={"P": list(p.P_list)},
+        attrs={
+            "D": p.D,
+            "N": p.N,
+            "lam": p.lam,
+            "points": p.points,
+            "convention": convention,
+            "target": "last point",
+        },  # fmt: skip
+    )
+
+
+def draw(ds: xr.Dataset):
+    """One t-SNE panel per P (colour: log10 (H - H*), star: the ground state) and the
+    Hessian spectra."""
+    Ps = ds["P"].values
+    fig, axes = new_figure(len(Ps) + 1, 1, width=3.9, height=3.7)
+    for ax, P in zip(axes[0], Ps):
+        d = ds.sel(P=P)
+        emb, E = d["tsne"].values, d["energy"].values
+        dE = E[:-1] - E[-1]
+        sc = ax.scatter(emb[:-1, 0], emb[:-1, 1], c=np.log10(dE + 1e-12), s=6, cmap="viridis_r")
+        ax.scatter(emb[-1, 0], emb[-1, 1], marker="*", s=250, c="red", edgecolors="k")
         fig.colorbar(sc, ax=ax, label="log10 (H - H*)")
-        ax.set_title(f"P = {P}\nrank corr(H, |sigma - sigma*|) = {rho:.2f}", fontsize=10)
+        ax.set_title(f"P = {P}: rank corr(H, distance) = {float(d['spearman']):.2f}\n"
+                     "red star: the target (ground state)")  # fmt: skip
+        ax.set_xlabel("t-SNE 1")
+        ax.set_ylabel("t-SNE 2")
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.legend(fontsize=7, loc="lower right")
-        ev = torch.linalg.eigvalsh(inst.hessian).cpu().numpy()
-        evs[P] = ev[None]
-        numbers[f"P{P}_spearman_energy_distance"] = rho
-        numbers[f"P{P}_near_lam"] = int(count_near_lam(ev[None], lam)[0])
+    plot_spectra(axes[0][-1], {int(P): ds["eig"].sel(P=P).values[None] for P in Ps},
+                 float(ds.attrs["lam"]))  # fmt: skip
+    axes[0][-1].set_title("Hessian spectrum")
+    a = ds.attrs
+    fig.suptitle(f"Fig. 3: landscape, D = {a['D']}, N = {a['N']}, lam = {a['lam']:g}, "
+                 f"{a['points']} random W")  # fmt: skip
+    return fig
+
+
+def claims(ds: xr.Dataset) -> list[Claim]:
+    """One minimum at large P; 'multiple local minima' at small P (tested on the
+    Hessian: a quadratic with a positive-definite Hessian has exactly one minimum)."""
+    lo, hi = ds.sel(P=ds["P"].min()), ds.sel(P=ds["P"].max())
+    lam = float(ds.attrs["lam"])
+    min_lo = float(lo["eig"].min())
+    return [
+        holds(
+            f"For large P (P = {int(hi['P'])}) the landscape has one global minimum.",
+            "smallest eigenvalue of the Hessian A = G + lam I",
+            float(hi["eig"].min()),
+            float(hi["eig"].min()) > 0,
+            "agrees if > 0 (a quadratic with a positive-definite Hessian has one minimum)",
+        ),
+        at_least(
+            f"For large P (P = {int(hi['P'])}) learning reaches the minimum easily: the "
+            "energy falls towards the target.",
+            "rank correlation between H and the distance to the ground state",
+            float(hi["spearman"]),
+            agree=0.9,
+            partly=0.5,
+        ),
+        holds(
+            f"For small P (P = {int(lo['P'])}) multiple local minima emerge.",
+            "smallest eigenvalue of the Hessian A = G + lam I",
+            min_lo,
+            min_lo <= 0,
+            "agrees if <= 0: H is a quadratic, with exactly one minimum when its Hessian is "
+            f"positive definite (its eigenvalues are >= lam = {lam:g})",
+        ),
+    ]
+
+
+def summarize(ds: xr.Dataset) -> tuple[dict, str]:
+    n = (int(ds.attrs["D"]) + 1) ** 2
+    lam = float(ds.attrs["lam"])
+    numbers: dict = {"n_spins": n}
+    for P in ds["P"].values:
+        d = ds.sel(P=P)
+        E = d["energy"].values
+        numbers[f"P{P}_spearman_energy_distance"] = float(d["spearman"])
+        numbers[f"P{P}_near_lam"] = int(count_near_lam(d["eig"].values[None], lam)[0])
+        numbers[f"P{P}_min_eig"] = float(d["eig"].min())
         numbers[f"P{P}_min_energy_random"] = float(E[:-1].min())
         numbers[f"P{P}_energy_target"] = float(E[-1])
-        data[f"tsne_P{P}"] = (("point", "xy"), emb)
-        data[f"energy_P{P}"] = (("point",), E)
-        data[f"distance_P{P}"] = (("point",), dist)
-    plot_spectra(axes[0][2], evs, lam)
-    axes[0][2].set_title("Hessian spectrum")
-    fig.suptitle(f"Fig. 3: landscape, D={D}, N={N}, lam={lam:g}, {K} random W")
-    files = save_figure(fig, ctx.out)
-    import xarray as xr
-
-    files += save_dataset(xr.Dataset(data, attrs={"D": D, "N": N, "lam": lam}), ctx.out)
-    Ps = sorted(p["P_list"])
-    lo, hi = Ps[0], Ps[-1]
-    bowl = numbers[f"P{hi}_spearman_energy_distance"] > numbers[f"P{lo}_spearman_energy_distance"]
+    lo, hi = int(ds["P"].min()), int(ds["P"].max())
+    above = all(numbers[f"P{P}_min_energy_random"] >= numbers[f"P{P}_energy_target"]
+                for P in (lo, hi))  # fmt: skip
     summary = (
         f"Energy-distance rank correlation {numbers[f'P{hi}_spearman_energy_distance']:.2f} at "
         f"P = {hi} vs {numbers[f'P{lo}_spearman_energy_distance']:.2f} at P = {lo}; the "
         f"Hessian has {numbers[f'P{lo}_near_lam']} of {n} eigenvalues at lam at P = {lo} "
-        f"({numbers[f'P{hi}_near_lam']} at P = {hi}): one minimum in a flat valley, not many "
-        "minima. Every random W has higher energy than the target."
+        f"({numbers[f'P{hi}_near_lam']} at P = {hi}), none below lam: one minimum in a flat "
+        "valley, not many minima. "
+        + ("Every random W has higher energy than the target." if above else "")
     )
-    ok = bowl and all(
-        numbers[f"P{P}_min_energy_random"] >= numbers[f"P{P}_energy_target"] for P in Ps
-    )
+    return numbers, summary.strip()
+
+
+def run(ctx: Context) -> Outcome:
+    p = ctx.params
+    seeds = {
+        purpose: {P: figure_seed(ctx, purpose, D=p.D, N=p.N, P=P) for P in p.P_list}
+        for purpose in ("instance", "points", "tsne")
+    }
+    ds = compute(p, ctx.convention, seeds)
+    files = save_figure(draw(ds), ctx.out) + save_dataset(ds, ctx.out)
+    numbers, summary = summarize(ds)
     return Outcome(
         numbers=numbers,
         summary=summary,
-        agrees=None if not ok else True,
-        seeds={
-            "instances": [ctx.seed + k for k in range(len(Ps))],
-            "points": [ctx.seed + 100 + k for k in range(len(Ps))],
-        },
+        claims=claims(ds),
+        seeds={k: {f"P{P}": s for P, s in v.items()} for k, v in seeds.items()},
         files=files,
     )

@@ -11,9 +11,21 @@ the cells where AMP failed in at least half the repeats are marked with a red x.
 from __future__ import annotations
 
 import numpy as np
+import xarray as xr
 
-from .. import sweep
-from .common import Context, Outcome, new_figure, save_figure
+from ..sweep import SweepSpec, run_sweep
+from .amp_stability import draw_stability_boundary, predicted_convergence, stability_numbers
+from .claims import Claim, at_least, at_most
+from .common import (
+    Context,
+    Outcome,
+    new_figure,
+    nice_log_ticks,
+    plain_log_ticks,
+    save_dataset,
+    save_figure,
+)
+from .presets import Fig4aPreset
 
 TITLE = "Phase diagram of the contrast ratio (AMP vs exact)"
 CLAIM = (
@@ -23,7 +35,8 @@ CLAIM = (
     "lam = 1)."
 )
 NOTES = [
-    "SPEC §2: the contrast ratio is scale-free, so the map does not depend on the "
+    "Conventions (docs/conventions.md#contrast): the contrast ratio is scale-free, so the map does "
+    "not depend on the "
     "convention, but where AMP converges at a given (lam, beta) does. We use the authors' "
     "setting (D = 20, lam = 1, beta = 100, damping 0.9, tol 1e-6) for `paper`; `quick` uses "
     "the printed caption's lam = 10 at D = 10.",
@@ -34,117 +47,211 @@ NOTES = [
     "damped mean iteration, which damping > 1 - 2/mu_max would remove, plays no part at "
     "damping 0.9. At the quick grid (D = 10, damping "
     "0.9, tol 1e-6, 3 repeats) amp-paper failed in 64% of the runs at lam = 1 (all of the "
-    "small-P corner) and in 2% at lam = 10 (measured 2026-11-26). The exact map does not "
+    "small-P corner) and in 2% at lam = 10 (benchmarks/RESULTS.md). The exact map does not "
     "depend on convergence.",
-    "SPEC §4: the AMP map uses eq. 34 verbatim (amp-paper) as the paper did; its mean is "
+    "Onsager term (docs/solvers.md#onsager-term): the AMP map uses eq. 34 verbatim (amp-paper) as "
+    "the paper did; its mean is "
     "biased, the exact map (right) is the ridge minimizer A^{-1} h.",
-    "SPEC §5: C is the text formula over W11 (the authors' code used the cosine to I).",
+    "Contrast (docs/conventions.md#contrast): C is the text formula over W11 (the authors' code "
+    "used the cosine to I).",
 ]
+WHY = (
+    "The non-convergence corner is not a phase of the model: it is where the TAP variance "
+    "equation (34b) has no positive fixed point, so no damping helps. Its location is "
+    "predicted per instance and in closed form, P ~ pi_c(N/D, lam) D, which shrinks like "
+    "1/D in P/D^2 (docs/amp-stability.md), and it depends strongly on lam: small at the "
+    "caption's lam = 10, the whole small-P region at the authors' lam = 1."
+)
 
 
-def grid(p: dict) -> tuple[list[int], list[int]]:
+def grid(p: Fig4aPreset) -> tuple[list[int], list[int]]:
     """The P (log-spaced) and N (linear) values of the sweep."""
-    k = p["grid"]
-    P = np.unique(np.round(np.geomspace(*p["P_range"], k)).astype(int)).tolist()
-    N = np.unique(np.round(np.linspace(*p["N_range"], k)).astype(int)).tolist()
+    P = np.unique(np.round(np.geomspace(*p.P_range, p.grid)).astype(int)).tolist()
+    N = np.unique(np.round(np.linspace(*p.N_range, p.grid)).astype(int)).tolist()
     return P, N
 
 
-def run(ctx: Context) -> Outcome:
-    p = ctx.params
-    D = p["D"]
+def sweep_spec(p: Fig4aPreset, convention: str, seed: int) -> SweepSpec:
+    """The sweep: grid P x N x solver (AMP and exact see the same instances)."""
     Ps, Ns = grid(p)
-    amp_name = p["amp_solver"]
-    spec = sweep.SweepSpec(
-        grid={"P": Ps, "N": Ns, "solver": [amp_name, "exact"]},
-        fixed={"D": D, "lam": p["lam"], "beta": p["beta"], "convention": ctx.convention},
-        repeats=p["repeats"],
-        seed=ctx.seed,
-        solver_options={"damping": p["damping"], "tol": p["tol"], "max_iter": p["max_iter"]},
+    return SweepSpec(
+        grid={"P": Ps, "N": Ns, "solver": [p.amp_solver, "exact"]},
+        fixed={"D": p.D, "lam": p.lam, "beta": p.beta, "convention": convention},
+        repeats=p.repeats,
+        seed=seed,
+        solver_options={"damping": p.damping, "tol": p.tol, "max_iter": p.max_iter},
         observables=("contrast", "test_error"),
-        test_tasks=p["test_tasks"],
+        test_tasks=p.test_tasks,
     )
-    store_path = ctx.out / "sweep.sqlite"
-    store = sweep.run_sweep(
-        spec,
-        store_path,
-        executor=ctx.executor,
-        workers=ctx.workers,
-        device=ctx.device,
-        progress=ctx.progress,
-    )
+
+
+def compute(ctx: Context) -> xr.Dataset:
+    """Run (or resume) the sweep into ``<out>/sweep.sqlite``; its rows as a Dataset
+    (P, N, solver, repeat) with the contrast averaged over the converged repeats
+    (``C``) and the converged fraction (``converged_fraction``)."""
+    p = ctx.params
+    spec = sweep_spec(p, ctx.convention, ctx.seed)
+    store = run_sweep(spec, ctx.out / "sweep.sqlite", executor=ctx.executor,
+                      workers=ctx.workers, device=ctx.device, progress=ctx.progress)  # fmt: skip
     ds = store.to_xarray(spec)  # this spec's rows (a store may hold several)
-    files = ["sweep.sqlite"]
-    nc = ctx.out / "data.nc"
-    store.to_netcdf(nc, spec)  # atomic: replaces an old data.nc only when complete
-    files.append("data.nc")
-    C = ds["contrast"].mean("repeat", skipna=True)  # (P, N, solver)
-    conv = ds["converged"].astype(float).mean("repeat")
+    ds["C"] = ds["contrast"].mean("repeat", skipna=True)
+    ds["converged_fraction"] = ds["converged"].astype(float).mean("repeat")
+    ds.attrs.update({"D": p.D, "lam": p.lam, "beta": p.beta, "repeats": p.repeats,
+                     "amp_solver": p.amp_solver, "damping": p.damping})  # fmt: skip
+    return ds
+
+
+def predict(ctx: Context) -> dict:
+    """The predicted AMP convergence on the sweep's own instances
+    (:func:`.amp_stability.predicted_convergence`, docs/amp-stability.md)."""
+    p = ctx.params
+    return predicted_convergence(sweep_spec(p, ctx.convention, ctx.seed), p.amp_solver,
+                                 device=ctx.device)  # fmt: skip
+
+
+def draw(ds: xr.Dataset, pred: dict | None = None, convention: str = "authors"):
+    """Two heat maps (AMP, exact) of C over (P/D^2, N/D); a cross where AMP failed in at
+    least half the repeats; on the AMP map the predicted boundary (closed form, and per
+    instance from ``pred``)."""
+    a = ds.attrs
+    D, amp = a["D"], a["amp_solver"]
     x = np.asarray(ds["P"].values, float) / D**2
     y = np.asarray(ds["N"].values, float) / D
-    fig, axes = new_figure(2, 1, width=5.0, height=4.2)
-    for ax, solver in zip(axes[0], [amp_name, "exact"]):
-        Z = C.sel(solver=solver).transpose("N", "P").values
+    fig, axes = new_figure(2, 1, width=5.2, height=4.3)
+    for ax, solver in zip(axes[0], [amp, "exact"]):
+        Z = ds["C"].sel(solver=solver).transpose("N", "P").values
         im = ax.pcolormesh(x, y, Z, shading="nearest", cmap="viridis", vmin=0, vmax=1)
         ax.set_xscale("log")
-        ax.set_xlabel("P / D^2")
-        ax.set_ylabel("N / D")
-        ax.set_title(f"{'AMP (' + solver + ')' if solver != 'exact' else 'exact'}: contrast C")
-        fig.colorbar(im, ax=ax)
-    bad = conv.sel(solver=amp_name).transpose("N", "P").values < 0.5
+        plain_log_ticks(ax, "x", nice_log_ticks(x.min(), x.max()))
+        ax.set_xlabel("task diversity P / D$^2$")
+        ax.set_ylabel("prompt length N / D")
+        ax.set_title(f"AMP ({solver}): contrast C" if solver != "exact" else "exact: contrast C")
+        fig.colorbar(im, ax=ax, label="contrast C")
+    bad = ds["converged_fraction"].sel(solver=amp).transpose("N", "P").values < 0.5
     if bad.any():
         yy, xx = np.nonzero(bad)
         axes[0][0].scatter(x[xx], y[yy], marker="x", s=60, c="red", label="AMP not converged")
-    # the predicted boundary (docs/amp-stability.md): closed form and the same instances
-    from .amp_stability import draw_stability_boundary, predicted_convergence, stability_numbers
-
-    pred = predicted_convergence(spec, amp_name, device=ctx.device)
-    draw_stability_boundary(
-        axes[0][0], D, p["lam"], ctx.convention, (min(Ns), max(Ns)), solver=amp_name,
-        damping=p["damping"], predicted=pred,
-    )  # fmt: skip
-    axes[0][0].set_xlim(x[0] / 1.3, x[-1] * 1.3)
-    axes[0][0].set_ylim(y[0] - 0.05 * (y[-1] - y[0]), y[-1] * 1.05)
-    axes[0][0].legend(fontsize=6, loc="upper left")
+    if pred is not None:
+        Ns = ds["N"].values
+        draw_stability_boundary(axes[0][0], D, a["lam"], convention, (min(Ns), max(Ns)),
+                                solver=amp, damping=a["damping"], predicted=pred)  # fmt: skip
+        axes[0][0].set_xlim(x[0] / 1.3, x[-1] * 1.3)
+        axes[0][0].set_ylim(y[0] - 0.05 * (y[-1] - y[0]), y[-1] * 1.05)
+    if axes[0][0].get_legend_handles_labels()[0]:
+        axes[0][0].legend(loc="upper left", fontsize=8)
     fig.suptitle(
-        f"Fig. 4a: D = {D}, lam = {p['lam']:g}, beta = {p['beta']:g}, {p['repeats']} repeats; "
+        f"Fig. 4a: D = {D}, lam = {a['lam']:g}, beta = {a['beta']:g}, {a['repeats']} repeats; "
         "x: AMP not converged in >= half the repeats"
     )
-    files += save_figure(fig, ctx.out)
+    return fig
+
+
+def _corner(ds: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray]:
+    """The AMP failure fraction in the bottom-left quarter of the grid (the smaller half
+    of the P values and of the N values) and outside it."""
+    fail = 1 - ds["converged_fraction"].sel(solver=ds.attrs["amp_solver"])
+    nP, nN = ds.sizes["P"], ds.sizes["N"]
+    inside = np.zeros((nP, nN), bool)
+    inside[: max(1, nP // 2), : max(1, nN // 2)] = True
+    mask = xr.DataArray(inside, dims=("P", "N"), coords={"P": ds["P"], "N": ds["N"]})
+    return fail.where(mask).mean(), fail.where(~mask).mean()
+
+
+def claims(ds: xr.Dataset) -> list[Claim]:
+    """C rises with P, smoothly; C rises with N at large P; AMP fails in the corner only."""
+    Cx = ds["C"].sel(solver="exact")
+    vsP = Cx.mean("N").values
+    corner, rest = _corner(ds)
+    return [
+        at_least(
+            "The contrast C rises with task diversity P/D^2.",
+            "exact C averaged over N: largest P minus smallest P",
+            float(vsP[-1] - vsP[0]),
+            agree=0.5,
+            partly=0.1,
+        ),
+        at_most(
+            "The transition is smooth (a continuous ICL transition).",
+            "largest change of the N-averaged exact C between neighbouring P of the grid",
+            float(np.max(np.abs(np.diff(vsP)))),
+            agree=0.3,
+            partly=0.5,
+        ),
+        at_least(
+            "At large task diversity, a longer prompt (N/D) raises C further.",
+            "exact C at the largest P: largest N minus smallest N",
+            float(Cx.isel(P=-1, N=-1) - Cx.isel(P=-1, N=0)),
+            agree=0.02,
+            partly=0.0,
+        ),
+        at_least(
+            "In the left-bottom corner (small P and N) AMP does not converge.",
+            "fraction of AMP runs not converged in the bottom-left quarter of the grid",
+            float(corner),
+            agree=0.5,
+            partly=0.1,
+        ),
+        at_most(
+            "Outside that corner AMP converges.",
+            "fraction of AMP runs not converged outside the bottom-left quarter",
+            float(rest),
+            agree=0.1,
+            partly=0.3,
+        ),
+    ]
+
+
+def summarize(ds: xr.Dataset) -> tuple[dict, str]:
+    D, amp = ds.attrs["D"], ds.attrs["amp_solver"]
+    C, conv = ds["C"], ds["converged_fraction"]
     Cx = C.sel(solver="exact")
-    c_lowP = float(Cx.isel(P=0).mean())
-    c_highP = float(Cx.isel(P=-1).mean())
-    rises = bool(np.all(np.diff(Cx.mean("N").values) > -0.02) and c_highP > c_lowP)
-    frac_bad = float(1 - conv.sel(solver=amp_name).mean())
-    bad_corner = float(1 - conv.sel(solver=amp_name).isel(P=0, N=0))
+    c_lowP, c_highP = float(Cx.isel(P=0).mean()), float(Cx.isel(P=-1).mean())
+    frac_bad = float(1 - conv.sel(solver=amp).mean())
+    bad_corner = float(1 - conv.sel(solver=amp).isel(P=0, N=0))
+    corner, rest = _corner(ds)
     numbers = {
-        "P_values": Ps,
-        "N_values": Ns,
+        "P_values": ds["P"].values.tolist(),
+        "N_values": ds["N"].values.tolist(),
         "exact_C_smallest_P": c_lowP,
         "exact_C_largest_P": c_highP,
         "exact_C_vs_P": Cx.mean("N").values.tolist(),
-        "amp_C_largest_P": float(C.sel(solver=amp_name).isel(P=-1).mean()),
+        "amp_C_largest_P": float(C.sel(solver=amp).isel(P=-1).mean()),
         "amp_nonconverged_fraction": frac_bad,
         "amp_nonconverged_fraction_corner": bad_corner,
+        "amp_nonconverged_fraction_corner_quarter": float(corner),
+        "amp_nonconverged_fraction_outside_quarter": float(rest),
         "amp_vs_exact_max_abs_C_diff": float(
-            np.nanmax(np.abs(C.sel(solver=amp_name).values - Cx.values))
-        ),
+            np.nanmax(np.abs(C.sel(solver=amp).values - Cx.values))
+        ),  # fmt: skip
         "rows": int(ds["contrast"].size),
     }
-    cv = ds["converged"].sel(solver=amp_name)
-    measured = {(P, N): cv.sel(P=P, N=N).values.astype(bool).tolist() for P in Ps for N in Ns}
-    numbers["stability"] = stability_numbers(pred, measured, D, p["lam"], ctx.convention)
+    P0, P1 = ds["P"].values[0] / D**2, ds["P"].values[-1] / D**2
     summary = (
-        f"Exact contrast averaged over N rises from {c_lowP:.2f} (P/D^2 = {x[0]:.2g}) to "
-        f"{c_highP:.2f} (P/D^2 = {x[-1]:.2g}); AMP ({amp_name}) failed to converge in "
-        f"{100 * frac_bad:.0f}% of the runs ({100 * bad_corner:.0f}% at the smallest P and N); "
-        f"where it converged its C is within {numbers['amp_vs_exact_max_abs_C_diff']:.2g} of "
-        "the exact C. " + numbers["stability"]["sentence"]
+        f"Exact contrast averaged over N rises from {c_lowP:.2f} (P/D^2 = {P0:.2g}) to "
+        f"{c_highP:.2f} (P/D^2 = {P1:.2g}); AMP ({amp}) failed to converge in "
+        f"{100 * frac_bad:.0f}% of the runs ({100 * float(corner):.0f}% in the bottom-left "
+        f"quarter of the grid, {100 * float(rest):.0f}% outside it); where it converged its "
+        f"C is within {numbers['amp_vs_exact_max_abs_C_diff']:.2g} of the exact C."
     )
+    return numbers, summary
+
+
+def run(ctx: Context) -> Outcome:
+    ds = compute(ctx)
+    pred = predict(ctx)
+    files = ["sweep.sqlite"] + save_dataset(ds.drop_vars(["C", "converged_fraction"]), ctx.out)
+    files += save_figure(draw(ds, pred, ctx.convention), ctx.out)
+    numbers, summary = summarize(ds)
+    cv = ds["converged"].sel(solver=ctx.params.amp_solver)
+    measured = {(P, N): cv.sel(P=P, N=N).values.astype(bool).tolist()
+                for P in ds["P"].values.tolist() for N in ds["N"].values.tolist()}  # fmt: skip
+    numbers["stability"] = stability_numbers(pred, measured, ds.attrs["D"], ds.attrs["lam"],
+                                             ctx.convention)  # fmt: skip
+    summary += " " + numbers["stability"]["sentence"]
     return Outcome(
         numbers=numbers,
         summary=summary,
-        agrees=rises,
+        claims=claims(ds),
         seeds={"sweep_seed": ctx.seed, "instances": "derived from (seed, D, N, P, repeat)"},
         files=files,
     )

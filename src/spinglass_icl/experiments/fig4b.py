@@ -18,9 +18,27 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import xarray as xr
 
-from .. import sweep, theory, training
-from .common import Context, Outcome, new_figure, save_dataset, save_figure, trial_chunks
+from .. import training
+from ..solvers import ground_state
+from ..sweep import SweepSpec, run_sweep
+from ..theory import asymptotic_error, relative_exact_test_error
+from ..training import TrainConfig
+from ..trials import TrialStore, run_chunks
+from .claims import Claim, at_most
+from .common import (
+    Context,
+    Outcome,
+    figure_seed,
+    new_figure,
+    plain_log_axis,
+    plain_log_ticks,
+    save_dataset,
+    save_figure,
+    trial_chunks,
+)
+from .presets import Fig4bPreset
 
 TITLE = "Test error vs prompt length: AMP, exact, SGD and theory"
 CLAIM = (
@@ -28,278 +46,338 @@ CLAIM = (
     "with SGD training (D = 20, lam = 0.01, P = 10 000, beta = 100, 100 trials)."
 )
 NOTES = [
-    "SPEC §4: eq. 34a (amp-paper, used by the paper) lacks the Onsager reaction term; its "
+    "Onsager term (docs/solvers.md#onsager-term): eq. 34a (amp-paper, used by the paper) lacks the "
+    "Onsager reaction term; its "
     "mean is biased, so its test error sits above the exact one at moderate P. `amp` adds "
     "the term and matches the exact ridge minimizer.",
     "Non-converged AMP runs are missing (NaN) in the averages, as in the authors' code; "
     "error bars are standard errors over the converged trials.",
-    "SPEC §2: absolute errors depend on the convention; we plot the relative error "
+    "Conventions (docs/conventions.md#relative-test-error): absolute errors depend on the "
+    "convention; we plot the relative error "
     "E(y~ - y^)^2 / E y~^2.",
 ]
+WHY = (
+    "The paper's AMP (eq. 34 as printed) lacks the Onsager term, so its mean is not the "
+    "ridge minimizer that SGD converges to; AMP with the term and the exact solution match "
+    "SGD on the same data."
+)
+
+SOLVERS: tuple[str, ...] = ("exact", "amp", "amp-paper")
 
 
-def run(ctx: Context) -> Outcome:
+def solver_errors(ctx: Context) -> xr.Dataset:
+    """The solver sweep (N x solver, ``trials`` repeats; resumable store
+    ``<out>/sweep.sqlite``, exported to ``sweep.nc``): mean, standard error and
+    converged fraction of the relative test error per (N, solver)."""
     p = ctx.params
-    D, P, lam = p["D"], p["P"], p["lam"]
-    Ns = list(p["N_list"])
-    solvers = ["exact", "amp", "amp-paper"]
-    spec = sweep.SweepSpec(
-        grid={"N": Ns, "solver": solvers},
-        fixed={"D": D, "P": P, "lam": lam, "beta": p["beta"], "convention": ctx.convention},
-        repeats=p["trials"],
+    spec = SweepSpec(
+        grid={"N": list(p.N_list), "solver": list(SOLVERS)},
+        fixed={"D": p.D, "P": p.P, "lam": p.lam, "beta": p.beta, "convention": ctx.convention},
+        repeats=p.trials,
         seed=ctx.seed,
-        solver_options={"damping": p["damping"], "tol": p["tol"], "max_iter": p["max_iter"]},
+        solver_options={"damping": p.damping, "tol": p.tol, "max_iter": p.max_iter},
         observables=("test_error",),
-        test_tasks=p["test_tasks"],
-        sampler=p.get("sampler", "prompts"),
+        test_tasks=p.test_tasks,
+        sampler=p.sampler,
     )
-    store = sweep.run_sweep(
-        spec,
-        ctx.out / "sweep.sqlite",
-        executor=ctx.executor,
-        workers=ctx.workers,
-        device=ctx.device,
-        progress=ctx.progress,
-    )
-    ds = store.to_xarray(spec)  # this spec's rows (a store may hold several)
+    store = run_sweep(spec, ctx.out / "sweep.sqlite", executor=ctx.executor,
+                      workers=ctx.workers, device=ctx.device, progress=ctx.progress)  # fmt: skip
     raw = ctx.out / "sweep.nc"
     if raw.exists():
         raw.unlink()
     store.to_netcdf(raw, spec)  # every row of the solver sweep, status included
-    files = ["sweep.sqlite", "sweep.nc"]
-    err = ds["relative_test_error"]  # (N, solver, repeat)
-    mean = err.mean("repeat", skipna=True)
+    err = store.to_xarray(spec)["relative_test_error"]  # (N, solver, repeat)
     n_ok = err.notnull().sum("repeat")
-    se = err.std("repeat", skipna=True, ddof=1) / np.sqrt(n_ok.clip(min=1))
-    numbers: dict = {"N": Ns}
-    for s in solvers:
-        numbers[f"{s}_relative_error"] = mean.sel(solver=s).values.tolist()
-        numbers[f"{s}_converged_fraction"] = (n_ok.sel(solver=s) / p["trials"]).values.tolist()
-    sgd_runs: dict = {}
-    if p.get("sgd", True):
-        sgd_runs = sgd_curves(ctx, Ns)
-        for lam_t, r in sgd_runs.items():
-            tag = f"sgd_lam{lam_t:g}"
-            for key in ("relative_error", "stderr", "closed_form_error",
-                        "exact_same_data_closed_form_error", "over_exact_max",
-                        "epochs_run_mean", "epochs_run_max", "converged_fraction",
-                        "grad_norm_max"):  # fmt: skip
-                numbers[f"{tag}_{key}"] = r[key]
-        main = lam if lam in sgd_runs else next(iter(sgd_runs))
-        r = sgd_runs[main]
-        numbers["sgd_relative_error"] = r["relative_error"]
-        numbers["sgd_closed_form_error"] = r["closed_form_error"]
-        numbers["exact_same_data_closed_form_error"] = r["exact_same_data_closed_form_error"]
-        numbers["sgd_over_exact_max"] = r["over_exact_max"]
-        numbers["gaps"] = curve_gaps(numbers, mean, se, sgd_runs, solvers)
-    numbers["lam_solved"] = lam
-    numbers["lam_trained"] = list(sgd_runs)
-    numbers["trials"] = p["trials"]
-    sgd_mean = sgd_runs[main]["relative_error"] if sgd_runs else []
-    sgd_se = sgd_runs[main]["stderr"] if sgd_runs else []
-    Nf = np.unique(np.round(np.geomspace(min(Ns), max(Ns), 60)).astype(int))
-    th = [theory.asymptotic_error(D, int(n), P, lam, ctx.convention) for n in Nf]
-    numbers["theory_at_N"] = [theory.asymptotic_error(D, n, P, lam, ctx.convention) for n in Ns]
-    fig, axes = new_figure(1, 1, width=6.2, height=4.4)
-    ax = axes[0][0]
-    style = {"exact": ("o", "k"), "amp": ("s", "C0"), "amp-paper": ("^", "C1")}
-    for s in solvers:
-        mk, col = style[s]
-        ax.errorbar(
-            Ns,
-            mean.sel(solver=s).values,
-            yerr=np.nan_to_num(se.sel(solver=s).values),
-            marker=mk,
-            color=col,
-            mfc="none",
-            capsize=3,
-            ls="none",
-            label=s,
-        )
-    for i, (lam_t, r) in enumerate(sgd_runs.items()):
-        ax.errorbar(
-            Ns,
-            r["relative_error"],
-            yerr=r["stderr"],
-            marker="x" if i == 0 else "+",
-            color=f"C{2 + i}",
-            capsize=3,
-            ls="none",
-            label=f"SGD ({p['optimizer']}, lam = {lam_t:g})",
-        )
-    ax.plot(Nf, th, "-", color="0.5", label="large-D theory")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("context length N")
-    ax.set_ylabel("relative test error")
-    ax.set_title(
-        f"Fig. 4b: D = {D}, P = {P}, lam = {lam:g}, beta = {p['beta']:g}, {p['trials']} trials",
-        fontsize=9,
-    )
-    ax.legend(fontsize=8)
-    files += save_figure(fig, ctx.out)
-    import xarray as xr
-
-    out = xr.Dataset(
+    return xr.Dataset(
         {
-            "solver_mean": mean,
-            "solver_stderr": se,
-            "theory": (("N_fine",), np.asarray(th)),
-        },
-        coords={"N_fine": Nf},
-        attrs={"D": D, "P": P, "lam": lam, "convention": ctx.convention},
-    )
-    if sgd_mean:
-        out["sgd_mean"] = (("N",), np.asarray(sgd_mean))
-        out["sgd_stderr"] = (("N",), np.asarray(sgd_se))
-    for lam_t, r in sgd_runs.items():
-        tag = f"sgd_lam{lam_t:g}"
-        for key in ("relative_error_per_trial", "epochs_run", "grad_norm", "converged"):
-            out[f"{tag}_{key}"] = (("N", "trial"), np.asarray(r[key]))
-    files += save_dataset(out, ctx.out)
-    ex = np.asarray(numbers["exact_relative_error"])
-    falls = bool(ex[-1] < ex[0] and np.all(np.diff(ex) < 0.05 * ex[:-1]))
-    close = (not sgd_mean) or numbers["sgd_over_exact_max"] < 1.2
-    summary = (
-        f"Exact relative error falls from {ex[0]:.3g} (N = {Ns[0]}) to {ex[-1]:.3g} "
-        f"(N = {Ns[-1]}); amp {numbers['amp_relative_error'][-1]:.3g}, amp-paper "
-        f"{numbers['amp-paper_relative_error'][-1]:.3g} at N = {Ns[-1]}"
-        + (
-            f"; SGD {sgd_mean[-1]:.3g}, at most {numbers['sgd_over_exact_max']:.3f} x the exact "
-            "error on the same training data"
-            if sgd_mean
-            else ""
-        )
-        + f"; theory {numbers['theory_at_N'][-1]:.3g}."
-    )
-    return Outcome(
-        numbers=numbers,
-        summary=summary,
-        agrees=bool(falls and close),
-        seeds={"sweep_seed": ctx.seed, "sgd": [sgd_seed(ctx.seed, k) for k in range(len(Ns))]},
-        files=files,
+            "solver_mean": err.mean("repeat", skipna=True),
+            "solver_stderr": err.std("repeat", skipna=True, ddof=1) / np.sqrt(n_ok.clip(min=1)),
+            "solver_converged_fraction": n_ok / p.trials,
+        }
     )
 
 
-def sgd_seed(seed: int, k: int) -> int:
-    """Training seed of the k-th N (the same for every SGD lam: paired data)."""
-    return seed + 7919 * (k + 1)
+def _chunks(p: Fig4bPreset, N: int, device: str) -> list[tuple[int, int]]:
+    """Chunks of trials: ``p.chunk`` trials each, or as many as memory allows."""
+    if p.chunk:
+        return [(k, min(p.chunk, p.trials - k)) for k in range(0, p.trials, p.chunk)]
+    return trial_chunks(p.trials, p.P, p.D, N, device=device)
 
 
-def _chunks(p: dict, N: int, device: str) -> list[tuple[int, int]]:
-    """Chunks of trials: ``p["chunk"]`` trials each, or as many as memory allows."""
-    if p.get("chunk"):
-        c = int(p["chunk"])
-        return [(k, min(c, p["trials"] - k)) for k in range(0, p["trials"], c)]
-    return trial_chunks(p["trials"], p["P"], p["D"], N, device=device)
+def sgd_seed(ctx: Context, N: int) -> int:
+    """Training seed at context length N (the same for every SGD lam: paired data)."""
+    p = ctx.params
+    return figure_seed(ctx, "sgd", D=p.D, N=N, P=p.P)
 
 
-def sgd_curves(ctx: Context, Ns: list[int]) -> dict[float, dict]:
-    """Train ``trials`` SLA per N and per training lam (``p["sgd_lams"]``, default the
-    solver's lam) and score them; chunks of trials are stored in ``<out>/trials.sqlite`` as
-    they finish (:mod:`spinglass_icl.trials`), so an interrupted run resumes.
+def _train_chunk(ctx: Context, base: TrainConfig, first: int, n: int) -> dict[str, np.ndarray]:
+    """Train one chunk of trials; score the trained W and the exact solution of the same
+    training sets (closed form)."""
+    res = training.train(replace(base, trials=n, first_trial=first), progress=ctx.progress)
+    W_sgd = res.W.double()
+    if res.exact_W is not None:  # A^{-1} h from the couplings built for training
+        W_ex = res.exact_W.double()
+    else:
+        W_ex = ground_state(res.instances.to(device=W_sgd.device)).reshape(W_sgd.shape)
+    N = base.N
+    return {
+        "relative_error": res.relative_test_error.double().cpu().numpy(),
+        "closed_sgd": relative_exact_test_error(W_sgd.cpu(), N, ctx.convention).numpy(),
+        "closed_exact": relative_exact_test_error(W_ex.cpu(), N, ctx.convention).numpy(),
+        "epochs_run": res.epochs_run.numpy(),
+        "converged": res.converged.numpy(),
+        "grad_norm": res.grad_norm.numpy(),
+    }
+
+
+def sgd_errors(ctx: Context) -> xr.Dataset:
+    """Train ``trials`` SLA per N and per training lam (``p.sgd_lams``, default the
+    solver's lam) and score them; chunks of trials are stored in ``<out>/trials.sqlite``
+    as they finish (:mod:`spinglass_icl.trials`), so an interrupted run resumes.
 
     Each trained trial's own training set is also solved exactly at the lam it trained
-    with, so "SGD vs exact" is paired (closed-form test errors,
-    :func:`spinglass_icl.theory.relative_exact_test_error`). Training stops per trial on
-    ``train_tol`` over ``train_window`` epochs (:class:`spinglass_icl.training.TrainConfig`),
-    capped at ``epochs``.
+    with, so "SGD vs exact" is paired. Training stops per trial on ``train_tol`` over
+    ``train_window`` epochs (:class:`spinglass_icl.training.TrainConfig`), capped at
+    ``epochs``.
 
     Returns
     -------
-    dict
-        lam -> per-N means, standard errors (over the trials), closed-form errors, and per
-        trial relative errors, epochs run, converged flags and final gradient norms.
+    xarray.Dataset
+        Over (sgd_lam, N): the mean and standard error of the Monte Carlo relative test
+        error, the closed-form errors of SGD and of the exact solution of the same data;
+        over (sgd_lam, N, trial): per-trial errors, epochs run, converged flags and final
+        gradient norms.
     """
-    from .. import trials as trials_mod
-    from ..solvers import ground_state
-
     p = ctx.params
-    D, P = p["D"], p["P"]
-    store = trials_mod.TrialStore(ctx.out / "trials.sqlite")
-    out: dict[float, dict] = {}
-    for lam_t in p.get("sgd_lams") or [p["lam"]]:
-        lam_t = float(lam_t)
+    store = TrialStore(ctx.out / "trials.sqlite")
+    lams = [float(x) for x in (p.sgd_lams or (p.lam,))]
+    per: dict[str, list] = {}
+    for lam_t in lams:
         rows: dict[str, list] = {}
-        for k, N in enumerate(Ns):
-            base = training.TrainConfig(
-                model="sla", D=D, N=N, P=P, lam=lam_t, trials=1, epochs=p["epochs"],
-                lr=p["lr"], optimizer=p["optimizer"], convention=ctx.convention,
-                seed=sgd_seed(ctx.seed, k), device=ctx.device, test_tasks=p["test_tasks"],
-                eval_every=p["epochs"], tol=p.get("train_tol"),
-                window=p.get("train_window", 1), sampler=p.get("sampler", "prompts"),
+        for N in p.N_list:
+            base = TrainConfig(
+                model="sla", D=p.D, N=N, P=p.P, lam=lam_t, trials=1, epochs=p.epochs,
+                lr=p.lr, optimizer=p.optimizer, convention=ctx.convention,
+                seed=sgd_seed(ctx, N), device=ctx.device, test_tasks=p.test_tasks,
+                eval_every=p.epochs, tol=p.train_tol, window=p.train_window,
+                sampler=p.sampler,
             )  # fmt: skip
-
-            def compute(first: int, n: int, base=base, N=N) -> dict:
-                cfg = replace(base, trials=n, first_trial=first)
-                res = training.train(cfg, progress=ctx.progress)
-                W_sgd = res.W.double()
-                if res.exact_W is not None:  # A^{-1} h from the couplings built for training
-                    W_ex = res.exact_W.double()
-                else:
-                    inst = res.instances.to(device=W_sgd.device)
-                    W_ex = ground_state(inst).reshape(W_sgd.shape)
-                return {
-                    "relative_error": res.relative_test_error.double().cpu().numpy(),
-                    "closed_sgd": theory.relative_exact_test_error(
-                        W_sgd.cpu(), N, ctx.convention).numpy(),
-                    "closed_exact": theory.relative_exact_test_error(
-                        W_ex.cpu(), N, ctx.convention).numpy(),
-                    "epochs_run": res.epochs_run.numpy(),
-                    "converged": res.converged.numpy(),
-                    "grad_norm": res.grad_norm.numpy(),
-                }  # fmt: skip
-
             spec = {"figure": "fig4b-sgd", **base.to_dict()}
             spec.pop("trials"), spec.pop("first_trial")
-            got = trials_mod.run_chunks(
-                store, spec, p["trials"], _chunks(p, N, ctx.device), compute
-            )
+            got = run_chunks(
+                store, spec, p.trials, _chunks(p, N, ctx.device),
+                lambda first, n, base=base: _train_chunk(ctx, base, first, n),
+            )  # fmt: skip
             for key, v in got.items():
                 rows.setdefault(key, []).append(v)
-        x = np.stack(rows["relative_error"])  # (N, trials)
-        T = x.shape[1]
-        ratio = np.stack(rows["closed_sgd"]).mean(1) / np.stack(rows["closed_exact"]).mean(1)
-        out[lam_t] = {
-            "relative_error": x.mean(1).tolist(),
-            "stderr": (x.std(1, ddof=1) / np.sqrt(T)).tolist() if T > 1 else [0.0] * len(Ns),
-            "closed_form_error": np.stack(rows["closed_sgd"]).mean(1).tolist(),
-            "exact_same_data_closed_form_error": np.stack(rows["closed_exact"]).mean(1).tolist(),
-            "over_exact_max": float(ratio.max()),
-            "epochs_run_mean": np.stack(rows["epochs_run"]).mean(1).tolist(),
-            "epochs_run_max": int(np.stack(rows["epochs_run"]).max()),
-            "converged_fraction": float(np.stack(rows["converged"]).mean()),
-            "grad_norm_max": float(np.stack(rows["grad_norm"]).max()),
-            "relative_error_per_trial": x,
-            "epochs_run": np.stack(rows["epochs_run"]),
-            "grad_norm": np.stack(rows["grad_norm"]),
-            "converged": np.stack(rows["converged"]),
-        }
-    return out
+        for key, v in rows.items():
+            per.setdefault(key, []).append(np.stack(v))  # (N, trials)
+    x = np.stack(per["relative_error"])  # (sgd_lam, N, trials)
+    T = x.shape[-1]
+    se = x.std(-1, ddof=1) / np.sqrt(T) if T > 1 else np.zeros(x.shape[:-1])
+    d3 = ("sgd_lam", "N", "trial")
+    return xr.Dataset(
+        {
+            "sgd_mean": (d3[:2], x.mean(-1)),
+            "sgd_stderr": (d3[:2], se),
+            "sgd_closed_form": (d3[:2], np.stack(per["closed_sgd"]).mean(-1)),
+            "exact_same_data_closed_form": (d3[:2], np.stack(per["closed_exact"]).mean(-1)),
+            "sgd_relative_error_per_trial": (d3, x),
+            "sgd_epochs_run": (d3, np.stack(per["epochs_run"])),
+            "sgd_converged": (d3, np.stack(per["converged"])),
+            "sgd_grad_norm": (d3, np.stack(per["grad_norm"])),
+        },
+        coords={"sgd_lam": lams, "N": list(p.N_list), "trial": np.arange(T)},
+    )
 
 
-def curve_gaps(numbers: dict, mean, se, sgd_runs: dict, solvers: list[str]) -> dict:
+def compute(ctx: Context) -> xr.Dataset:
+    """Solvers, SGD (if the preset asks) and the large-D theory, on one N axis (plus a
+    fine N axis for the theory line)."""
+    p = ctx.params
+    ds = solver_errors(ctx)
+    if p.sgd:
+        ds = ds.merge(sgd_errors(ctx))
+    Nf = np.unique(np.round(np.geomspace(min(p.N_list), max(p.N_list), 60)).astype(int))
+    ds["theory"] = (("N",), [asymptotic_error(p.D, n, p.P, p.lam, ctx.convention)
+                             for n in p.N_list])  # fmt: skip
+    ds["theory_fine"] = (("N_fine",), [asymptotic_error(p.D, int(n), p.P, p.lam,
+                                                        ctx.convention) for n in Nf])  # fmt: skip
+    ds = ds.assign_coords(N_fine=Nf)
+    ds.attrs.update({"D": p.D, "P": p.P, "lam": p.lam, "beta": p.beta, "trials": p.trials,
+                     "optimizer": p.optimizer, "convention": ctx.convention})  # fmt: skip
+    return ds
+
+
+_STYLE = {"exact": ("o", "k"), "amp": ("s", "C0"), "amp-paper": ("^", "C1")}
+
+
+def draw(ds: xr.Dataset):
+    """Relative test error vs N (log-log, plain tick labels at the N of the grid)."""
+    fig, axes = new_figure(1, 1, width=7.5, height=5.0)
+    ax = axes[0][0]
+    Ns = ds["N"].values
+    for s in SOLVERS:
+        mk, col = _STYLE[s]
+        ax.errorbar(Ns, ds["solver_mean"].sel(solver=s).values,
+                    yerr=np.nan_to_num(ds["solver_stderr"].sel(solver=s).values), marker=mk,
+                    color=col, mfc="none", capsize=3, ls="none", label=s)  # fmt: skip
+    if "sgd_mean" in ds:
+        for i, lam_t in enumerate(ds["sgd_lam"].values):
+            d = ds.sel(sgd_lam=lam_t)
+            ax.errorbar(Ns, d["sgd_mean"].values, yerr=d["sgd_stderr"].values,
+                        marker="x" if i == 0 else "+", color=f"C{2 + i}", capsize=3, ls="none",
+                        label=f"SGD ({ds.attrs['optimizer']}, lam = {lam_t:g})")  # fmt: skip
+    ax.plot(ds["N_fine"].values, ds["theory_fine"].values, "-", color="0.5",
+            label="large-D theory")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    plain_log_ticks(ax, "x", Ns)
+    plain_log_axis(ax, "y")
+    ax.set_xlabel("context length N")
+    ax.set_ylabel("relative test error")
+    a = ds.attrs
+    ax.set_title(f"Fig. 4b: D = {a['D']}, P = {a['P']}, lam = {a['lam']:g} (solvers), "
+                 f"beta = {a['beta']:g}, {a['trials']} trials")  # fmt: skip
+    ax.legend()
+    return fig
+
+
+def curve_gaps(ds: xr.Dataset) -> dict:
     """How far each solver curve (AMP, exact; solved at the figure's lam) is from each SGD
     curve: per N the gap ``solver - SGD`` relative to SGD and in standard errors
     ``sqrt(se_solver^2 + se_SGD^2)`` (different data: unpaired), with the max and mean of
     their absolute values over N. Keys ``<solver>_vs_sgd_lam<lam>``."""
+
+    def listed(v: np.ndarray) -> list:
+        return [None if not np.isfinite(x) else float(x) for x in v]
+
+    def stat(f, v: np.ndarray):
+        v = np.abs(v[np.isfinite(v)])
+        return float(f(v)) if v.size else None
+
     gaps: dict = {}
-    for s in solvers:
-        a = np.asarray(mean.sel(solver=s).values, dtype=float)
-        sa = np.asarray(se.sel(solver=s).values, dtype=float)
-        for lam_t, r in sgd_runs.items():
-            b, sb = np.asarray(r["relative_error"]), np.asarray(r["stderr"])
-            rel = (a - b) / b
+    for s in SOLVERS:
+        a = ds["solver_mean"].sel(solver=s).values.astype(float)
+        sa = ds["solver_stderr"].sel(solver=s).values.astype(float)
+        for lam_t in ds["sgd_lam"].values:
+            b = ds["sgd_mean"].sel(sgd_lam=lam_t).values
+            sb = ds["sgd_stderr"].sel(sgd_lam=lam_t).values
             with np.errstate(divide="ignore", invalid="ignore"):
+                rel = (a - b) / b
                 z = (a - b) / np.sqrt(np.nan_to_num(sa) ** 2 + sb**2)
-            fin = np.isfinite(rel)
-            zf = np.isfinite(z)
             gaps[f"{s}_vs_sgd_lam{lam_t:g}"] = {
-                "relative_gap": [None if not np.isfinite(v) else float(v) for v in rel],
-                "gap_in_stderr": [None if not np.isfinite(v) else float(v) for v in z],
-                "max_abs_relative_gap": float(np.abs(rel[fin]).max()) if fin.any() else None,
-                "mean_abs_relative_gap": float(np.abs(rel[fin]).mean()) if fin.any() else None,
-                "max_abs_gap_in_stderr": float(np.abs(z[zf]).max()) if zf.any() else None,
-                "mean_abs_gap_in_stderr": float(np.abs(z[zf]).mean()) if zf.any() else None,
+                "relative_gap": listed(rel),
+                "gap_in_stderr": listed(z),
+                "max_abs_relative_gap": stat(np.max, rel),
+                "mean_abs_relative_gap": stat(np.mean, rel),
+                "max_abs_gap_in_stderr": stat(np.max, z),
+                "mean_abs_gap_in_stderr": stat(np.mean, z),
             }
     return gaps
+
+
+def _main_lam(ds: xr.Dataset) -> float:
+    """The SGD lam quoted without a tag: the solvers' lam if SGD ran at it, else the first."""
+    lams = [float(x) for x in ds["sgd_lam"].values]
+    return ds.attrs["lam"] if ds.attrs["lam"] in lams else lams[0]
+
+
+def summarize(ds: xr.Dataset) -> dict:
+    numbers: dict = {"N": ds["N"].values.tolist()}
+    for s in SOLVERS:
+        numbers[f"{s}_relative_error"] = ds["solver_mean"].sel(solver=s).values.tolist()
+        numbers[f"{s}_converged_fraction"] = (
+            ds["solver_converged_fraction"].sel(solver=s).values.tolist()
+        )
+    lams: list[float] = []
+    if "sgd_mean" in ds:
+        lams = [float(x) for x in ds["sgd_lam"].values]
+        for lam_t in lams:
+            d, tag = ds.sel(sgd_lam=lam_t), f"sgd_lam{lam_t:g}"
+            ratio = d["sgd_closed_form"].values / d["exact_same_data_closed_form"].values
+            numbers.update({
+                f"{tag}_relative_error": d["sgd_mean"].values.tolist(),
+                f"{tag}_stderr": d["sgd_stderr"].values.tolist(),
+                f"{tag}_closed_form_error": d["sgd_closed_form"].values.tolist(),
+                f"{tag}_exact_same_data_closed_form_error":
+                    d["exact_same_data_closed_form"].values.tolist(),
+                f"{tag}_over_exact_max": float(ratio.max()),
+                f"{tag}_epochs_run_mean": d["sgd_epochs_run"].mean("trial").values.tolist(),
+                f"{tag}_epochs_run_max": int(d["sgd_epochs_run"].max()),
+                f"{tag}_converged_fraction": float(d["sgd_converged"].mean()),
+                f"{tag}_grad_norm_max": float(d["sgd_grad_norm"].max()),
+            })  # fmt: skip
+        tag = f"sgd_lam{_main_lam(ds):g}"
+        numbers["sgd_relative_error"] = numbers[f"{tag}_relative_error"]
+        numbers["sgd_closed_form_error"] = numbers[f"{tag}_closed_form_error"]
+        numbers["exact_same_data_closed_form_error"] = numbers[
+            f"{tag}_exact_same_data_closed_form_error"
+        ]
+        numbers["sgd_over_exact_max"] = numbers[f"{tag}_over_exact_max"]
+        numbers["gaps"] = curve_gaps(ds)
+    numbers["lam_solved"] = ds.attrs["lam"]
+    numbers["lam_trained"] = lams
+    numbers["trials"] = ds.attrs["trials"]
+    numbers["theory_at_N"] = ds["theory"].values.tolist()
+    return numbers
+
+
+def claims(ds: xr.Dataset, n: dict) -> list[Claim]:
+    """The error falls with N; AMP (as printed) coincides with SGD, at every SGD lam."""
+    ex = np.asarray(n["exact_relative_error"])
+    out = [
+        at_most(
+            "The test error decreases with the context length N.",
+            "largest relative rise of the exact error between neighbouring N (< 0: falls)",
+            float(np.max(np.diff(ex) / ex[:-1])),
+            agree=0.0,
+            partly=0.05,
+        )
+    ]
+    for lam_t in n["lam_trained"]:
+        g = n["gaps"][f"amp-paper_vs_sgd_lam{lam_t:g}"]["max_abs_relative_gap"]
+        out.append(
+            at_most(
+                f"The AMP result coincides perfectly with the SGD (SGD at lam = {lam_t:g}, "
+                f"AMP at lam = {n['lam_solved']:g}).",
+                "largest |AMP (eq. 34 as printed) / SGD - 1| over N",
+                float("nan") if g is None else g,
+                agree=0.02,
+                partly=0.1,
+            )
+        )
+    return out
+
+
+def run(ctx: Context) -> Outcome:
+    p = ctx.params
+    ds = compute(ctx)
+    files = ["sweep.sqlite", "sweep.nc"] + (["trials.sqlite"] if p.sgd else [])
+    files += save_figure(draw(ds), ctx.out) + save_dataset(ds, ctx.out)
+    n = summarize(ds)
+    Ns = n["N"]
+    gaps = n.get("gaps", {})
+    gap_txt = "; ".join(
+        f"amp-paper vs SGD at lam = {lam_t:g}: up to "
+        f"{100 * (gaps[f'amp-paper_vs_sgd_lam{lam_t:g}']['max_abs_relative_gap'] or np.nan):.2g}%"
+        f", amp {100 * (gaps[f'amp_vs_sgd_lam{lam_t:g}']['max_abs_relative_gap'] or np.nan):.2g}%"
+        for lam_t in n["lam_trained"]
+    )
+    summary = (
+        f"Exact relative error falls from {n['exact_relative_error'][0]:.3g} (N = {Ns[0]}) to "
+        f"{n['exact_relative_error'][-1]:.3g} (N = {Ns[-1]}); amp "
+        f"{n['amp_relative_error'][-1]:.3g}, amp-paper {n['amp-paper_relative_error'][-1]:.3g} "
+        f"at N = {Ns[-1]}"
+        + (
+            f"; SGD {n['sgd_relative_error'][-1]:.3g}, at most {n['sgd_over_exact_max']:.3f} x "
+            f"the exact error on the same training data; {gap_txt}"
+            if "sgd_relative_error" in n
+            else ""
+        )
+        + f"; theory {n['theory_at_N'][-1]:.3g}."
+    )
+    seeds = {"sweep_seed": ctx.seed}
+    if p.sgd:
+        seeds["sgd"] = {f"N{N}": sgd_seed(ctx, N) for N in p.N_list}
+    return Outcome(numbers=n, summary=summary, claims=claims(ds, n), seeds=seeds, files=files)

@@ -2,7 +2,7 @@
 
 | name        | what                                                   | memory  |
 |-------------|--------------------------------------------------------|---------|
-| ``exact``   | Cholesky of ``A = G + lam I`` (SPEC §4)                | O(n^2)  |
+| ``exact``   | Cholesky of ``A = G + lam I`` (docs/solvers.md#exact)    | O(n^2)  |
 | ``amp``     | AMP eq. 34 with the Onsager reaction term (exact mean)  | O(n^2)  |
 | ``amp-paper``| AMP eq. 34 verbatim (biased mean; the paper's figures) | O(n^2)  |
 | ``rbp``     | relaxed BP eq. 29 (messages on every pair)             | O(n^2) messages |

@@ -6,7 +6,7 @@
     m_i = (beta h_i + beta sum_j J_ij m_j) / (beta lam_i - V_i)          (34a)
     v_i = 1 / (beta lam_i - V_i)                                         (34b)
 
-``amp`` adds the Onsager reaction term that eq. 34a drops (SPEC §4)::
+``amp`` adds the Onsager reaction term that eq. 34a drops (docs/solvers.md#onsager-term)::
 
     m_i = (beta h_i + beta sum_j J_ij m_j - V_i m_i) / (beta lam_i - V_i)
 

@@ -1,7 +1,8 @@
 """One damped fixed-point iteration engine for every message-passing solver.
 
-Each algorithm supplies only its update rule ``F: state -> (state', ok)`` (STYLE.md §6,
-after tramp). The engine applies damping (``x <- d x + (1 - d) F(x)``, the authors'
+Each algorithm supplies only its update rule ``F: state -> (state', ok)`` (the design of
+tramp; docs/solvers.md#convergence-and-divergence). The engine applies damping
+(``x <- d x + (1 - d) F(x)``, the authors'
 ``new = 0.9 old + 0.1 update`` is ``damping = 0.9``), measures the *undamped* residual
 ``r = max|F(x) - x| / max(|F(x)|, |x|)`` per instance, stops instances that reached
 ``tol`` and flags those whose update is invalid (``ok`` False: a non-positive

@@ -1,4 +1,4 @@
-"""Exact marginals of the Gaussian Boltzmann measure (SPEC §4).
+"""Exact marginals of the Gaussian Boltzmann measure (docs/solvers.md#exact).
 
 ``H = 1/2 sigma^T A sigma - h.sigma`` with ``A = G + lam I`` positive definite for
 lam > 0, so ``P(sigma) ~ exp(-beta H)`` is exactly Gaussian with mean ``A^{-1} h`` (the
@@ -28,7 +28,7 @@ def ground_state(instance: Instance) -> torch.Tensor:
 
 
 def solve_exact(instance: Instance, beta: float, *, variances: bool = True) -> SolverResult:
-    """Exact mean and marginal variances by Cholesky (SPEC §4).
+    """Exact mean and marginal variances by Cholesky (docs/solvers.md#exact).
 
     Parameters
     ----------

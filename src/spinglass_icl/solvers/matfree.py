@@ -1,6 +1,6 @@
-"""Matrix-free solvers for large D: never form the ``n x n`` couplings (issue 4).
+"""Matrix-free solvers for large D: never form the ``n x n`` couplings.
 
-Every feature vector is rank one (eq. 3, SPEC §3): ``S^mu = c u_mu (x) q_mu`` with
+Every feature vector is rank one (eq. 3; docs/solvers.md#model): ``S^mu = c u_mu (x) q_mu`` with
 ``u_mu = sum_i y_i [x_i; y_i]`` and ``q_mu = [x~_mu; 0]``, so with ``M = m`` reshaped to
 ``(D+1) x (D+1)``
 
@@ -16,8 +16,8 @@ cost ``O(P D^2)`` time and ``O(P D)`` memory, against ``O(D^4)`` memory for dens
 Solvers
 -------
 ``exact`` (:func:`solve_cg`)
-    The exact mean ``A^{-1} h`` (SPEC §4) by conjugate gradients on ``(G + lam I) m = h``,
-    Jacobi-preconditioned by ``lam_i = diag(A)``. Marginal variances
+    The exact mean ``A^{-1} h`` (docs/solvers.md#exact) by conjugate gradients on
+    ``(G + lam I) m = h``, Jacobi-preconditioned by ``lam_i = diag(A)``. Marginal variances
     ``diag((beta A)^{-1})`` are not computed (``v`` is NaN and the message says so):
     they need ``n`` solves.
 ``amp`` / ``amp-paper`` (:func:`solve_amp_matfree`)
@@ -31,7 +31,7 @@ Solvers
     * ``variance_term="scalar"`` (default): a block-uniform-variance approximation (as in
       the scalar-variance GAMP): ``sum_j J_ij^2 v_j ~= sum_X r_i^X <v>_X`` over the two
       coupled spin blocks X = A (W11) and B (W's last row; the last column is uncoupled,
-      SPEC §3), whose variances differ most, with ``r_i^X = sum_{j in X, j != i}
+      docs/solvers.md#spin-index), whose variances differ most, with ``r_i^X = sum_{j in X, j != i}
       J_ij^2`` estimated once by Hutchinson's estimator ``diag(G P_X G) ~= mean_k z_k o
       G P_X G z_k`` over ``n_probes`` seeded Rademacher probes (``4 n_probes`` matvecs in
       all) and ``<v>_X`` the current mean of v over X. Checked against dense AMP

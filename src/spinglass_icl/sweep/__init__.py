@@ -1,4 +1,4 @@
-"""Sweeps that scale (issue 4): a spec, a resumable SQLite store, three executors.
+"""Sweeps that scale: a spec, a resumable SQLite store, three executors.
 
 ::
 

@@ -1,4 +1,4 @@
-"""Sweep specification: a grid over model parameters with deterministic seeds (issue 4).
+"""Sweep specification: a grid over model parameters with deterministic seeds.
 
 A :class:`SweepSpec` names a grid (the Cartesian product of value lists for any of
 :data:`PARAMS`), fixed values for the other parameters, a number of repeats and one base
@@ -60,7 +60,8 @@ DEFAULTS: dict[str, Any] = {
     "solver": "amp",
     "noise": 0.0,
 }
-#: solver options and their defaults (the authors' AMP settings, SPEC §2)
+#: solver options and their defaults (the authors' AMP settings,
+#: docs/solvers.md#convergence-and-divergence)
 SOLVER_OPTIONS: dict[str, Any] = {"damping": 0.9, "tol": 1e-6, "max_iter": 2000}
 
 _SEED_MASK = (1 << 63) - 1
@@ -159,9 +160,9 @@ class SweepSpec:
         Base seed (>= 0) from which every instance and test seed is derived.
     solver_options : dict
         ``damping`` (default 0.9), ``tol`` (1e-6), ``max_iter`` (2000): the authors'
-        AMP settings (SPEC §2). ``damping = "auto"``: per batch of instances, the smallest
-        damping predicted to converge (:func:`spinglass_icl.solvers.stability.batch_auto_damping`;
-        docs/amp-stability.md).
+        AMP settings (docs/solvers.md#convergence-and-divergence). ``damping = "auto"``: per batch
+        of instances, the smallest damping predicted to converge
+        (:func:`spinglass_icl.solvers.stability.batch_auto_damping`; docs/amp-stability.md).
     observables : tuple of str
         Any of :data:`OBSERVABLES`; NULL for runs that did not converge.
     test_error : str

@@ -370,3 +370,17 @@ def test_statistics_paths_train_as_the_token_formulas(name, monkeypatch):
     assert _rel(fast.state["W"] if name == "mhla" else fast.state["W_Q"],
                 train(dataclasses.replace(cfg, epochs=1)).state[
                     "W" if name == "mhla" else "W_Q"]) > 1e-3  # fmt: skip
+
+
+def test_memory_estimate_follows_sampler_path_and_precision():
+    """The pre-flight estimate counts what the run allocates: exact-law factors instead of
+    prompts, no per-step prompt activations on the quadratic SLA path, 4-byte floats in
+    float32 (the Fig. 4b paper chunk, 25 SLA trials at N = 200, fits in a few GB)."""
+    from spinglass_icl.resources import train_bytes
+
+    base = dict(D=20, N=200, P=10_000, trials=25, test_tasks=2000)
+    prompts = train_bytes(**base)
+    factors_quad = train_bytes(**base, sampler="factors", quadratic=True)
+    assert factors_quad < 4 * 2**30 < prompts
+    assert train_bytes(**base, quadratic=True) < prompts
+    assert train_bytes(**base, itemsize=4) * 2 == prompts

@@ -469,12 +469,19 @@ def _chunked_sq_err(model: Model, params, data, y, chunk: int = 4096) -> torch.T
     return torch.cat(out, dim=1)
 
 
-def _check_train_memory(cfg: TrainConfig) -> None:
+def _check_train_memory(cfg: TrainConfig, quadratic: bool | None = None) -> None:
     """Refuse (ResourceError) before allocating when the trials cannot fit in memory."""
     from .resources import check_memory, train_bytes
 
+    if quadratic is None:
+        quadratic = cfg.model == "sla" and cfg.batch_size is None
+    est = train_bytes(
+        cfg.D, cfg.N, cfg.P, cfg.trials, cfg.test_tasks, cfg.batch_size,
+        sampler=cfg.sampler, quadratic=bool(quadratic),
+        itemsize=4 if cfg.dtype == "float32" else 8,
+    )  # fmt: skip
     check_memory(
-        train_bytes(cfg.D, cfg.N, cfg.P, cfg.trials, cfg.test_tasks, cfg.batch_size),
+        est,
         f"train model={cfg.model} D={cfg.D} N={cfg.N} P={cfg.P} trials={cfg.trials}",
         "use fewer --trials (run them in several calls with different seeds), a smaller "
         "--P or --test-tasks, or --batch-size",
@@ -514,7 +521,7 @@ def train(
     """
     if not isinstance(config, TrainConfig):
         raise ParameterError(f"config must be a TrainConfig, got {type(config).__name__}")
-    _check_train_memory(config)
+    _check_train_memory(config, quadratic)
     import xarray as xr
     from tqdm.auto import tqdm
 

@@ -4,7 +4,8 @@ Usage::
 
     python benchmarks/train.py [--trials 100] [--P 10000] [--epochs 3] [--chunk 0]
                                [--devices cpu,cuda] [--dtype float64] [--threads 0]
-                               [--sla-prompt-path] [--study sa-d20|p-scaling]
+                               [--sla-prompt-path] [--study sa-d20|p-scaling|stop]
+                               [--lr 0.1,0.03]
 
 Each row trains ``--epochs`` full-batch Adam epochs of ``--trials`` independent trials in
 one batched computation and reports the optimization time per epoch
@@ -18,6 +19,11 @@ Fig. 6, docs/experiments.md#fig-6; benchmarks/RESULTS.md, "## train"): relative 
 trials of full-batch Adam (default lr: 3e-3 since the study, which ran at 1e-2; 300 epochs, float32)
 at N = 20, P = 10 000 under several lam, conventions and initializations, and warm starts from a
 learned solution (``train(init=...)``).
+
+``--study stop`` trains ``--trials`` trials of each of ``--models`` at the ``paper`` Fig. 6
+setting (D = 20, N = 50, P = 10 000, lam = 0.005, convergence stop 1e-7 over 50 epochs,
+2000-epoch cap) for each learning rate of ``--lr`` and prints epochs to the stop, final
+gradient norm, test error and loss per trial.
 """
 
 from __future__ import annotations
@@ -170,6 +176,33 @@ def study_sa_d20() -> None:
     _study_row("LeCun init", r(base, model="tf", N=50, lam=0.005))
 
 
+def stop_study(models: list[str], lrs: list[float | None], trials: int, dtype: str) -> None:
+    """Epochs to the convergence stop of the ``paper`` Fig. 6 preset (D = 20, N = 50,
+    P = 10 000, lam = 0.005, relative loss change < 1e-7 over 50 epochs, 2000-epoch cap,
+    H = 32, M = 10, full-batch Adam) per learning rate: epochs run, stopped or not, final
+    gradient norm, relative test error (2000 fresh prompts) and final eq. (2) loss per trial."""
+    print(f"# Fig. 6 paper stop, {trials} trials, {dtype}, threads={torch.get_num_threads()}")
+    print("| model | lr | epochs (per trial) | stopped | grad norm | rel. test error | "
+          "final loss | step s |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for m in models:
+        for lr in lrs:
+            cfg = TrainConfig(
+                model=m, D=20, N=50, P=10_000, lam=0.005, trials=trials, epochs=2000, lr=lr,
+                tol=1e-7, window=50, H=32, M=10, test_tasks=2000, dtype=dtype,
+            )  # fmt: skip
+            r = train(cfg)
+            f = lambda xs, fmt: ", ".join(format(x, fmt) for x in xs)  # noqa: E731
+            print(
+                f"| {m} | {cfg.learning_rate:g} | {f(r.epochs_run.tolist(), 'd')} "
+                f"| {sum(r.converged.tolist())}/{trials} | {f(r.grad_norm.tolist(), '.1e')} "
+                f"| {f(r.relative_test_error.tolist(), '.5f')} "
+                f"| {f(r.history.train_loss.values[-1].tolist(), '.7f')} "
+                f"| {r.step_seconds:.1f} |",
+                flush=True,
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=100)
@@ -189,9 +222,11 @@ def main() -> None:
     )
     ap.add_argument(
         "--study",
-        choices=["sa-d20", "p-scaling"],
-        help="sa-d20: a learning study; p-scaling: full-batch SLA time at P = 2000 vs 20 000",
+        choices=["sa-d20", "p-scaling", "stop"],
+        help="sa-d20: a learning study; p-scaling: full-batch SLA time at P = 2000 vs 20 000; "
+        "stop: epochs to the Fig. 6 paper stop per --lr (--models, --trials, --dtype)",
     )
+    ap.add_argument("--lr", default="", help="--study stop: comma-separated learning rates")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -200,6 +235,10 @@ def main() -> None:
         return
     if args.study == "p-scaling":
         p_scaling()
+        return
+    if args.study == "stop":
+        lrs = [float(x) for x in args.lr.split(",")] if args.lr else [None]
+        stop_study(args.models.split(","), lrs, args.trials, args.dtype)
         return
     devices = [d for d in args.devices.split(",") if d == "cpu" or torch.cuda.is_available()]
     print(

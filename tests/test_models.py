@@ -127,6 +127,35 @@ def test_sa_and_tf_follow_eq42_45():
     )
 
 
+def _literal_mhla(p, X, c):
+    """Eq. (41) per head on the tokens, ``sum_h w_O[h] c/sqrt(D) (W_V^h X X^T W^h X)[D, N]``."""
+    XX = X @ X.transpose(-1, -2)  # (T, B, D+1, D+1)
+    heads = [
+        (c / math.sqrt(D) * p["W_V"][:, h, None] @ XX @ p["W"][:, h, None] @ X)[..., D, N]
+        for h in range(p["W"].shape[1])
+    ]
+    return (torch.stack(heads, -1) * p["W_O"][:, None]).sum(-1)
+
+
+@pytest.mark.parametrize("name", ["mhla", "sa"])
+def test_statistics_paths_equal_the_token_formulas_with_gradients(name):
+    """MHLA from the prompts' Gram pairs and SA from one stacked product ``X [r, u]`` give
+    the literal eq. (41) per head / eq. (42)-(44) predictions and weight gradients to 1e-10
+    (float64)."""
+    model, params, pr = _setup(name)
+    X = pr.X
+    ref = _literal_mhla if name == "mhla" else (lambda p, X, c: _naive_sa(p, X, 5)[..., D, N])
+    ps = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    y = model.predict(ps, model.prepare(X))
+    y_ref = ref(ps, X, model.c)
+    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-12)
+    w = torch.randn(y.shape, generator=make_generator(9), dtype=torch.float64)
+    g = torch.autograd.grad((w * y).sum(), list(ps.values()))
+    g_ref = torch.autograd.grad((w * y_ref).sum(), list(ps.values()))
+    for k, a, b in zip(ps, g, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=k)
+
+
 def test_init_is_per_trial_and_seeded():
     model = build_model("tf", D, N, H=5)
     a = model.init_params([make_generator(1), make_generator(2)])

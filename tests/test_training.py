@@ -334,3 +334,53 @@ def test_exact_W_is_the_ground_state_of_the_instances():
     # lam = 0 with P < n: A singular, trains, no exact_W
     res0 = train(dataclasses.replace(cfg, lam=0.0, P=5))
     assert res0.exact_W is None and bool(torch.isfinite(res0.W).all())
+
+
+@pytest.mark.parametrize("name", ["mhla", "sa"])
+def test_statistics_paths_train_as_the_token_formulas(name, monkeypatch):
+    """50 full-batch Adam steps of MHLA (prompt Gram pairs) and SA (one stacked token
+    product) follow the trajectory of the same steps through the literal token formulas
+    (per-head eq. 41; the full attention mix of eq. 43-44) to 1e-10 (float64)."""
+    from spinglass_icl import models
+
+    cfg = TrainConfig(model=name, trials=2, epochs=50, seed=3, eval_every=10, **SMALL)
+    fast = train(cfg)
+
+    def literal_mhla(self, params, data):
+        (Xt,) = data
+        X = Xt.transpose(-1, -2)
+        XX = X @ X.transpose(-1, -2)
+        c = self.c / math.sqrt(self.D)
+        heads = [
+            (c * params["W_V"][:, h, None] @ XX @ params["W"][:, h, None] @ X)[..., -1, -1]
+            for h in range(self.M)
+        ]
+        return (torch.stack(heads, -1) * params["W_O"][:, None]).sum(-1)
+
+    def literal_sa(self, params, data):
+        return models._attention_query(params, data[0], self.H)[..., self.D]
+
+    cls = models.MHLA if name == "mhla" else models.SA
+    monkeypatch.setattr(cls, "prepare", models.Model.prepare)  # the tokens
+    monkeypatch.setattr(cls, "predict", literal_mhla if name == "mhla" else literal_sa)
+    slow = train(cfg)
+    for k in fast.state:
+        torch.testing.assert_close(fast.state[k], slow.state[k], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(fast.grad_norm, slow.grad_norm, rtol=1e-10, atol=1e-12)
+    assert _rel(fast.state["W"] if name == "mhla" else fast.state["W_Q"],
+                train(dataclasses.replace(cfg, epochs=1)).state[
+                    "W" if name == "mhla" else "W_Q"]) > 1e-3  # fmt: skip
+
+
+def test_memory_estimate_follows_sampler_path_and_precision():
+    """The pre-flight estimate counts what the run allocates: exact-law factors instead of
+    prompts, no per-step prompt activations on the quadratic SLA path, 4-byte floats in
+    float32 (the Fig. 4b paper chunk, 25 SLA trials at N = 200, fits in a few GB)."""
+    from spinglass_icl.resources import train_bytes
+
+    base = dict(D=20, N=200, P=10_000, trials=25, test_tasks=2000)
+    prompts = train_bytes(**base)
+    factors_quad = train_bytes(**base, sampler="factors", quadratic=True)
+    assert factors_quad < 4 * 2**30 < prompts
+    assert train_bytes(**base, quadratic=True) < prompts
+    assert train_bytes(**base, itemsize=4) * 2 == prompts

@@ -212,8 +212,11 @@ class MHLA(Model):
     name = "mhla"
 
     def prepare(self, X: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """``(X X^T, q)``: the Gram matrix over all N+1 tokens and the query token."""
-        return _gram_and_query(X)
+        """``(C_pairs, q)``: the upper triangle ``C_ab, a <= b`` of ``C = X X^T`` over all
+        N+1 tokens, (T, B, (D+1)(D+2)/2), and the query token q, (T, B, D+1)."""
+        C, q = _gram_and_query(X)
+        a, b = _pairs(C.shape[-1], C.device)
+        return C[..., a, b].contiguous(), q
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -228,9 +231,25 @@ class MHLA(Model):
         }
 
     def predict(self, params: Params, data: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        C, q = data
-        heads = _fla_heads(self.c, params["W_V"], params["W"], C, q)  # (T, B, M)
-        return (heads @ params["W_O"][:, :, None])[..., 0]
+        """``y^ = c/sqrt(D) sum_abc C_ab K_abc q_c`` with the head-summed tensor
+        ``K_abc = sum_h w_O[h] v_h[a] W^h_bc`` (``v_h = W_V^h[D, :]``): the same number as
+        ``sum_h w_O[h] c/sqrt(D) v_h^T C W^h q`` (eq. 41 per head), but one GEMM of
+        ``(D+1)^2 (D+2)/2`` multiply-adds per prompt (C symmetric: pairs ``a <= b`` with
+        ``K_abc + K_bac``) instead of about ``2 M (D+1)^2`` in small per-head products."""
+        Cp, q = data  # (T, B, n_pairs), (T, B, D+1)
+        d = q.shape[-1]
+        v = params["W_V"][:, :, d - 1, :]  # (T, M, D+1)
+        K = torch.einsum("tm,tma,tmbc->tabc", params["W_O"], v, params["W"])  # (T, d, d, d)
+        a, b = _pairs(d, q.device)
+        Kp = (K + K.transpose(1, 2))[:, a, b]  # (T, n_pairs, D+1); diagonal counted twice
+        Kp = Kp * torch.where(a == b, 0.5, 1.0).to(Kp.dtype)[None, :, None]
+        return (self.c / math.sqrt(d - 1)) * ((Cp @ Kp) * q).sum(-1)
+
+
+def _pairs(d: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column indices of the upper triangle (diagonal included) of a d x d matrix."""
+    a, b = torch.triu_indices(d, d, device=device)
+    return a, b
 
 
 def _attention_query(params: Params, Xt: torch.Tensor, H: int) -> torch.Tensor:
@@ -293,8 +312,19 @@ class SA(Model):
         return _attention_params(generators, self.D, self.H, device, dtype)
 
     def predict(self, params: Params, data: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """``y^ = sum_i alpha_i(N) z_i`` with ``z_i = u . X_i``, ``u = (W_O W_V)[D, :]``:
+        only the label row of ``W_O attn(N)`` is read, so the scores ``X_i . r`` and the
+        values ``z_i`` come from one batched product ``X [r, u]`` (one pass over the tokens
+        forward and one backward, instead of two each for the full mix of
+        :func:`_attention_query`; the same number)."""
         (Xt,) = data
-        return _attention_query(params, Xt, self.H)[..., self.D]
+        T, B, n, d = Xt.shape
+        r = Xt[:, :, -1, :] @ (params["W_Q"].transpose(1, 2) @ params["W_K"])  # (T, B, D+1)
+        u = (params["W_O"] @ params["W_V"])[:, self.D, :]  # (T, D+1)
+        ru = torch.stack([r / math.sqrt(self.H), u[:, None].expand(T, B, d)], -1)  # (T,B,d,2)
+        sz = Xt.reshape(T * B, n, d) @ ru.reshape(T * B, d, 2)  # (T*B, N+1, 2)
+        alpha = torch.softmax(sz[..., 0], dim=-1)
+        return (alpha * sz[..., 1]).sum(-1).reshape(T, B)
 
 
 @dataclass(frozen=True)

@@ -214,15 +214,33 @@ def matfree_solve_bytes(D: int, N: int, P: int, test_tasks: int = 0) -> int:
 
 
 def train_bytes(
-    D: int, N: int, P: int, trials: int, test_tasks: int = 0, batch_size: int | None = None
+    D: int,
+    N: int,
+    P: int,
+    trials: int,
+    test_tasks: int = 0,
+    batch_size: int | None = None,
+    *,
+    sampler: str = "prompts",
+    quadratic: bool = False,
+    itemsize: int = 8,
 ) -> int:
-    """Peak bytes of training ``trials`` models at once (float64): every trial's prompts,
-    the per-prompt activations and gradients of one step (``batch_size`` prompts), and the
-    test prompts."""
+    """Peak bytes of training ``trials`` models at once: every trial's data (whole prompts,
+    or the exact-law factors ``(u, q, y~)`` with ``sampler="factors"``), the per-prompt
+    activations and gradients of one step (``batch_size`` prompts), and the test data.
+
+    With ``quadratic=True`` (full-batch SLA on eq. 2 as a quadratic) a step touches no
+    prompt: the cost is the features ``P n`` met once while ``A = G + lam I`` is built
+    and the ``n x n`` matrix ``A`` itself. ``itemsize`` is 4 for float32 training."""
+    n = (D + 1) ** 2
     prompt = (D + 1) * (N + 1)
-    step = P if batch_size is None else min(P, batch_size)
-    per = P * prompt + step * (3 * prompt + 2 * (D + 1) ** 2) + test_tasks * prompt
-    return 8 * trials * per
+    datum = 2 * (D + 1) + 1 if sampler == "factors" else prompt
+    if quadratic:
+        per = P * datum + P * n + 2 * n * n + test_tasks * datum
+    else:
+        step = P if batch_size is None else min(P, batch_size)
+        per = P * datum + step * (3 * prompt + 2 * (D + 1) ** 2) + test_tasks * datum
+    return itemsize * trials * per
 
 
 def sweep_bytes(

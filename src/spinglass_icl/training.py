@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from .conventions import DEFAULT_CONVENTION, get_convention
-from .errors import ParameterError, check_choice, check_float, check_int
+from .errors import ParameterError, check_choice, check_float, check_int, check_seed
 from .hamiltonian import Instance, gram_rank_one
 from .models import MODELS, Model, build_model
 from .tasks import TaskConfig, make_generator, resolve_device, sample_factors, sample_prompts
@@ -198,7 +198,7 @@ class TrainConfig:
             s(self, "batch_size", check_int("batch_size", self.batch_size, 1, self.P))
         s(self, "convention", get_convention(self.convention).name)
         s(self, "noise", check_float("noise", self.noise, low=0.0))
-        s(self, "seed", check_int("seed", self.seed, minimum=0))
+        s(self, "seed", check_seed(self.seed))
         s(self, "device", str(resolve_device(self.device)))
         if self.tol is not None:
             s(self, "tol", check_float("tol", self.tol, low=0.0, low_open=True))
@@ -489,6 +489,208 @@ def _check_train_memory(cfg: TrainConfig, quadratic: bool | None = None) -> None
     )
 
 
+def _initial_params(cfg: TrainConfig, model: Model, init, dev, dtype) -> dict:
+    """Each trial's initial weights: the model's random initialization from the trial's
+    seed, or a checked copy of ``init`` (warm start)."""
+    init_g = [make_generator(trial_seed(cfg.seed, k, STREAM_INIT)) for k in cfg.trial_indices]
+    params = model.init_params(init_g, device=dev, dtype=dtype)
+    if init is not None:
+        if not isinstance(init, dict) or set(init) != set(params):
+            got = sorted(init) if isinstance(init, dict) else type(init).__name__
+            raise ParameterError(f"init must be a dict with keys {sorted(params)}, got {got}")
+        for k, p in params.items():
+            v = torch.as_tensor(init[k])
+            if tuple(v.shape) != tuple(p.shape) or not bool(torch.isfinite(v).all()):
+                raise ParameterError(
+                    f"init must hold finite {k} of shape {tuple(p.shape)}, got shape "
+                    f"{tuple(v.shape)}"
+                )
+            params[k] = v.detach().to(device=dev, dtype=dtype).clone()
+    return params
+
+
+def _use_quadratic(cfg: TrainConfig, quadratic: bool | None) -> bool:
+    """Whether to step with the exact quadratic gradient (default: for a full-batch SLA)."""
+    if quadratic is None:
+        return cfg.model == "sla" and cfg.batch_size is None
+    if quadratic and (cfg.model != "sla" or cfg.batch_size is not None):
+        raise ParameterError(
+            f"quadratic=True needs a full-batch SLA, got model={cfg.model}, "
+            f"batch_size={cfg.batch_size}"
+        )
+    return quadratic
+
+
+def _batches(cfg: TrainConfig, shuffle_g, dev) -> list[torch.Tensor | None]:
+    """One epoch's minibatches: prompt indices (trial, batch) per trial's shuffle, or
+    ``[None]`` (full batch)."""
+    if cfg.batch_size is None:
+        return [None]
+    perm = torch.stack([torch.randperm(cfg.P, generator=g) for g in shuffle_g]).to(dev)
+    return list(perm.split(cfg.batch_size, dim=1))
+
+
+def _epoch(cfg, model, params, opt, data, y, batches, active, grad_norm, quad):
+    """One epoch of optimizer steps over ``batches``; ``(epoch_loss, grad_norm)``.
+
+    ``quad = (A, h, const)`` of :func:`sla_quadratic` steps with the exact gradient
+    ``A sigma - h``; None with autograd on eq. 2."""
+    T, P = cfg.trials, cfg.P
+    dev = y.device
+    epoch_loss = torch.zeros(T, dtype=torch.float64, device=dev)
+    for idx in batches:
+        if idx is None:
+            d_b, y_b = data, y
+        else:
+            rows = torch.arange(T, device=dev)[:, None]
+            d_b, y_b = tuple(t[rows, idx] for t in data), y[rows, idx]
+        if quad is not None:
+            A, h_q, const_q = quad
+            W = params["W"]
+            sig = W.reshape(T, -1)
+            As = (A @ sig[:, :, None])[..., 0]
+            loss = 0.5 * (sig * As).sum(-1) - (h_q * sig).sum(-1) + const_q
+            grads = ((As - h_q).reshape(W.shape),)
+        else:
+            loss = _loss(model, params, d_b, y_b, cfg.lam)
+            grads = torch.autograd.grad(loss.sum(), list(params.values()))
+        gn = sum(g.double().pow(2).flatten(1).sum(-1) for g in grads).sqrt()
+        grad_norm = torch.where(active, gn, grad_norm)
+        opt.step(params, dict(zip(params, grads)), active)
+        epoch_loss += loss.detach().double() * (y_b.shape[1] / P)
+    return epoch_loss, grad_norm
+
+
+def _history(cfg: TrainConfig, rec_epoch, rec_loss, rec_err, label_var: float):
+    """The recorded losses and test errors as an ``xarray.Dataset`` (epoch, trial)."""
+    import xarray as xr
+
+    rec_err_np = torch.stack(rec_err).cpu().numpy()
+    return xr.Dataset(
+        {
+            "train_loss": (("epoch", "trial"), torch.stack(rec_loss).cpu().numpy()),
+            "test_error": (("epoch", "trial"), rec_err_np),
+            "relative_test_error": (("epoch", "trial"), rec_err_np / label_var),
+        },
+        coords={"epoch": np.array(rec_epoch), "trial": np.array(list(cfg.trial_indices))},
+        attrs={
+            "model": cfg.model,
+            "optimizer": cfg.optimizer,
+            "lr": cfg.learning_rate,
+            "label_variance": label_var,
+        },
+    )
+
+
+def _exact_W(quad, shape) -> torch.Tensor | None:
+    """The ground state ``A^{-1} h`` of the quadratic SLA loss (None if A is singular to
+    rounding: then it is left to the solvers)."""
+    A, h_q, _ = quad
+    L, info = torch.linalg.cholesky_ex(A.double())
+    if bool(info.any()):
+        return None
+    gs = torch.cholesky_solve(h_q.double()[..., None], L)[..., 0]
+    return gs.reshape(shape).cpu()
+
+
+def _device_data(cfg: TrainConfig, model: Model, dev, dtype):
+    """``(data, y, data_te, yte)``: the trials' training and test sets on ``dev``."""
+    data, y = _trial_data(cfg, model, STREAM_DATA)
+    data = tuple(t.to(device=dev, dtype=dtype) for t in data)
+    y = y.to(device=dev, dtype=dtype)
+    data_te, yte = _trial_data(cfg, model, STREAM_TEST, cfg.test_tasks)
+    data_te = tuple(t.to(device=dev, dtype=dtype) for t in data_te)
+    yte = yte.to(device=dev, dtype=dtype)
+    return data, y, data_te, yte
+
+
+class _Recorder:
+    """Records the training loss (eq. 2) and the test error at chosen epochs."""
+
+    def __init__(self, model, params, data, y, data_te, yte, lam: float) -> None:
+        self.model, self.params, self.lam = model, params, lam
+        self.data, self.y, self.data_te, self.yte = data, y, data_te, yte
+        self.epochs: list[int] = []
+        self.losses: list[torch.Tensor] = []
+        self.errors: list[torch.Tensor] = []
+        self.last_err: torch.Tensor | None = None
+
+    def __call__(self, epoch: int) -> None:
+        with torch.no_grad():
+            loss = _loss(self.model, self.params, self.data, self.y, self.lam)
+            err = _chunked_sq_err(self.model, self.params, self.data_te, self.yte)
+        self.last_err = err
+        self.epochs.append(epoch)
+        self.losses.append(loss.double().cpu())
+        self.errors.append(err.double().mean(-1).cpu())
+
+
+def _check_finite(cfg: TrainConfig, params: dict) -> None:
+    bad = [k for k, p in params.items() if not bool(torch.isfinite(p).all())]
+    if bad:
+        raise ParameterError(
+            f"lr must be smaller: training diverged (non-finite {', '.join(bad)}) with "
+            f"lr={cfg.learning_rate:g}, optimizer={cfg.optimizer}, model={cfg.model}"
+        )
+
+
+def _loop(cfg, model, params, opt, data, y, shuffle_g, quad, rec, progress, dev):
+    """The epochs, until each trial's loss stops moving (``cfg.tol``) or ``cfg.epochs``;
+    ``(epochs_run, converged, grad_norm, step_seconds)``."""
+    from tqdm.auto import tqdm
+
+    T = cfg.trials
+    every = cfg.eval_every or max(1, cfg.epochs // 100)
+    active = torch.ones(T, dtype=torch.bool, device=dev)
+    epochs_run = torch.zeros(T, dtype=torch.int64)
+    converged = torch.zeros(T, dtype=torch.bool)
+    window = cfg.window
+    past = torch.full((window, T), float("nan"), dtype=torch.float64, device=dev)  # ring
+    grad_norm = torch.full((T,), float("nan"), dtype=torch.float64, device=dev)
+    rec(0)
+    bar = tqdm(total=cfg.epochs, disable=not progress, desc=f"train {cfg.model} x{T}", leave=False)
+    epoch = 0
+    step_seconds = 0.0
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    for epoch in range(1, cfg.epochs + 1):
+        sync()
+        t_step = time.perf_counter()
+        epoch_loss, grad_norm = _epoch(
+            cfg, model, params, opt, data, y, _batches(cfg, shuffle_g, dev), active, grad_norm,
+            quad,
+        )  # fmt: skip
+        sync()
+        step_seconds += time.perf_counter() - t_step
+        epochs_run += active.cpu().long()
+        if epoch == 1:
+            first_loss = epoch_loss.clone()
+        runaway = ~torch.isfinite(epoch_loss) | (epoch_loss > 1e6 * first_loss.clamp_min(1e-8))
+        if bool((runaway & active).any()):
+            _check_finite(cfg, params)
+            raise ParameterError(
+                f"lr must be smaller: the training loss diverged (grew more than 1e6-fold) with "
+                f"lr={cfg.learning_rate:g}, optimizer={cfg.optimizer}, model={cfg.model}"
+            )
+        if cfg.tol is not None:
+            ref = past[epoch % window]  # L_{t-w} (NaN for t <= w: never done)
+            rel = (epoch_loss - ref).abs() / ref.abs().clamp_min(1e-300)
+            done = active & (rel < cfg.tol)
+            converged |= done.cpu()
+            active &= ~done
+        past[epoch % window] = torch.where(active, epoch_loss, past[epoch % window])
+        bar.update(1)
+        if progress and epoch % max(1, cfg.epochs // 100) == 0:
+            bar.set_postfix(loss=f"{float(epoch_loss.mean()):.4g}")
+        if not bool(active.any()):
+            break
+        if epoch % every == 0 and epoch != cfg.epochs:
+            rec(epoch)
+    bar.close()
+    _check_finite(cfg, params)
+    rec(epoch)
+    return epochs_run, converged, grad_norm, step_seconds
+
+
 def train(
     config: TrainConfig,
     progress: bool = False,
@@ -522,44 +724,16 @@ def train(
     if not isinstance(config, TrainConfig):
         raise ParameterError(f"config must be a TrainConfig, got {type(config).__name__}")
     _check_train_memory(config, quadratic)
-    import xarray as xr
-    from tqdm.auto import tqdm
-
     t0 = time.perf_counter()
     cfg = config
     dev, dtype = torch.device(cfg.device), DTYPES[cfg.dtype]
     model = cfg.build_model()
-    T, P = cfg.trials, cfg.P
-
-    data, y = _trial_data(cfg, model, STREAM_DATA)
-    data = tuple(t.to(device=dev, dtype=dtype) for t in data)
-    y = y.to(device=dev, dtype=dtype)
-    data_te, yte = _trial_data(cfg, model, STREAM_TEST, cfg.test_tasks)
-    data_te = tuple(t.to(device=dev, dtype=dtype) for t in data_te)
-    yte = yte.to(device=dev, dtype=dtype)
-    init_g = [make_generator(trial_seed(cfg.seed, k, STREAM_INIT)) for k in cfg.trial_indices]
-    params = model.init_params(init_g, device=dev, dtype=dtype)
-    if init is not None:
-        if not isinstance(init, dict) or set(init) != set(params):
-            got = sorted(init) if isinstance(init, dict) else type(init).__name__
-            raise ParameterError(f"init must be a dict with keys {sorted(params)}, got {got}")
-        for k, p in params.items():
-            v = torch.as_tensor(init[k])
-            if tuple(v.shape) != tuple(p.shape) or not bool(torch.isfinite(v).all()):
-                raise ParameterError(
-                    f"init must hold finite {k} of shape {tuple(p.shape)}, got shape "
-                    f"{tuple(v.shape)}"
-                )
-            params[k] = v.detach().to(device=dev, dtype=dtype).clone()
-    if quadratic is None:
-        quadratic = cfg.model == "sla" and cfg.batch_size is None
-    elif quadratic and (cfg.model != "sla" or cfg.batch_size is not None):
-        raise ParameterError(
-            f"quadratic=True needs a full-batch SLA, got model={cfg.model}, "
-            f"batch_size={cfg.batch_size}"
-        )
+    data, y, data_te, yte = _device_data(cfg, model, dev, dtype)
+    params = _initial_params(cfg, model, init, dev, dtype)
+    quadratic = _use_quadratic(cfg, quadratic)
+    quad = None
     if quadratic:
-        A, h_q, const_q = sla_quadratic(model, data, y, cfg.lam)
+        quad = sla_quadratic(model, data, y, cfg.lam)
     else:
         for p in params.values():
             p.requires_grad_(True)
@@ -567,125 +741,18 @@ def train(
 
     opt = _Optimizer(cfg.optimizer, cfg.learning_rate, params)
     label_var = get_convention(cfg.convention).label_variance(cfg.D, cfg.noise)
-    every = cfg.eval_every or max(1, cfg.epochs // 100)
-    active = torch.ones(T, dtype=torch.bool, device=dev)
-    epochs_run = torch.zeros(T, dtype=torch.int64)
-    converged = torch.zeros(T, dtype=torch.bool)
-    window = cfg.window
-    past = torch.full((window, T), float("nan"), dtype=torch.float64, device=dev)  # ring
-    grad_norm = torch.full((T,), float("nan"), dtype=torch.float64, device=dev)
-    rec_epoch: list[int] = []
-    rec_loss: list[torch.Tensor] = []
-    rec_err: list[torch.Tensor] = []
-    last_err: torch.Tensor | None = None
-
-    def evaluate(epoch: int) -> None:
-        nonlocal last_err
-        with torch.no_grad():
-            loss = _loss(model, params, data, y, cfg.lam)
-            err = _chunked_sq_err(model, params, data_te, yte)
-        last_err = err
-        rec_epoch.append(epoch)
-        rec_loss.append(loss.double().cpu())
-        rec_err.append(err.double().mean(-1).cpu())
-
-    def check_finite() -> None:
-        bad = [k for k, p in params.items() if not bool(torch.isfinite(p).all())]
-        if bad:
-            raise ParameterError(
-                f"lr must be smaller: training diverged (non-finite {', '.join(bad)}) with "
-                f"lr={cfg.learning_rate:g}, optimizer={cfg.optimizer}, model={cfg.model}"
-            )
-
-    evaluate(0)
-    bar = tqdm(total=cfg.epochs, disable=not progress, desc=f"train {cfg.model} x{T}", leave=False)
-    epoch = 0
-    step_seconds = 0.0
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    for epoch in range(1, cfg.epochs + 1):
-        sync()
-        t_step = time.perf_counter()
-        if cfg.batch_size is None:
-            batches: list[torch.Tensor | None] = [None]
-        else:
-            perm = torch.stack([torch.randperm(P, generator=g) for g in shuffle_g]).to(dev)
-            batches = list(perm.split(cfg.batch_size, dim=1))
-        epoch_loss = torch.zeros(T, dtype=torch.float64, device=dev)
-        for idx in batches:
-            if idx is None:
-                d_b, y_b = data, y
-            else:
-                rows = torch.arange(T, device=dev)[:, None]
-                d_b, y_b = tuple(t[rows, idx] for t in data), y[rows, idx]
-            if quadratic:
-                W = params["W"]
-                sig = W.reshape(T, -1)
-                As = (A @ sig[:, :, None])[..., 0]
-                loss = 0.5 * (sig * As).sum(-1) - (h_q * sig).sum(-1) + const_q
-                grads = ((As - h_q).reshape(W.shape),)
-            else:
-                loss = _loss(model, params, d_b, y_b, cfg.lam)
-                grads = torch.autograd.grad(loss.sum(), list(params.values()))
-            gn = sum(g.double().pow(2).flatten(1).sum(-1) for g in grads).sqrt()
-            grad_norm = torch.where(active, gn, grad_norm)
-            opt.step(params, dict(zip(params, grads)), active)
-            epoch_loss += loss.detach().double() * (y_b.shape[1] / P)
-        sync()
-        step_seconds += time.perf_counter() - t_step
-        epochs_run += active.cpu().long()
-        if epoch == 1:
-            first_loss = epoch_loss.clone()
-        runaway = ~torch.isfinite(epoch_loss) | (epoch_loss > 1e6 * first_loss.clamp_min(1e-8))
-        if bool((runaway & active).any()):
-            check_finite()
-            raise ParameterError(
-                f"lr must be smaller: the training loss diverged (grew more than 1e6-fold) with "
-                f"lr={cfg.learning_rate:g}, optimizer={cfg.optimizer}, model={cfg.model}"
-            )
-        if cfg.tol is not None:
-            ref = past[epoch % window]  # L_{t-w} (NaN for t <= w: never done)
-            rel = (epoch_loss - ref).abs() / ref.abs().clamp_min(1e-300)
-            done = active & (rel < cfg.tol)
-            converged |= done.cpu()
-            active &= ~done
-        past[epoch % window] = torch.where(active, epoch_loss, past[epoch % window])
-        bar.update(1)
-        if progress and epoch % max(1, cfg.epochs // 100) == 0:
-            bar.set_postfix(loss=f"{float(epoch_loss.mean()):.4g}")
-        if not bool(active.any()):
-            break
-        if epoch % every == 0 and epoch != cfg.epochs:
-            evaluate(epoch)
-    bar.close()
-    check_finite()
-    evaluate(epoch)
-
+    rec = _Recorder(model, params, data, y, data_te, yte, cfg.lam)
+    epochs_run, converged, grad_norm, step_seconds = _loop(
+        cfg, model, params, opt, data, y, shuffle_g, quad, rec, progress, dev
+    )
+    last_err = rec.last_err
     assert last_err is not None
     err = last_err.double()
     te = err.mean(-1).cpu()
     se = (err.var(-1, unbiased=True) / err.shape[-1]).sqrt().cpu() if err.shape[-1] > 1 else te * 0
-    rec_err_np = torch.stack(rec_err).cpu().numpy()
-    history = xr.Dataset(
-        {
-            "train_loss": (("epoch", "trial"), torch.stack(rec_loss).cpu().numpy()),
-            "test_error": (("epoch", "trial"), rec_err_np),
-            "relative_test_error": (("epoch", "trial"), rec_err_np / label_var),
-        },
-        coords={"epoch": np.array(rec_epoch), "trial": np.array(list(cfg.trial_indices))},
-        attrs={
-            "model": cfg.model,
-            "optimizer": cfg.optimizer,
-            "lr": cfg.learning_rate,
-            "label_variance": label_var,
-        },
-    )
+    history = _history(cfg, rec.epochs, rec.losses, rec.errors, label_var)
     state = {k: v.detach().cpu() for k, v in params.items()}
-    exact_W = None
-    if quadratic and cfg.lam > 0:
-        L, info = torch.linalg.cholesky_ex(A.double())
-        if not bool(info.any()):  # else (A singular to rounding) leave it to the solvers
-            gs = torch.cholesky_solve(h_q.double()[..., None], L)[..., 0]
-            exact_W = gs.reshape(state["W"].shape).cpu()
+    exact_W = _exact_W(quad, state["W"].shape) if quadratic and cfg.lam > 0 else None
     return TrainResult(
         config=cfg,
         history=history,

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import check_seed
 from ..models import MODELS
 from ..resources import memory_check
 from ..safeio import atomic_path, check_output_dir
@@ -91,7 +90,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     beta = SolverConfig(beta=args.beta).beta  # instance.npz's solver beta, checked there
-    check_seed(args.seed)
     cfg = TrainConfig(
         model=args.model,
         D=args.D,

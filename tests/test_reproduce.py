@@ -301,3 +301,20 @@ def test_amp_stability_prediction_matches_the_solver(tiny):
     s = rec(tiny, "fig4a")["numbers"]["stability"]
     assert s["instance_level_agreement"] >= 0.9
     assert s["cells_measured_nonconverged"] > 0  # the tiny grid has a corner to explain
+
+
+def test_log_tick_values_are_spaced_and_keep_both_ends():
+    """Fig. 4b's N = 20..200 on a log axis: neighbouring tick labels at least span/8
+    decades apart (180 and 200 overlapped before), first and last always labelled."""
+    import math
+
+    from spinglass_icl.experiments.common import spaced_log_values
+
+    for values in (range(20, 201, 20), [5, 10, 20, 40, 80], [1, 1.1, 1.2, 50, 51, 100]):
+        kept = spaced_log_values(values)
+        vals = sorted(float(v) for v in values)
+        assert kept[0] == vals[0] and kept[-1] == vals[-1]
+        gap = math.log10(vals[-1] / vals[0]) / 8
+        assert all(math.log10(b / a) >= gap for a, b in zip(kept, kept[1:]))
+    assert spaced_log_values(range(20, 201, 20)) == [20, 40, 60, 100, 140, 200]
+    assert spaced_log_values([5, 10, 20, 40, 80]) == [5, 10, 20, 40, 80]

@@ -168,17 +168,37 @@ def new_figure(ncols: int, nrows: int = 1, width: float = 4.2, height: float = 3
     return fig, axes
 
 
-def plain_log_ticks(ax: Any, axis: str, values: Any) -> None:
+def plain_log_ticks(ax: Any, axis: str, values: Any, most: int = 8) -> None:
     """Put ticks of a log ``axis`` ("x" or "y") at ``values`` with plain labels (``20``,
-    not ``2x10^1``) and no minor labels, so that neighbouring labels never overlap."""
+    not ``2x10^1``) and no minor labels. Values closer than ``span / most`` decades to the
+    last kept one are dropped (see :func:`spaced_log_values`), so that neighbouring labels
+    never overlap (e.g. N = 20, 40, ..., 200 keeps 20, 40, 60, 100, 140, 200)."""
     from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
 
     a = ax.xaxis if axis == "x" else ax.yaxis
-    vals = sorted({float(v) for v in values})
-    a.set_major_locator(FixedLocator(vals))
+    a.set_major_locator(FixedLocator(spaced_log_values(values, most)))
     a.set_major_formatter(_PlainFormatter())
     a.set_minor_locator(NullLocator())
     a.set_minor_formatter(NullFormatter())
+
+
+def spaced_log_values(values: Any, most: int = 8) -> list[float]:
+    """The sorted positive ``values`` thinned so that consecutive kept values are at least
+    ``log10(max/min) / most`` decades apart; the smallest and the largest are always kept
+    (the largest replaces a kept neighbour that is too close)."""
+    import math
+
+    vals = sorted({float(v) for v in values if float(v) > 0})
+    if len(vals) <= 2:
+        return vals
+    gap = math.log10(vals[-1] / vals[0]) / most
+    kept = [vals[0]]
+    for v in vals[1:-1]:
+        if math.log10(v / kept[-1]) >= gap:
+            kept.append(v)
+    while len(kept) > 1 and math.log10(vals[-1] / kept[-1]) < gap:
+        kept.pop()
+    return kept + [vals[-1]]
 
 
 def nice_log_ticks(lo: float, hi: float, most: int = 7) -> list[float]:

@@ -318,3 +318,11 @@ def test_log_tick_values_are_spaced_and_keep_both_ends():
         assert all(math.log10(b / a) >= gap for a, b in zip(kept, kept[1:]))
     assert spaced_log_values(range(20, 201, 20)) == [20, 40, 60, 100, 140, 200]
     assert spaced_log_values([5, 10, 20, 40, 80]) == [5, 10, 20, 40, 80]
+
+
+def test_plain_tick_labels_have_no_exponent():
+    from spinglass_icl.experiments.common import plain_number
+
+    assert [plain_number(v) for v in (1000.0, 20.0, 0.3, 2.5, 1e-3)] == [
+        "1000", "20", "0.3", "2.5", "0.001",
+    ]  # fmt: skip

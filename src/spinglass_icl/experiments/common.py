@@ -231,7 +231,15 @@ def plain_log_axis(ax: Any, axis: str) -> None:
 def _PlainFormatter():
     from matplotlib.ticker import FuncFormatter
 
-    return FuncFormatter(lambda v, _pos: f"{v:.3g}")
+    return FuncFormatter(lambda v, _pos: plain_number(v))
+
+
+def plain_number(v: float) -> str:
+    """A tick label without exponent notation: ``1000``, ``0.3``, ``2.5`` (three
+    significant digits; whole numbers up to 10^6 in full)."""
+    if v == int(v) and abs(v) < 1e6:
+        return str(int(v))
+    return f"{v:.3g}"
 
 
 def figure_seed(ctx: Context, purpose: str, **config: Any) -> int:

@@ -326,3 +326,11 @@ def test_plain_tick_labels_have_no_exponent():
     assert [plain_number(v) for v in (1000.0, 20.0, 0.3, 2.5, 1e-3)] == [
         "1000", "20", "0.3", "2.5", "0.001",
     ]  # fmt: skip
+
+
+def test_report_says_when_trials_were_overridden():
+    from spinglass_icl.experiments.report import _trials_note
+
+    note = _trials_note({"figure": "fig6", "preset": "paper", "trials_override": 20})
+    assert "--trials 20" in note and "preset's 100" in note
+    assert _trials_note({"figure": "fig6", "preset": "paper"}) is None

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from ..safeio import atomic_write_text
 from . import FIGURES
-from .common import RECORD_KEYS
+from .common import RECORD_KEYS, trial_key
+from .presets import get_preset
 
 __all__ = ["ERRATA", "collect", "build_report", "findings_markdown", "update_readme"]
 
@@ -133,6 +134,24 @@ def update_readme(readme: Path, recs: list[dict], check: bool = False) -> bool:
     return same
 
 
+def _trials_note(r: dict) -> str | None:
+    """A sentence when ``--trials K`` overrode the preset's trial count, else None."""
+    k = r.get("trials_override")
+    if k is None:
+        return None
+    try:
+        preset = get_preset(r["preset"], r["figure"])
+        key = trial_key(r["figure"], preset)
+        own = preset[key] if key else None
+    except Exception:  # an unknown preset or figure in an old record: say what we know
+        own = None
+    of = f" instead of the preset's {own}" if own is not None else ""
+    return (
+        f"Run with --trials {k}{of}: means and standard errors are over these {k} "
+        "trials, so the error bars are wider than the paper's."
+    )
+
+
 def _markdown(recs: list[dict]) -> str:
     lines = [
         "# spinglass-icl: reproduction report",
@@ -164,6 +183,7 @@ def _markdown(recs: list[dict]) -> str:
             *_claims_md(r),
             f"- preset `{r['preset']}`, convention `{r['convention']}`, device `{r['device']}`, "
             f"seed {r['seed']}, time {r['seconds']:.1f} s ({r.get('machine', '')})",
+            *([f"- **{_trials_note(r)}**"] if _trials_note(r) else []),
             "- parameters: " + ", ".join(f"{k}={_fmt(v)}" for k, v in r["params"].items()),
         ]
         if r.get("seeds"):
@@ -281,6 +301,7 @@ def _section_html(r: dict, out: Path) -> list[str]:
         f"<li>preset <code>{e(r['preset'])}</code>, convention "
         f"<code>{e(r['convention'])}</code>, device <code>{e(r['device'])}</code>, "
         f"seed {r['seed']}, time {r['seconds']:.1f} s ({e(r.get('machine', ''))})</li>",
+        *([f"<li><b>{e(_trials_note(r))}</b></li>"] if _trials_note(r) else []),
         f"<li>parameters: {joined(r['params'])}</li>",
     ]
     if r.get("seeds"):

@@ -15,6 +15,7 @@ import json
 import time
 from pathlib import Path
 
+from ..errors import ParameterError
 from ..safeio import atomic_write_text
 from . import FIGURES
 from .common import RECORD_KEYS, trial_key
@@ -143,7 +144,7 @@ def _trials_note(r: dict) -> str | None:
         preset = get_preset(r["preset"], r["figure"])
         key = trial_key(r["figure"], preset)
         own = preset[key] if key else None
-    except Exception:  # an unknown preset or figure in an old record: say what we know
+    except (KeyError, ParameterError):  # an unknown preset or figure in an old record
         own = None
     of = f" instead of the preset's {own}" if own is not None else ""
     return (
@@ -171,6 +172,7 @@ def _markdown(recs: list[dict]) -> str:
     lines += ["", f"Total time of the figures: {total:.1f} s.", ""]
     lines += ["## Where the paper is wrong or silent", "", findings_markdown(recs)]
     for r in recs:
+        note = _trials_note(r)
         lines += [
             f"## {r['figure']}: {r['title']}",
             "",
@@ -183,7 +185,7 @@ def _markdown(recs: list[dict]) -> str:
             *_claims_md(r),
             f"- preset `{r['preset']}`, convention `{r['convention']}`, device `{r['device']}`, "
             f"seed {r['seed']}, time {r['seconds']:.1f} s ({r.get('machine', '')})",
-            *([f"- **{_trials_note(r)}**"] if _trials_note(r) else []),
+            *([f"- **{note}**"] if note else []),
             "- parameters: " + ", ".join(f"{k}={_fmt(v)}" for k, v in r["params"].items()),
         ]
         if r.get("seeds"):
@@ -292,6 +294,7 @@ def _section_html(r: dict, out: Path) -> list[str]:
             "</figcaption></figure>"
         )
     cls = "ours" if _verdict(r) == "agrees" else "ours differs"
+    note = _trials_note(r)
     joined = lambda d, sep=", ", eq="=": e(sep.join(f"{k}{eq}{_fmt(v)}" for k, v in d.items()))  # noqa: E731
     parts += [
         f"<p class='claim'><b>Paper's claim.</b> {e(r['claim'])}</p>",
@@ -301,7 +304,7 @@ def _section_html(r: dict, out: Path) -> list[str]:
         f"<li>preset <code>{e(r['preset'])}</code>, convention "
         f"<code>{e(r['convention'])}</code>, device <code>{e(r['device'])}</code>, "
         f"seed {r['seed']}, time {r['seconds']:.1f} s ({e(r.get('machine', ''))})</li>",
-        *([f"<li><b>{e(_trials_note(r))}</b></li>"] if _trials_note(r) else []),
+        *([f"<li><b>{e(note)}</b></li>"] if note else []),
         f"<li>parameters: {joined(r['params'])}</li>",
     ]
     if r.get("seeds"):

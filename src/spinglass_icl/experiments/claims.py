@@ -84,14 +84,36 @@ def _finite(x: float | None) -> bool:
     return x is not None and math.isfinite(float(x))
 
 
-def _check_band(agree: float, partly: float | None, upper: bool) -> None:
-    if partly is None:
-        return
-    if (upper and partly > agree) or (not upper and partly < agree):
+def _banded(
+    claim: str,
+    quantity: str,
+    measured: float | None,
+    agree: float,
+    partly: float | None,
+    upper: bool,
+) -> Claim:
+    """The verdict of :func:`at_least` (``upper``: larger is better) or :func:`at_most`."""
+    if partly is not None and (partly > agree if upper else partly < agree):
         side = "<=" if upper else ">="
         raise ParameterError(
             f"partly threshold must be {side} the agree threshold {agree:g}, got {partly:g}"
         )
+    op, beyond = (">=", "below") if upper else ("<=", "above")
+    crit = f"agrees if {op} {agree:.4g}"
+    crit += f"; partly if {op} {partly:.4g}" if partly is not None else ""
+    crit += f"; disagrees {beyond}"
+    if not _finite(measured):
+        return Claim(claim, quantity, None, crit, "not comparable")
+    m = float(measured)
+
+    def within(t: float) -> bool:
+        return m >= t if upper else m <= t
+
+    if within(agree):
+        return Claim(claim, quantity, m, crit, "agrees")
+    if partly is not None and within(partly):
+        return Claim(claim, quantity, m, crit, "partly")
+    return Claim(claim, quantity, m, crit, "disagrees")
 
 
 def at_least(
@@ -112,15 +134,7 @@ def at_least(
     agree, partly : float
         Thresholds (``partly <= agree``; None: no ``partly`` band).
     """
-    _check_band(agree, partly, upper=True)
-    crit = f"agrees if >= {agree:.4g}"
-    crit += f"; partly if >= {partly:.4g}" if partly is not None else ""
-    crit += "; disagrees below"
-    if not _finite(measured):
-        return Claim(claim, quantity, None, crit, "not comparable")
-    m = float(measured)
-    v = "agrees" if m >= agree else "partly" if partly is not None and m >= partly else "disagrees"
-    return Claim(claim, quantity, m, crit, v)
+    return _banded(claim, quantity, measured, agree, partly, upper=True)
 
 
 def at_most(
@@ -134,15 +148,7 @@ def at_most(
 
     The mirror image of :func:`at_least` (``partly >= agree``).
     """
-    _check_band(agree, partly, upper=False)
-    crit = f"agrees if <= {agree:.4g}"
-    crit += f"; partly if <= {partly:.4g}" if partly is not None else ""
-    crit += "; disagrees above"
-    if not _finite(measured):
-        return Claim(claim, quantity, None, crit, "not comparable")
-    m = float(measured)
-    v = "agrees" if m <= agree else "partly" if partly is not None and m <= partly else "disagrees"
-    return Claim(claim, quantity, m, crit, v)
+    return _banded(claim, quantity, measured, agree, partly, upper=False)
 
 
 def holds(claim: str, quantity: str, measured: float | None, ok: bool, criterion: str) -> Claim:

@@ -14,6 +14,7 @@ from ..safeio import check_output_dir
 from ..solvers.stability import parse_damping
 from ..tasks import resolve_device
 from .common import add_common
+from .slurmopts import add_slurm_args, slurm_options
 
 _NAMES = (
     "fig1",
@@ -53,8 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--executor",
         default="local",
-        choices=("serial", "local", "dask"),
-        help="how the Fig. 4a sweep runs (default local)",
+        choices=("serial", "local", "dask", "slurm"),
+        help="how the solver sweeps (Fig. 4a, 4b) run (default local; slurm: worker jobs "
+        "submitted with the --slurm-* options)",
     )
     p.add_argument("--workers", type=int, default=2, help="sweep workers (default 2)")
     p.add_argument("--force", action="store_true", help="redo figures already made")
@@ -87,6 +89,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "docs/amp-stability.md). Default: the preset's",
     )
     add_common(p)
+    add_slurm_args(p)
     p.set_defaults(func=run)
 
 
@@ -113,7 +116,10 @@ def _trials(text: str | None) -> int | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    with memory_check(not args.no_memory_check):
+    from ..sweep.slurm import use_options
+
+    slurm = slurm_options(args)
+    with memory_check(not args.no_memory_check), use_options(slurm):
         return _run(args)
 
 

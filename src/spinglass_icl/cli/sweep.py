@@ -9,6 +9,7 @@ from pathlib import Path
 from ..errors import ConfigError, check_choice
 from ..resources import memory_check
 from .common import add_safety
+from .slurmopts import add_slurm_args, slurm_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument(
         "--executor",
         default="local",
-        help="serial, local (process pool; default) or dask",
+        help="serial, local (process pool; default), dask or slurm (worker jobs via sbatch)",
     )
     r.add_argument("--workers", type=int, default=None, help="processes (default: CPU count)")
     r.add_argument("--scheduler", default=None, help="Dask scheduler address (tcp://host:port)")
@@ -54,6 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="confirm a sweep of more than a million rows (grid points x repeats)",
     )
     add_safety(r, force=False)
+    add_slurm_args(r)
     r.set_defaults(func=run)
 
     s = ssub.add_parser("status", help="rows done / total for every spec in a store")
@@ -76,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from ..sweep import SweepSpec, run_sweep
 
     spec = SweepSpec.from_toml(args.spec)
+    slurm = slurm_options(args, args.spec)
     with memory_check(not args.no_memory_check):
         store = run_sweep(
             spec,
@@ -90,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
             max_batch=args.max_batch,
             threads=args.threads,
             confirm=args.yes,
+            slurm=slurm,
         )
     try:
         for st in store.status():

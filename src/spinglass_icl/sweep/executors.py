@@ -49,7 +49,7 @@ from .store import Store, create_or_open_store
 
 __all__ = ["EXECUTORS", "run_sweep", "default_batch_bytes"]
 
-EXECUTORS: tuple[str, ...] = ("serial", "local", "dask")
+EXECUTORS: tuple[str, ...] = ("serial", "local", "dask", "slurm")
 
 
 def _progress(total: int, initial: int, enabled: bool):
@@ -211,7 +211,7 @@ def _check_sweep_memory(spec, executor, workers, scheduler, batched, batch_bytes
     if batched and not spec.matfree:
         cap = batch_bytes if dev.type == "cuda" else min(batch_bytes, 4 * CPU_BATCH_BYTES)
         batch = max(one, cap)
-    remote = executor == "dask" and scheduler
+    remote = (executor == "dask" and scheduler) or executor == "slurm"
     in_process = executor == "serial"
     n_workers = 0 if remote else (1 if in_process else workers)
     hint = (
@@ -287,6 +287,7 @@ def run_sweep(
     batch_bytes: int | None = None,
     threads: int | None = None,
     confirm: bool = False,
+    slurm=None,
 ) -> Store:
     """Run (or resume) a sweep and return its store.
 
@@ -299,7 +300,8 @@ def run_sweep(
         store, else :class:`~spinglass_icl.errors.ConfigError` and it is left untouched),
         or an open :class:`Store`.
     executor
-        ``"serial"``, ``"local"`` (process pool; default) or ``"dask"``.
+        ``"serial"``, ``"local"`` (process pool; default), ``"dask"`` or ``"slurm"``
+        (worker jobs submitted to SLURM; :mod:`.slurm`).
     workers
         Processes for ``local`` / a Dask LocalCluster (default: CPU count, at most 8;
         more than the CPU count is capped to it, with a warning).
@@ -330,6 +332,9 @@ def run_sweep(
     confirm
         Run a sweep of more than :data:`~spinglass_icl.resources.MAX_SWEEP_ROWS` rows
         (otherwise :class:`~spinglass_icl.errors.ResourceError` before anything starts).
+    slurm
+        Options of the ``slurm`` executor: a :class:`~.slurm.SlurmOptions` or a dict of
+        its fields (default: :func:`~.slurm.current_options`).
 
     Returns
     -------
@@ -341,17 +346,30 @@ def run_sweep(
     prec, dev, workers, max_batch, threads, batch_bytes = _options(
         executor, dtype, batched, device, workers, scheduler, max_batch, threads, batch_bytes
     )
+    if executor == "slurm":
+        from .slurm import as_options
+
+        slurm = as_options(slurm)
     check_grid_size(spec.n_tasks, bool(confirm))
     _check_sweep_memory(spec, executor, workers, scheduler, batched, batch_bytes, dev)
     st = store if isinstance(store, Store) else create_or_open_store(store)
     st.add_spec(spec)
     tasks, done, todo = _todo(spec, st, batched, max_batch, batch_bytes, prec, dev)
     kw = {"device": dev, "dtype": prec, "batched": batched}
-    results = _results(executor, todo, spec_fields(spec), kw, workers, scheduler, threads)
+    if executor == "slurm" and todo:
+        from .slurm import run_chunks
+
+        results = run_chunks(todo, spec_fields(spec), kw, slurm, _notify if progress else None)
+    else:
+        results = _results(executor, todo, spec_fields(spec), kw, workers, scheduler, threads)
     with _progress(len(tasks), len(done), progress) as bar:
         for rows in results:
             bar.update(st.write(rows))
     return st
+
+
+def _notify(text: str) -> None:
+    print(f"spinglass-icl: {text}", file=sys.stderr, flush=True)
 
 
 def _results(executor, todo, fields, kw, workers, scheduler, threads):

@@ -439,6 +439,7 @@ class SweepSpec:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"sweep spec file {str(path)!r} is not valid TOML: {exc}") from None
+        data.pop("slurm", None)  # how the sweep runs, not what it computes (.slurm)
         try:
             return cls.from_dict(data)
         except ParameterError as exc:

@@ -9,6 +9,14 @@ The pipeline reads like the physics (eq. 1-9; docs/solvers.md)::
     contrast(W), test_error(W, N=100)                             # observables
 """
 
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _dist_version
+
+try:  # the installed distribution's version; from a source tree, the one in _version.py
+    __version__: str = _dist_version("spinglass-icl")
+except _PackageNotFoundError:  # pragma: no cover - running from an uninstalled checkout
+    from ._version import __version__  # noqa: F401
+
 from .conventions import CONVENTIONS, DEFAULT_CONVENTION, Convention, get_convention
 from .errors import ConfigError, ConvergenceWarning, ParameterError, SpinGlassError
 from .hamiltonian import Instance, build_instance, make_instance, zero_coupling_fraction
@@ -25,8 +33,6 @@ from .observables import (
 from .solvers import SOLVERS, SolverConfig, SolverResult, ground_state, solve
 from .solvers.stability import StabilityResult, amp_stability, auto_damping
 from .tasks import Prompts, TaskConfig, resolve_device, sample_prompts
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CONVENTIONS",

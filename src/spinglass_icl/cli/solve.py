@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import __version__
 from ..errors import SEED_MAX, check_int
 from ..hamiltonian import Instance, make_instance
 from ..observables import contrast, spins_to_W, test_error
@@ -119,6 +120,7 @@ def _write(out: Path, inst: Instance, res, cfg: SolverConfig) -> None:
         lam=inst.lam,
         beta=cfg.beta,
         convention=task.convention,
+        version=__version__,
     )
     _savez(
         out / "solution.npz",
@@ -204,6 +206,7 @@ def _run(args: argparse.Namespace) -> int:
             "lam": inst.lam,
             "noise": task.noise,
             "convention": task.convention,
+            "version": __version__,
             "seed": seed,
             "device": str(device),
             "dtype": "float64",

@@ -6,6 +6,7 @@ import argparse
 import json
 import time
 
+from .. import __version__
 from ..hamiltonian import make_instance
 from ..resources import check_memory, dense_solve_bytes, memory_check
 from ..solvers.stability import amp_stability, auto_damping
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     out["seconds"] = seconds
     out["config"] = {
         "D": D, "N": N, "P": P, "lam": lam, "noise": task.noise,
-        "convention": args.convention, "seed": args.seed,
+        "convention": args.convention, "version": __version__, "seed": args.seed,
     }  # fmt: skip
     if args.json:
         print(json.dumps(jsonable(out), allow_nan=False))

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 
+from .. import __version__
 from ..conventions import CONVENTIONS, DEFAULT_CONVENTION
 from ..errors import ParameterError, check_float, check_int
 from ..theory import lam_prime, ridge_error, ridgeless_error
@@ -100,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     meta = {
         "D": D,
         "convention": conv.name,
+        "version": __version__,
         "lam": lam,
         "lam_prime": lp_given,
         "noise": noise,

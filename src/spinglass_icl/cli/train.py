@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import __version__
 from ..models import MODELS
 from ..resources import memory_check
 from ..safeio import atomic_path, check_output_dir
@@ -116,11 +117,20 @@ def _run(args: argparse.Namespace) -> int:
     res = train(cfg, progress=not args.quiet)  # checks its memory estimate first
     check_output_dir(out)
     summary = res.summary()
+    summary["config"]["version"] = __version__  # beside its convention
     write_json(out / "summary.json", summary)
     with atomic_path(out / "history.csv") as tmp:
         res.history.to_dataframe().reset_index().to_csv(tmp, index=False)
     with atomic_path(out / "weights.pt") as tmp:
-        torch.save({"format": WEIGHTS_FORMAT, "config": cfg.to_dict(), "state": res.state}, tmp)
+        torch.save(
+            {
+                "format": WEIGHTS_FORMAT,
+                "config": cfg.to_dict(),
+                "version": __version__,
+                "state": res.state,
+            },
+            tmp,
+        )
     written = ["summary.json", "history.csv", "weights.pt"]
     if cfg.model == "sla" and cfg.trials == 1:
         inst = res.instances[0]
@@ -134,6 +144,7 @@ def _run(args: argparse.Namespace) -> int:
             lam=cfg.lam,
             beta=beta,
             convention=cfg.convention,
+            version=__version__,
         )
         _savez(out / "weights.npz", W=res.W[0].cpu().numpy())
         written += ["instance.npz", "weights.npz"]

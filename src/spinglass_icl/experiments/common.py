@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .. import __version__
 from ..errors import (
     SEED_MAX,
     Choice,
@@ -135,6 +136,7 @@ def save_dataset(ds: Any, folder: Path, stem: str = "data") -> list[str]:
     """
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{stem}.nc"
+    ds = ds.assign_attrs(spinglass_icl_version=__version__)  # beside its convention attr
     with atomic_path(path) as tmp:  # the old file stays until the new one is complete
         ds.to_netcdf(tmp)
     return [path.name]
@@ -352,6 +354,7 @@ def _record(
         "seed": ctx.seed,
         "seeds": outcome.seeds,
         "convention": ctx.convention,
+        "version": __version__,
         "device": ctx.device,
         "executor": ctx.executor,
         "params": p.to_dict(),

@@ -183,7 +183,9 @@ def _markdown(recs: list[dict]) -> str:
             f"**Our result (overall: {_verdict(r)}).** {r['summary']}",
             "",
             *_claims_md(r),
-            f"- preset `{r['preset']}`, convention `{r['convention']}`, device `{r['device']}`, "
+            f"- preset `{r['preset']}`, convention `{r['convention']}`"
+            + (f", spinglass-icl {r['version']}" if r.get("version") else "")
+            + f", device `{r['device']}`, "
             f"seed {r['seed']}, time {r['seconds']:.1f} s ({r.get('machine', '')})",
             *([f"- **{note}**"] if note else []),
             "- parameters: " + ", ".join(f"{k}={_fmt(v)}" for k, v in r["params"].items()),
@@ -302,7 +304,9 @@ def _section_html(r: dict, out: Path) -> list[str]:
         *_claims_html(r),
         "<ul class='small'>",
         f"<li>preset <code>{e(r['preset'])}</code>, convention "
-        f"<code>{e(r['convention'])}</code>, device <code>{e(r['device'])}</code>, "
+        f"<code>{e(r['convention'])}</code>"
+        + (f", spinglass-icl {e(r['version'])}" if r.get("version") else "")
+        + f", device <code>{e(r['device'])}</code>, "
         f"seed {r['seed']}, time {r['seconds']:.1f} s ({e(r.get('machine', ''))})</li>",
         *([f"<li><b>{e(note)}</b></li>"] if note else []),
         f"<li>parameters: {joined(r['params'])}</li>",
@@ -364,6 +368,7 @@ def build_report(out: Path) -> dict[str, Path]:
                     "title",
                     "preset",
                     "convention",
+                    "version",
                     "seed",
                     "seeds",
                     "device",

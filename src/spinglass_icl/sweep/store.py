@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import __version__
 from ..errors import ConfigError, OutputError
 from ..safeio import atomic_path, check_output_dir, is_sqlite
 from .spec import PARAMS, SweepSpec
@@ -229,7 +230,14 @@ class Store:
             "INSERT OR IGNORE INTO specs (hash, spec, created) VALUES (?, ?, ?)",
             (spec.hash, spec.to_json(), time.time()),
         )
+        # the package version that last ran a sweep into the store (meta ``version``)
+        self._con.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (__version__,))
         return spec.hash
+
+    def meta(self) -> dict[str, str]:
+        """The store's ``meta`` table: ``app``, ``schema``, ``created_version`` (package
+        version that made the file) and ``version`` (the last one that ran a sweep)."""
+        return dict(self._con.execute("SELECT key, value FROM meta").fetchall())
 
     def specs(self) -> list[SweepSpec]:
         """Every spec run against this store, oldest first."""
@@ -368,6 +376,8 @@ class Store:
             "spec": spec.to_json(),
             "spec_hash": spec.hash,
             "conventions": ",".join(conventions),
+            "spinglass_icl_version": __version__,
+            "store_version": self.meta().get("version", ""),
             "store": str(self.path),
             "contrast_kind": spec.contrast_kind,
             "test_tasks": spec.test_tasks,
@@ -498,5 +508,6 @@ def _init_store(path: Path) -> None:
         con.executescript(_SCHEMA_SQL)
         con.execute("INSERT OR IGNORE INTO meta VALUES ('app', ?)", (APP,))
         con.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA,))
+        con.execute("INSERT OR IGNORE INTO meta VALUES ('created_version', ?)", (__version__,))
     finally:
         con.close()

@@ -36,7 +36,9 @@ def test_rerun_skips_finished_rows(tmp_path):
             "nested_p": False,
             "done": 8,
             "total": 8,
-            "failed": store.status()[0]["failed"],
+            "converged": store.status()[0]["converged"],
+            "not_converged": 8 - store.status()[0]["converged"],
+            "errored": 0,
         }
     ]
 
@@ -151,3 +153,34 @@ def test_concurrent_writers_to_one_store(tmp_path):
     # alone in batches of the default size: equal up to batching's rounding
     _assert_same(_values(alone), {k: tuple(r[c] for c in cols) for k, r in shared.items()})
     alone.close()
+
+
+def test_status_separates_not_converged_from_errored(tmp_path, capsys):
+    """Done rows split into converged, not converged (max_iter / diverged: a result) and
+    errored (a status that is no solver outcome); the CLI table says so."""
+    from spinglass_icl.cli import main
+
+    spec = SweepSpec(**SMALL)
+    path = tmp_path / "s.sqlite"
+    run_sweep(spec, path, executor="serial", progress=False).close()
+    keys = [t.key for t in spec.tasks()]
+    con = sqlite3.connect(path)
+    con.execute("UPDATE results SET converged = 1, status = 'converged'")
+    con.execute("UPDATE results SET converged = 0, status = 'max_iter' WHERE key = ?", keys[:1])
+    con.execute("UPDATE results SET converged = 0, status = 'diverged' WHERE key = ?", keys[1:2])
+    con.execute("UPDATE results SET converged = 0, status = 'error' WHERE key = ?", keys[2:3])
+    con.execute("DELETE FROM results WHERE key = ?", keys[3:4])
+    con.commit()
+    con.close()
+    with open_store(path, readonly=True) as st:
+        s = st.status()[0]
+    assert (s["done"], s["total"]) == (7, 8)
+    assert (s["converged"], s["not_converged"], s["errored"]) == (4, 2, 1)
+    assert "failed" not in s
+    assert main(["sweep", "status", "--store", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == [
+        "spec", "grid", "repeats", "done", "total", "converged", "not", "conv.", "errored"
+    ]  # fmt: skip
+    assert out[1].split()[-5:] == ["7", "8", "4", "2", "1"]
+    assert out[2].startswith("done = converged + not conv.")

@@ -58,7 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_slurm_args(r)
     r.set_defaults(func=run)
 
-    s = ssub.add_parser("status", help="rows done / total for every spec in a store")
+    s = ssub.add_parser(
+        "status",
+        help="rows done / total for every spec in a store: converged, not converged, errored",
+    )
     s.add_argument("--store", type=Path, required=True, help="SQLite store")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.set_defaults(func=status)
@@ -100,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
             if st["spec"] == spec.hash[:12]:
                 print(
                     f"spinglass-icl sweep: {st['done']}/{st['total']} rows in {args.store} "
-                    f"({st['failed']} not converged), spec {st['spec']}"
+                    f"({_outcomes(st)}), spec {st['spec']}"
                 )
     finally:
         store.close()
@@ -115,16 +118,29 @@ def status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'spec':<14}{'grid':<32}{'repeats':>8}{'done':>8}{'total':>8}{'failed':>8}")
+    print(
+        f"{'spec':<14}{'grid':<32}{'repeats':>8}{'done':>8}{'total':>8}"
+        f"{'converged':>11}{'not conv.':>11}{'errored':>9}"
+    )
     for r in rows:
         grid = " x ".join(f"{k}:{n}" for k, n in r["grid"].items())
         if r.get("nested_p"):
             grid += " (nested P)"
         print(
             f"{r['spec']:<14}{grid:<32}{r['repeats']:>8}{r['done']:>8}{r['total']:>8}"
-            f"{r['failed']:>8}"
+            f"{r['converged']:>11}{r['not_converged']:>11}{r['errored']:>9}"
         )
+    print(
+        "done = converged + not conv. (the solver stopped at max_iter or diverged: a result, "
+        "kept with empty observables) + errored (the point itself failed; see its status)"
+    )
     return 0
+
+
+def _outcomes(st: dict) -> str:
+    """``"22 converged, 2 not converged"`` (and ``", 1 errored"`` when any did)."""
+    text = f"{st['converged']} converged, {st['not_converged']} not converged"
+    return text + (f", {st['errored']} errored" if st["errored"] else "")
 
 
 def export(args: argparse.Namespace) -> int:

@@ -314,14 +314,24 @@ class Store:
         return out
 
     def status(self) -> list[dict]:
-        """Progress of every spec: ``[{"spec": hash, "done": k, "total": n, "failed": f}]``
-        (``failed``: rows whose solver did not converge)."""
-        conv = dict(self._con.execute("SELECT key, converged FROM results").fetchall())
+        """Progress of every spec, one dict each: ``done`` rows of ``total``, and the
+        done rows split by outcome: ``converged``, ``not_converged`` (the solver ran
+        and stopped at ``max_iter`` or ``diverged``: a physics result, kept with NULL
+        observables) and ``errored`` (a row whose status is not a solver outcome, e.g.
+        ``error``: the point itself failed). ``done == converged + not_converged +
+        errored``."""
+        from ..solvers.result import STATUSES
+
+        got = {
+            k: (bool(c), st)
+            for k, c, st in self._con.execute("SELECT key, converged, status FROM results")
+        }
         out = []
         for s in self.specs():
             keys = [t.key for t in s.tasks()]
-            done = [k for k in keys if k in conv]
-            failed = sum(1 for k in done if not conv[k])
+            done = [got[k] for k in keys if k in got]
+            errored = sum(1 for _, st in done if st not in STATUSES)
+            converged = sum(1 for c, st in done if c and st in STATUSES)
             out.append(
                 {
                     "spec": s.hash[:12],
@@ -330,7 +340,9 @@ class Store:
                     "nested_p": s.nested_p,
                     "done": len(done),
                     "total": len(keys),
-                    "failed": failed,
+                    "converged": converged,
+                    "not_converged": len(done) - converged - errored,
+                    "errored": errored,
                 }
             )
         return out

@@ -95,6 +95,7 @@ def test_no_sbatch_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
     with pytest.raises(ConfigError, match=r"^executor slurm: no sbatch on PATH"):
         run_sweep(SweepSpec(**SMALL), tmp_path / "s.sqlite", executor="slurm", progress=False)
+    assert not (tmp_path / "s.sqlite").exists()
 
 
 # ------------------------------------------------------------- on a real cluster
@@ -150,6 +151,7 @@ def test_bad_partition_is_refused_before_anything_is_queued(slurm_cluster, tmp_p
     assert lines[0].startswith("spinglass-icl: error: executor slurm: SLURM refuses the worker job")
     assert "partition" in lines[0].lower()
     assert slurm_cluster.jobs() == []
+    assert not store.exists()  # refused before the store is made
 
 
 SCANCEL_TOML = """\
@@ -230,3 +232,26 @@ def test_scancel_mid_sweep_is_survived_and_a_rerun_resumes(slurm_cluster, tmp_pa
         assert _values(st) == _values(ref)
     ref.close()
     print(f"scancel at {at_cancel}/{total} rows; first run exit {proc.returncode}", file=sys.stderr)
+
+
+@pytest.mark.slurm
+def test_reproduce_passes_its_slurm_flags_to_the_figure_sweeps(slurm_cluster, tmp_path):
+    """``reproduce --executor slurm --slurm-partition P`` reaches the Fig. 4a sweep: a
+    partition SLURM does not have stops it with SLURM's words, before any job."""
+    code = "import sys; from spinglass_icl.cli import main; sys.exit(main())"
+    args = ["reproduce", "fig4a", "--preset", "tiny", "--out", str(tmp_path / "out"),
+            "--executor", "slurm", "--slurm-partition", "nosuch", "--no-progress"]  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=slurm_cluster.env,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith("spinglass-icl: error: executor slurm: SLURM refuses the worker job")
+    ), proc.stderr
+    assert slurm_cluster.jobs() == []

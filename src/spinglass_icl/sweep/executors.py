@@ -346,12 +346,12 @@ def run_sweep(
     prec, dev, workers, max_batch, threads, batch_bytes = _options(
         executor, dtype, batched, device, workers, scheduler, max_batch, threads, batch_bytes
     )
-    if executor == "slurm":
-        from .slurm import as_options
-
-        slurm = as_options(slurm)
     check_grid_size(spec.n_tasks, bool(confirm))
     _check_sweep_memory(spec, executor, workers, scheduler, batched, batch_bytes, dev)
+    if executor == "slurm":  # SLURM would take the worker job, before a store is made
+        from .slurm import check_submission
+
+        slurm = check_submission(slurm)
     st = store if isinstance(store, Store) else create_or_open_store(store)
     st.add_spec(spec)
     tasks, done, todo = _todo(spec, st, batched, max_batch, batch_bytes, prec, dev)
@@ -369,7 +369,10 @@ def run_sweep(
 
 
 def _notify(text: str) -> None:
-    print(f"spinglass-icl: {text}", file=sys.stderr, flush=True)
+    """A line on stderr above the progress bar."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"spinglass-icl: {text}", file=sys.stderr)
 
 
 def _results(executor, todo, fields, kw, workers, scheduler, threads):

@@ -40,6 +40,7 @@ from ..errors import ConfigError, ParameterError, ResourceError, check_int
 
 __all__ = [
     "SlurmOptions",
+    "check_submission",
     "current_options",
     "options_from_toml",
     "run_chunks",
@@ -308,6 +309,22 @@ def _test_only(script: str) -> None:
         raise ConfigError(f"executor slurm: SLURM refuses the worker job: {why}")
 
 
+def check_submission(options: SlurmOptions | Mapping | None = None) -> SlurmOptions:
+    """Check, before anything is written or queued, that SLURM would accept the worker
+    job (dask-jobqueue and ``sbatch`` present; ``sbatch --test-only`` of its script);
+    ConfigError with SLURM's words otherwise. Returns the options."""
+    opts = as_options(options)
+    _require_slurm()
+    from dask_jobqueue.slurm import SLURMJob
+
+    kw = opts.cluster_kwargs()
+    kw.pop("scheduler_options")
+    kw.pop("log_directory", None)  # nothing is written by the check
+    job = SLURMJob(scheduler="tcp://127.0.0.1:8786", name="spinglass-icl-check", **kw)
+    _test_only(job.job_script())
+    return opts
+
+
 @contextlib.contextmanager
 def slurm_cluster(options: SlurmOptions | Mapping | None = None) -> Iterator[Any]:
     """A started ``SLURMCluster`` with ``options.jobs`` worker jobs submitted, closed
@@ -375,8 +392,9 @@ def run_chunks(chunks, fields, kw, options: SlurmOptions | Mapping | None = None
                 seen |= job_ids(cluster)
                 if len(seen) > opts.max_jobs:
                     raise _lost(
-                        f"{len(seen) - opts.jobs} worker job(s) ended early and were "
-                        f"replaced, the most allowed (resubmits = {opts.max_jobs - opts.jobs})",
+                        f"{len(seen) - opts.jobs} worker job(s) ended early (scancel, failure "
+                        "or walltime), more than the replacements allowed "
+                        f"(resubmits = {opts.max_jobs - opts.jobs})",
                         opts,
                     )
                 cluster.scale(jobs=opts.jobs)  # replaces jobs that ended (after Dask notices)

@@ -1,4 +1,4 @@
-"""Sweeps that scale: a spec, a resumable SQLite store, three executors.
+"""Sweeps that scale: a spec, a resumable SQLite store, four executors.
 
 ::
 
@@ -13,8 +13,10 @@
 * :mod:`.store` -- :class:`Store`, one row per (point, repeat), export to xarray/NetCDF/CSV;
 * :mod:`.plan` -- which tasks are solved together (chunks);
 * :mod:`.rows` -- solving a chunk as one batch and making its rows;
-* :mod:`.executors` -- :func:`run_sweep` with the ``serial``, ``local`` and ``dask``
-  executors;
+* :mod:`.executors` -- :func:`run_sweep` with the ``serial``, ``local``, ``dask`` and
+  ``slurm`` executors;
+* :mod:`.slurm` -- the ``slurm`` executor: worker jobs submitted through dask-jobqueue,
+  their options (:class:`~.slurm.SlurmOptions`);
 * :mod:`spinglass_icl.solvers.matfree` -- the matrix-free large-D solvers, re-exported
   here (:func:`make_lowrank_instance`, :func:`solve_matfree`, ...); a spec with
   ``matfree = true`` uses them in a sweep.

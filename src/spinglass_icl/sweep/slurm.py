@@ -23,6 +23,7 @@ table of the sweep's TOML file (:func:`options_from_toml`), or the API. ``reprod
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import dataclasses
@@ -379,7 +380,7 @@ def run_chunks(chunks, fields, kw, options: SlurmOptions | Mapping | None = None
         while pending:
             try:
                 done, pending = wait(pending, timeout=POLL_SECONDS, return_when="FIRST_COMPLETED")
-            except TimeoutError:
+            except (TimeoutError, asyncio.TimeoutError):  # distinct before Python 3.11
                 done = set()
             for f in done:
                 try:

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from spinglass_icl.errors import ConfigError, ParameterError
+from spinglass_icl.errors import ConfigError, ParameterError, ResourceError
 from spinglass_icl.sweep import SweepSpec, open_store, run_sweep
 from spinglass_icl.sweep.slurm import SlurmOptions, options_from_toml
 from sweep_helpers import SMALL, _cli, _count, _values, _write
@@ -96,6 +96,21 @@ def test_no_sbatch_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"^executor slurm: no sbatch on PATH"):
         run_sweep(SweepSpec(**SMALL), tmp_path / "s.sqlite", executor="slurm", progress=False)
     assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_a_batch_too_big_for_a_worker_is_refused_before_anything(tmp_path):
+    """One D = 40 instance (~117 MB dense) plus the worker process does not fit 256MB
+    per job: ResourceError naming the option, no store, nothing submitted (no cluster
+    needed: the check comes first)."""
+    spec = SweepSpec(
+        grid={"P": [10]}, fixed={"D": 40, "N": 4, "lam": 1.0, "solver": "amp"}, repeats=1
+    )
+    store = tmp_path / "s.sqlite"
+    with pytest.raises(ResourceError, match=r"^executor slurm: a worker needs about .* but gets"):
+        run_sweep(spec, store, executor="slurm", slurm={"memory": "256MB"}, progress=False)
+    with pytest.raises(ResourceError, match=r"\(slurm memory 4GB / cores 64\)"):
+        run_sweep(spec, store, executor="slurm", slurm={"cores": 64}, progress=False)
+    assert not store.exists()
 
 
 # ------------------------------------------------------------- on a real cluster

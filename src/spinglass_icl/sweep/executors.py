@@ -193,9 +193,10 @@ def default_batch_bytes(device) -> int:
     return max(DEFAULT_BATCH_BYTES, int(free) // 2)
 
 
-def _check_sweep_memory(spec, executor, workers, scheduler, batched, batch_bytes, dev) -> None:
+def _check_sweep_memory(spec, executor, workers, scheduler, batched, batch_bytes, dev) -> int:
     """Refuse (ResourceError) a sweep whose parent bookkeeping plus one batch per worker
-    exceeds the memory available (see :func:`~spinglass_icl.resources.sweep_bytes`)."""
+    exceeds the memory available (see :func:`~spinglass_icl.resources.sweep_bytes`);
+    return the estimate of one worker's batch (bytes)."""
 
     def values(k):
         return list(spec.grid[k]) if k in spec.grid else [spec.fixed[k]]
@@ -227,6 +228,7 @@ def _check_sweep_memory(spec, executor, workers, scheduler, batched, batch_bytes
         device=dev,
         device_estimate=batch,
     )
+    return batch
 
 
 def _options(executor, dtype, batched, device, workers, scheduler, max_batch, threads, batch_bytes):
@@ -347,11 +349,11 @@ def run_sweep(
         executor, dtype, batched, device, workers, scheduler, max_batch, threads, batch_bytes
     )
     check_grid_size(spec.n_tasks, bool(confirm))
-    _check_sweep_memory(spec, executor, workers, scheduler, batched, batch_bytes, dev)
-    if executor == "slurm":  # SLURM would take the worker job, before a store is made
+    batch = _check_sweep_memory(spec, executor, workers, scheduler, batched, batch_bytes, dev)
+    if executor == "slurm":  # fits a worker, and SLURM would take the job, before a store
         from .slurm import check_submission
 
-        slurm = check_submission(slurm)
+        slurm = check_submission(slurm, worker_bytes=batch)
     st = store if isinstance(store, Store) else create_or_open_store(store)
     st.add_spec(spec)
     tasks, done, todo = _todo(spec, st, batched, max_batch, batch_bytes, prec, dev)

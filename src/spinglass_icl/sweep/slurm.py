@@ -310,11 +310,33 @@ def _test_only(script: str) -> None:
         raise ConfigError(f"executor slurm: SLURM refuses the worker job: {why}")
 
 
-def check_submission(options: SlurmOptions | Mapping | None = None) -> SlurmOptions:
-    """Check, before anything is written or queued, that SLURM would accept the worker
-    job (dask-jobqueue and ``sbatch`` present; ``sbatch --test-only`` of its script);
-    ConfigError with SLURM's words otherwise. Returns the options."""
+def _check_worker_memory(opts: SlurmOptions, batch: int) -> None:
+    from dask.utils import parse_bytes
+
+    from ..resources import WORKER_BYTES, format_bytes
+
+    share = parse_bytes(opts.memory) // opts.cores
+    need = batch + WORKER_BYTES
+    if need > share:
+        raise ResourceError(
+            f"executor slurm: a worker needs about {format_bytes(need)} (one batch "
+            f"{format_bytes(batch)} plus the process) but gets {format_bytes(share)} "
+            f"(slurm memory {opts.memory} / cores {opts.cores}): ask for more memory "
+            "(--slurm-memory) or fewer cores per job, or use smaller batches (--max-batch)"
+        )
+
+
+def check_submission(
+    options: SlurmOptions | Mapping | None = None, worker_bytes: int | None = None
+) -> SlurmOptions:
+    """Check, before anything is written or queued, that one batch of ``worker_bytes``
+    (the sweep's estimate) fits a worker's share of the job's memory (else
+    :class:`ResourceError`), and that SLURM would accept the worker job (dask-jobqueue
+    and ``sbatch`` present; ``sbatch --test-only`` of its script; else ConfigError with
+    SLURM's words). Returns the options."""
     opts = as_options(options)
+    if worker_bytes is not None:
+        _check_worker_memory(opts, int(worker_bytes))
     _require_slurm()
     from dask_jobqueue.slurm import SLURMJob
 

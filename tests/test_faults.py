@@ -110,7 +110,8 @@ def test_export_onto_a_store_or_spec_is_refused_and_leaves_it_intact(
                      "csv", "--force")  # fmt: skip
     assert code == 0, err
     assert plain.read_text().startswith("key,")
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    hidden = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+    assert hidden == [".spinglass-icl-outputs"]  # the manifest of what the package wrote
     # the Store API refuses too, whatever the file is called
     with open_store(store) as st, pytest.raises(OutputError, match="SQLite"):
         st.to_netcdf(copy)
@@ -124,7 +125,7 @@ def test_atomic_write_keeps_the_old_file_when_the_writer_fails(tmp_path):
         tmp.write_text("half")
         raise RuntimeError("killed mid-write")
     assert path.read_text() == "old\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".spinglass-icl-outputs", "summary.json"]
     # an SQLite file is never replaced, even by an atomic write
     db = tmp_path / "db"
     sqlite3.connect(db).execute("CREATE TABLE t (x)").connection.close()

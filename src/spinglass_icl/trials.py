@@ -108,6 +108,9 @@ class TrialStore:
         return sqlite3.connect(self.path, timeout=60)
 
     def _check(self) -> None:
+        from .safeio import check_input_file
+
+        check_input_file(self.path, "trial store", max_bytes=None)  # a FIFO or device
         try:
             con = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
             try:

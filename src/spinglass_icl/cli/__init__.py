@@ -69,8 +69,11 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..safeio import overwrite
+
     try:
-        return int(args.func(args) or 0)
+        with overwrite(bool(getattr(args, "force", False))):  # --force: replace any file
+            return int(args.func(args) or 0)
     except SpinGlassError as exc:
         msg = _one_line(exc)
     except KeyboardInterrupt:

@@ -57,7 +57,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="how the Fig. 4a sweep runs (default local)",
     )
     p.add_argument("--workers", type=int, default=2, help="sweep workers (default 2)")
-    p.add_argument("--force", action="store_true", help="redo figures already made")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="redo figures already made (and replace files in --out that spinglass-icl "
+        "did not write)",
+    )
     p.add_argument(
         "--threads",
         type=int,
@@ -170,7 +175,7 @@ def _run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(check_int("threads", threads))
-    out: Path = check_output_dir(args.out)
+    out: Path = check_output_dir(args.out, outputs=("report.md", "report.html", "results.json"))
     t0 = time.perf_counter()
     missing = []
     print(

@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "solve",
         help="solve one spin-glass instance (exact, AMP, AMP-paper or r-BP)",
         description="Sample one instance, solve it, print a summary and write "
-        "instance.npz, solution.npz and summary.json into --out.",
+        "instance.npz, solution.npz and summary.json into --out (replacing only files "
+        "spinglass-icl wrote there, unless --force).",
     )
     p.add_argument("--D", type=int, default=10, help="input dimension (>= 1; default 10)")
     p.add_argument("--N", type=int, default=100, help="context length (>= 1; default 100)")
@@ -51,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--test-tasks", type=int, default=10_000, help="fresh prompts for the test error"
     )
     add_common(p)
-    add_safety(p, force=False)
+    add_safety(p)
     p.add_argument("--out", type=Path, default=Path("out/solve"), help="output folder")
     p.set_defaults(func=run)
 
@@ -164,6 +165,8 @@ def _print(summary: dict, out: Path, auto_note: str | None) -> None:
         )
 
 
+#: the files ``solve`` writes into ``--out`` (it replaces only its own earlier ones)
+OUTPUTS = ("instance.npz", "solution.npz", "summary.json")
 _OBSERVABLES = ("contrast", "test_error", "test_error_stderr", "relative_test_error", "energy")
 
 
@@ -171,7 +174,7 @@ def _run(args: argparse.Namespace) -> int:
     task, cfg, test_tasks = _configs(args)
     D, N, P = task.D, task.N, task.P
     device = resolve_device(args.device)
-    out: Path = check_output_dir(args.out, create=False)
+    out: Path = check_output_dir(args.out, create=False, outputs=OUTPUTS)
     check_memory(
         dense_solve_bytes(D, N, P, cfg.solver, test_tasks),
         f"solve D={D} N={N} P={P} ({(D + 1) ** 2} spins, dense n^2 Gram)",

@@ -430,7 +430,9 @@ class SweepSpec:
                 ) from None
         path = Path(path)
         try:
-            text = path.read_text()
+            from ..safeio import check_input_file
+
+            text = check_input_file(path, "sweep spec").read_text()  # no FIFO, no /dev/zero
         except FileNotFoundError:
             raise ConfigError(f"sweep spec file {str(path)!r} does not exist") from None
         except (OSError, UnicodeDecodeError) as exc:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, OutputError
-from ..safeio import atomic_path, check_output_dir, is_sqlite
+from ..safeio import atomic_path, check_input_file, check_output_dir, is_sqlite
 from .spec import PARAMS, SweepSpec
 
 __all__ = ["Store", "open_store", "create_or_open_store", "RESULT_COLUMNS", "VALUE_COLUMNS"]
@@ -118,6 +118,7 @@ def _read_meta(path: Path, query: str) -> tuple[set, dict]:
 def _validate_existing(path: Path) -> None:
     """Raise ConfigError unless ``path`` is a spinglass-icl sweep store; never writes."""
     try:
+        check_input_file(path, "store", max_bytes=None)  # a FIFO or device: refused
         with open(path, "rb") as fh:
             head = fh.read(16)
     except OSError as exc:

@@ -372,7 +372,8 @@ def test_a_killed_worker_is_a_one_line_error_and_the_store_resumes(tmp_path):
             proc.kill()
     if proc.returncode == 0:
         pytest.skip("the sweep finished before the kill landed")
-    _one_line_error(proc.returncode, err, "worker process died", "rerun")
+    # the real cause, read from the dead process: its pid and the signal
+    _one_line_error(proc.returncode, err, f"worker process {kids[0]} was killed by SIGKILL", "rerun")
     r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     with open_store(store) as st:

@@ -373,7 +373,8 @@ def test_a_killed_worker_is_a_one_line_error_and_the_store_resumes(tmp_path):
     if proc.returncode == 0:
         pytest.skip("the sweep finished before the kill landed")
     # the real cause, read from the dead process: its pid and the signal
-    _one_line_error(proc.returncode, err, f"worker process {kids[0]} was killed by SIGKILL", "rerun")
+    cause = f"worker process {kids[0]} was killed by SIGKILL"
+    _one_line_error(proc.returncode, err, cause, "rerun")
     r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     with open_store(store) as st:

@@ -91,7 +91,9 @@ def dask_cluster():
         _stop(sched)
 
 
-def _kill_mid_run(tmp_path, dask_cluster, victim: str) -> tuple[subprocess.CompletedProcess, float, Path]:
+def _kill_mid_run(tmp_path, dask_cluster, victim: str):
+    """Run a Dask sweep, SIGKILL ``victim`` once 2 rows are stored: ``(result, seconds
+    from the kill to the end, store)``."""
     addr, sched, worker, env = dask_cluster
     spec = tmp_path / "s.toml"
     spec.write_text(SLOW_TOML)
@@ -130,9 +132,7 @@ def _assert_one_line(err: str, *words: str) -> None:
         assert w in lines[0], lines[0]
 
 
-def test_sigkill_of_the_only_dask_worker_ends_the_sweep_and_keeps_the_rows(
-    tmp_path, dask_cluster
-):
+def test_sigkill_of_the_only_dask_worker_ends_the_sweep_and_keeps_the_rows(tmp_path, dask_cluster):
     r, took, store = _kill_mid_run(tmp_path, dask_cluster, "worker")
     assert r.returncode == 2, r.stderr
     _assert_one_line(r.stderr, "no Dask worker", "5 s", "rerun", "resume")
@@ -143,9 +143,7 @@ def test_sigkill_of_the_only_dask_worker_ends_the_sweep_and_keeps_the_rows(
         assert len(st) == n and all(row["status"] for row in st.rows())
 
 
-def test_sigkill_of_the_dask_scheduler_ends_the_sweep_and_keeps_the_rows(
-    tmp_path, dask_cluster
-):
+def test_sigkill_of_the_dask_scheduler_ends_the_sweep_and_keeps_the_rows(tmp_path, dask_cluster):
     r, took, store = _kill_mid_run(tmp_path, dask_cluster, "scheduler")
     assert r.returncode == 2, r.stderr
     _assert_one_line(r.stderr, "lost the Dask scheduler", "rerun", "resume")
@@ -170,12 +168,14 @@ lam = 1.0
 def test_run_sweep_in_a_script_without_a_main_guard_runs_serially_and_says_why(tmp_path):
     (tmp_path / "s.toml").write_text(TINY_TOML)
     script = tmp_path / "noguard.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         from spinglass_icl.sweep import SweepSpec, run_sweep
         spec = SweepSpec.from_toml("s.toml")
         store = run_sweep(spec, "s.sqlite", executor="local", workers=2, progress=False)
         print("rows", len(store))
-    """))
+    """)
+    )
     r = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=ENV,
                        capture_output=True, text=True, timeout=300)  # fmt: skip
     assert r.returncode == 0, r.stderr
@@ -186,14 +186,16 @@ def test_run_sweep_in_a_script_without_a_main_guard_runs_serially_and_says_why(t
 
 def test_unguarded_script_tells_a_guarded_call_from_an_unguarded_one(tmp_path):
     probe = tmp_path / "probe.py"
-    probe.write_text(textwrap.dedent("""
+    probe.write_text(
+        textwrap.dedent("""
         from spinglass_icl.sweep.executors import unguarded_script
         def f():
             return unguarded_script()
         print("top", f() is not None)
         if __name__ == "__main__":
             print("guarded", f() is not None)
-    """))
+    """)
+    )
     r = subprocess.run([sys.executable, str(probe)], env=ENV, capture_output=True, text=True,
                        timeout=120)  # fmt: skip
     assert r.returncode == 0, r.stderr

@@ -112,9 +112,8 @@ def _run(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         dtype=args.dtype,
     )
-    out: Path = check_output_dir(
-        args.out, create=False, outputs=("summary.json", "history.csv", "weights.pt", "instance.npz")
-    )
+    outputs = ("summary.json", "history.csv", "weights.pt", "instance.npz")
+    out: Path = check_output_dir(args.out, create=False, outputs=outputs)
     res = train(cfg, progress=not args.quiet)  # checks its memory estimate first
     check_output_dir(out)
     summary = res.summary()

@@ -90,6 +90,78 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
     return str(value)
 
 
+class NonFiniteWarning(UserWarning):
+    """Some instances of a batch are non-finite (or a ratio of them is 0/0): their
+    results are NaN, on purpose; the others are computed as usual. A single instance
+    never warns: it raises :class:`ParameterError`."""
+
+
+def check_finite_batch(name: str, t: Any, *, batch_dims: int, what: str):
+    """``t`` if every entry is finite; else :class:`ParameterError` for an unbatched
+    ``t`` (``batch_dims`` leading dims = 0) or a batch with no finite instance, and a
+    :class:`NonFiniteWarning` (those instances give NaN ``what``) for a partly
+    non-finite batch."""
+    import torch
+
+    bad = ~torch.isfinite(t)
+    if not bool(bad.any()):
+        return t
+    n_bad = int(bad.sum())
+    kinds = " and ".join(
+        k for k, m in (("nan", torch.isnan(t)), ("inf", torch.isinf(t))) if bool(m.any())
+    )
+    if batch_dims == 0:
+        raise ParameterError(
+            f"{name} must be finite, got {n_bad} non-finite entr{'y' if n_bad == 1 else 'ies'} "
+            f"({kinds}) in shape {tuple(t.shape)}"
+        )
+    per = bad.flatten(batch_dims).any(-1)
+    k, n = int(per.sum()), per.numel()
+    if k == n:
+        raise ParameterError(
+            f"{name} must be finite, got non-finite entries ({kinds}) in all {n} instances"
+        )
+    import warnings
+
+    warnings.warn(
+        f"{k} of {n} instances of {name} have non-finite entries ({kinds}); their {what} is NaN",
+        NonFiniteWarning,
+        stacklevel=3,
+    )
+    return t
+
+
+def refuse_zero_batch(name: str, zero: Any, what: str) -> None:
+    """For a boolean tensor ``zero`` (one entry per instance, 0-dim if unbatched) of
+    instances where ``what`` is 0/0: :class:`ParameterError` if unbatched or all, else
+    a :class:`NonFiniteWarning` (those are NaN)."""
+    if not bool(zero.any()):
+        return
+    if zero.dim() == 0 or bool(zero.all()):
+        raise ParameterError(
+            f"{name} must not be zero: its {what} is 0/0 (undefined)"
+            + ("" if zero.dim() == 0 else f" (all {zero.numel()} instances)")
+        )
+    import warnings
+
+    warnings.warn(
+        f"{int(zero.sum())} of {zero.numel()} instances of {name} are zero; their {what} "
+        "is 0/0: NaN",
+        NonFiniteWarning,
+        stacklevel=3,
+    )
+
+
+def check_shape(name: str, t: Any, want: tuple, rule: str) -> None:
+    """Raise :class:`ParameterError` unless ``tuple(t.shape) == want``; ``rule`` says
+    what the shape means (e.g. ``"(*batch, P, D+1, N+1) of its config"``)."""
+    if not hasattr(t, "shape"):
+        raise ParameterError(f"{name} must be a tensor of shape {rule}, got {type(t).__name__}")
+    got = tuple(t.shape)
+    if got != tuple(want):
+        raise ParameterError(f"{name} must have shape {rule} = {tuple(want)}, got {got}")
+
+
 class ResourceError(SpinGlassError):
     """A run would need more memory (or other resources) than the machine has.
 

@@ -35,6 +35,8 @@ __all__ = [
     "train_bytes",
     "sweep_bytes",
     "check_grid_size",
+    "check_prompt_memory",
+    "prompt_bytes",
     "MAX_SWEEP_ROWS",
     "WORKER_BYTES",
     "format_bytes",
@@ -241,6 +243,29 @@ def train_bytes(
         step = P if batch_size is None else min(P, batch_size)
         per = P * datum + step * (3 * prompt + 2 * (D + 1) ** 2) + test_tasks * datum
     return itemsize * trials * per
+
+
+def prompt_bytes(D: int, N: int, P: int, batch: int = 1) -> int:
+    """Peak bytes of drawing ``batch x P`` prompts (float64): the inputs ``x``, the
+    labels and the prompt matrices ``X`` (eq. 1) exist at once while ``X`` is built."""
+    return 8 * batch * P * (2 * (D + 1) * (N + 1) + 2 * (N + 1) + D)
+
+
+def check_prompt_memory(D: int, N: int, P: int, batch_shape=(), device=None) -> None:
+    """Refuse (:class:`ResourceError`) drawing prompts that cannot fit in memory,
+    before any tensor is allocated (:func:`sample_prompts`, :func:`make_instance`)."""
+    batch = 1
+    for b in batch_shape:
+        batch *= int(b)
+    need = prompt_bytes(D, N, P, batch)
+    shape = f" batch_shape={tuple(batch_shape)}" if batch_shape else ""
+    check_memory(
+        need,
+        f"sampling prompts D={D} N={N} P={P}{shape}",
+        "use fewer prompts (P), a smaller batch, or the factors (sample_factors)",
+        device=device,
+        device_estimate=8 * batch * P * (D + 1) * (N + 1),
+    )
 
 
 def sweep_bytes(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,6 +31,54 @@ class ConfigError(SpinGlassError, ValueError):
 
 class ConvergenceWarning(UserWarning):
     """A message-passing solver stopped without reaching its tolerance."""
+
+
+class TypedFloat(float):
+    """A float that remembers the text it was read from (the CLI's numbers: ``type=float``
+    of every command's parser makes one), so that an error quotes the value exactly as
+    the user typed it (``--damping 1.0000001``, never ``1``)."""
+
+    text: str
+
+    def __new__(cls, text: Any) -> TypedFloat:
+        obj = super().__new__(cls, text)
+        obj.text = text.strip() if isinstance(text, str) else repr(float(text))
+        return obj
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def __reduce__(self):
+        return (TypedFloat, (self.text,))
+
+
+def quote_number(value: Any) -> str:
+    """``value`` as the user gave it: a :class:`TypedFloat`'s text, else the shortest
+    text that reads back as the same float (``repr``), never a rounded ``%g``."""
+    if isinstance(value, TypedFloat):
+        return value.text
+    if isinstance(value, str):
+        return repr(value)
+    try:
+        return repr(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return repr(value)
+
+
+def finite_derived(name: str, value: Any, what: str, compute) -> float:
+    """``compute()`` (a value derived from parameter ``name``), or a one-line
+    :class:`ParameterError` naming ``name`` and its value when it overflows float64
+    (OverflowError, or an infinite or NaN result): ``noise = 1e300`` squared."""
+    try:
+        x = float(compute())
+    except OverflowError:
+        x = math.inf
+    if not math.isfinite(x):
+        raise ParameterError(
+            f"{name} = {quote_number(value)} is too large: {what} overflows float64 "
+            f"(max {sys.float_info.max:.3g})"
+        )
+    return x
 
 
 def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = None) -> int:
@@ -73,13 +122,13 @@ def check_float(
     else:
         rule = "finite"
     if not math.isfinite(x):
-        raise ParameterError(f"{name} must be a finite number {rule}, got {value!r}")
+        raise ParameterError(f"{name} must be a finite number {rule}, got {quote_number(value)}")
     bad = (low is not None and (x < low or (low_open and x == low))) or (
         high is not None and (x > high or (high_open and x == high))
     )
     if bad:
-        raise ParameterError(f"{name} must be {rule}, got {x:g}")
-    return x
+        raise ParameterError(f"{name} must be {rule}, got {quote_number(value)}")
+    return x  # a plain float: configs store, pickle and save it as any float
 
 
 def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:

@@ -47,6 +47,7 @@ __all__ = [
     "SQLITE_MAGIC",
     "check_input_file",
     "disk_problem",
+    "store_write_error",
     "is_owned",
     "overwrite",
     "is_sqlite",
@@ -208,6 +209,24 @@ def disk_problem(path: str | Path, exc: BaseException | None = None) -> str | No
     return None
 
 
+def store_write_error(what: str, path: str | Path, exc: BaseException) -> OutputError:
+    """The one-line error of a failed write to SQLite store ``path`` (``what``: "sweep
+    store", "trial store"): a full disk, a quota or a read-only file system named as
+    such (SQLite says "database or disk is full" or "disk I/O error"), else SQLite's
+    words; in both cases the path, and that the rows written before are kept."""
+    why = disk_problem(path, exc) or " ".join(str(exc).split())
+    return OutputError(
+        f"{what} {str(path)!r} cannot be written: {why}; the rows stored before are "
+        "kept -- free space (or fix the file system) and rerun to resume"
+    )
+
+
+def _why_not(folder: Path) -> str:
+    """`` (read-only file system)`` where that is why ``folder`` cannot be written."""
+    why = disk_problem(folder)
+    return f" ({why})" if why == _DISK_ERRNOS[errno.EROFS] else ""
+
+
 def _write_failure(path: Path, exc: BaseException) -> str:
     why = disk_problem(path, exc) or (
         _reason(exc) if isinstance(exc, OSError) else " ".join(str(exc).split())
@@ -265,14 +284,14 @@ def check_output_dir(
     if not create:
         base = next((a for a in (path.absolute(), *path.absolute().parents) if a.exists()), None)
         if base is not None and not os.access(base, os.W_OK | os.X_OK):
-            raise OutputError(f"{name}: folder {str(base)!r} is not writable")
+            raise OutputError(f"{name}: folder {str(base)!r} is not writable{_why_not(base)}")
         return path
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{name}: cannot create folder {str(path)!r} ({_reason(exc)})") from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise OutputError(f"{name}: folder {str(path)!r} is not writable")
+        raise OutputError(f"{name}: folder {str(path)!r} is not writable{_why_not(path)}")
     return path
 
 

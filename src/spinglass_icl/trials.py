@@ -98,11 +98,17 @@ class TrialStore:
             self._check()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         con = self._connect()
-        with con:
-            con.executescript(_SCHEMA_SQL)
-            con.execute("INSERT OR IGNORE INTO meta VALUES ('app', ?)", (APP,))
-            con.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA,))
-        con.close()
+        try:
+            with con:
+                con.executescript(_SCHEMA_SQL)
+                con.execute("INSERT OR IGNORE INTO meta VALUES ('app', ?)", (APP,))
+                con.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA,))
+        except sqlite3.OperationalError as exc:  # full disk, quota, read-only, I/O
+            from .safeio import store_write_error
+
+            raise store_write_error("trial store", self.path, exc) from None
+        finally:
+            con.close()
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=60)
@@ -154,6 +160,10 @@ class TrialStore:
                     (key, _canonical(spec), trials, first_trial, n, CODE_VERSION,
                      _pack(values), time.time()),
                 )  # fmt: skip
+        except sqlite3.OperationalError as exc:  # full disk, quota, read-only, I/O
+            from .safeio import store_write_error
+
+            raise store_write_error("trial store", self.path, exc) from None
         finally:
             con.close()
 

@@ -34,7 +34,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, OutputError
-from ..safeio import atomic_path, check_input_file, check_output_dir, is_sqlite
+from ..safeio import (
+    atomic_path,
+    check_input_file,
+    check_output_dir,
+    disk_problem,
+    is_sqlite,
+    store_write_error,
+)
 from .spec import PARAMS, SweepSpec
 
 __all__ = ["Store", "open_store", "create_or_open_store", "RESULT_COLUMNS", "VALUE_COLUMNS"]
@@ -180,14 +187,32 @@ class Store:
         except sqlite3.OperationalError as exc:
             if con is not None:
                 con.close()
+            why = disk_problem(self.path, exc) or exc
             raise ConfigError(
-                f"store {str(self.path)!r} cannot be written ({exc}): check the permissions "
+                f"store {str(self.path)!r} cannot be written ({why}): check the permissions "
                 "of the file and its folder, or copy it somewhere writable"
             ) from None
         return con
 
     def _connect_ro(self) -> sqlite3.Connection:
-        """A read-only connection (status, export): works on read-only files and folders."""
+        """A read-only connection (status, export): works on read-only files and folders.
+
+        Where the store and its folder can be written, a plain connection with
+        ``query_only`` is used: it writes nothing, and as the last connection it
+        removes the ``-wal`` and ``-shm`` files when it closes (a ``mode=ro`` connection
+        leaves them behind, empty)."""
+        folder = self.path.resolve().parent
+        if os.access(self.path, os.R_OK | os.W_OK) and os.access(folder, os.W_OK | os.X_OK):
+            con = None
+            try:
+                con = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None)
+                con.execute("PRAGMA busy_timeout = 60000")
+                con.execute("PRAGMA query_only = 1")
+                con.execute("SELECT COUNT(*) FROM results").fetchone()
+                return con
+            except sqlite3.Error:
+                if con is not None:
+                    con.close()
         uri = self.path.resolve().as_uri()
         last = None
         for query in ("mode=ro", "mode=ro&immutable=1"):
@@ -226,10 +251,13 @@ class Store:
         """Record ``spec`` (idempotent); returns its hash."""
         if self.readonly:
             raise ConfigError(f"store {str(self.path)!r} was opened read-only")
-        self._con.execute(
-            "INSERT OR IGNORE INTO specs (hash, spec, created) VALUES (?, ?, ?)",
-            (spec.hash, spec.to_json(), time.time()),
-        )
+        try:
+            self._con.execute(
+                "INSERT OR IGNORE INTO specs (hash, spec, created) VALUES (?, ?, ?)",
+                (spec.hash, spec.to_json(), time.time()),
+            )
+        except sqlite3.OperationalError as exc:
+            raise store_write_error("sweep store", self.path, exc) from None
         return spec.hash
 
     def specs(self) -> list[SweepSpec]:
@@ -279,13 +307,17 @@ class Store:
             row["converged"] = int(bool(row["converged"]))
             values.append(tuple(_finite_or_none(row.get(c)) for c in cols))
         before = self._con.total_changes
-        self._con.execute("BEGIN IMMEDIATE")
         try:
-            self._con.executemany(sql, values)
-            self._con.execute("COMMIT")
-        except BaseException:
-            self._con.execute("ROLLBACK")
-            raise
+            self._con.execute("BEGIN IMMEDIATE")
+            try:
+                self._con.executemany(sql, values)
+                self._con.execute("COMMIT")
+            except BaseException:
+                if self._con.in_transaction:  # a failed COMMIT may have ended it already
+                    self._con.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:  # full disk, quota, read-only, I/O
+            raise store_write_error("sweep store", self.path, exc) from None
         return self._con.total_changes - before
 
     def rows(self, spec: SweepSpec | str | None = None, arrays: bool = False) -> list[dict]:
@@ -457,7 +489,10 @@ def create_or_open_store(path: str | Path) -> Store:
         tmp = Path(tmp_name)
         try:
             tmp.unlink()  # sqlite creates the file itself
-            _init_store(tmp)
+            try:
+                _init_store(tmp)
+            except sqlite3.OperationalError as exc:  # a full disk, ...
+                raise store_write_error("sweep store", path, exc) from None
             try:
                 os.link(tmp, path)
             except FileExistsError:

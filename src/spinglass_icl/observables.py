@@ -19,6 +19,7 @@ from .errors import (
     check_finite_batch,
     check_float,
     check_int,
+    finite_derived,
     refuse_zero_batch,
 )
 from .tasks import make_generator, sample_prompts
@@ -239,6 +240,9 @@ def exact_test_error(
     N = check_int("N", N)
     noise = check_float("noise", noise, low=0.0)
     conv = get_convention(convention)
+    check_finite_batch("W", W, batch_dims=W.dim() - 2, what="test error")
+    v = conv.label_variance(D, noise)  # the fourth moment below holds its square
+    finite_derived("noise", noise, "the label variance squared", lambda: v * v)
     s2 = conv.label_scale(D) ** 2
     c = conv.prefactor(D, N)
     var = noise**2

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     conv = get_convention(args.convention)
     rho = finite_derived(
         "noise",
-        noise,
+        args.noise,
         "rho = noise^2 / (scale^2 D)",
         lambda: noise**2 / (conv.label_scale(D) ** 2 * D),
     )

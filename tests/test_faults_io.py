@@ -21,7 +21,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -446,4 +445,25 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-_ = threading  # (kept for symmetry with the cluster tests' helpers)
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        (28, "no space left on device"),  # ENOSPC
+        (122, "disk quota exceeded"),  # EDQUOT (Linux)
+        (30, "read-only file system"),  # EROFS
+    ],
+)
+def test_each_disk_errno_is_named_with_the_path(tmp_path, code, words):
+    """Whatever library raises it (here a plain OSError from the writer), a write that
+    fails with ENOSPC, EDQUOT or EROFS is an OutputError naming the path and the cause;
+    nothing is left behind."""
+    import errno
+
+    from spinglass_icl.safeio import atomic_path
+
+    code = {28: errno.ENOSPC, 122: errno.EDQUOT, 30: errno.EROFS}[code]
+    target = tmp_path / "out.nc"
+    with pytest.raises(OutputError, match=f"cannot write '.*out.nc': {words}"):
+        with atomic_path(target):
+            raise OSError(code, os.strerror(code))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

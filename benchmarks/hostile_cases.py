@@ -136,7 +136,7 @@ def _fifo(d, name):
 
 def spec_fifo(src, d):
     return one_line(run_cli(src, ["sweep", "run", _fifo(d, "s.toml"), "--store",
-                                  d / "s.sqlite"], d, timeout=20), "s.toml", "pipe")  # fmt: skip
+                                  d / "s.sqlite"], d, timeout=90), "s.toml", "pipe")  # fmt: skip
 
 
 def spec_dev_zero(src, d):
@@ -156,7 +156,7 @@ def spec_oversize(src, d):
 
 
 def store_fifo(src, d):
-    r = run_cli(src, ["sweep", "status", "--store", _fifo(d, "s.sqlite")], d, timeout=20)
+    r = run_cli(src, ["sweep", "status", "--store", _fifo(d, "s.sqlite")], d, timeout=90)
     return one_line(r, "s.sqlite", "pipe")
 
 

@@ -224,3 +224,20 @@ def _write(path: Path, text: str) -> Path:
 
 def _exit_3(*args, **kwargs):
     os._exit(3)
+
+
+def test_python_m_package_is_not_taken_for_an_unguarded_script(tmp_path):
+    """``python -m spinglass_icl sweep run`` runs the package's ``__main__`` at top
+    level; spawn never re-runs it, so the local executor keeps its worker processes."""
+    pkg = tmp_path / "probe_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "__main__.py").write_text(
+        "from spinglass_icl.sweep.executors import unguarded_script\n"
+        "print('unguarded', unguarded_script() is not None)\n"
+    )
+    env = {**ENV, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ENV['PYTHONPATH']}"}
+    r = subprocess.run([sys.executable, "-m", "probe_pkg"], env=env, capture_output=True,
+                       text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["unguarded", "False"]

@@ -543,6 +543,9 @@ def unguarded_script() -> str | None:
     path = getattr(main, "__file__", None)
     if main is None or not path:
         return None
+    name = getattr(getattr(main, "__spec__", None), "name", None) or ""
+    if name == "__main__" or name.endswith(".__main__"):
+        return None  # ``python -m package``: spawn never re-runs a package's __main__
     frame = sys._getframe(1)
     while frame is not None:
         if frame.f_globals is vars(main) and frame.f_code.co_name == "<module>":

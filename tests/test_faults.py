@@ -110,7 +110,8 @@ def test_export_onto_a_store_or_spec_is_refused_and_leaves_it_intact(
                      "csv", "--force")  # fmt: skip
     assert code == 0, err
     assert plain.read_text().startswith("key,")
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    hidden = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+    assert hidden == [".spinglass-icl-outputs"]  # the manifest of what the package wrote
     # the Store API refuses too, whatever the file is called
     with open_store(store) as st, pytest.raises(OutputError, match="SQLite"):
         st.to_netcdf(copy)
@@ -124,7 +125,7 @@ def test_atomic_write_keeps_the_old_file_when_the_writer_fails(tmp_path):
         tmp.write_text("half")
         raise RuntimeError("killed mid-write")
     assert path.read_text() == "old\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".spinglass-icl-outputs", "summary.json"]
     # an SQLite file is never replaced, even by an atomic write
     db = tmp_path / "db"
     sqlite3.connect(db).execute("CREATE TABLE t (x)").connection.close()
@@ -371,7 +372,9 @@ def test_a_killed_worker_is_a_one_line_error_and_the_store_resumes(tmp_path):
             proc.kill()
     if proc.returncode == 0:
         pytest.skip("the sweep finished before the kill landed")
-    _one_line_error(proc.returncode, err, "worker process died", "rerun")
+    # the real cause, read from the dead process: its pid and the signal
+    cause = f"worker process {kids[0]} was killed by SIGKILL"
+    _one_line_error(proc.returncode, err, cause, "rerun")
     r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     with open_store(store) as st:

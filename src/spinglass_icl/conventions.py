@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .errors import check_choice
+from .errors import check_choice, finite_derived
 
 CONVENTIONS: tuple[str, ...] = ("authors", "paper-text", "normalized")
 DEFAULT_CONVENTION = "authors"
@@ -50,8 +50,12 @@ class Convention:
         return 1.0 / N
 
     def label_variance(self, D: int, noise: float = 0.0) -> float:
-        """``E y~^2`` for Gaussian tasks and inputs: ``scale^2 D + noise^2``."""
-        return self.label_scale(D) ** 2 * D + noise**2
+        """``E y~^2`` for Gaussian tasks and inputs: ``scale^2 D + noise^2``
+        (a noise whose square overflows: :class:`~spinglass_icl.errors.ParameterError`)."""
+        return finite_derived(
+            "noise", noise, "the label variance scale^2 D + noise^2",
+            lambda: self.label_scale(D) ** 2 * D + noise**2,
+        )  # fmt: skip
 
     def ground_state_diag(self, D: int, N: int) -> float:
         """Diagonal g of the optimal ``W11 = g I`` as P -> inf, lam -> 0 (``W21 = 0``).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,6 +31,54 @@ class ConfigError(SpinGlassError, ValueError):
 
 class ConvergenceWarning(UserWarning):
     """A message-passing solver stopped without reaching its tolerance."""
+
+
+class TypedFloat(float):
+    """A float that remembers the text it was read from (the CLI's numbers: ``type=float``
+    of every command's parser makes one), so that an error quotes the value exactly as
+    the user typed it (``--damping 1.0000001``, never ``1``)."""
+
+    text: str
+
+    def __new__(cls, text: Any) -> TypedFloat:
+        obj = super().__new__(cls, text)
+        obj.text = text.strip() if isinstance(text, str) else repr(float(text))
+        return obj
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def __reduce__(self):
+        return (TypedFloat, (self.text,))
+
+
+def quote_number(value: Any) -> str:
+    """``value`` as the user gave it: a :class:`TypedFloat`'s text, else the shortest
+    text that reads back as the same float (``repr``), never a rounded ``%g``."""
+    if isinstance(value, TypedFloat):
+        return value.text
+    if isinstance(value, str):
+        return repr(value)
+    try:
+        return repr(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return repr(value)
+
+
+def finite_derived(name: str, value: Any, what: str, compute) -> float:
+    """``compute()`` (a value derived from parameter ``name``), or a one-line
+    :class:`ParameterError` naming ``name`` and its value when it overflows float64
+    (OverflowError, or an infinite or NaN result): ``noise = 1e300`` squared."""
+    try:
+        x = float(compute())
+    except OverflowError:
+        x = math.inf
+    if not math.isfinite(x):
+        raise ParameterError(
+            f"{name} = {quote_number(value)} is too large: {what} overflows float64 "
+            f"(max {sys.float_info.max:.3g})"
+        )
+    return x
 
 
 def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = None) -> int:
@@ -73,13 +122,13 @@ def check_float(
     else:
         rule = "finite"
     if not math.isfinite(x):
-        raise ParameterError(f"{name} must be a finite number {rule}, got {value!r}")
+        raise ParameterError(f"{name} must be a finite number {rule}, got {quote_number(value)}")
     bad = (low is not None and (x < low or (low_open and x == low))) or (
         high is not None and (x > high or (high_open and x == high))
     )
     if bad:
-        raise ParameterError(f"{name} must be {rule}, got {x:g}")
-    return x
+        raise ParameterError(f"{name} must be {rule}, got {quote_number(value)}")
+    return x  # a plain float: configs store, pickle and save it as any float
 
 
 def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
@@ -88,6 +137,78 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
     if value not in choices:
         raise ParameterError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
     return str(value)
+
+
+class NonFiniteWarning(UserWarning):
+    """Some instances of a batch are non-finite (or a ratio of them is 0/0): their
+    results are NaN, on purpose; the others are computed as usual. A single instance
+    never warns: it raises :class:`ParameterError`."""
+
+
+def check_finite_batch(name: str, t: Any, *, batch_dims: int, what: str):
+    """``t`` if every entry is finite; else :class:`ParameterError` for an unbatched
+    ``t`` (``batch_dims`` leading dims = 0) or a batch with no finite instance, and a
+    :class:`NonFiniteWarning` (those instances give NaN ``what``) for a partly
+    non-finite batch."""
+    import torch
+
+    bad = ~torch.isfinite(t)
+    if not bool(bad.any()):
+        return t
+    n_bad = int(bad.sum())
+    kinds = " and ".join(
+        k for k, m in (("nan", torch.isnan(t)), ("inf", torch.isinf(t))) if bool(m.any())
+    )
+    if batch_dims == 0:
+        raise ParameterError(
+            f"{name} must be finite, got {n_bad} non-finite entr{'y' if n_bad == 1 else 'ies'} "
+            f"({kinds}) in shape {tuple(t.shape)}"
+        )
+    per = bad.flatten(batch_dims).any(-1)
+    k, n = int(per.sum()), per.numel()
+    if k == n:
+        raise ParameterError(
+            f"{name} must be finite, got non-finite entries ({kinds}) in all {n} instances"
+        )
+    import warnings
+
+    warnings.warn(
+        f"{k} of {n} instances of {name} have non-finite entries ({kinds}); their {what} is NaN",
+        NonFiniteWarning,
+        stacklevel=3,
+    )
+    return t
+
+
+def refuse_zero_batch(name: str, zero: Any, what: str) -> None:
+    """For a boolean tensor ``zero`` (one entry per instance, 0-dim if unbatched) of
+    instances where ``what`` is 0/0: :class:`ParameterError` if unbatched or all, else
+    a :class:`NonFiniteWarning` (those are NaN)."""
+    if not bool(zero.any()):
+        return
+    if zero.dim() == 0 or bool(zero.all()):
+        raise ParameterError(
+            f"{name} must not be zero: its {what} is 0/0 (undefined)"
+            + ("" if zero.dim() == 0 else f" (all {zero.numel()} instances)")
+        )
+    import warnings
+
+    warnings.warn(
+        f"{int(zero.sum())} of {zero.numel()} instances of {name} are zero; their {what} "
+        "is 0/0: NaN",
+        NonFiniteWarning,
+        stacklevel=3,
+    )
+
+
+def check_shape(name: str, t: Any, want: tuple, rule: str) -> None:
+    """Raise :class:`ParameterError` unless ``tuple(t.shape) == want``; ``rule`` says
+    what the shape means (e.g. ``"(*batch, P, D+1, N+1) of its config"``)."""
+    if not hasattr(t, "shape"):
+        raise ParameterError(f"{name} must be a tensor of shape {rule}, got {type(t).__name__}")
+    got = tuple(t.shape)
+    if got != tuple(want):
+        raise ParameterError(f"{name} must have shape {rule} = {tuple(want)}, got {got}")
 
 
 class ResourceError(SpinGlassError):

@@ -12,7 +12,16 @@ from dataclasses import dataclass
 import torch
 
 from .conventions import DEFAULT_CONVENTION, get_convention
-from .errors import ParameterError, as_float_tensor, check_choice, check_float, check_int
+from .errors import (
+    ParameterError,
+    as_float_tensor,
+    check_choice,
+    check_finite_batch,
+    check_float,
+    check_int,
+    finite_derived,
+    refuse_zero_batch,
+)
 from .tasks import make_generator, sample_prompts
 from .weights import W_to_spins, WBlocks, blocks, spins_to_W
 
@@ -41,7 +50,8 @@ def _weights(name: str, W) -> torch.Tensor:
         W = spins_to_W(W)
     if W.shape[-1] < 2:
         raise ParameterError(f"{name} must be at least 2 x 2 (D >= 1), got {tuple(W.shape)}")
-    return W
+    # a non-finite W: an error (one W), NaN with a NonFiniteWarning (some of a batch)
+    return check_finite_batch(name, W, batch_dims=W.dim() - 2, what="result")
 
 
 def contrast(W: torch.Tensor, kind: str = "w11") -> torch.Tensor:
@@ -51,10 +61,17 @@ def contrast(W: torch.Tensor, kind: str = "w11") -> torch.Tensor:
     ``i != j``, over the D x D block W11. ``"full"``: the same over the whole W.
     ``"cosine"``: the authors' code, cosine similarity between W11 and ``I_D``.
     C = 1 for a multiple of the identity; W may be spins or a matrix, with batch dims.
+
+    A W whose ratio is 0/0 (a zero diagonal; for ``"cosine"`` a zero W11) or a non-finite
+    W raises :class:`~spinglass_icl.errors.ParameterError`; in a batch, such instances
+    are NaN and a :class:`~spinglass_icl.errors.NonFiniteWarning` says how many.
     """
     check_choice("contrast kind", kind, CONTRASTS)
     W = _weights("W", W)
     M = W if kind == "full" else W[..., :-1, :-1]
+    # the denominator: <m_ii^2> (cosine: the norm of W11); 0 makes the ratio 0/0
+    den = M.diagonal(dim1=-2, dim2=-1) if kind != "cosine" else M.flatten(-2)
+    refuse_zero_batch("W" if kind == "full" else "W11", (den == 0).all(-1), "contrast")
     k = M.shape[-1]
     eye = torch.eye(k, dtype=torch.bool, device=M.device)
     if kind == "cosine":
@@ -130,7 +147,9 @@ def test_error(
     With ``exact=True`` the closed form of :func:`spinglass_icl.theory.exact_test_error`
     (a fourth-moment Gaussian computation, docs/theory.md) is returned instead, with
     ``stderr = 0`` and ``n_tasks = 0``: no sampling noise at all.
-    ``E y~^2 = scale^2 D + noise^2`` sets ``relative``.
+    ``E y~^2 = scale^2 D + noise^2`` sets ``relative``. A non-finite W raises
+    :class:`~spinglass_icl.errors.ParameterError` (in a batch: those instances are NaN,
+    with a :class:`~spinglass_icl.errors.NonFiniteWarning`).
     """
     W = _weights("W", W)
     D = W.shape[-1] - 1
@@ -221,6 +240,9 @@ def exact_test_error(
     N = check_int("N", N)
     noise = check_float("noise", noise, low=0.0)
     conv = get_convention(convention)
+    check_finite_batch("W", W, batch_dims=W.dim() - 2, what="test error")
+    v = conv.label_variance(D, noise)  # the fourth moment below holds its square
+    finite_derived("noise", noise, "the label variance squared", lambda: v * v)
     s2 = conv.label_scale(D) ** 2
     c = conv.prefactor(D, N)
     var = noise**2

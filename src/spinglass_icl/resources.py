@@ -4,7 +4,8 @@ Every command estimates its peak memory from the sizes it is given, before it al
 anything, and refuses with one line (:class:`~spinglass_icl.errors.ResourceError`)
 giving the estimate, what is available and what to do, when the estimate exceeds the
 memory available (``MemAvailable`` of ``/proc/meminfo``, bounded by the cgroup limit of
-a container; on a GPU its free memory). The estimates are upper-bound style: the dense
+a container and by the address space left under ``RLIMIT_AS``, ``ulimit -v``; on a GPU
+its free memory). The estimates are upper-bound style: the dense
 solvers hold the ``n x n`` Gram matrix and a few matrices of its size (``n = (D+1)^2``,
 eq. 5), training holds every trial's prompts and activations, a sweep holds its task
 list in the parent and one batch per worker process.
@@ -35,6 +36,8 @@ __all__ = [
     "train_bytes",
     "sweep_bytes",
     "check_grid_size",
+    "check_prompt_memory",
+    "prompt_bytes",
     "MAX_SWEEP_ROWS",
     "WORKER_BYTES",
     "format_bytes",
@@ -117,10 +120,33 @@ def available_memory() -> int | None:
             avail = int(psutil.virtual_memory().available)
         except Exception:  # noqa: BLE001 - psutil missing or unusable
             avail = None
-    cg = _cgroup_free()
-    if cg is not None:
-        avail = cg if avail is None else min(avail, cg)
+    for bound in (_cgroup_free(), _rlimit_as_free()):
+        if bound is not None:
+            avail = bound if avail is None else min(avail, bound)
     return avail
+
+
+def _rlimit_as_free() -> int | None:
+    """Address space left under ``RLIMIT_AS`` (``ulimit -v``), if one is set: the limit
+    minus this process's virtual size (``VmSize``); None without a limit."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    except (ImportError, OSError, ValueError, AttributeError):
+        return None
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return None
+    used = 0
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmSize:"):
+                    used = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        used = 0
+    return max(0, int(soft) - used)
 
 
 def _device_free(device) -> int | None:
@@ -241,6 +267,29 @@ def train_bytes(
         step = P if batch_size is None else min(P, batch_size)
         per = P * datum + step * (3 * prompt + 2 * (D + 1) ** 2) + test_tasks * datum
     return itemsize * trials * per
+
+
+def prompt_bytes(D: int, N: int, P: int, batch: int = 1) -> int:
+    """Peak bytes of drawing ``batch x P`` prompts (float64): the inputs ``x``, the
+    labels and the prompt matrices ``X`` (eq. 1) exist at once while ``X`` is built."""
+    return 8 * batch * P * (2 * (D + 1) * (N + 1) + 2 * (N + 1) + D)
+
+
+def check_prompt_memory(D: int, N: int, P: int, batch_shape=(), device=None) -> None:
+    """Refuse (:class:`ResourceError`) drawing prompts that cannot fit in memory,
+    before any tensor is allocated (:func:`sample_prompts`, :func:`make_instance`)."""
+    batch = 1
+    for b in batch_shape:
+        batch *= int(b)
+    need = prompt_bytes(D, N, P, batch)
+    shape = f" batch_shape={tuple(batch_shape)}" if batch_shape else ""
+    check_memory(
+        need,
+        f"sampling prompts D={D} N={N} P={P}{shape}",
+        "use fewer prompts (P), a smaller batch, or the factors (sample_factors)",
+        device=device,
+        device_estimate=8 * batch * P * (D + 1) * (N + 1),
+    )
 
 
 def sweep_bytes(

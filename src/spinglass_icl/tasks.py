@@ -23,7 +23,16 @@ from typing import ClassVar
 import torch
 
 from .conventions import DEFAULT_CONVENTION, Convention, get_convention
-from .errors import Int, ParameterError, Real, check_choice, check_int, validate_fields
+from .errors import (
+    Int,
+    ParameterError,
+    Real,
+    check_choice,
+    check_int,
+    check_shape,
+    validate_fields,
+)
+from .resources import check_prompt_memory
 
 __all__ = [
     "TaskConfig",
@@ -195,6 +204,16 @@ class Prompts:
     #: the prompt axis of each tensor field (for slicing and concatenating)
     _DIMS: ClassVar[dict[str, int]] = {"X": -3, "w": -2, "y": -1}
 
+    def __post_init__(self) -> None:
+        # shapes agree with the config: a narrower X would count its query as context
+        c = self.config
+        if not isinstance(c, TaskConfig):
+            raise ParameterError(f"config must be a TaskConfig, got {type(c).__name__}")
+        b = tuple(self.X.shape[:-3])
+        check_shape("X", self.X, (*b, c.P, c.D + 1, c.N + 1), "(*batch, P, D+1, N+1)")
+        check_shape("w", self.w, (*b, c.P, c.D), "(*batch, P, D)")
+        check_shape("y", self.y, (*b, c.P), "(*batch, P)")
+
     def head(self, P: int) -> Prompts:
         """The first ``P`` prompts (``1 <= P <=`` this batch's P), as a new :class:`Prompts`."""
         return _take(self, 0, check_int("P", P, maximum=self.config.P))
@@ -253,6 +272,7 @@ def sample_prompts(
     dev = resolve_device(device)
     for b in batch_shape:
         check_int("batch_shape entry", b)
+    check_prompt_memory(cfg.D, cfg.N, cfg.P, batch_shape, dev)  # before allocating
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ParameterError(f"dtype must be a floating torch dtype, got {dtype!r}")
     g = generator if generator is not None else make_generator(seed)
@@ -453,6 +473,7 @@ def sample_factors(
     dev = resolve_device(device)
     for b in batch_shape:
         check_int("batch_shape entry", b)
+    check_prompt_memory(cfg.D, cfg.N, cfg.P, batch_shape, dev)  # before allocating
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ParameterError(f"dtype must be a floating torch dtype, got {dtype!r}")
     g = generator if generator is not None else make_generator(seed)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .conventions import DEFAULT_CONVENTION, get_convention
-from .errors import ParameterError, check_float, check_int
+from .errors import ParameterError, check_float, check_int, finite_derived
 from .observables import exact_test_error, relative_exact_test_error  # re-exported
 
 __all__ = [
@@ -237,7 +237,12 @@ def theory_params(
     P = check_int("P", P)
     noise = check_float("noise", noise, low=0.0)
     conv = get_convention(convention)
-    rho = noise**2 / (conv.label_scale(D) ** 2 * D)
+    rho = finite_derived(
+        "noise",
+        noise,
+        "rho = noise^2 / (scale^2 D)",
+        lambda: noise**2 / (conv.label_scale(D) ** 2 * D),
+    )
     return TheoryParams(
         alpha=N / D, tau=P / D**2, lam_prime=lam_prime(D, N, lam, conv.name), rho=rho
     )

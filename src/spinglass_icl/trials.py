@@ -25,9 +25,6 @@ without them raises :class:`ConfigError` and is never written to) and
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -36,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .errors import ConfigError, ParameterError, check_int
+from . import __version__, storage
+from .errors import ParameterError, check_int
 
 __all__ = ["CODE_VERSION", "TrialStore", "chunk_key", "run_chunks"]
 
@@ -63,29 +60,28 @@ CREATE TABLE IF NOT EXISTS chunks (
 """
 
 
+_WHAT = "trial store"
+
+
 def _canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    # other objects as their text, NaN allowed: the keys of every earlier trial store
+    return storage.canonical_json(obj, default=str, allow_nan=True)
 
 
 def chunk_key(spec: dict, trials: int, first_trial: int, n: int, code: str = CODE_VERSION) -> str:
     """SHA-256 (hex) of the chunk's identity (see the module docstring)."""
     ident = {"spec": spec, "trials": trials, "first_trial": first_trial, "n": n, "code": code}
-    return hashlib.sha256(_canonical(ident).encode()).hexdigest()
-
-
-def _pack(values: dict[str, np.ndarray]) -> bytes:
-    buf = io.BytesIO()
-    np.savez(buf, **{k: np.asarray(v) for k, v in values.items()})
-    return buf.getvalue()
-
-
-def _unpack(blob: bytes) -> dict[str, np.ndarray]:
-    with np.load(io.BytesIO(blob), allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+    return storage.sha256_hex(_canonical(ident))
 
 
 class TrialStore:
     """A trial store at ``path`` (created if missing; an existing file must be one).
+
+    Recognition, creation, connections, value encoding and failed writes are those of
+    every store of the package (:mod:`spinglass_icl.storage`): a file that is not a
+    trial store (corrupt, foreign, a named pipe, another schema) raises
+    :class:`~spinglass_icl.errors.ConfigError` and is never written to; a store on a
+    read-only file system can still be read.
 
     Parameters
     ----------
@@ -94,47 +90,24 @@ class TrialStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        if self.path.exists():
-            self._check()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = self._connect()
-        with con:
-            con.executescript(_SCHEMA_SQL)
-            con.execute("INSERT OR IGNORE INTO meta VALUES ('app', ?)", (APP,))
-            con.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA,))
-        con.close()
-
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=60)
-
-    def _check(self) -> None:
-        try:
-            con = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
-            try:
-                meta = dict(con.execute("SELECT key, value FROM meta"))
-            finally:
-                con.close()
-        except sqlite3.Error:
-            meta = {}
-        if meta.get("app") != APP:
-            raise ConfigError(
-                f"{str(self.path)!r} is not a trial store; refusing to touch it -- "
-                "pass a new file name or remove it"
+        if not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            storage.create_store(
+                self.path, lambda new: storage.init_schema(new, _SCHEMA_SQL, APP, SCHEMA), _WHAT
             )
-        if meta.get("schema") != SCHEMA:
-            raise ConfigError(
-                f"trial store {str(self.path)!r} has schema {meta.get('schema')!r}; "
-                f"this version reads schema {SCHEMA!r}"
-            )
+        storage.validate_store(self.path, app=APP, schema=SCHEMA, tables={"chunks"}, what=_WHAT)
+
+    def _read(self) -> sqlite3.Connection:
+        return storage.connect_readonly(self.path, _WHAT, "SELECT COUNT(*) FROM chunks")
 
     def get(self, key: str) -> dict[str, np.ndarray] | None:
         """The values of chunk ``key``, or None when it is not stored."""
-        con = self._connect()
+        con = self._read()
         try:
             row = con.execute("SELECT data FROM chunks WHERE key = ?", (key,)).fetchone()
         finally:
             con.close()
-        return None if row is None else _unpack(row[0])
+        return None if row is None else storage.unpack_arrays(row[0])
 
     def put(
         self, key: str, spec: dict, trials: int, first_trial: int, n: int, values: dict
@@ -143,19 +116,24 @@ class TrialStore:
         for k, v in values.items():
             if np.asarray(v).shape[:1] != (n,):
                 raise ParameterError(f"values[{k!r}] must have {n} entries (one per trial)")
-        con = self._connect()
+        con = storage.connect(self.path, _WHAT)
         try:
-            with con:
-                con.execute(
-                    "INSERT OR IGNORE INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (key, _canonical(spec), trials, first_trial, n, CODE_VERSION,
-                     _pack(values), time.time()),
-                )  # fmt: skip
+            con.execute("BEGIN IMMEDIATE")
+            con.execute(
+                "INSERT OR IGNORE INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, _canonical(spec), trials, first_trial, n, CODE_VERSION,
+                 storage.pack_arrays(values), time.time()),
+            )  # fmt: skip
+            con.execute("COMMIT")
+        except sqlite3.OperationalError as exc:  # full disk, quota, read-only, I/O
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise storage.write_error(_WHAT, self.path, exc) from None
         finally:
             con.close()
 
     def __len__(self) -> int:
-        con = self._connect()
+        con = self._read()
         try:
             return int(con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
         finally:

@@ -20,13 +20,18 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from ..errors import SpinGlassError
+from ..errors import SpinGlassError, TypedFloat
 
 #: command modules, in the order they appear in ``--help``
 COMMANDS: tuple[str, ...] = ("solve", "stability", "train", "sweep", "theory", "reproduce")
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # every ``type=float`` keeps the text as typed, for the error messages
+        self.register("type", float, TypedFloat)
+
     def error(self, message: str) -> None:  # one line, exit 2
         self.exit(2, f"{self.prog}: error: {message}\n")
 
@@ -69,8 +74,11 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..safeio import overwrite
+
     try:
-        return int(args.func(args) or 0)
+        with overwrite(bool(getattr(args, "force", False))):  # --force: replace any file
+            return int(args.func(args) or 0)
     except SpinGlassError as exc:
         msg = _one_line(exc)
     except KeyboardInterrupt:

@@ -59,7 +59,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "submitted with the --slurm-* options)",
     )
     p.add_argument("--workers", type=int, default=2, help="sweep workers (default 2)")
-    p.add_argument("--force", action="store_true", help="redo figures already made")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="redo figures already made (and replace files in --out that spinglass-icl "
+        "did not write)",
+    )
     p.add_argument(
         "--threads",
         type=int,
@@ -176,7 +181,7 @@ def _run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(check_int("threads", threads))
-    out: Path = check_output_dir(args.out)
+    out: Path = check_output_dir(args.out, outputs=("report.md", "report.html", "results.json"))
     t0 = time.perf_counter()
     missing = []
     print(

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..errors import SEED_MAX, check_int
+from ..errors import SEED_MAX, ParameterError, check_int
 from ..hamiltonian import Instance, make_instance
 from ..observables import contrast, spins_to_W, test_error
 from ..resources import check_memory, dense_solve_bytes, memory_check
@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "solve",
         help="solve one spin-glass instance (exact, AMP, AMP-paper or r-BP)",
         description="Sample one instance, solve it, print a summary and write "
-        "instance.npz, solution.npz and summary.json into --out.",
+        "instance.npz, solution.npz and summary.json into --out (replacing only files "
+        "spinglass-icl wrote there, unless --force).",
     )
     p.add_argument("--D", type=int, default=10, help="input dimension (>= 1; default 10)")
     p.add_argument("--N", type=int, default=100, help="context length (>= 1; default 100)")
@@ -52,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--test-tasks", type=int, default=10_000, help="fresh prompts for the test error"
     )
     add_common(p)
-    add_safety(p, force=False)
+    add_safety(p)
     p.add_argument("--out", type=Path, default=Path("out/solve"), help="output folder")
     p.set_defaults(func=run)
 
@@ -102,7 +103,11 @@ def _observables(inst: Instance, res, test_tasks: int, seed: int) -> dict:
         n_tasks=test_tasks,
         seed=(seed + 1) % (SEED_MAX + 1),
     )
-    values = (contrast(W), err.absolute, err.relative, err.stderr, inst.energy(res.m))
+    try:
+        C = contrast(W)
+    except ParameterError:  # W11 = 0 to float64 precision (a huge lam): 0/0, no contrast
+        C = float("nan")
+    values = (C, err.absolute, err.relative, err.stderr, inst.energy(res.m))
     return {k: _finite(float(x)) for k, x in zip(names, values)}
 
 
@@ -166,6 +171,8 @@ def _print(summary: dict, out: Path, auto_note: str | None) -> None:
         )
 
 
+#: the files ``solve`` writes into ``--out`` (it replaces only its own earlier ones)
+OUTPUTS = ("instance.npz", "solution.npz", "summary.json")
 _OBSERVABLES = ("contrast", "test_error", "test_error_stderr", "relative_test_error", "energy")
 
 
@@ -173,7 +180,7 @@ def _run(args: argparse.Namespace) -> int:
     task, cfg, test_tasks = _configs(args)
     D, N, P = task.D, task.N, task.P
     device = resolve_device(args.device)
-    out: Path = check_output_dir(args.out, create=False)
+    out: Path = check_output_dir(args.out, create=False, outputs=OUTPUTS)
     check_memory(
         dense_solve_bytes(D, N, P, cfg.solver, test_tasks),
         f"solve D={D} N={N} P={P} ({(D + 1) ** 2} spins, dense n^2 Gram)",

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import __version__
 from ..conventions import CONVENTIONS, DEFAULT_CONVENTION
-from ..errors import ParameterError, check_float, check_int
+from ..errors import ParameterError, check_float, check_int, finite_derived
 from ..theory import lam_prime, ridge_error, ridgeless_error
 from .common import jsonable
 
@@ -66,7 +66,12 @@ def run(args: argparse.Namespace) -> int:
     D = check_int("D", args.D)
     noise = check_float("noise", args.noise, low=0.0)
     conv = get_convention(args.convention)
-    rho = noise**2 / (conv.label_scale(D) ** 2 * D)
+    rho = finite_derived(
+        "noise",
+        args.noise,
+        "rho = noise^2 / (scale^2 D)",
+        lambda: noise**2 / (conv.label_scale(D) ** 2 * D),
+    )
     if args.lam_prime is not None:
         lp_given = check_float("lam-prime", args.lam_prime, low=0.0)
         lam = None

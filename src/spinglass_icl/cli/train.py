@@ -73,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_common(p)
-    add_safety(p, force=False)
+    add_safety(p)
     p.add_argument("--out", type=Path, default=Path("out/train"), help="output folder")
     p.set_defaults(func=run)
 
@@ -113,7 +113,8 @@ def _run(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         dtype=args.dtype,
     )
-    out: Path = check_output_dir(args.out, create=False)
+    outputs = ("summary.json", "history.csv", "weights.pt", "instance.npz")
+    out: Path = check_output_dir(args.out, create=False, outputs=outputs)
     res = train(cfg, progress=not args.quiet)  # checks its memory estimate first
     check_output_dir(out)
     summary = res.summary()

@@ -22,6 +22,8 @@ by SIGKILL (``PR_SET_PDEATHSIG`` on Linux, and a thread watching the parent's pi
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import multiprocessing as mp
 import os
 import sys
@@ -47,7 +49,14 @@ from .rows import iter_chunk_rows, run_chunk, spec_fields
 from .spec import SweepSpec, Task
 from .store import Store, create_or_open_store
 
-__all__ = ["EXECUTORS", "run_sweep", "default_batch_bytes"]
+__all__ = [
+    "EXECUTORS",
+    "ClusterError",
+    "ScriptGuardWarning",
+    "run_sweep",
+    "default_batch_bytes",
+    "unguarded_script",
+]
 
 EXECUTORS: tuple[str, ...] = ("serial", "local", "dask", "slurm")
 
@@ -116,18 +125,58 @@ def _die_with_parent_initializer(parent: int):
     return functools.partial(exec, code, {})
 
 
+def _death_cause(procs: dict) -> str:
+    """How the first dead one of the worker processes ``procs`` ended (exit code or
+    signal), read from the processes themselves -- not assumed."""
+    import signal as _signal
+
+    codes = []
+    for proc in list(procs.values()):
+        with contextlib.suppress(Exception):
+            proc.join(timeout=1.0)
+        code = getattr(proc, "exitcode", None)
+        if code is not None:
+            codes.append((proc.pid, code))
+    # the pool terminates (SIGTERM) the others once one died: prefer another cause
+    real = [c for c in codes if c[1] != -_signal.SIGTERM] or codes
+    if not real:
+        return "a local worker process died (its exit status is unknown)"
+    pid, code = real[0]
+    if code < 0:
+        try:
+            name = _signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        why = f"was killed by {name}"
+        if -code == _signal.SIGKILL:
+            why += (
+                " (sent by a user, a job scheduler, or the kernel's out-of-memory killer:"
+                " `dmesg` says which)"
+            )
+    else:
+        why = f"exited with code {code}"
+    return f"local worker process {pid} {why}"
+
+
 def _local(chunks, fields, kw, workers: int) -> Iterator[list[dict]]:
     ctx = mp.get_context("spawn")  # safe with torch's thread pools (no fork after init)
+    procs: dict = {}  # every worker process the pool started, for the cause of a death
     with ProcessPoolExecutor(
         max_workers=workers,
         mp_context=ctx,
         initializer=_die_with_parent_initializer(os.getpid()),
     ) as pool:
+
+        def submit(chunk):
+            fut = pool.submit(run_chunk, chunk, fields, threads=1, **kw)
+            procs.update(getattr(pool, "_processes", None) or {})
+            return fut
+
         pending = set()
         it = iter(chunks)
         # keep at most 2 chunks per worker in flight so results stream back in order
         for chunk in it:
-            pending.add(pool.submit(run_chunk, chunk, fields, threads=1, **kw))
+            pending.add(submit(chunk))
             if len(pending) >= 2 * workers:
                 break
         while pending:
@@ -137,47 +186,162 @@ def _local(chunks, fields, kw, workers: int) -> Iterator[list[dict]]:
                     rows = f.result()
                 except BrokenProcessPool:
                     raise ResourceError(
-                        "a local worker process died (killed by a signal, e.g. the kernel's "
-                        "out-of-memory killer); the rows finished so far are in the store: "
-                        "rerun to resume, with fewer --workers or a smaller --max-batch"
+                        f"{_death_cause(procs)}; the rows finished so far are in the store: "
+                        "rerun to resume"
                     ) from None
                 yield rows
                 nxt = next(it, None)
                 if nxt is not None:
-                    pending.add(pool.submit(run_chunk, nxt, fields, threads=1, **kw))
+                    pending.add(submit(nxt))
+
+
+#: seconds a Dask sweep waits with no worker connected to its scheduler before it ends
+#: (all lost, none started); Dask config ``spinglass-icl.worker-wait`` (environment
+#: variable ``DASK_SPINGLASS_ICL__WORKER_WAIT``) sets another
+WORKER_WAIT = 60.0
+#: seconds between two looks of the Dask executor at its futures and workers
+DASK_POLL = 0.25
+
+
+class ClusterError(ResourceError):
+    """The Dask cluster of a sweep failed (scheduler lost, no worker left, a task's
+    workers died): the rows finished so far are in the store and a rerun resumes."""
+
+
+_RESUME = "the rows finished so far are in the store: rerun the same command to resume"
+
+
+@contextlib.contextmanager
+def _quiet_distributed():
+    """Silence ``distributed``'s loggers (multi-line reconnect and shutdown logs on
+    stderr) while the executor runs: what happened is reported once, as one error.
+    After a failure they stay silent: a lost scheduler's reconnect task still logs its
+    cancellation when the interpreter shuts down."""
+    import logging
+
+    roots = ("distributed", "tornado", "asyncio")
+    names = [n for n in list(logging.root.manager.loggerDict) if n.split(".")[0] in roots]
+    # each logger, not only the roots: Dask's config gives some their own levels
+    loggers = [logging.getLogger(n) for n in {*roots, *names}]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    yield
+    for lg, lvl in zip(loggers, levels):  # not reached on an error
+        lg.setLevel(lvl)
+
+
+def _worker_wait() -> float:
+    import dask
+
+    try:
+        return float(dask.config.get("spinglass-icl.worker-wait", WORKER_WAIT))
+    except (TypeError, ValueError):
+        return WORKER_WAIT
+
+
+def _n_workers(client) -> int | None:
+    """Workers connected to the scheduler now (None if it cannot be asked)."""
+    try:
+        return len(client.scheduler_info(n_workers=-1).get("workers", {}))
+    except TypeError:  # older distributed: no n_workers argument
+        return len(client.scheduler_info().get("workers", {}))
+    except Exception:  # noqa: BLE001 - the scheduler is gone: the caller's status check says so
+        return None
+
+
+def _dask_results(client, futures, where: str) -> Iterator[list[dict]]:
+    """The rows of ``futures`` as they finish; ends (ClusterError, one line) when the
+    scheduler is lost, when no worker has been connected for :data:`WORKER_WAIT` s, or
+    when a task's workers keep dying (``KilledWorker``)."""
+    import time
+
+    from distributed import KilledWorker
+
+    wait_s = _worker_wait()
+    pending = list(futures)
+    alone_since: float | None = None
+    last_look = 0.0
+    while pending:
+        # "lost": its result was on a worker that died; the scheduler recomputes it
+        done = [f for f in pending if f.status not in ("pending", "lost")]
+        if done:
+            done_ids = {id(f) for f in done}
+            pending = [f for f in pending if id(f) not in done_ids]
+            for i, f in enumerate(done):
+                if f.status == "cancelled" or client.status != "running":
+                    raise ClusterError(
+                        f"lost the Dask scheduler {where} mid-run (task {f.status}); "
+                        f"{len(pending) + len(done) - i} chunk(s) not finished; {_RESUME}"
+                    )
+                try:
+                    yield f.result()
+                except KilledWorker as exc:
+                    raise ClusterError(
+                        f"Dask workers died while running one chunk, more often than the "
+                        f"scheduler retries it ({' '.join(str(exc).split())[:160]}); "
+                        f"{_RESUME}, with more memory per worker or a smaller --max-batch"
+                    ) from None
+            continue
+        if client.status != "running":
+            raise ClusterError(
+                f"lost the Dask scheduler {where} mid-run (client {client.status}); "
+                f"{len(pending)} chunk(s) not finished; {_RESUME}"
+            )
+        now = time.monotonic()
+        if now - last_look >= 1.0:
+            last_look = now
+            n = _n_workers(client)
+            if n == 0:
+                alone_since = now if alone_since is None else alone_since
+                if now - alone_since >= wait_s:
+                    raise ClusterError(
+                        f"no Dask worker connected to the scheduler {where} for "
+                        f"{wait_s:g} s (all lost, or none started); {len(pending)} chunk(s) "
+                        f"not finished; {_RESUME} once workers are running"
+                    )
+            elif n is not None:
+                alone_since = None
+        time.sleep(DASK_POLL)
 
 
 def _dask(chunks, fields, kw, workers: int, scheduler: str | None) -> Iterator[list[dict]]:
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import Client, LocalCluster
 
     cluster = None
-    if scheduler:
+    with _quiet_distributed():
+        if scheduler:
+            try:
+                client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+            except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, bad address, ...
+                msg = " ".join(str(exc).split())[:200] or type(exc).__name__
+                raise ConfigError(
+                    f"scheduler: cannot connect to {scheduler!r} within {SCHEDULER_TIMEOUT} s "
+                    f"({msg})"
+                ) from None
+            where = repr(scheduler)
+        else:
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=40,
+            )
+            client = Client(cluster)
+            where = "of the local Dask cluster"
         try:
-            client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
-        except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, bad address, ...
-            msg = " ".join(str(exc).split())[:200] or type(exc).__name__
-            raise ConfigError(
-                f"scheduler: cannot connect to {scheduler!r} within {SCHEDULER_TIMEOUT} s ({msg})"
-            ) from None
-    else:
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=40,
-        )
-        client = Client(cluster)
-    try:
-        futures = [
-            client.submit(run_chunk, chunk, fields, threads=1, pure=False, **kw) for chunk in chunks
-        ]
-        for f in as_completed(futures):
-            yield f.result()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+            futures = [
+                client.submit(run_chunk, chunk, fields, threads=1, pure=False, **kw)
+                for chunk in chunks
+            ]
+            yield from _dask_results(client, futures, where)
+        finally:
+            with contextlib.suppress(Exception):
+                client.close(timeout=SCHEDULER_TIMEOUT)
+            if cluster is not None:
+                with contextlib.suppress(Exception):
+                    cluster.close(timeout=SCHEDULER_TIMEOUT)
 
 
 def default_batch_bytes(device) -> int:
@@ -354,6 +518,7 @@ def run_sweep(
         from .slurm import check_submission
 
         slurm = check_submission(slurm, worker_bytes=batch)
+    executor = _check_script_guard(executor, scheduler)
     st = store if isinstance(store, Store) else create_or_open_store(store)
     st.add_spec(spec)
     tasks, done, todo = _todo(spec, st, batched, max_batch, batch_bytes, prec, dev)
@@ -375,6 +540,76 @@ def _notify(text: str) -> None:
     from tqdm.auto import tqdm
 
     tqdm.write(f"spinglass-icl: {text}", file=sys.stderr)
+
+
+class ScriptGuardWarning(UserWarning):
+    """A sweep was started from a script's top-level code without a main guard; its
+    worker processes would re-run the script, so it runs serially instead."""
+
+
+def _is_main_test(test: ast.expr) -> bool:
+    """Whether ``test`` is ``__name__ == "__main__"`` (either order)."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1):
+        return False
+    sides = [test.left, *test.comparators]
+    names = [s for s in sides if isinstance(s, ast.Name) and s.id == "__name__"]
+    consts = [s for s in sides if isinstance(s, ast.Constant) and s.value == "__main__"]
+    return isinstance(test.ops[0], ast.Eq) and bool(names) and bool(consts)
+
+
+def unguarded_script() -> str | None:
+    """The path of the script (``__main__``) whose top-level code is running this call
+    outside an ``if __name__ == "__main__":`` block, or None (a guarded call, a function
+    called from elsewhere, an interactive session). Worker processes started with
+    ``spawn`` import the script again, and would run such a call again."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or not path:
+        return None
+    name = getattr(getattr(main, "__spec__", None), "name", None) or ""
+    if name == "__main__" or name.endswith(".__main__"):
+        return None  # ``python -m package``: spawn never re-runs a package's __main__
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals is vars(main) and frame.f_code.co_name == "<module>":
+            break
+        frame = frame.f_back
+    if frame is None:
+        return None
+    line = frame.f_lineno
+    try:
+        tree = ast.parse(Path(path).read_text(), filename=str(path))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and _is_main_test(node.test):
+            if node.lineno <= line <= (node.end_lineno or node.lineno):
+                return None
+    return str(path)
+
+
+_GUARD = 'if __name__ == "__main__":'
+
+
+def _check_script_guard(executor: str, scheduler: str | None) -> str:
+    """``executor``, or ``"serial"`` (with a :class:`ScriptGuardWarning` that shows the
+    guard) when worker processes would re-run the calling script."""
+    if executor in ("serial", "slurm") or (executor == "dask" and scheduler):
+        return executor  # SLURM's workers are jobs of their own: they never run the script
+    script = unguarded_script()
+    if script is None:
+        return executor
+    import warnings
+
+    warnings.warn(
+        f"run_sweep is called at the top level of {script!r} without a main guard; "
+        f"its {executor!r} worker processes would start by running the script again, so "
+        f"this sweep runs serially in this process. To use several processes, put the "
+        f"call under `{_GUARD}` (see docs/cluster.md)",
+        ScriptGuardWarning,
+        stacklevel=3,
+    )
+    return "serial"
 
 
 def _results(executor, todo, fields, kw, workers, scheduler, threads):

@@ -19,7 +19,6 @@ seed. It expands into :class:`Task` s, one per (point, repeat), each with
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
 import json
 import math
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import storage
 from ..conventions import CONVENTIONS, DEFAULT_CONVENTION
 from ..errors import ConfigError, ParameterError, check_choice, check_float, check_int
 from ..observables import CONTRASTS
@@ -68,12 +68,13 @@ _SEED_MASK = (1 << 63) - 1
 
 
 def canonical_json(obj: Any) -> str:
-    """JSON with sorted keys and no spaces: the text that is hashed."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    """JSON with sorted keys and no spaces: the text that is hashed
+    (:func:`spinglass_icl.storage.canonical_json`; NaN and non-JSON values refused)."""
+    return storage.canonical_json(obj)
 
 
 def _hash(obj: Any) -> str:
-    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()
+    return storage.sha256_hex(canonical_json(obj))
 
 
 def derive_seed(*parts: Any) -> int:
@@ -430,7 +431,9 @@ class SweepSpec:
                 ) from None
         path = Path(path)
         try:
-            text = path.read_text()
+            from ..safeio import check_input_file
+
+            text = check_input_file(path, "sweep spec").read_text()  # no FIFO, no /dev/zero
         except FileNotFoundError:
             raise ConfigError(f"sweep spec file {str(path)!r} does not exist") from None
         except (OSError, UnicodeDecodeError) as exc:

@@ -16,16 +16,16 @@ Tables
 
 Writes use ``INSERT OR IGNORE`` with a 60 s busy timeout, so several processes may
 write one store at once; the executors of :mod:`.executors` write only from the parent.
+Recognition, creation, connections, blob encoding and failed writes are those of every
+store of the package (:mod:`spinglass_icl.storage`, shared with the trial store).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
 import sqlite3
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -33,16 +33,17 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .. import __version__, storage
 from ..errors import ConfigError, OutputError
-from ..safeio import atomic_path, check_output_dir, is_sqlite
+from ..safeio import atomic_path, is_sqlite
+from ..storage import array_to_blob, blob_to_array
 from .spec import PARAMS, SweepSpec
 
 __all__ = ["Store", "open_store", "create_or_open_store", "RESULT_COLUMNS", "VALUE_COLUMNS"]
 
 APP = "spinglass-icl-sweep"
 SCHEMA = "1"
-_MAGIC = b"SQLite format 3\x00"
+_WHAT = "sweep store"
 
 #: observable / bookkeeping columns exported per row
 VALUE_COLUMNS: tuple[str, ...] = (
@@ -89,68 +90,9 @@ def _finite_or_none(x: Any) -> Any:
     return x
 
 
-def array_to_blob(a: np.ndarray | None) -> bytes | None:
-    if a is None:
-        return None
-    buf = io.BytesIO()
-    np.save(buf, np.asarray(a), allow_pickle=False)
-    return buf.getvalue()
-
-
-def blob_to_array(b: bytes | None) -> np.ndarray | None:
-    if b is None:
-        return None
-    return np.load(io.BytesIO(b), allow_pickle=False)
-
-
-def _read_meta(path: Path, query: str) -> tuple[set, dict]:
-    con = sqlite3.connect(f"{path.resolve().as_uri()}?{query}", uri=True)
-    try:
-        q = "SELECT name FROM sqlite_master WHERE type='table'"
-        tables = {r[0] for r in con.execute(q)}
-        meta = {}
-        if "meta" in tables:
-            meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
-    finally:
-        con.close()
-    return tables, meta
-
-
 def _validate_existing(path: Path) -> None:
     """Raise ConfigError unless ``path`` is a spinglass-icl sweep store; never writes."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(16)
-    except OSError as exc:
-        raise ConfigError(f"cannot read store {str(path)!r}: {exc}") from None
-    if head != _MAGIC:
-        raise ConfigError(
-            f"{str(path)!r} is not a sweep store (not an SQLite database); "
-            "refusing to touch it -- pass a new file name"
-        )
-    try:
-        tables, meta = _read_meta(path, "mode=ro")
-    except sqlite3.OperationalError:  # a WAL store on a read-only file system
-        try:
-            tables, meta = _read_meta(path, "mode=ro&immutable=1")
-        except sqlite3.DatabaseError as exc:
-            raise ConfigError(
-                f"{str(path)!r} is not a readable sweep store ({exc}); refusing to touch it"
-            ) from None
-    except sqlite3.DatabaseError as exc:
-        raise ConfigError(
-            f"{str(path)!r} is not a readable sweep store ({exc}); refusing to touch it"
-        ) from None
-    if meta.get("app") != APP or not {"specs", "results"} <= tables:
-        raise ConfigError(
-            f"{str(path)!r} is an SQLite database but not a spinglass-icl sweep store "
-            f"(tables: {', '.join(sorted(tables)) or 'none'}); refusing to touch it"
-        )
-    if meta.get("schema") != SCHEMA:
-        raise ConfigError(
-            f"{str(path)!r} has sweep-store schema {meta.get('schema')!r}; "
-            f"this version reads schema {SCHEMA!r}"
-        )
+    storage.validate_store(path, app=APP, schema=SCHEMA, tables={"specs", "results"}, what=_WHAT)
 
 
 class Store:
@@ -169,41 +111,12 @@ class Store:
         self._con = self._connect_ro() if self.readonly else self._connect()
 
     def _connect(self) -> sqlite3.Connection:
-        con = None
-        try:
-            con = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None)
-            con.execute("PRAGMA busy_timeout = 60000")
-            con.execute("PRAGMA journal_mode = WAL")
-            con.execute("PRAGMA synchronous = NORMAL")
-            con.execute("BEGIN IMMEDIATE")  # can we write? (read-only file or folder)
-            con.execute("ROLLBACK")
-        except sqlite3.OperationalError as exc:
-            if con is not None:
-                con.close()
-            raise ConfigError(
-                f"store {str(self.path)!r} cannot be written ({exc}): check the permissions "
-                "of the file and its folder, or copy it somewhere writable"
-            ) from None
-        return con
+        return storage.connect(self.path, _WHAT)
 
     def _connect_ro(self) -> sqlite3.Connection:
-        """A read-only connection (status, export): works on read-only files and folders."""
-        uri = self.path.resolve().as_uri()
-        last = None
-        for query in ("mode=ro", "mode=ro&immutable=1"):
-            try:
-                con = sqlite3.connect(
-                    f"{uri}?{query}", uri=True, timeout=60.0, isolation_level=None
-                )
-                try:
-                    con.execute("SELECT COUNT(*) FROM results").fetchone()
-                except sqlite3.OperationalError:
-                    con.close()
-                    raise
-                return con
-            except sqlite3.OperationalError as exc:
-                last = exc
-        raise ConfigError(f"cannot read store {str(self.path)!r} ({last})")
+        """A connection that never writes (status, export): works on read-only files and
+        folders, leaves no ``-wal``/``-shm`` (:func:`~spinglass_icl.storage.connect_readonly`)."""
+        return storage.connect_readonly(self.path, _WHAT, "SELECT COUNT(*) FROM results")
 
     # --------------------------------------------------------------- basics
     def close(self) -> None:
@@ -226,12 +139,15 @@ class Store:
         """Record ``spec`` (idempotent); returns its hash."""
         if self.readonly:
             raise ConfigError(f"store {str(self.path)!r} was opened read-only")
-        self._con.execute(
-            "INSERT OR IGNORE INTO specs (hash, spec, created) VALUES (?, ?, ?)",
-            (spec.hash, spec.to_json(), time.time()),
-        )
-        # the package version that last ran a sweep into the store (meta ``version``)
-        self._con.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (__version__,))
+        try:
+            self._con.execute(
+                "INSERT OR IGNORE INTO specs (hash, spec, created) VALUES (?, ?, ?)",
+                (spec.hash, spec.to_json(), time.time()),
+            )
+            # the package version that last ran a sweep into the store (meta ``version``)
+            self._con.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (__version__,))
+        except sqlite3.OperationalError as exc:
+            raise storage.write_error(_WHAT, self.path, exc) from None
         return spec.hash
 
     def meta(self) -> dict[str, str]:
@@ -286,13 +202,17 @@ class Store:
             row["converged"] = int(bool(row["converged"]))
             values.append(tuple(_finite_or_none(row.get(c)) for c in cols))
         before = self._con.total_changes
-        self._con.execute("BEGIN IMMEDIATE")
         try:
-            self._con.executemany(sql, values)
-            self._con.execute("COMMIT")
-        except BaseException:
-            self._con.execute("ROLLBACK")
-            raise
+            self._con.execute("BEGIN IMMEDIATE")
+            try:
+                self._con.executemany(sql, values)
+                self._con.execute("COMMIT")
+            except BaseException:
+                if self._con.in_transaction:  # a failed COMMIT may have ended it already
+                    self._con.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:  # full disk, quota, read-only, I/O
+            raise storage.write_error(_WHAT, self.path, exc) from None
         return self._con.total_changes - before
 
     def rows(self, spec: SweepSpec | str | None = None, arrays: bool = False) -> list[dict]:
@@ -456,70 +376,14 @@ def create_or_open_store(path: str | Path) -> Store:
     """Open ``path`` if it is a store, create a new store if it does not exist.
 
     An existing file that is not a store raises :class:`ConfigError` and is not touched.
+    A new store appears complete or not at all
+    (:func:`~spinglass_icl.storage.create_store`).
     """
     path = Path(path)
-    if not path.exists():
-        check_output_dir(path.parent, name="store")  # under a file, read-only, ...
-        # build the new store under a private name, then link it into place: the link
-        # either creates ``path`` complete or fails because another process just did,
-        # so a process starting at the same moment never sees a half-made store
-        _remove_stale_new(path)
-        # the private name holds our pid, so that a later creation can tell the leftover
-        # of a killed one (dead pid) from a creation in progress
-        try:
-            fd, tmp_name = tempfile.mkstemp(
-                prefix=f".{path.name}.{os.getpid()}.", suffix=".new", dir=path.parent
-            )
-        except OSError as exc:
-            raise ConfigError(
-                f"store {str(path)!r} cannot be created ({exc.strerror or exc})"
-            ) from None
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
-            tmp.unlink()  # sqlite creates the file itself
-            _init_store(tmp)
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                pass  # another process created it first: use theirs
-            except OSError:  # no hard links here (some file systems): create in place
-                if not path.exists():
-                    _init_store(path)
-        finally:
-            for f in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
-                f.unlink(missing_ok=True)
+    storage.create_store(path, lambda new: _init_store(new), _WHAT)
     return Store(path)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
-def _remove_stale_new(path: Path) -> None:
-    """Remove ``.<name>.<pid>.*.new`` files (and their -wal/-shm) of dead creators."""
-    for f in path.parent.glob(f".{path.name}.*.new*"):
-        parts = f.name[len(path.name) + 2 :].split(".")
-        if not parts or not parts[0].isdigit():
-            continue
-        if not _pid_alive(int(parts[0])):
-            f.unlink(missing_ok=True)
 
 
 def _init_store(path: Path) -> None:
     """Write an empty store (schema and meta) to the new file ``path``."""
-    con = sqlite3.connect(str(path), timeout=60.0, isolation_level=None)
-    try:
-        con.execute("PRAGMA journal_mode = WAL")
-        con.executescript(_SCHEMA_SQL)
-        con.execute("INSERT OR IGNORE INTO meta VALUES ('app', ?)", (APP,))
-        con.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA,))
-        con.execute("INSERT OR IGNORE INTO meta VALUES ('created_version', ?)", (__version__,))
-    finally:
-        con.close()
+    storage.init_schema(path, _SCHEMA_SQL, APP, SCHEMA)

@@ -30,7 +30,7 @@ from typing import Any
 from ..conventions import CONVENTIONS, DEFAULT_CONVENTION
 from ..errors import ConfigError, ParameterError, check_choice, check_float, check_int
 from ..observables import CONTRASTS
-from ..solvers import SOLVERS
+from ..solvers import DEFAULT_SOLVER, PAPER_SETTINGS, check_auto_damping, get_solver, solver_names
 from ..tasks import SAMPLERS, TaskConfig
 
 __all__ = [
@@ -57,12 +57,12 @@ TEST_ERRORS: tuple[str, ...] = ("exact", "mc")
 DEFAULTS: dict[str, Any] = {
     "beta": 100.0,
     "convention": DEFAULT_CONVENTION,
-    "solver": "amp",
+    "solver": DEFAULT_SOLVER,
     "noise": 0.0,
 }
-#: solver options and their defaults (the authors' AMP settings,
-#: docs/solvers.md#convergence-and-divergence)
-SOLVER_OPTIONS: dict[str, Any] = {"damping": 0.9, "tol": 1e-6, "max_iter": 2000}
+#: solver options and their defaults: the authors' AMP settings
+#: (:data:`~spinglass_icl.solvers.PAPER_SETTINGS`; docs/solvers.md#convergence-and-divergence)
+SOLVER_OPTIONS: dict[str, Any] = PAPER_SETTINGS.as_dict()
 
 _SEED_MASK = (1 << 63) - 1
 
@@ -94,7 +94,7 @@ def _check_value(name: str, value: Any) -> Any:
     if name == "convention":
         return check_choice(name, value, CONVENTIONS)
     if name == "solver":
-        return check_choice(name, value, SOLVERS)
+        return get_solver(value).name
     raise ParameterError(f"sweep parameter must be one of {', '.join(PARAMS)}; got {name!r}")
 
 
@@ -276,12 +276,8 @@ class SweepSpec:
                 )
             opts[k] = v
         if opts["damping"] == "auto":  # per batch, from the AMP stability analysis
-            solvers = self.grid.get("solver", [self.fixed.get("solver", "amp")])
-            if any(s_ not in ("amp", "amp-paper", "exact") for s_ in solvers):
-                raise ParameterError(
-                    "damping auto needs the solvers amp, amp-paper or exact "
-                    f"(docs/amp-stability.md), got {solvers}"
-                )
+            for s_ in self.grid.get("solver", [self.fixed.get("solver", DEFAULT_SOLVER)]):
+                check_auto_damping(s_)
             if self.matfree:
                 raise ParameterError("damping auto is not available with matfree = true")
         else:
@@ -312,9 +308,16 @@ class SweepSpec:
                 "its prompts in chunks of its own)"
             )
         check_choice("sampler", self.sampler, SAMPLERS)
-        solvers = self.grid.get("solver", [self.fixed.get("solver")])
-        if self.matfree and "rbp" in solvers:
-            raise ParameterError("solver must be exact, amp or amp-paper when matfree = true")
+        for s_ in self.grid.get("solver", [self.fixed.get("solver")]):
+            if self.matfree and not get_solver(s_).matrix_free:
+                raise ParameterError(
+                    f"solver must be one of {', '.join(solver_names(matrix_free=True))} when "
+                    f"matfree = true, got {s_!r}"
+                )
+            elif self.nested_p and "pair" not in get_solver(s_).backends:
+                raise ParameterError(
+                    f"solver must run on the pair backend when nested_p = true, got {s_!r}"
+                )
 
     # ------------------------------------------------------------------ size
     @property

@@ -229,8 +229,8 @@ def test_nested_sweep_executors_and_resume(tmp_path):
 
 
 def test_default_batch_budget_on_cpu():
-    from spinglass_icl.sweep.plan import DEFAULT_BATCH_BYTES
     from spinglass_icl.sweep.executors import default_batch_bytes
+    from spinglass_icl.sweep.plan import DEFAULT_BATCH_BYTES
 
     assert default_batch_bytes("cpu") == DEFAULT_BATCH_BYTES
 

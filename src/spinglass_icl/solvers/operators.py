@@ -61,6 +61,30 @@ def _row(x: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
     return (x.unsqueeze(-2) @ M).squeeze(-2)
 
 
+def _symv_kernel(M: torch.Tensor):
+    """SciPy's BLAS ``?symv`` for one symmetric CPU matrix (float64 / float32), or None.
+
+    ``symv`` reads one triangle of ``M``: half the memory traffic of a general
+    matrix-vector product, which bounds the dense AMP iteration on the CPU (two passes
+    over ``n x n`` matrices per iteration; benchmarks/RESULTS.md). Batched matrices, other
+    dtypes and other devices use :func:`_row`."""
+    if M.device.type != "cpu" or M.dim() != 2 or M.dtype not in (torch.float64, torch.float32):
+        return None
+    if not M.is_contiguous():
+        return None
+    from scipy.linalg import blas
+
+    fn = blas.dsymv if M.dtype == torch.float64 else blas.ssymv
+    a = M.numpy().T  # the same symmetric matrix, Fortran order: no copy
+
+    def symv(x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 1 or x.dtype != M.dtype or x.device.type != "cpu":
+            return _row(x, M)
+        return torch.from_numpy(fn(1.0, a, x.numpy()))
+
+    return symv
+
+
 def _zero_diag(M: torch.Tensor) -> torch.Tensor:
     M.diagonal(dim1=-2, dim2=-1).zero_()
     return M
@@ -197,11 +221,19 @@ class DenseOperators(Operators):
             self._cache["j2"] = _zero_diag(self.G * self.G)
         return self._cache["j2"]
 
+    def _kernel(self, name: str, M: torch.Tensor):
+        """The product with the symmetric ``M``: :func:`_symv_kernel` on the CPU, else the
+        row product (built once per matrix)."""
+        key = "mv_" + name
+        if key not in self._cache:
+            self._cache[key] = _symv_kernel(M) or (lambda x: _row(x, M))
+        return self._cache[key]
+
     def gram_matvec(self, m: torch.Tensor) -> torch.Tensor:
-        return _row(m, self.G)
+        return self._kernel("G", self.G)(m)
 
     def j2_matvec(self, v: torch.Tensor) -> torch.Tensor:
-        return _row(v, self.j2)
+        return self._kernel("J2", self.j2)(v)
 
 
 def use_lowrank_matvec(P: int, n: int, itemsize: int = 8) -> bool:

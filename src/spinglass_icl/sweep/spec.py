@@ -23,6 +23,7 @@ import hashlib
 import itertools
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -422,15 +423,10 @@ class SweepSpec:
         Raises :class:`ConfigError` for a missing or unreadable file and
         :class:`ParameterError` (naming the field) for a bad value.
         """
-        try:
+        if sys.version_info >= (3, 11):
             import tomllib
-        except ModuleNotFoundError:  # Python 3.10
-            try:
-                import tomli as tomllib  # type: ignore[no-redef]
-            except ModuleNotFoundError:
-                raise ConfigError(
-                    "reading TOML needs Python >= 3.11 or `pip install tomli`"
-                ) from None
+        else:  # Python 3.10: tomli is a dependency there (pyproject.toml)
+            import tomli as tomllib
         path = Path(path)
         try:
             text = path.read_text()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..errors import Int, Real, validate_fields
-from .registry import check_solver, get_solver
+from ..errors import Real, validate_fields
+from .registry import Settings, check_solver, get_solver
 
 #: the solver :func:`~spinglass_icl.solvers.solve`, the CLI and sweeps use by default
 DEFAULT_SOLVER = "amp"
@@ -43,9 +43,7 @@ class SolverConfig:
     _parameter_constraints: ClassVar[dict] = {
         "solver": check_solver,
         "beta": Real(low=0.0, low_open=True),
-        "damping": Real(low=0.0, high=1.0, high_open=True),
-        "tol": Real(low=0.0, low_open=True),
-        "max_iter": Int(1),
+        **Settings._parameter_constraints,  # damping, tol, max_iter: checked alike
     }
 
     def __post_init__(self) -> None:

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from ..errors import ParameterError, check_float, check_int
+from ..errors import Int, ParameterError, Real, validate_fields
 
 __all__ = [
     "BACKENDS",
@@ -48,10 +48,14 @@ class Settings:
     tol: float = 1e-8
     max_iter: int = 2000
 
+    _parameter_constraints: ClassVar[dict] = {
+        "damping": Real(low=0.0, high=1.0, high_open=True),
+        "tol": Real(low=0.0, low_open=True),
+        "max_iter": Int(1),
+    }
+
     def __post_init__(self) -> None:
-        check_float("damping", self.damping, low=0.0, high=1.0, high_open=True)
-        check_float("tol", self.tol, low=0.0, low_open=True)
-        check_int("max_iter", self.max_iter)
+        validate_fields(self)
 
     def as_dict(self) -> dict[str, Any]:
         return {"damping": self.damping, "tol": self.tol, "max_iter": self.max_iter}

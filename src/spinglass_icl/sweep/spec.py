@@ -31,7 +31,14 @@ from typing import Any
 from ..conventions import CONVENTIONS, DEFAULT_CONVENTION
 from ..errors import ConfigError, ParameterError, check_choice, check_float, check_int
 from ..observables import CONTRASTS
-from ..solvers import DEFAULT_SOLVER, PAPER_SETTINGS, check_auto_damping, get_solver, solver_names
+from ..solvers import (
+    DEFAULT_SOLVER,
+    PAPER_SETTINGS,
+    Settings,
+    check_auto_damping,
+    get_solver,
+    solver_names,
+)
 from ..tasks import SAMPLERS, TaskConfig
 
 __all__ = [
@@ -281,12 +288,10 @@ class SweepSpec:
                 check_auto_damping(s_)
             if self.matfree:
                 raise ParameterError("damping auto is not available with matfree = true")
-        else:
-            opts["damping"] = check_float(
-                "damping", opts["damping"], low=0.0, high=1.0, high_open=True
-            )
-        opts["tol"] = check_float("tol", opts["tol"], low=0.0, low_open=True)
-        opts["max_iter"] = check_int("max_iter", opts["max_iter"])
+        # the numbers are checked as every solver's settings are (Settings)
+        numbers = {k: v for k, v in opts.items() if v != "auto"}
+        checked = Settings(**{"damping": 0.5, **numbers})  # (auto: a placeholder)
+        opts.update({k: getattr(checked, k) for k in numbers})
         object.__setattr__(self, "solver_options", opts)
 
     def _check_options(self) -> None:

@@ -36,6 +36,13 @@ class EngineOutput:
     n_iter: torch.Tensor  # int64, batch shape
     residuals: torch.Tensor  # (T, *batch)
 
+    def __repr__(self) -> str:
+        n, c, d = self.converged.numel(), int(self.converged.sum()), int(self.diverged.sum())
+        return (
+            f"EngineOutput(batch={tuple(self.converged.shape)}, converged {c} of {n}, "
+            f"diverged {d}, iterations <= {int(self.n_iter.max()) if n else 0})"
+        )
+
 
 def _reduce_to_batch(x: torch.Tensor, batch_ndim: int) -> torch.Tensor:
     """Max of |x| over all non-batch dimensions."""

@@ -67,6 +67,9 @@ class PairSystem:
         self.q = q if first else torch.cat([self.q, q], dim=-2)
         self.y = y if first else torch.cat([self.y, y], dim=-1)
 
+    def __repr__(self) -> str:
+        return f"PairSystem(batch={tuple(self.u.shape[:-2])}, P={self.P}, k={self.k})"
+
     @property
     def P(self) -> int:
         return self.u.shape[-2]

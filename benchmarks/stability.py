@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 import spinglass_icl as sg
-from spinglass_icl.solvers.amp import amp_operators
+from spinglass_icl.solvers import DenseOperators
 from spinglass_icl.solvers.stability import (
     _variance_fixed_point,
     asymptotic_boundary,
@@ -115,7 +115,8 @@ def lanczos_extremes(M: torch.Tensor, rtol: float = 1e-10, check: int = 10):
 
 def mean_matrix(inst, solver: str) -> torch.Tensor:
     """M = W^1/2 K W^1/2 at the variance fixed point (docs/amp-stability.md, eq. 34a)."""
-    G, _, J2 = amp_operators(inst)
+    ops = DenseOperators.of(inst)
+    G, J2 = ops.gram, ops.j2
     v = _variance_fixed_point(J2, inst.lam_i, 100.0, 1e-6, 2000)[0]
     w = 100.0 * v
     diag = torch.full_like(w, inst.lam)
@@ -198,7 +199,7 @@ def per_instance_P50(D: int, N: int, lam: float, P0: float, n_seeds: int) -> flo
     fr = []
     for P in grid:
         inst = sg.make_instance(D, N, int(P), lam, seed=int(P), batch_shape=(n_seeds,))
-        _, _, J2 = amp_operators(inst)
+        J2 = DenseOperators.of(inst).j2
         _, conv, _, _, _, _ = _variance_fixed_point(J2, inst.lam_i, 100.0, 1e-6, 2000)
         fr.append(float(conv.double().mean()))
     fr = np.array(fr)

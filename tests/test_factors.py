@@ -13,7 +13,8 @@ from spinglass_icl.conventions import get_convention
 from spinglass_icl.errors import ParameterError
 from spinglass_icl.solvers.matfree import make_lowrank_instance
 from spinglass_icl.sweep import SweepSpec, run_sweep
-from spinglass_icl.sweep.batched import plan_chunks, run_chunk, spec_fields
+from spinglass_icl.sweep.plan import plan_chunks
+from spinglass_icl.sweep.rows import run_chunk, spec_fields
 from spinglass_icl.tasks import (
     NESTED_BLOCK,
     draw_factors,

@@ -15,7 +15,8 @@ from spinglass_icl.hamiltonian import build_instance
 from spinglass_icl.observables import contrast, spins_to_W
 from spinglass_icl.solvers import solve
 from spinglass_icl.sweep import SweepSpec, open_store, run_sweep
-from spinglass_icl.sweep.batched import iter_chunk_rows, plan_chunks, run_chunk, spec_fields
+from spinglass_icl.sweep.plan import plan_chunks
+from spinglass_icl.sweep.rows import iter_chunk_rows, run_chunk, spec_fields
 from spinglass_icl.tasks import (
     NESTED_BLOCK,
     concat_prompts,
@@ -228,8 +229,8 @@ def test_nested_sweep_executors_and_resume(tmp_path):
 
 
 def test_default_batch_budget_on_cpu():
-    from spinglass_icl.sweep.batched import DEFAULT_BATCH_BYTES
     from spinglass_icl.sweep.executors import default_batch_bytes
+    from spinglass_icl.sweep.plan import DEFAULT_BATCH_BYTES
 
     assert default_batch_bytes("cpu") == DEFAULT_BATCH_BYTES
 

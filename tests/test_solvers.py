@@ -13,7 +13,7 @@ from spinglass_icl.conventions import Convention
 from spinglass_icl.errors import ConvergenceWarning, ParameterError
 from spinglass_icl.hamiltonian import Instance, make_instance
 from spinglass_icl.observables import blocks
-from spinglass_icl.solvers import SOLVERS, ground_state, solve
+from spinglass_icl.solvers import ground_state, solve, solver_names
 
 BETA = 100.0
 
@@ -217,7 +217,7 @@ def test_batched_divergence_keeps_the_others():
 
 
 # ----------------------------------------------------------- batched = single
-@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("solver", solver_names())
 def test_batched_equals_per_instance(solver):
     inst = make_instance(3, 15, 120, 1.0, convention="paper-text", seed=4, batch_shape=(3,))
     res = solve(inst, solver, tol=1e-10)
@@ -233,7 +233,7 @@ def test_batched_equals_per_instance(solver):
 
 
 # ----------------------------------------------------------------- seeds
-@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("solver", solver_names())
 def test_same_seed_same_numbers(solver):
     a = solve(make_instance(3, 10, 60, 0.5, seed=8), solver)
     b = solve(make_instance(3, 10, 60, 0.5, seed=8), solver)
@@ -290,7 +290,7 @@ def test_bad_solver_arguments(small_instance, kwargs, name):
     assert str(exc.value).startswith(name), str(exc.value)
 
 
-@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("solver", solver_names())
 def test_lam_zero_rejected_for_boltzmann_solvers(solver):
     inst = make_instance(2, 5, 20, 0.0, seed=0)
     with pytest.raises(ParameterError, match="^lam"):
@@ -358,3 +358,55 @@ def test_engine_flags_invalid_and_blown_up_updates():
 
     out = iterate(grow, (torch.ones(1, dtype=torch.float64),), batch_shape=(), max_iter=100)
     assert bool(out.diverged) and torch.isfinite(out.state[0]).all()
+
+
+# ------------------------------------------------------ results of one kind
+def test_results_have_short_reprs_and_batch_shaped_fields():
+    from spinglass_icl import amp_stability
+    from spinglass_icl.solvers import DenseOperators, get_solver, iterate, solver_names
+
+    inst = make_instance(3, 10, 60, 1.0, seed=2, batch_shape=(3,))
+    res = solve(inst, "amp", warn=False)
+    st = amp_stability(inst)
+    out = iterate(lambda s: ((0.5 * s[0],), torch.ones(3, dtype=torch.bool)),
+                  (torch.ones(3, 4),), batch_shape=(3,))  # fmt: skip
+    for obj in (res, res[0], st, st[1], inst, DenseOperators.of(inst), out, get_solver("amp")):
+        text = repr(obj)
+        assert len(text) < 300 and "tensor(" not in text and "array(" not in text, text
+    assert st.variance_status.shape == st.reason.shape == st.converges.shape == (3,)
+    one = amp_stability(inst[1])
+    assert one.variance_status.shape == () and str(one.reason) == str(st[1].reason)
+    assert bool(one.converges) == bool(st[1].converges)
+    assert set(solver_names()) >= {"exact", "amp", "amp-paper", "rbp"}
+
+
+def test_matrix_free_exact_reports_absent_variances_under_its_registered_name():
+    from spinglass_icl.solvers import SolverResult
+
+    inst = make_instance(3, 10, 60, 1.0, seed=2, batch_shape=(2,))
+    cg = solve(inst, "exact", backend="matfree")
+    assert cg.solver == "exact" and cg.v is None and "mean only" in cg.message
+    assert cg.all_converged and bool((cg.n_iter > 0).all())
+    ex = solve(inst, "exact").m
+    assert float((cg.m - ex).abs().max() / ex.abs().max()) < 1e-8  # CG to tol 1e-10 |h|
+    assert cg[0].v is None and SolverResult.cat([cg, cg]).v is None
+    # the residual history is |A m - h| / |h| per CG step (below 1e-10 at the last one)
+    last = cg.residuals[cg.n_iter - 1, torch.arange(2)]
+    assert bool((last < 1e-10).all()) and float(cg.residuals[0].max()) < 1.0
+
+
+def test_unknown_solver_names_are_refused_everywhere():
+    from spinglass_icl.errors import ParameterError
+    from spinglass_icl.experiments.presets import AmpStabilityPreset
+    from spinglass_icl.solvers import SolverConfig
+    from spinglass_icl.sweep import SweepSpec
+
+    inst = make_instance(3, 10, 60, 1.0, seed=2)
+    for call in (
+        lambda: solve(inst, "bp"),
+        lambda: SolverConfig("bp"),
+        lambda: SweepSpec(fixed={"D": 3, "N": 4, "P": 20, "lam": 1.0, "solver": "bp"}),
+        lambda: AmpStabilityPreset(solver="exact"),
+    ):
+        with pytest.raises(ParameterError, match="solver must be one of"):
+            call()

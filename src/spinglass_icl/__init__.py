@@ -30,7 +30,16 @@ from .observables import (
     spins_to_W,
     test_error,
 )
-from .solvers import SOLVERS, SolverConfig, SolverResult, ground_state, solve
+from .solvers import (
+    Solver,
+    SolverConfig,
+    SolverResult,
+    get_solver,
+    ground_state,
+    register_solver,
+    solve,
+    solver_names,
+)
 from .solvers.stability import StabilityResult, amp_stability, auto_damping
 from .tasks import Prompts, TaskConfig, resolve_device, sample_prompts
 
@@ -38,13 +47,13 @@ __all__ = [
     "CONVENTIONS",
     "CONTRASTS",
     "DEFAULT_CONVENTION",
-    "SOLVERS",
     "ConfigError",
     "Convention",
     "ConvergenceWarning",
     "Instance",
     "ParameterError",
     "Prompts",
+    "Solver",
     "SolverConfig",
     "SolverResult",
     "SpinGlassError",
@@ -58,12 +67,15 @@ __all__ = [
     "build_instance",
     "contrast",
     "get_convention",
+    "get_solver",
     "ground_state",
     "make_instance",
     "predict",
+    "register_solver",
     "resolve_device",
     "sample_prompts",
     "solve",
+    "solver_names",
     "spins_to_W",
     "test_error",
     "zero_coupling_fraction",

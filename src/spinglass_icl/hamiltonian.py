@@ -275,6 +275,14 @@ class Instance(RankOneFactors):
             raise ParameterError("s must hold rank-one features c u (x) q (eq. 3), it does not")
         return cls(u=f / c, q=g, y=y, config=config, lam=lam)
 
+    def __repr__(self) -> str:
+        """One line: sizes, ridge, batch shape and dtype, never the tensors."""
+        return (
+            f"Instance(D={self.D}, N={self.N}, P={self.P}, lam={self.lam:g}, "
+            f"convention={self.convention!r}, batch={self.batch_shape}, n={self.n}, "
+            f"{str(self.u.dtype).replace('torch.', '')}, {self.u.device.type})"
+        )
+
     # ------------------------------------------------------------------ sizes
     @property
     def D(self) -> int:

@@ -222,9 +222,12 @@ def dense_solve_bytes(
     D: int, N: int, P: int, solver: str = "amp", test_tasks: int = 0, batch: int = 1
 ) -> int:
     """Peak bytes of one dense solve (float64): features ``P n``, the Gram matrix and the
-    solver's ``n x n`` matrices (exact and AMP 5, r-BP 8), prompts, test prompts."""
+    solver's :attr:`~spinglass_icl.solvers.Solver.dense_matrices` ``n x n`` matrices
+    (exact and AMP 5, r-BP 8), prompts, test prompts."""
+    from .solvers.registry import get_solver
+
     n = (D + 1) ** 2
-    mats = {"rbp": 8}.get(solver, 5)
+    mats = get_solver(solver).dense_matrices
     prompt = (D + 1) * (N + 1)
     per = P * n + mats * n * n + 2 * P * prompt
     test = 3 * min(test_tasks, 100_000) * prompt if test_tasks else 0

@@ -397,10 +397,3 @@ def atomic_write_text(path: str | Path, text: str, *, force: bool | None = None)
     with atomic_path(path, force=force) as tmp:
         tmp.write_text(text)
     return Path(path)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    return Path(path)

@@ -44,9 +44,6 @@ __all__ = [
     "Factors",
     "RankOneFactors",
     "sample_factors",
-    "factor_block",
-    "concat_factors",
-    "nested_factors",
     "factors_range",
     "task_config",
     "sample_factors_nested",
@@ -508,29 +505,6 @@ def _factor_block(cfg: TaskConfig, index: int, **kw) -> Factors:
     return _block(sample_factors, cfg, index, **kw)
 
 
-def factor_block(
-    D: int,
-    N: int,
-    index: int,
-    *,
-    convention: str | Convention = DEFAULT_CONVENTION,
-    noise: float = 0.0,
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    dtype: torch.dtype = torch.float64,
-) -> Factors:
-    """Block ``index`` of the nested factor stream (as :func:`prompt_block`, drawn by
-    :func:`sample_factors`)."""
-    cfg = task_config(D, N, NESTED_BLOCK, convention, noise)
-    return _factor_block(cfg, index, seed=seed, device=device, dtype=dtype)
-
-
-def concat_factors(parts: list[Factors]) -> Factors:
-    """Concatenate the factors of prompt batches of one distribution (as
-    :func:`concat_prompts`)."""
-    return _concat(parts)
-
-
 def factors_range(
     cfg: TaskConfig,
     start: int,
@@ -556,25 +530,6 @@ def factors_range(
             return _prompt_block(*a, **k).factors()
 
     return _nested_range(block, cfg, start, stop, seed=seed, device=device, dtype=dtype)
-
-
-def nested_factors(
-    D: int,
-    N: int,
-    start: int,
-    stop: int,
-    *,
-    sampler: str = "prompts",
-    convention: str | Convention = DEFAULT_CONVENTION,
-    noise: float = 0.0,
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    dtype: torch.dtype = torch.float64,
-) -> Factors:
-    """:func:`factors_range` from the numbers (D, N, convention, noise)."""
-    stop = check_int("stop", stop, minimum=1)
-    cfg = task_config(D, N, stop, convention, noise)
-    return factors_range(cfg, start, stop, sampler=sampler, seed=seed, device=device, dtype=dtype)
 
 
 def sample_factors_nested(

@@ -33,3 +33,43 @@ def add_common(p: argparse.ArgumentParser, *, device: bool = True) -> None:
     )
     if device:
         p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+
+
+def _defaults_text(field: str) -> str:
+    """``"amp 0.5, amp-paper 0.5, ..."``: each solver's default of ``field``, grouped."""
+    from ..solvers import get_solver, solver_names
+
+    names = solver_names(uses_damping=True) if field == "damping" else solver_names()
+    by_value: dict[str, list[str]] = {}
+    for n in names:
+        by_value.setdefault(f"{getattr(get_solver(n).defaults, field):g}", []).append(n)
+    return "; ".join(f"{v} for {', '.join(ns)}" for v, ns in by_value.items())
+
+
+def add_solver_settings(p: argparse.ArgumentParser, *, damping_type, auto: bool) -> None:
+    """``--damping``, ``--tol`` and ``--max-iter``, defaulting to the solver's own
+    (:attr:`~spinglass_icl.solvers.Solver.defaults`, shown in the help)."""
+    extra = (
+        ", or auto: the smallest predicted to converge (solvers with the stability "
+        "analysis; docs/amp-stability.md)"
+        if auto
+        else ""
+    )
+    p.add_argument(
+        "--damping",
+        type=damping_type,
+        default=None,
+        help=f"damping in [0, 1){extra} (default: the solver's, {_defaults_text('damping')})",
+    )
+    p.add_argument(
+        "--tol",
+        type=float,
+        default=None,
+        help=f"tolerance on the undamped residual (default: {_defaults_text('tol')})",
+    )
+    p.add_argument(
+        "--max-iter",
+        type=int,
+        default=None,
+        help=f"iteration cap (default: {_defaults_text('max_iter')})",
+    )

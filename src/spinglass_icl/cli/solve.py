@@ -15,10 +15,10 @@ from ..hamiltonian import Instance, make_instance
 from ..observables import contrast, spins_to_W, test_error
 from ..resources import check_memory, dense_solve_bytes, memory_check
 from ..safeio import atomic_path, check_output_dir
-from ..solvers import SOLVERS, SolverConfig, solve
+from ..solvers import DEFAULT_SOLVER, SolverConfig, solve, solver_names
 from ..solvers.stability import parse_damping, resolve_auto_damping
 from ..tasks import TaskConfig, resolve_device
-from .common import add_common, add_safety, write_json
+from .common import add_common, add_safety, add_solver_settings, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,16 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--beta", type=float, default=100.0, help="inverse temperature (> 0; default 100)"
     )
-    p.add_argument("--solver", default="amp", help=f"one of {', '.join(SOLVERS)} (default amp)")
     p.add_argument(
-        "--damping",
-        type=parse_damping,
-        default=0.5,
-        help="damping in [0, 1) (default 0.5), or auto: the smallest predicted to converge "
-        "(amp, amp-paper; docs/amp-stability.md)",
+        "--solver",
+        default=DEFAULT_SOLVER,
+        help=f"one of {', '.join(solver_names())} (default {DEFAULT_SOLVER})",
     )
-    p.add_argument("--tol", type=float, default=1e-8, help="tolerance on the undamped residual")
-    p.add_argument("--max-iter", type=int, default=2000, help="iteration cap (default 2000)")
+    add_solver_settings(p, damping_type=parse_damping, auto=True)
     p.add_argument("--noise", type=float, default=0.0, help="label-noise std (default 0)")
     p.add_argument(
         "--test-tasks", type=int, default=10_000, help="fresh prompts for the test error"
@@ -80,7 +76,7 @@ def _configs(args: argparse.Namespace) -> tuple[TaskConfig, SolverConfig, int]:
     cfg = SolverConfig(
         solver=args.solver,
         beta=args.beta,
-        damping=0.5 if args.damping == "auto" else args.damping,
+        damping=None if args.damping == "auto" else args.damping,
         tol=args.tol,
         max_iter=args.max_iter,
     )

@@ -9,9 +9,10 @@ import time
 from .. import __version__
 from ..hamiltonian import make_instance
 from ..resources import check_memory, dense_solve_bytes, memory_check
+from ..solvers import DEFAULT_SOLVER, solver_names
 from ..solvers.stability import amp_stability, auto_damping
 from ..tasks import TaskConfig, resolve_device
-from .common import add_common, add_safety, jsonable
+from .common import add_common, add_safety, add_solver_settings, jsonable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,10 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--beta", type=float, default=100.0, help="inverse temperature (> 0; default 100)"
     )
-    p.add_argument("--solver", default="amp-paper", help="amp-paper (default) or amp")
-    p.add_argument("--damping", type=float, default=0.5, help="damping in [0, 1) (default 0.5)")
-    p.add_argument("--tol", type=float, default=1e-8, help="the solver's tolerance")
-    p.add_argument("--max-iter", type=int, default=2000, help="the solver's iteration cap")
+    p.add_argument(
+        "--solver",
+        default=DEFAULT_SOLVER,
+        help=f"one of {', '.join(solver_names(stability=True))} (default {DEFAULT_SOLVER}, "
+        "as for solve)",
+    )
+    add_solver_settings(p, damping_type=float, auto=False)
     p.add_argument("--noise", type=float, default=0.0, help="label-noise std (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_common(p)
@@ -46,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     with memory_check(not args.no_memory_check):
         check_memory(
-            dense_solve_bytes(D, N, P, "amp"),
+            dense_solve_bytes(D, N, P, args.solver),
             f"stability D={D} N={N} P={P} ({(D + 1) ** 2} spins, dense n^2 couplings)",
             "use a smaller D or P",
             device=device,

@@ -29,7 +29,6 @@ from ..errors import (
     Choice,
     Int,
     ParameterError,
-    SpinGlassError,
     check_choice,
     check_int,
     validate_fields,
@@ -41,10 +40,6 @@ from ..sweep.spec import derive_seed
 from . import FIGURES
 from .claims import Claim, overall
 from .presets import FigurePreset, get_preset
-
-
-class MissingDependency(SpinGlassError):
-    """A figure needs a module of spinglass-icl that is not installed / built yet."""
 
 
 @dataclass(frozen=True)

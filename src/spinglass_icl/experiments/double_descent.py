@@ -23,10 +23,10 @@ import torch
 import xarray as xr
 
 from ..conventions import DEFAULT_CONVENTION, get_convention
-from ..errors import ParameterError, check_choice, check_float, check_int
+from ..errors import ParameterError, check_float, check_int
 from ..hamiltonian import make_instance
 from ..observables import spins_to_W
-from ..solvers import SOLVERS, solve
+from ..solvers import get_solver, solve
 from ..theory import asymptotic_error, relative_exact_test_error, ridgeless_error, theory_params
 
 __all__ = ["DEFAULT_TAUS", "double_descent_data", "plot_double_descent", "point_seed"]
@@ -136,7 +136,7 @@ def _checked(D, alphas, taus, lam, solvers, repeats, seed, convention, noise) ->
     if not alphas or not taus:
         raise ParameterError("alphas and taus must each hold at least one value, got none")
     lam = check_float("lam", lam, low=0.0, low_open=True)
-    solvers = [check_choice("solver", s, SOLVERS) for s in solvers]
+    solvers = [get_solver(s).name for s in solvers]
     repeats = check_int("repeats", repeats)
     seed = check_int("seed", seed, minimum=0)
     conv = get_convention(convention).name
@@ -340,7 +340,7 @@ def _panel(ax, ds: xr.Dataset, i: int) -> None:
         if not np.isfinite(m).any():
             empty.append(s)
             continue
-        st = _STYLE.get(s, dict(marker="."))
+        st = _STYLE[s] if s in _STYLE else get_solver(s).plot_style
         ax.errorbar(taus, m, yerr=np.nan_to_num(d["error_stderr"].values), ls="none", ms=6,
                     mfc="none", capsize=2, label=s, **st)  # fmt: skip
         if s in _OFFSET:

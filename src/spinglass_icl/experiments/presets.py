@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import ParameterError, check_choice, check_float, check_int
+from ..solvers import PAPER_SETTINGS, get_solver
 
 __all__ = [
     "PRESETS",
@@ -82,6 +83,11 @@ def _choice(*choices: str) -> Callable[[str, Any], str]:
     return lambda name, v: check_choice(name, v, choices)
 
 
+def _solver(need: str | None = None) -> Callable[[str, Any], str]:
+    """A registered solver (with the capability ``need``, if given)."""
+    return lambda name, v: get_solver(v, need=need, field=name).name
+
+
 def _flag(name: str, v: Any) -> bool:
     if not isinstance(v, bool):
         raise ParameterError(f"{name} must be true or false, got {v!r}")
@@ -106,7 +112,6 @@ def _seq(item: Callable[[str, Any], Any], length: int | None = None, minimum: in
 
 _OPTIMIZERS = ("adam", "sgd")
 _MODELS = ("sla", "fla", "sa", "tf", "mhla")
-_SOLVERS = ("exact", "amp", "amp-paper", "rbp")
 _SAMPLERS = ("prompts", "factors")
 
 
@@ -200,7 +205,7 @@ class Fig2Preset(FigurePreset):
     amp_P: int = 5000
     amp_lam: float = 0.01
     beta: float = 100.0
-    damping: float = 0.9
+    damping: float = PAPER_SETTINGS.damping  # the authors' AMP settings
     _constraints: ClassVar = {
         **{k: _int() for k in ("D", "N", "epochs", "trials", "test_tasks", "amp_P")},
         "P_list": _seq(_int(), minimum=2),
@@ -264,9 +269,9 @@ class Fig4aPreset(FigurePreset):
     N_range: tuple[float, float] = (2, 100)
     grid: int = 20
     repeats: int = 10
-    damping: float = 0.9
-    tol: float = 1e-6
-    max_iter: int = 2000
+    damping: float = PAPER_SETTINGS.damping  # the authors' AMP settings
+    tol: float = PAPER_SETTINGS.tol
+    max_iter: int = PAPER_SETTINGS.max_iter
     amp_solver: str = "amp-paper"
     test_tasks: int = 500
     _constraints: ClassVar = {
@@ -278,7 +283,7 @@ class Fig4aPreset(FigurePreset):
         "N_range": _range,
         "damping": _damping,
         "tol": _pos,
-        "amp_solver": _choice("amp", "amp-paper", "rbp"),
+        "amp_solver": _solver("uses_damping"),
     }
 
 
@@ -295,16 +300,16 @@ class AmpStabilityPreset(FigurePreset):
     points: int = 16
     repeats: int = 10
     solver: str = "amp-paper"
-    damping: float = 0.9
-    tol: float = 1e-6
-    max_iter: int = 2000
+    damping: float = PAPER_SETTINGS.damping  # the authors' AMP settings
+    tol: float = PAPER_SETTINGS.tol
+    max_iter: int = PAPER_SETTINGS.max_iter
     _constraints: ClassVar = {
         **{k: _int() for k in ("D", "N", "repeats", "max_iter")},
         "points": _int(2),
         "beta": _pos,
         "lam_list": _seq(_pos),
         "P_range": _range,
-        "solver": _choice("amp", "amp-paper"),
+        "solver": _solver("stability"),
         "damping": _damping,
         "tol": _pos,
     }
@@ -330,9 +335,9 @@ class Fig4bPreset(FigurePreset):
     P: int = 10000
     N_list: tuple[int, ...] = (20, 40, 60, 80, 100, 120, 140, 160, 180, 200)
     trials: int = 100
-    damping: float = 0.9
-    tol: float = 1e-6
-    max_iter: int = 2000
+    damping: float = PAPER_SETTINGS.damping  # the authors' AMP settings
+    tol: float = PAPER_SETTINGS.tol
+    max_iter: int = PAPER_SETTINGS.max_iter
     test_tasks: int = 2000
     sgd: bool = True
     sgd_lams: tuple[float, ...] = (0.005, 0.01)
@@ -412,7 +417,7 @@ class Fig6Preset(FigurePreset):
     optimizer: str = "adam"
     models: tuple[str, ...] = ("sla", "fla", "sa", "tf", "mhla")
     test_tasks: int = 2000
-    damping: float = 0.9
+    damping: float = PAPER_SETTINGS.damping  # the authors' AMP settings
     _constraints: ClassVar = {
         **{k: _int() for k in ("D", "N", "P", "H", "M", "epochs", "test_tasks", "train_window")},
         "train_tol": _opt_pos,
@@ -448,7 +453,7 @@ class DoubleDescentPreset(FigurePreset):
         "taus": _int(2),
         "lam": _pos,
         "repeats": _int(),
-        "solvers": _seq(_choice(*_SOLVERS)),
+        "solvers": _seq(_solver()),
     }
 
 

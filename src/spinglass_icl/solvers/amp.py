@@ -13,34 +13,29 @@
 whose fixed point satisfies ``lam_i m_i - sum_j J_ij m_j = h_i``, i.e. ``A m = h``:
 the exact mean. Variances are the same TAP approximation in both.
 
-Dense ``J`` and ``J^2`` are formed once (``O(n^2)`` memory); ``J m`` is computed as
-``-G m + diag(G) m`` so only ``G`` and ``J^2`` are stored.
+The rule needs only ``J m``, ``J^2 v``, ``h`` and ``lam_i``: the
+:class:`~spinglass_icl.solvers.operators.Operators` of any backend (dense, pair,
+matrix-free) supply them, so one rule serves every path.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import torch
 
 from ..hamiltonian import Instance
+from .config import SolverConfig
 from .engine import iterate
+from .operators import DenseOperators, Operators
+from .registry import Settings, Solver, register_solver
 from .result import SolverResult
 
 
-def amp_operators(instance: Instance) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Return ``(G, diag(G), J^2)`` used by the AMP update."""
-    G = instance.gram
-    gd = G.diagonal(dim1=-2, dim2=-1).clone()
-    J2 = G * G
-    J2.diagonal(dim1=-2, dim2=-1).zero_()
-    return G, gd, J2
-
-
 def amp_rule(
-    gram_matvec: Callable[[torch.Tensor], torch.Tensor],
+    couplings_matvec: Callable[[torch.Tensor], torch.Tensor],
     j2_matvec: Callable[[torch.Tensor], torch.Tensor],
-    gd: torch.Tensor,
     h: torch.Tensor,
     lam_i: torch.Tensor,
     beta: float,
@@ -49,9 +44,8 @@ def amp_rule(
 ):
     """The AMP update ``F(m, v) -> (m', v'), ok`` of eq. 34 from two linear maps.
 
-    ``gram_matvec(m) = G m`` and ``j2_matvec(v) = J^2 v`` (``J_ij^2``, zero diagonal);
-    ``gd = diag(G)``, so ``J m = -G m + gd m``. Every AMP in the package (dense,
-    batched sweeps, matrix-free) supplies only these maps and shares this rule.
+    ``couplings_matvec(m) = J m`` and ``j2_matvec(v) = J^2 v`` (``J_ij^2``, zero
+    diagonal).
 
     The variance equation (34b) does not involve ``m``: once every valid instance's
     ``v`` has stopped moving (relative change below ``v_tol``), ``V = beta^2 J^2 v`` is
@@ -63,7 +57,7 @@ def amp_rule(
 
     def update(state):
         m, v = state
-        Jm = gd * m - gram_matvec(m)
+        Jm = couplings_matvec(m)
         if "V" in frozen:
             V, v_new = frozen["V"], v
         else:
@@ -86,33 +80,30 @@ def amp_rule(
 
 
 def run_amp(
-    gram_matvec: Callable[[torch.Tensor], torch.Tensor],
-    j2_matvec: Callable[[torch.Tensor], torch.Tensor],
-    gd: torch.Tensor,
-    h: torch.Tensor,
-    lam_i: torch.Tensor,
+    ops: Operators,
+    config: SolverConfig,
     *,
-    beta: float,
     onsager: bool,
-    batch_shape: tuple[int, ...],
-    damping: float,
-    tol: float,
-    max_iter: int,
     init: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> SolverResult:
-    """Iterate :func:`amp_rule` with the shared engine from ``m = 0, v = 1/(beta lam_i)``."""
+    """Iterate :func:`amp_rule` on ``ops`` with the shared engine from ``m = 0,
+    v = 1/(beta lam_i)`` (or ``init``); the result is named ``config.solver``."""
+    beta, lam_i, h = config.beta, ops.lam_i, ops.h
     if init is None:
         init = (torch.zeros_like(h), 1.0 / (beta * lam_i))
     out = iterate(
-        amp_rule(gram_matvec, j2_matvec, gd, h, lam_i, beta, onsager),
+        amp_rule(ops.couplings_matvec, ops.j2_matvec, h, lam_i, beta, onsager),
         init,
-        batch_shape=batch_shape,
-        damping=damping,
-        tol=tol,
-        max_iter=max_iter,
+        batch_shape=ops.batch_shape,
+        damping=config.damping,
+        tol=config.tol,
+        max_iter=config.max_iter,
     )
-    name = "amp" if onsager else "amp-paper"
-    return SolverResult.from_engine(name, beta, out.state[0], out.state[1], out)
+    res = SolverResult.from_engine(config.solver, beta, out.state[0], out.state[1], out)
+    if ops.backend == "matfree":
+        msg = res.message + f" (matrix-free, V {ops.variance_term})"
+        return dataclasses.replace(res, message=msg, extras=ops.options)
+    return res
 
 
 def solve_amp(
@@ -120,29 +111,50 @@ def solve_amp(
     beta: float,
     *,
     onsager: bool = True,
-    damping: float = 0.0,
-    tol: float = 1e-8,
-    max_iter: int = 1000,
+    damping: float | None = None,
+    tol: float | None = None,
+    max_iter: int | None = None,
     init: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> SolverResult:
-    """Iterate AMP (eq. 34; with the Onsager term if ``onsager``) to a fixed point.
-
-    Dense ``G`` and ``J^2``; both are symmetric, so the products are taken in the row
-    layout ``m^T G``, which batched CPU matmul runs much faster than ``G m``.
-    Starts from ``m = 0``, ``v = 1/(beta lam_i)`` unless ``init`` is given.
-    """
-    G, gd, J2 = amp_operators(instance)
-    return run_amp(
-        lambda m: (m.unsqueeze(-2) @ G).squeeze(-2),
-        lambda v: (v.unsqueeze(-2) @ J2).squeeze(-2),
-        gd,
-        instance.fields,
-        instance.lam_i,
-        beta=beta,
-        onsager=onsager,
-        batch_shape=instance.batch_shape,
-        damping=damping,
-        tol=tol,
+    """Iterate AMP (eq. 34; with the Onsager term if ``onsager``) on the dense operators
+    of ``instance`` to a fixed point, from ``init`` if given (warm starts). Defaults:
+    those of the registered solver."""
+    cfg = SolverConfig(
+        "amp" if onsager else "amp-paper", beta=beta, damping=damping, tol=tol,
         max_iter=max_iter,
-        init=init,
-    )
+    )  # fmt: skip
+    return run_amp(DenseOperators.of(instance), cfg, onsager=onsager, init=init)
+
+
+def _amp(ops: Operators, config: SolverConfig) -> SolverResult:
+    return run_amp(ops, config, onsager=True)
+
+
+def _amp_paper(ops: Operators, config: SolverConfig) -> SolverResult:
+    return run_amp(ops, config, onsager=False)
+
+
+_COMMON = dict(
+    backends=("dense", "pair", "matfree"), stability=True, factor_matvec=True,
+    defaults=Settings(damping=0.5, tol=1e-8, max_iter=2000), dense_matrices=5,
+    batch_matrices=4, memory="O(n^2) (dense J^2); O(P D) matrix-free",
+)  # fmt: skip
+AMP = register_solver(
+    Solver(
+        "amp",
+        _amp,
+        summary="AMP eq. 34 with the Onsager reaction term (exact mean)",
+        reaction_term=True,
+        plot_style={"marker": "s", "color": "tab:blue"},
+        **_COMMON,
+    )  # fmt: skip
+)
+AMP_PAPER = register_solver(
+    Solver(
+        "amp-paper",
+        _amp_paper,
+        summary="AMP eq. 34 verbatim (biased mean; the paper's figures)",
+        plot_style={"marker": "^", "color": "tab:orange"},
+        **_COMMON,
+    )  # fmt: skip
+)

@@ -36,6 +36,13 @@ class EngineOutput:
     n_iter: torch.Tensor  # int64, batch shape
     residuals: torch.Tensor  # (T, *batch)
 
+    def __repr__(self) -> str:
+        n, c, d = self.converged.numel(), int(self.converged.sum()), int(self.diverged.sum())
+        return (
+            f"EngineOutput(batch={tuple(self.converged.shape)}, converged {c} of {n}, "
+            f"diverged {d}, iterations <= {int(self.n_iter.max()) if n else 0})"
+        )
+
 
 def _reduce_to_batch(x: torch.Tensor, batch_ndim: int) -> torch.Tensor:
     """Max of |x| over all non-batch dimensions."""
@@ -58,6 +65,7 @@ def iterate(
     tol: float = 1e-8,
     max_iter: int = 1000,
     callback: Callable[[int, State, torch.Tensor], None] | None = None,
+    residual: Callable[[State, State], torch.Tensor] | None = None,
 ) -> EngineOutput:
     """Iterate ``state <- damping * state + (1 - damping) * F(state)`` to a fixed point.
 
@@ -78,6 +86,10 @@ def iterate(
         Iteration cap (>= 1).
     callback
         Called as ``callback(it, state, residual)`` after each iteration.
+    residual
+        ``residual(old, new)``: the per-instance residual to compare with ``tol``
+        (batch shape), in place of the relative undamped change (e.g. ``|A m - h| / |h|``
+        for conjugate gradients). NaN counts as diverged.
     """
     state = tuple(state)
     bnd = len(batch_shape)
@@ -99,6 +111,10 @@ def iterate(
         if limit is None:
             limit = [BLOWUP * sz.clamp_min(tiny) for sz in size]
         res, finite = _residual(state, new, size, limit, bnd, tiny)
+        if residual is not None:
+            r = residual(state, new)
+            finite = finite & ~torch.isnan(r)
+            res = torch.nan_to_num(r, nan=float("inf"))
         bad = active & ~(ok & finite)
         good = active & ~bad
         n_iter += active

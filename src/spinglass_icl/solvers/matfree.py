@@ -15,12 +15,16 @@ cost ``O(P D^2)`` time and ``O(P D)`` memory, against ``O(D^4)`` memory for dens
 
 Solvers
 -------
-``exact`` (:func:`solve_cg`)
+Every registered solver with the ``matfree`` backend runs on
+:class:`~spinglass_icl.solvers.operators.MatrixFreeOperators`
+(``solve(instance, config, backend="matfree")``; :func:`solve_matfree` is that call):
+
+``exact``
     The exact mean ``A^{-1} h`` (docs/solvers.md#exact) by conjugate gradients on
-    ``(G + lam I) m = h``, Jacobi-preconditioned by ``lam_i = diag(A)``. Marginal variances
-    ``diag((beta A)^{-1})`` are not computed (``v`` is NaN and the message says so):
-    they need ``n`` solves.
-``amp`` / ``amp-paper`` (:func:`solve_amp_matfree`)
+    ``(G + lam I) m = h``, Jacobi-preconditioned by ``lam_i = diag(A)``, run by the
+    iteration engine. Marginal variances ``diag((beta A)^{-1})`` are not computed
+    (``v`` is None and the message says so): they need ``n`` solves.
+``amp`` / ``amp-paper``
     AMP of eq. 34 (with / without the Onsager reaction term) with ``J m = -G m +
     diag(G) m``. The variance term ``V_i = beta^2 sum_j J_ij^2 v_j`` is the hard part:
     ``J^2`` has no low-rank form. Two estimates:
@@ -46,12 +50,10 @@ Solvers
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
 from ..errors import ParameterError, check_choice, check_int
-from ..hamiltonian import Instance, block_masks, build_instance
+from ..hamiltonian import Instance
 from ..tasks import (
     SAMPLERS,
     TaskConfig,
@@ -60,28 +62,20 @@ from ..tasks import (
     sample_factors,
     sample_prompts,
 )
-from .amp import run_amp
 from .config import SolverConfig
+from .exact import CG_MAX_ITER, CG_TOL
+from .operators import hutchinson_row_sums
 from .result import SolverResult
 
 __all__ = [
-    "LowRankInstance",
-    "lowrank_instance",
+    "CG_MAX_ITER",
+    "CG_TOL",
+    "hutchinson_row_sums",
     "make_lowrank_instance",
-    "solve_cg",
     "solve_amp_matfree",
+    "solve_cg",
     "solve_matfree",
-    "MATFREE_SOLVERS",
 ]
-
-MATFREE_SOLVERS: tuple[str, ...] = ("exact", "amp", "amp-paper")
-
-
-#: the matrix-free solvers take the one :class:`~spinglass_icl.hamiltonian.Instance`
-#: (its factors and matrix-vector products); the old name is kept
-LowRankInstance = Instance
-#: :func:`~spinglass_icl.hamiltonian.build_instance` under its old name
-lowrank_instance = build_instance
 
 
 def make_lowrank_instance(
@@ -128,131 +122,37 @@ def make_lowrank_instance(
     return Instance(u=torch.cat(us), q=torch.cat(qs), y=torch.cat(ys), config=cfg, lam=lam)
 
 
-#: the tolerance and iteration cap of :func:`solve_cg` called with a bare beta
-CG_TOL, CG_MAX_ITER = 1e-10, 10_000
-
-
-def _config(
-    config: SolverConfig | float, solver: str, defaults: dict, options: dict
-) -> SolverConfig:
-    """The :class:`SolverConfig` of a matrix-free solver: ``config`` itself (then no loose
-    options may be given), or one made from a bare ``beta`` and the loose options (the
-    old keyword form), which checks them."""
-    given = {k: v for k, v in options.items() if v is not None}
-    if isinstance(config, SolverConfig):
-        if given:
-            raise ParameterError(
-                f"options must be given in the SolverConfig, got {', '.join(sorted(given))}"
-            )
-        return config
-    return SolverConfig(solver=solver, beta=config, **{**defaults, **given})
-
-
-def _check_lam(instance: Instance) -> None:
-    if not isinstance(instance, Instance):
-        raise ParameterError(
-            f"instance must be a spinglass_icl Instance, got {type(instance).__name__}"
-        )
-    if instance.lam <= 0:
-        raise ParameterError(f"lam must be > 0 for the matrix-free solvers, got {instance.lam:g}")
-
-
-def solve_cg(
-    instance: Instance,
-    config: SolverConfig | float = 100.0,
-    *,
-    tol: float | None = None,
-    max_iter: int | None = None,
-    precondition: bool = True,
+def solve_matfree(
+    instance: Instance, config: SolverConfig | str = "exact", **options
 ) -> SolverResult:
-    """Exact mean ``A^{-1} h`` by (Jacobi-preconditioned) conjugate gradients.
+    """``solve(instance, config, backend="matfree", warn=False, **options)``: any
+    registered solver with the matrix-free backend (``exact``: CG; ``amp``,
+    ``amp-paper``: AMP with the estimated variance term). ``options``: those of
+    :func:`~spinglass_icl.solvers.solve` with a solver name, and ``variance_term``,
+    ``n_probes``, ``probe_seed``."""
+    from . import solve
 
-    ``config`` is a :class:`~spinglass_icl.solvers.SolverConfig` (its ``beta``, ``tol``
-    and ``max_iter``; ``damping`` is not used), or a bare ``beta`` with ``tol``
-    (default :data:`CG_TOL`) and ``max_iter`` (default :data:`CG_MAX_ITER`) as keywords.
-    Stops when ``|A m - h| <= tol |h|`` per instance. ``v`` is NaN (variances are not
-    computed matrix-free); ``n_iter`` counts CG steps; ``residuals`` holds the relative
-    residual per step.
-    """
-    _check_lam(instance)
-    cfg = _config(
-        config,
-        "exact",
-        {"tol": CG_TOL, "max_iter": CG_MAX_ITER},
-        {"tol": tol, "max_iter": max_iter},
-    )
-    beta, tol, max_iter = cfg.beta, cfg.tol, cfg.max_iter
-    h = instance.fields
-    Minv = 1.0 / instance.lam_i if precondition else torch.ones_like(h)
-    m = torch.zeros_like(h)
-    r = h.clone()
-    z = Minv * r
-    p = z.clone()
-    rz = (r * z).sum(-1, keepdim=True)
-    hnorm = h.norm(dim=-1).clamp_min(torch.finfo(h.dtype).tiny)
-    bs = instance.batch_shape
-    active = torch.ones(bs, dtype=torch.bool, device=h.device)
-    n_iter = torch.zeros(bs, dtype=torch.int64, device=h.device)
-    history = []
-    for _ in range(max_iter):
-        rel = r.norm(dim=-1) / hnorm
-        active = active & (rel > tol)
-        history.append(torch.where(active, rel, torch.full_like(rel, float("nan"))))
-        if not bool(active.any()):
-            break
-        n_iter = n_iter + active.long()
-        Ap = instance.hessian_matvec(p)
-        alpha = rz / (p * Ap).sum(-1, keepdim=True)
-        a = active[..., None]
-        m = torch.where(a, m + alpha * p, m)
-        r = torch.where(a, r - alpha * Ap, r)
-        z = Minv * r
-        rz_new = (r * z).sum(-1, keepdim=True)
-        p = torch.where(a, z + (rz_new / rz) * p, p)
-        rz = torch.where(a, rz_new, rz)
-    conv = (r.norm(dim=-1) / hnorm) <= tol
-    res = SolverResult.build(
-        "exact-cg", beta, m, torch.full_like(m, float("nan")), converged=conv, n_iter=n_iter,
-        residuals=torch.stack(history), message="",
-    )  # fmt: skip
-    what = str(res.status) if not bs else "batch"
-    msg = f"exact-cg: {what}; mean only (v not computed matrix-free, NaN)"
-    return dataclasses.replace(res, message=msg)
+    return solve(instance, config, backend="matfree", warn=False, **options)
 
 
-def _onsager_exact(inst: Instance, v: torch.Tensor, gd: torch.Tensor) -> torch.Tensor:
-    """``sum_{j != i} G_ij^2 v_j`` exactly, O(P^2 n): ``(1/P^2) diag(S^T K S) - G_ii^2 v_i``
-    with ``K = S diag(v) S^T``."""
-    s = inst.s  # (*, P, n)
-    K = (s * v[..., None, :]) @ s.transpose(-1, -2)  # (*, P, P)
-    full = ((K @ s) * s).sum(-2) / inst.P**2
-    return full - gd * gd * v
+def _beta_form(config, solver: str, options: dict) -> SolverConfig | str:
+    """A bare ``beta`` (the keyword form) as ``beta`` in ``options``."""
+    if isinstance(config, SolverConfig):
+        return config
+    if "beta" in options:
+        raise ParameterError("beta must be given once, got it as config and as beta")
+    options["beta"] = config
+    return solver
 
 
-def hutchinson_row_sums(
-    inst: Instance, n_probes: int = 64, seed: int = 0, mask: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Estimate ``r_i = sum_{j != i, j in mask} G_ij^2 = diag(G P G)_i - [i in mask] G_ii^2``
-    (``P`` the projector on the spins of ``mask``; all spins if None) with ``n_probes``
-    Rademacher probes (Hutchinson): ``diag(G P G) ~= mean_k z_k o G P G z_k``.
-
-    The probes come from a CPU generator seeded with ``seed`` (reproducible on any
-    device). Negative estimates are clipped at 0.
-    """
-    n_probes = check_int("n_probes", n_probes)
-    g = make_generator(seed)
-    bs = inst.batch_shape
-    acc = torch.zeros(*bs, inst.n, dtype=inst.u.dtype, device=inst.u.device)
-    for _ in range(n_probes):
-        z = torch.randint(0, 2, (*bs, inst.n), generator=g, dtype=torch.int64) * 2 - 1
-        z = z.to(device=inst.u.device, dtype=inst.u.dtype)
-        Gz = inst.gram_matvec(z)
-        if mask is not None:
-            Gz = Gz * mask
-        acc += z * inst.gram_matvec(Gz)
-    gd = inst.gram_diag
-    self_term = gd * gd if mask is None else gd * gd * mask
-    return (acc / n_probes - self_term).clamp_min(0.0)
+def solve_cg(instance: Instance, config: SolverConfig | float = 100.0, **options) -> SolverResult:
+    """The matrix-free ``exact`` solver
+    (:func:`~spinglass_icl.solvers.exact.conjugate_gradients`): ``config`` a
+    :class:`~spinglass_icl.solvers.SolverConfig`, or a bare ``beta`` with
+    ``tol`` (default :data:`CG_TOL`) and ``max_iter`` (default :data:`CG_MAX_ITER`)."""
+    if isinstance(config, SolverConfig):
+        check_choice("solver", config.solver, ("exact",))
+    return solve_matfree(instance, _beta_form(config, "exact", options), **options)
 
 
 def solve_amp_matfree(
@@ -260,100 +160,16 @@ def solve_amp_matfree(
     config: SolverConfig | float = 100.0,
     *,
     onsager: bool | None = None,
-    variance_term: str = "scalar",
-    n_probes: int = 64,
-    probe_seed: int = 0,
-    damping: float | None = None,
-    tol: float | None = None,
-    max_iter: int | None = None,
+    **options,
 ) -> SolverResult:
-    """AMP (eq. 34, with the reaction term for ``amp``) without dense couplings.
-
-    ``config`` is a :class:`~spinglass_icl.solvers.SolverConfig` with solver ``amp`` or
-    ``amp-paper`` (the primary form), or a bare ``beta`` with ``onsager`` (default True:
-    ``amp``), ``damping``, ``tol`` and ``max_iter`` as keywords (defaults those of
-    :class:`SolverConfig`). ``variance_term`` is ``"exact"`` (O(P^2 n) per step; small D)
-    or ``"scalar"`` (the block-uniform-variance estimate of the module docstring;
-    O(P D^2) per step after ``4 n_probes`` matvecs once). Same engine, damping and
-    statuses as :func:`~spinglass_icl.solvers.solve`.
-    """
-    _check_lam(instance)
-    check_choice("variance_term", variance_term, ("exact", "scalar"))
+    """The matrix-free ``amp`` (``onsager`` True, the default) or ``amp-paper``:
+    ``config`` a :class:`~spinglass_icl.solvers.SolverConfig`, or a bare ``beta`` with
+    the options of :func:`solve_matfree`."""
     if isinstance(config, SolverConfig):
         check_choice("solver", config.solver, ("amp", "amp-paper"))
         if onsager is not None and onsager != (config.solver == "amp"):
             raise ParameterError(
                 f"onsager must match the SolverConfig's solver {config.solver!r}, got {onsager}"
             )
-        onsager = None
     solver = "amp-paper" if onsager is False else "amp"
-    cfg = _config(config, solver, {}, {"damping": damping, "tol": tol, "max_iter": max_iter})
-    onsager = cfg.solver == "amp"
-    beta, damping, tol, max_iter = cfg.beta, cfg.damping, cfg.tol, cfg.max_iter
-    h = instance.fields
-    gd = instance.gram_diag
-    lam_i = instance.lam + gd
-    if variance_term == "scalar":
-        masks = block_masks(instance.D, h.device)
-        groups = [masks["A"].to(h.dtype), masks["B"].to(h.dtype)]
-        rows = [
-            hutchinson_row_sums(instance, n_probes, probe_seed + k, g) for k, g in enumerate(groups)
-        ]
-        sizes = [g.sum() for g in groups]
-
-        def vterm(v):
-            return sum(
-                r * ((v * g).sum(-1, keepdim=True) / k) for r, g, k in zip(rows, groups, sizes)
-            )
-
-    else:
-
-        def vterm(v):
-            return _onsager_exact(instance, v, gd)
-
-    res = run_amp(
-        instance.gram_matvec,
-        vterm,
-        gd,
-        h,
-        lam_i,
-        beta=beta,
-        onsager=onsager,
-        batch_shape=instance.batch_shape,
-        damping=damping,
-        tol=tol,
-        max_iter=max_iter,
-    )
-    extras = {"variance_term": variance_term, "n_probes": n_probes}
-    return dataclasses.replace(
-        res, message=res.message + f" (matrix-free, V {variance_term})", extras=extras
-    )
-
-
-def solve_matfree(
-    instance: Instance,
-    config: SolverConfig | str = "exact",
-    *,
-    beta: float | None = None,
-    **options,
-) -> SolverResult:
-    """Solve ``instance`` matrix-free: :func:`solve_cg` for ``exact``,
-    :func:`solve_amp_matfree` for ``amp`` / ``amp-paper``.
-
-    ``config`` is a :class:`~spinglass_icl.solvers.SolverConfig` (``options`` may then
-    hold only the matrix-free ones: ``variance_term``, ``n_probes``, ``probe_seed``,
-    ``precondition``), or a solver name with ``beta`` (default 100) and the options of
-    the solver called.
-    """
-    if isinstance(config, SolverConfig):
-        if beta is not None:
-            raise ParameterError("beta must be given in the SolverConfig, got beta as well")
-        solver, first = config.solver, config
-    else:
-        solver, first = config, 100.0 if beta is None else beta
-    check_choice("solver", solver, MATFREE_SOLVERS)
-    if solver == "exact":
-        return solve_cg(instance, first, **options)
-    if not isinstance(config, SolverConfig):
-        options["onsager"] = solver == "amp"
-    return solve_amp_matfree(instance, first, **options)
+    return solve_matfree(instance, _beta_form(config, solver, options), **options)

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import torch
 
-from ..hamiltonian import Instance
+from .config import SolverConfig
 from .engine import iterate
+from .operators import Operators
+from .registry import Solver, register_solver
 from .result import SolverResult
 
 
@@ -31,33 +33,10 @@ def _sums(J: torch.Tensor, J2: torch.Tensor, Mmsg: torch.Tensor, Vmsg: torch.Ten
     return JM, JV, M, V
 
 
-def solve_rbp(
-    instance: Instance,
-    beta: float,
-    *,
-    damping: float = 0.0,
-    tol: float = 1e-8,
-    max_iter: int = 1000,
-) -> SolverResult:
-    """Iterate r-BP (eq. 29) and return the marginals of eq. 31."""
-    return rbp_from_couplings(
-        instance.couplings, instance.fields, instance.lam_i, beta, damping=damping, tol=tol,
-        max_iter=max_iter,
-    )  # fmt: skip
-
-
-def rbp_from_couplings(
-    J: torch.Tensor,
-    h: torch.Tensor,
-    lam_i: torch.Tensor,
-    beta: float,
-    *,
-    damping: float = 0.0,
-    tol: float = 1e-8,
-    max_iter: int = 1000,
-) -> SolverResult:
-    """r-BP (eq. 29) from the couplings ``J`` (*batch, n, n; zero diagonal), fields ``h``
-    and ridges ``lam_i`` (*batch, n); marginals of eq. 31."""
+def solve_rbp(ops: Operators, config: SolverConfig) -> SolverResult:
+    """Iterate r-BP (eq. 29) on the dense couplings of ``ops`` and return the marginals
+    of eq. 31."""
+    J, h, lam_i, beta = ops.couplings, ops.h, ops.lam_i, config.beta
     J2 = J * J
     hc = h[..., :, None]
     lam_c = lam_i[..., :, None]
@@ -80,12 +59,25 @@ def rbp_from_couplings(
         update,
         (M0, V0),
         batch_shape=bs,
-        damping=damping,
-        tol=tol,
-        max_iter=max_iter,
+        damping=config.damping,
+        tol=config.tol,
+        max_iter=config.max_iter,
     )
     _, _, M, V = _sums(J, J2, out.state[0], out.state[1], beta)
     denom = beta * lam_i - V
     m = (beta * h + M) / denom
     v = 1.0 / denom
-    return SolverResult.from_engine("rbp", beta, m, v, out)
+    return SolverResult.from_engine(config.solver, beta, m, v, out)
+
+
+RBP = register_solver(
+    Solver(
+        "rbp",
+        solve_rbp,
+        summary="relaxed BP eq. 29 (messages on every pair)",
+        dense_matrices=8,
+        batch_matrices=6,
+        memory="O(n^2) messages",
+        plot_style={"marker": "D", "color": "tab:purple"},
+    )  # fmt: skip
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -28,8 +29,9 @@ class SolverResult:
     ----------
     m : Tensor, shape (*batch, n)
         Marginal means ``<sigma_i>``.
-    v : Tensor, shape (*batch, n)
-        Marginal variances ``<sigma_i^2> - <sigma_i>^2``.
+    v : Tensor, shape (*batch, n), or None
+        Marginal variances ``<sigma_i^2> - <sigma_i>^2``; None where the solver cannot
+        compute them (the matrix-free exact solver: mean only).
     converged : Tensor of bool, shape batch
         Whether the tolerance on the undamped residual was reached.
     status : numpy array of str, shape batch
@@ -49,7 +51,7 @@ class SolverResult:
     """
 
     m: torch.Tensor
-    v: torch.Tensor
+    v: torch.Tensor | None
     converged: torch.Tensor
     status: np.ndarray
     n_iter: torch.Tensor
@@ -66,7 +68,7 @@ class SolverResult:
         solver: str,
         beta: float,
         m: torch.Tensor,
-        v: torch.Tensor,
+        v: torch.Tensor | None,
         *,
         converged: torch.Tensor,
         diverged: torch.Tensor | None = None,
@@ -102,7 +104,7 @@ class SolverResult:
 
     @classmethod
     def from_engine(
-        cls, solver: str, beta: float, m: torch.Tensor, v: torch.Tensor, out: EngineOutput
+        cls, solver: str, beta: float, m: torch.Tensor, v: torch.Tensor | None, out: EngineOutput
     ) -> SolverResult:
         """The result of an :func:`~spinglass_icl.solvers.engine.iterate` run."""
         return cls.build(
@@ -127,7 +129,9 @@ class SolverResult:
         p0 = parts[0]
         return cls(
             m=torch.cat([p.m.reshape(-1, p.m.shape[-1]) for p in parts]),
-            v=torch.cat([p.v.reshape(-1, p.v.shape[-1]) for p in parts]),
+            v=None
+            if any(p.v is None for p in parts)
+            else torch.cat([p.v.reshape(-1, p.v.shape[-1]) for p in parts]),
             converged=torch.cat([p.converged.reshape(-1) for p in parts]),
             status=status,
             n_iter=n_iter,
@@ -160,7 +164,7 @@ class SolverResult:
         i = range(len(self))[i]  # normalizes negatives, raises IndexError out of range
         return SolverResult(
             m=self.m[i],
-            v=self.v[i],
+            v=None if self.v is None else self.v[i],
             converged=self.converged[i],
             status=self.status[i : i + 1].reshape(()),
             n_iter=self.n_iter[i],
@@ -168,6 +172,18 @@ class SolverResult:
             solver=self.solver,
             beta=self.beta,
             message=f"{self.solver}: {self.status[i]} after {int(self.n_iter[i])} iterations",
+        )
+
+    def with_message(self, message: str) -> SolverResult:
+        """The same result with another message."""
+        return dataclasses.replace(self, message=message)
+
+    def __repr__(self) -> str:
+        """One line: solver, shapes and outcome, never the tensors."""
+        v = "None" if self.v is None else f"{tuple(self.v.shape)}"
+        return (
+            f"SolverResult({self.message!r}, beta={self.beta:g}, m={tuple(self.m.shape)}, "
+            f"v={v}, {str(self.m.dtype).replace('torch.', '')})"
         )
 
     def __len__(self) -> int:

@@ -26,14 +26,18 @@ iteration.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from ..errors import ParameterError, check_choice, check_float, check_int
+from ..errors import ParameterError
 from ..hamiltonian import Instance
-from .amp import amp_operators
+from .config import DEFAULT_SOLVER, SolverConfig
+from .operators import DenseOperators, Operators
+from .registry import check_auto_damping, get_solver
 
 __all__ = [
     "AUTO_DAMPING_GRID",
@@ -46,8 +50,6 @@ __all__ = [
 
 #: ``--damping auto`` searches this grid (floor 0.0, step 0.05, cap 0.99)
 AUTO_DAMPING_GRID: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(20)) + (0.99,)
-
-STABILITY_SOLVERS = ("amp", "amp-paper")
 
 
 def damped_radius(mu_min: torch.Tensor, mu_max: torch.Tensor, damping) -> torch.Tensor:
@@ -72,22 +74,23 @@ def _iterations(rate: torch.Tensor, tol: float) -> torch.Tensor:
 class StabilityResult:
     """Predicted outcome of damped AMP on an instance, without running the mean iteration.
 
-    Tensors have the instance's batch shape (0-dimensional for one instance); ``bool``
-    and ``float`` fields are per instance. No field is NaN: where there is no variance
+    Per-instance fields have the instance's batch shape (0-dimensional for one
+    instance): tensors, and numpy arrays of str for ``variance_status`` and ``reason``
+    (as :attr:`SolverResult.status`). No field is NaN: where there is no variance
     fixed point the mean quantities are ``inf`` (radius) or ``nan``-free sentinels, and
     ``variance_status`` says why.
 
     Attributes
     ----------
     solver : str
-        ``"amp"`` or ``"amp-paper"``.
+        A registered solver with the stability capability (``"amp"``, ``"amp-paper"``).
     damping : float
         The damping the prediction is for (``new = damping old + (1 - damping) update``).
     has_fixed_point : Tensor (bool)
         The variance map (eq. 34b) reached a positive fixed point within the solver's
         ``tol`` and ``max_iter`` (iterated undamped: the same fixed point, faster).
-    variance_status : tuple of str
-        Per instance (flattened batch order): ``"converged"`` (the damped map reaches
+    variance_status : numpy array of str, batch shape
+        Per instance: ``"converged"`` (the damped map reaches
         ``tol`` within ``max_iter``), ``"no_fixed_point"`` (a denominator
         ``beta lam_i - V_i`` reached zero: no positive fixed point exists) or
         ``"max_iter"`` (no verdict within the cap, or the damped map too slow for it).
@@ -123,7 +126,7 @@ class StabilityResult:
     damping_opt, radius_opt : Tensor
         The damping minimizing the radius, ``max(0, 1 - 2 / (mu_min + mu_max))``, and
         that radius (inf where no damping can).
-    reason : tuple of str
+    reason : numpy array of str, batch shape
         One sentence per instance.
     """
 
@@ -133,7 +136,7 @@ class StabilityResult:
     tol: float
     max_iter: int
     has_fixed_point: torch.Tensor
-    variance_status: tuple[str, ...]
+    variance_status: np.ndarray
     variance_iterations: torch.Tensor
     margin: torch.Tensor
     variance_rate: torch.Tensor
@@ -146,7 +149,7 @@ class StabilityResult:
     damping_min: torch.Tensor
     damping_opt: torch.Tensor
     radius_opt: torch.Tensor
-    reason: tuple[str, ...]
+    reason: np.ndarray
 
     @property
     def batched(self) -> bool:
@@ -170,7 +173,7 @@ class StabilityResult:
             "max_iter": self.max_iter,
             "converges": bool(self.converges),
             "has_fixed_point": bool(self.has_fixed_point),
-            "variance_status": self.variance_status[0],
+            "variance_status": str(self.variance_status),
             "variance_iterations": int(self.variance_iterations),
             "margin": f(self.margin),
             "variance_rate": f(self.variance_rate),
@@ -182,8 +185,36 @@ class StabilityResult:
             "damping_min": f(self.damping_min),
             "damping_opt": f(self.damping_opt),
             "radius_opt": f(self.radius_opt),
-            "reason": self.reason[0],
+            "reason": str(self.reason),
         }
+
+    def __getitem__(self, i: int) -> StabilityResult:
+        """The ``i``-th instance of a result with one batch dimension."""
+        if self.converges.dim() != 1:
+            raise IndexError("indexing needs a result with exactly one batch dimension")
+        i = range(int(self.converges.shape[0]))[i]
+        kw = {}
+        for f in dataclasses.fields(self):
+            x = getattr(self, f.name)
+            if isinstance(x, np.ndarray):
+                x = x[i : i + 1].reshape(())
+            elif isinstance(x, torch.Tensor):
+                x = x[i]
+            kw[f.name] = x
+        return StabilityResult(**kw)
+
+    def __repr__(self) -> str:
+        """One line: solver, damping and how many instances are predicted to converge."""
+        n = self.converges.numel()
+        what = (
+            f"converges={bool(self.converges)}, radius={float(self.radius):.4g}"
+            if not self.batched
+            else f"converges {int(self.converges.sum())} of {n}"
+        )
+        return (
+            f"StabilityResult(solver={self.solver!r}, damping={self.damping:g}, "
+            f"beta={self.beta:g}, {what})"
+        )
 
 
 #: ``extreme_eigenvalues`` uses Lanczos from this many spins on (below, ``eigvalsh`` is
@@ -313,10 +344,10 @@ def amp_stability(
     instance: Instance,
     beta: float = 100.0,
     *,
-    solver: str = "amp-paper",
-    damping: float = 0.5,
-    tol: float = 1e-8,
-    max_iter: int = 2000,
+    solver: str = DEFAULT_SOLVER,
+    damping: float | None = None,
+    tol: float | None = None,
+    max_iter: int | None = None,
 ) -> StabilityResult:
     """Predict whether damped AMP (eq. 34) converges on ``instance``, without iterating m.
 
@@ -328,11 +359,12 @@ def amp_stability(
         Inverse temperature (> 0). The prediction does not depend on it (it cancels in
         ``w = beta v``); it is used so that the variance iterates match the solver's.
     solver
-        ``"amp-paper"`` (eq. 34 verbatim) or ``"amp"`` (with the Onsager term).
-    damping
-        In [0, 1), the engine's convention ``new = damping old + (1 - damping) update``.
-    tol, max_iter
-        The solver's tolerance and iteration cap (the variance map is run with them).
+        A registered solver with the stability capability: ``"amp"`` (with the Onsager
+        term; the default, as for :func:`~spinglass_icl.solvers.solve`) or
+        ``"amp-paper"`` (eq. 34 verbatim).
+    damping, tol, max_iter
+        The solver's settings (None: its defaults, those :func:`solve` uses); damping in
+        [0, 1), the engine's convention ``new = damping old + (1 - damping) update``.
 
     Returns
     -------
@@ -345,19 +377,15 @@ def amp_stability(
     eigenvalues of a symmetric matrix of size ``(D+1)^2`` per instance
     (:func:`extreme_eigenvalues`: ``eigvalsh``, or Lanczos from 1000 spins on).
     """
-    check_choice("solver", solver, STABILITY_SOLVERS)
-    beta = check_float("beta", beta, low=0.0, low_open=True)
-    damping = check_float("damping", damping, low=0.0, high=1.0, high_open=True)
-    tol = check_float("tol", tol, low=0.0, low_open=True)
-    max_iter = check_int("max_iter", max_iter)
+    cfg = SolverConfig(solver, beta=beta, damping=damping, tol=tol, max_iter=max_iter)
+    get_solver(solver, need="stability")
     if not isinstance(instance, Instance):
         raise ParameterError(
             f"instance must be a spinglass_icl Instance, got {type(instance).__name__}"
         )
-    G, _, J2 = amp_operators(instance)
-    return stability_from_matrices(
-        G, J2, instance.lam_i, instance.lam, beta, solver=solver, damping=damping, tol=tol,
-        max_iter=max_iter,
+    return stability_from_operators(
+        DenseOperators.of(instance), cfg.beta, solver=cfg.solver, damping=cfg.damping,
+        tol=cfg.tol, max_iter=cfg.max_iter,
     )  # fmt: skip
 
 
@@ -366,13 +394,12 @@ def _degenerate(solver, damping, beta, tol, max_iter, batch, dev, dt) -> Stabili
     inf = torch.full(batch, math.inf, dtype=dt, device=dev)
     zero = torch.zeros(batch, dtype=dt, device=dev)
     no = torch.zeros(batch, dtype=torch.bool, device=dev)
-    nb = max(1, math.prod(batch))
     return StabilityResult(
-        solver, damping, beta, tol, max_iter, no, ("no_fixed_point",) * nb,
+        solver, damping, beta, tol, max_iter, no, np.full(batch, "no_fixed_point"),
         torch.zeros(batch, dtype=torch.int64, device=dev), zero, inf, zero, inf, inf,
         inf, no, no, inf, inf, inf,
-        ("lam = 0: the spins of W's last column have zero precision "
-         "(beta lam_i - V_i = 0); no positive variance fixed point",) * nb,
+        np.full(batch, "lam = 0: the spins of W's last column have zero precision "
+                "(beta lam_i - V_i = 0); no positive variance fixed point"),
     )  # fmt: skip
 
 
@@ -394,7 +421,7 @@ def _jacobian_spectrum(G, J2, lam_i, v, beta, solver, has_fp, batch):
     w = beta * v  # = 1 / (lam_i - R_i), independent of beta
     K = G.clone()
     diag = lam_i - G.diagonal(dim1=-2, dim2=-1)  # = lam (exactly: lam_i = lam + G_ii)
-    if solver == "amp-paper":
+    if not get_solver(solver).reaction_term:  # eq. 34a without -V_i m_i
         R = beta * (v.unsqueeze(-2) @ J2).squeeze(-2)
         diag = diag - R
     K.diagonal(dim1=-2, dim2=-1).add_(diag)
@@ -436,11 +463,8 @@ def _reason(hf, vo, nf, c, ok, cv, r, d0, mg, mn, max_iter) -> str:
     return f"radius {r:.6g} < 1 but ~{cv:.3g} iterations > max_iter = {max_iter}"
 
 
-def stability_from_matrices(
-    G: torch.Tensor,
-    J2: torch.Tensor,
-    lam_i: torch.Tensor,
-    lam: float,
+def stability_from_operators(
+    ops: Operators,
     beta: float,
     *,
     solver: str,
@@ -448,12 +472,13 @@ def stability_from_matrices(
     tol: float,
     max_iter: int,
 ) -> StabilityResult:
-    """:func:`amp_stability` from the dense ``G`` (*batch, n, n), ``J^2`` (zero diagonal)
-    and ``lam_i = lam + diag(G)``: for callers that hold the matrices already (sweeps).
-    Arguments are not validated here."""
-    G = G.to(torch.float64)
-    J2 = J2.to(torch.float64)
-    lam_i = lam_i.to(torch.float64)
+    """:func:`amp_stability` from the :class:`~spinglass_icl.solvers.operators.Operators`
+    of a batch (dense ``G``, ``J^2`` and ``lam_i``; dense or pair backend): for callers
+    that hold them already (sweeps). Arguments are not validated here."""
+    lam = ops.lam
+    G = ops.gram.to(torch.float64)
+    J2 = ops.j2.to(torch.float64)
+    lam_i = ops.lam_i.to(torch.float64)
     batch = tuple(lam_i.shape[:-1])
     dev, dt = G.device, G.dtype
     if lam <= 0:  # degenerate: the zero-column spins have no precision
@@ -487,7 +512,7 @@ def stability_from_matrices(
         tol=tol,
         max_iter=max_iter,
         has_fixed_point=has_fp,
-        variance_status=tuple(vstat),
+        variance_status=np.asarray(vstat, dtype=str).reshape(batch),
         variance_iterations=n_v,
         margin=margin,
         variance_rate=vrate,
@@ -500,7 +525,7 @@ def stability_from_matrices(
         damping_min=dmin,
         damping_opt=dopt,
         radius_opt=ropt,
-        reason=tuple(reasons),
+        reason=np.asarray(reasons, dtype=str).reshape(batch),
     )
 
 
@@ -548,13 +573,8 @@ def resolve_auto_damping(
     meaningless (``exact``) or not analysed (``rbp``), and a ParameterError is raised
     for ``rbp``.
     """
-    if solver == "exact":
-        return 0.0, "not used by the exact solver"
-    if solver not in STABILITY_SOLVERS:
-        raise ParameterError(
-            f"damping auto needs solver amp or amp-paper (the stability analysis of "
-            f"docs/amp-stability.md), got solver={solver!r}"
-        )
+    if not check_auto_damping(solver).uses_damping:
+        return 0.0, f"not used by the {solver} solver"
     st = amp_stability(instance, beta, solver=solver, damping=0.5, tol=tol, max_iter=max_iter)
     return batch_auto_damping(st)
 
@@ -565,7 +585,9 @@ def batch_auto_damping(st: StabilityResult) -> tuple[float, str]:
     d = auto_damping(st).reshape(-1)
     n_bad = int(torch.isnan(d).sum())
     if n_bad == d.numel():
-        why = st.reason[0] if d.numel() == 1 else f"{n_bad} of {d.numel()} instances"
+        why = (
+            str(st.reason.reshape(-1)[0]) if d.numel() == 1 else f"{n_bad} of {d.numel()} instances"
+        )
         return AUTO_DAMPING_GRID[-1], f"{AUTO_DAMPING_GRID[-1]:g} (no damping can converge: {why})"
     chosen = float(d[~torch.isnan(d)].max())
     note = f"{chosen:g} (smallest on the grid 0, 0.05, ..., 0.95, 0.99 predicted to converge)"
@@ -617,12 +639,6 @@ def block_moments(D: int, N: int, convention: str = "authors") -> dict:
     }
 
 
-def block_variances(D: int, N: int, convention: str = "authors") -> tuple[float, float]:
-    """Mean diagonal couplings ``(g_A, g_B)`` of the W11 and W21 spins (exact)."""
-    bm = block_moments(D, N, convention)
-    return bm["g_A"], bm["g_B"]
-
-
 def closed_form(
     D: int, N: int, P: float, lam: float, convention: str = "authors", solver: str = "amp"
 ) -> dict:
@@ -662,7 +678,7 @@ def closed_form(
     if not ok:
         return {"has_fixed_point": False, "x": math.inf, "y": math.inf, "mu_max": math.inf}
     sA = sB = 0.0
-    if solver == "amp-paper":
+    if not get_solver(solver, need="stability").reaction_term:
         sA, sB = -RA, -RB
     mu_A = x * (lam + sA + gA * (1 + D / math.sqrt(P)) ** 2)
     mu_B = y * (lam + sB + gB * (1 + math.sqrt(D / P)) ** 2)

@@ -16,21 +16,13 @@
 * :mod:`.executors` -- :func:`run_sweep` with the ``serial``, ``local``, ``dask`` and
   ``slurm`` executors;
 * :mod:`.slurm` -- the ``slurm`` executor: worker jobs submitted through dask-jobqueue,
-  their options (:class:`~.slurm.SlurmOptions`);
-* :mod:`spinglass_icl.solvers.matfree` -- the matrix-free large-D solvers, re-exported
-  here (:func:`make_lowrank_instance`, :func:`solve_matfree`, ...); a spec with
-  ``matfree = true`` uses them in a sweep.
+  their options (:class:`~.slurm.SlurmOptions`).
+
+Any registered solver (:func:`spinglass_icl.solvers.register_solver`) can be swept; a
+spec with ``matfree = true`` uses the matrix-free backend
+(:mod:`spinglass_icl.solvers.matfree`).
 """
 
-from ..solvers.lowrank import solve_amp_batched
-from ..solvers.matfree import (
-    LowRankInstance,
-    lowrank_instance,
-    make_lowrank_instance,
-    solve_amp_matfree,
-    solve_cg,
-    solve_matfree,
-)
 from .executors import EXECUTORS, run_sweep
 from .plan import plan_chunks
 from .rows import run_chunk
@@ -40,7 +32,6 @@ from .store import Store, create_or_open_store, open_store
 __all__ = [
     "DATA_PARAMS",
     "EXECUTORS",
-    "LowRankInstance",
     "OBSERVABLES",
     "PARAMS",
     "Store",
@@ -48,14 +39,8 @@ __all__ = [
     "Task",
     "create_or_open_store",
     "derive_seed",
-    "lowrank_instance",
-    "make_lowrank_instance",
     "open_store",
     "plan_chunks",
     "run_chunk",
     "run_sweep",
-    "solve_amp_batched",
-    "solve_amp_matfree",
-    "solve_cg",
-    "solve_matfree",
 ]

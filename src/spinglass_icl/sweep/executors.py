@@ -43,6 +43,7 @@ from ..resources import (
     matfree_solve_bytes,
     sweep_bytes,
 )
+from ..solvers import get_solver
 from ..tasks import resolve_device
 from .plan import CPU_BATCH_BYTES, DEFAULT_BATCH_BYTES, plan_chunks
 from .rows import iter_chunk_rows, run_chunk, spec_fields
@@ -367,7 +368,7 @@ def _check_sweep_memory(spec, executor, workers, scheduler, batched, batch_bytes
 
     D, N, P = max(values("D")), max(values("N")), max(values("P"))
     solvers = values("solver")
-    worst = "rbp" if "rbp" in solvers else ("amp" if set(solvers) - {"exact"} else "exact")
+    worst = max(solvers, key=lambda s: get_solver(s).dense_matrices)
     if spec.matfree:
         one = matfree_solve_bytes(D, N, P, spec.test_tasks)
     else:

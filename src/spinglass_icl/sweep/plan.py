@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from ..solvers.lowrank import use_lowrank_matvec
+from ..solvers import get_solver
+from ..solvers.operators import use_lowrank_matvec
 from .spec import Task
 
 __all__ = ["CPU_BATCH_BYTES", "DEFAULT_BATCH_BYTES", "batch_size_for", "plan_chunks"]
@@ -32,11 +33,12 @@ def batch_size_for(
 ) -> int:
     """Largest batch whose dense solver state fits ``budget`` bytes (at least 1).
 
-    Per instance: ``P n`` features plus about 4 (exact, amp) or more (rbp: messages on
-    every pair, 6) ``n x n`` matrices, ``n = (D+1)^2``.
+    Per instance: ``P n`` features plus the solver's
+    :attr:`~spinglass_icl.solvers.Solver.batch_matrices` ``n x n`` matrices (4 for exact
+    and AMP, 6 for rbp: messages on every pair), ``n = (D+1)^2``.
     """
     n = (D + 1) ** 2
-    mats = 6 if solver == "rbp" else 4
+    mats = get_solver(solver).batch_matrices
     per = itemsize * (P * n + mats * n * n)
     return max(1, int(budget // per))
 
@@ -75,7 +77,7 @@ def plan_chunks(
     for group, ts in groups.items():
         D, P, solver = group[0], group[1], group[4]
         low = use_lowrank_matvec(P, (D + 1) ** 2, itemsize)
-        mats = 1 if solver in ("amp", "amp-paper") and low else 2
+        mats = 1 if get_solver(solver).factor_matvec and low else 2
         b = _batch_cap(D, P, solver, mats, itemsize, budget, cache_bytes, max_batch)
         chunks.extend(_balanced(ts, b))
     return chunks
@@ -120,7 +122,7 @@ def _plan_nested(tasks, max_batch, budget, itemsize, cache_bytes) -> list[list[T
     for key, fs in kinds.items():
         D, pts = key[0], key[-1]
         Pmax = max(x[0] for x in pts)
-        solver = "rbp" if any(x[3] == "rbp" for x in pts) else pts[0][3]
+        solver = max((x[3] for x in pts), key=lambda s: get_solver(s).batch_matrices)
         b = _batch_cap(D, Pmax, solver, 1, itemsize, budget, cache_bytes, max_batch)
         chunks.extend([t for f in part for t in f] for part in _balanced(fs, b))
     return chunks

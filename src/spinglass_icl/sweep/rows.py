@@ -2,13 +2,14 @@
 
 Every task's instance is drawn from its own derived seed exactly as
 :func:`~spinglass_icl.hamiltonian.make_instance` would draw it alone. With
-``batched=True`` a chunk (:mod:`.plan`) is solved as one batch by the kernels of
-:mod:`spinglass_icl.solvers.lowrank`: the factors of its instances are stacked (the
-prefactor of each task's own N folded into ``u``, so tasks of different N share a
-batch) and every path hands back one :class:`~spinglass_icl.solvers.SolverResult` for
-the chunk. Rows then get their observables from :mod:`spinglass_icl.observables`: the
-contrast, and the test error of all converged rows of equal N in one call (the closed
-form by default, or Monte Carlo on the shared test prompts).
+``batched=True`` a chunk (:mod:`.plan`) is solved as one batch on its pair-Gram
+operators (:class:`~spinglass_icl.solvers.PairOperators`): the factors of its
+instances are stacked (the prefactor of each task's own N folded into ``u``, so tasks
+of different N share a batch) and every path hands back one
+:class:`~spinglass_icl.solvers.SolverResult` for the chunk. Rows then get their
+observables from :mod:`spinglass_icl.observables`: the contrast, and the test error of
+all converged rows of equal N in one call (the closed form by default, or Monte Carlo
+on the shared test prompts).
 """
 
 from __future__ import annotations
@@ -16,22 +17,24 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
 from ..hamiltonian import build_instance
 from ..observables import contrast, spins_to_W, test_error
 from ..precision import Precision
-from ..solvers import SolverConfig, SolverResult, solve
-from ..solvers.lowrank import PairSystem, solve_factors, solve_pair_system
-from ..solvers.matfree import (
-    CG_MAX_ITER,
-    CG_TOL,
-    make_lowrank_instance,
-    solve_amp_matfree,
-    solve_cg,
+from ..solvers import (
+    Operators,
+    PairOperators,
+    SolverConfig,
+    SolverResult,
+    get_solver,
+    operators_for,
+    solve,
 )
+from ..solvers.lowrank import PairSystem
+from ..solvers.matfree import make_lowrank_instance
 from ..tasks import Factors, draw_factors, factors_range
 from .spec import SweepSpec, Task
 
@@ -56,37 +59,35 @@ class RowOptions:
     def solver_config(self, params: dict, damping: float | None = None) -> SolverConfig:
         """The :class:`SolverConfig` of a task's parameters and the spec's options.
 
-        With ``damping = "auto"`` in the options the AMP paths pass the damping they
-        resolved (:func:`_auto_damping`); the exact solver does not use it."""
+        A direct solver (not :attr:`~spinglass_icl.solvers.Solver.iterative`: ``exact``)
+        takes its own settings, not the spec's iteration options. With
+        ``damping = "auto"`` in the options the paths of solvers that use damping pass
+        the damping they resolved (:func:`_auto_damping`)."""
+        solver = get_solver(params["solver"])
+        if not solver.iterative:
+            return SolverConfig(solver.name, beta=params["beta"])
         opts = dict(self.solver_options)
         if damping is not None:
             opts["damping"] = damping
         elif opts["damping"] == "auto":
-            if params["solver"] in ("amp", "amp-paper"):
+            if solver.uses_damping:
                 raise ValueError("damping auto must be resolved before making the config")
-            opts["damping"] = 0.5  # not used by the exact solver
-        return SolverConfig(solver=params["solver"], beta=params["beta"], **opts)
+            opts["damping"] = None  # not used: the solver's default
+        return SolverConfig(solver.name, beta=params["beta"], **opts)
 
 
-def _auto_damping(
-    opts: RowOptions, params: dict, u: torch.Tensor, q: torch.Tensor, lam: float
-) -> float | None:
-    """``damping = "auto"``: one damping for a batch given by its factors (c folded into
-    ``u``; *batch, P, k), from the AMP stability analysis (docs/amp-stability.md); None
-    when the options give a number or the solver is not AMP."""
-    if opts.solver_options["damping"] != "auto" or params["solver"] not in ("amp", "amp-paper"):
+def _auto_damping(opts: RowOptions, params: dict, ops: Operators) -> float | None:
+    """``damping = "auto"``: one damping for a batch given by its operators, from the
+    AMP stability analysis (docs/amp-stability.md); None when the options give a number
+    or the solver does not use damping."""
+    solver = get_solver(params["solver"])
+    if opts.solver_options["damping"] != "auto" or not solver.uses_damping:
         return None
-    from ..solvers.stability import batch_auto_damping, stability_from_matrices
+    from ..solvers.stability import batch_auto_damping, stability_from_operators
 
-    P, k = u.shape[-2], u.shape[-1]
-    s = (u[..., :, None] * q[..., None, :]).reshape(*u.shape[:-2], P, k * k).double()
-    G = s.transpose(-1, -2) @ s / P
-    J2 = G * G
-    J2.diagonal(dim1=-2, dim2=-1).zero_()
-    st = stability_from_matrices(
-        G, J2, lam + G.diagonal(dim1=-2, dim2=-1), lam, params["beta"],
-        solver=params["solver"], damping=0.5, tol=opts.solver_options["tol"],
-        max_iter=opts.solver_options["max_iter"],
+    st = stability_from_operators(
+        ops, params["beta"], solver=solver.name, damping=0.5,
+        tol=opts.solver_options["tol"], max_iter=opts.solver_options["max_iter"],
     )  # fmt: skip
     return batch_auto_damping(st)[0]
 
@@ -159,29 +160,17 @@ def _nested_steps(
             seg.append((f.u * f.config.prefactor, f.q, f.y))
         system.extend(*(torch.stack([x[j] for x in seg]) for j in range(3)))
         del seg
-        Gs, h, gd = system.normalized()
-        cache: dict = {}
+        # one set of operators per P: every (lam, beta, solver) shares their matrices
+        ops = system.operators(tasks[0].params["lam"], matrix_dtype=prec.matrix_dtype)
         step: list[int] = []
         parts: list[SolverResult] = []
         for (lam, beta, solver), idx in points[P].items():
             pt = {"solver": solver, "beta": beta}
-            cfg = opts.solver_config(pt, _auto_damping(opts, pt, system.u, system.q, lam))
-            parts.append(
-                solve_pair_system(
-                    Gs,
-                    h,
-                    gd,
-                    system.u,
-                    system.q,
-                    1.0 / P,
-                    lam,
-                    cfg,
-                    matrix_dtype=prec.matrix_dtype,
-                    ops_cache=cache,
-                )  # fmt: skip
-            )
+            ops_lam = ops.with_lam(lam)
+            cfg = opts.solver_config(pt, _auto_damping(opts, pt, ops_lam))
+            parts.append(solve(ops_lam, cfg, warn=False))
             step.extend(idx)
-        del cache
+        del ops
         yield step, SolverResult.cat(parts)
 
 
@@ -194,11 +183,7 @@ def _matfree_result(tasks, opts: RowOptions, dev, prec: Precision) -> SolverResu
             p["D"], p["N"], p["P"], p["lam"], convention=p["convention"], noise=p["noise"],
             seed=t.seed, device=dev, dtype=prec.dtype, sampler=opts.sampler,
         )  # fmt: skip
-        cfg = opts.solver_config(p)
-        if cfg.solver == "exact":  # CG to its own tolerance and cap, not the AMP options'
-            parts.append(solve_cg(inst, replace(cfg, tol=CG_TOL, max_iter=CG_MAX_ITER)))
-        else:
-            parts.append(solve_amp_matfree(inst, cfg))
+        parts.append(solve(inst, opts.solver_config(p), backend="matfree", warn=False))
     return SolverResult.cat(parts)
 
 
@@ -214,8 +199,9 @@ def _batched_result(tasks, opts: RowOptions, dev, prec: Precision) -> SolverResu
     y = torch.stack([pr.y for pr in prs])
     del prs
     p = tasks[0].params
-    cfg = opts.solver_config(p, _auto_damping(opts, p, u, q, p["lam"]))
-    return solve_factors(u, q, y, 1.0, p["lam"], cfg, matrix_dtype=prec.matrix_dtype)
+    ops = PairOperators.of_factors(u, q, y, 1.0, p["lam"], matrix_dtype=prec.matrix_dtype)
+    cfg = opts.solver_config(p, _auto_damping(opts, p, ops))
+    return solve(ops, cfg, warn=False)
 
 
 def _per_instance_result(tasks, opts: RowOptions, dev, prec: Precision) -> SolverResult:
@@ -224,16 +210,9 @@ def _per_instance_result(tasks, opts: RowOptions, dev, prec: Precision) -> Solve
     for t in tasks:
         f = _factors(t, dev, prec.dtype, opts.nested_p, opts.sampler)
         inst = build_instance(f, t.params["lam"])
-        d = None
-        if opts.solver_options["damping"] == "auto" and t.params["solver"] != "exact":
-            from ..solvers.stability import resolve_auto_damping
-
-            o = opts.solver_options
-            d = resolve_auto_damping(
-                inst, t.params["solver"], beta=t.params["beta"], tol=o["tol"],
-                max_iter=o["max_iter"],
-            )[0]  # fmt: skip
-        parts.append(solve(inst, opts.solver_config(t.params, d), warn=False))
+        ops = operators_for(inst, get_solver(t.params["solver"]))
+        d = _auto_damping(opts, t.params, ops)
+        parts.append(solve(ops, opts.solver_config(t.params, d), warn=False))
     return SolverResult.cat(parts)
 
 
@@ -286,12 +265,19 @@ def iter_chunk_rows(
             yield _make_rows([tasks[i] for i in idx], res, opts, batched, t0)
             t0 = time.perf_counter()
         return
-    elif batched and (len(tasks) > 1 or tasks[0].params["solver"] in ("amp", "amp-paper")):
-        # a batch of one AMP task still gains from the factor-based kernel
+    elif batched and _pair_batch(tasks):
         res = _batched_result(tasks, opts, dev, prec)
     else:
         res = _per_instance_result(tasks, opts, dev, prec)
     yield _make_rows(tasks, res, opts, batched, t0)
+
+
+def _pair_batch(tasks: Sequence[Task]) -> bool:
+    """Whether a chunk is solved as one batch on pair operators: its solver runs on them,
+    and it has more than one task or the solver's kernel gains even for one (it applies
+    ``G`` through the factors)."""
+    solver = get_solver(tasks[0].params["solver"])
+    return "pair" in solver.backends and (len(tasks) > 1 or solver.factor_matvec)
 
 
 def run_chunk(
@@ -379,7 +365,7 @@ def _make_rows(tasks, res: SolverResult, opts: RowOptions, batched: bool, t0) ->
     if opts.store_arrays:
         for i, row in enumerate(rows):
             row["m"] = ms[i].detach().double().cpu().numpy()
-            row["v"] = res.v[i].detach().double().cpu().numpy()
+            row["v"] = None if res.v is None else res.v[i].detach().double().cpu().numpy()
     seconds = (time.perf_counter() - t0) / len(tasks)
     for row in rows:
         row["seconds"] = seconds

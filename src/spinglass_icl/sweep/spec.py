@@ -22,6 +22,7 @@ import dataclasses
 import itertools
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,14 @@ from .. import storage
 from ..conventions import CONVENTIONS, DEFAULT_CONVENTION
 from ..errors import ConfigError, ParameterError, check_choice, check_float, check_int
 from ..observables import CONTRASTS
-from ..solvers import SOLVERS
+from ..solvers import (
+    DEFAULT_SOLVER,
+    PAPER_SETTINGS,
+    Settings,
+    check_auto_damping,
+    get_solver,
+    solver_names,
+)
 from ..tasks import SAMPLERS, TaskConfig
 
 __all__ = [
@@ -57,12 +65,12 @@ TEST_ERRORS: tuple[str, ...] = ("exact", "mc")
 DEFAULTS: dict[str, Any] = {
     "beta": 100.0,
     "convention": DEFAULT_CONVENTION,
-    "solver": "amp",
+    "solver": DEFAULT_SOLVER,
     "noise": 0.0,
 }
-#: solver options and their defaults (the authors' AMP settings,
-#: docs/solvers.md#convergence-and-divergence)
-SOLVER_OPTIONS: dict[str, Any] = {"damping": 0.9, "tol": 1e-6, "max_iter": 2000}
+#: solver options and their defaults: the authors' AMP settings
+#: (:data:`~spinglass_icl.solvers.PAPER_SETTINGS`; docs/solvers.md#convergence-and-divergence)
+SOLVER_OPTIONS: dict[str, Any] = PAPER_SETTINGS.as_dict()
 
 _SEED_MASK = (1 << 63) - 1
 
@@ -95,7 +103,7 @@ def _check_value(name: str, value: Any) -> Any:
     if name == "convention":
         return check_choice(name, value, CONVENTIONS)
     if name == "solver":
-        return check_choice(name, value, SOLVERS)
+        return get_solver(value).name
     raise ParameterError(f"sweep parameter must be one of {', '.join(PARAMS)}; got {name!r}")
 
 
@@ -277,20 +285,14 @@ class SweepSpec:
                 )
             opts[k] = v
         if opts["damping"] == "auto":  # per batch, from the AMP stability analysis
-            solvers = self.grid.get("solver", [self.fixed.get("solver", "amp")])
-            if any(s_ not in ("amp", "amp-paper", "exact") for s_ in solvers):
-                raise ParameterError(
-                    "damping auto needs the solvers amp, amp-paper or exact "
-                    f"(docs/amp-stability.md), got {solvers}"
-                )
+            for s_ in self.grid.get("solver", [self.fixed.get("solver", DEFAULT_SOLVER)]):
+                check_auto_damping(s_)
             if self.matfree:
                 raise ParameterError("damping auto is not available with matfree = true")
-        else:
-            opts["damping"] = check_float(
-                "damping", opts["damping"], low=0.0, high=1.0, high_open=True
-            )
-        opts["tol"] = check_float("tol", opts["tol"], low=0.0, low_open=True)
-        opts["max_iter"] = check_int("max_iter", opts["max_iter"])
+        # the numbers are checked as every solver's settings are (Settings)
+        numbers = {k: v for k, v in opts.items() if v != "auto"}
+        checked = Settings(**{"damping": 0.5, **numbers})  # (auto: a placeholder)
+        opts.update({k: getattr(checked, k) for k in numbers})
         object.__setattr__(self, "solver_options", opts)
 
     def _check_options(self) -> None:
@@ -313,9 +315,16 @@ class SweepSpec:
                 "its prompts in chunks of its own)"
             )
         check_choice("sampler", self.sampler, SAMPLERS)
-        solvers = self.grid.get("solver", [self.fixed.get("solver")])
-        if self.matfree and "rbp" in solvers:
-            raise ParameterError("solver must be exact, amp or amp-paper when matfree = true")
+        for s_ in self.grid.get("solver", [self.fixed.get("solver")]):
+            if self.matfree and not get_solver(s_).matrix_free:
+                raise ParameterError(
+                    f"solver must be one of {', '.join(solver_names(matrix_free=True))} when "
+                    f"matfree = true, got {s_!r}"
+                )
+            elif self.nested_p and "pair" not in get_solver(s_).backends:
+                raise ParameterError(
+                    f"solver must run on the pair backend when nested_p = true, got {s_!r}"
+                )
 
     # ------------------------------------------------------------------ size
     @property
@@ -420,15 +429,10 @@ class SweepSpec:
         Raises :class:`ConfigError` for a missing or unreadable file and
         :class:`ParameterError` (naming the field) for a bad value.
         """
-        try:
+        if sys.version_info >= (3, 11):
             import tomllib
-        except ModuleNotFoundError:  # Python 3.10
-            try:
-                import tomli as tomllib  # type: ignore[no-redef]
-            except ModuleNotFoundError:
-                raise ConfigError(
-                    "reading TOML needs Python >= 3.11 or `pip install tomli`"
-                ) from None
+        else:  # Python 3.10: tomli is a dependency there (pyproject.toml)
+            import tomli as tomllib
         path = Path(path)
         try:
             from ..safeio import check_input_file

@@ -13,7 +13,7 @@ import torch
 
 from .conventions import DEFAULT_CONVENTION, get_convention
 from .errors import ParameterError, as_float_tensor, check_choice, check_float, check_int
-from .tasks import make_generator, sample_prompts
+from .tasks import TaskConfig, TaskMoments, make_generator, sample_prompts
 from .weights import W_to_spins, WBlocks, blocks, spins_to_W
 
 __all__ = [
@@ -28,7 +28,12 @@ __all__ = [
     "test_error",
     "exact_test_error",
     "relative_exact_test_error",
+    "moment_test_error",
+    "TEST_KINDS",
 ]
+
+#: test tasks: fresh tasks (in-context error e_ICL) or the training pool's (e_IDG)
+TEST_KINDS: tuple[str, ...] = ("icl", "idg")
 
 #: contrast-ratio variants: text formula over W11 (default), over the whole W, cosine to I
 CONTRASTS: tuple[str, ...] = ("w11", "full", "cosine")
@@ -122,6 +127,8 @@ def test_error(
     seed: int = 12345,
     chunk: int = 20_000,
     exact: bool = False,
+    task: TaskConfig | None = None,
+    kind: str = "icl",
 ) -> TestError:
     """Test error of W (spins or matrix, batch dims allowed) on fresh tasks.
 
@@ -131,9 +138,18 @@ def test_error(
     (a fourth-moment Gaussian computation, docs/theory.md) is returned instead, with
     ``stderr = 0`` and ``n_tasks = 0``: no sampling noise at all.
     ``E y~^2 = scale^2 D + noise^2`` sets ``relative``.
+
+    With a task distribution ``task`` (a :class:`~spinglass_icl.tasks.TaskConfig`; then
+    its N, convention and noise are used), ``kind`` picks the test tasks: ``"icl"``
+    fresh tasks of its law (the in-context error e_ICL), ``"idg"`` tasks drawn
+    uniformly from its training pool (the in-distribution error e_IDG; the same as
+    ``"icl"`` without a pool); ``exact=True`` then uses :meth:`TaskConfig.exact_test_error`.
     """
     W = _weights("W", W)
     D = W.shape[-1] - 1
+    check_choice("kind", kind, TEST_KINDS)
+    if task is not None:
+        return _task_test_error(W, task, kind, n_tasks, seed, chunk, exact)
     N = check_int("N", N)
     conv = get_convention(convention)
     if exact:
@@ -152,6 +168,55 @@ def test_error(
     var = (sq / n_tasks - mean * mean).clamp_min(0.0)
     stderr = (var / max(n_tasks - 1, 1)).sqrt()
     return TestError(mean, stderr, mean / conv.label_variance(D, noise), n_tasks)
+
+
+def _task_test_error(W, task, kind, n_tasks, seed, chunk, exact) -> TestError:
+    """:func:`test_error` over the test tasks of ``kind`` of a task distribution."""
+    if not isinstance(task, TaskConfig):
+        raise ParameterError(f"task must be a TaskConfig, got {type(task).__name__}")
+    if W.shape[-1] - 1 != task.D:
+        raise ParameterError(f"W must be ({task.D + 1}, {task.D + 1}) for D = {task.D}")
+    var = task.label_variance(kind)
+    if exact:
+        err = task.exact_test_error(W, kind)
+        return TestError(err, torch.zeros_like(err), err / var, 0)
+    n_tasks = check_int("n_tasks", n_tasks)
+    law = _test_law(task, kind)
+    c = task.prefactor
+    sums = torch.zeros(W.shape[:-2], dtype=torch.float64, device=W.device)
+    sq = torch.zeros_like(sums)
+    eq = "pa,...ab,pb->...p" if W.dim() > 2 else "...pa,...ab,...pb->...p"
+    for u, q, y in _law_test_set(law, n_tasks, seed, chunk, W.device, W.dtype):
+        err = (y - c * torch.einsum(eq, u, W, q)).double() ** 2
+        sums += err.sum(-1)
+        sq += (err * err).sum(-1)
+    mean = sums / n_tasks
+    stderr = ((sq / n_tasks - mean * mean).clamp_min(0.0) / max(n_tasks - 1, 1)).sqrt()
+    return TestError(mean, stderr, mean / var, n_tasks)
+
+
+def _test_law(task: TaskConfig, kind: str) -> TaskConfig:
+    """The prompt law of the test tasks of ``kind`` (P = 1; the sampler sets P)."""
+    import dataclasses
+
+    if kind == "icl" or task.tasks is None:
+        return dataclasses.replace(task, P=1, tasks=None)
+    return dataclasses.replace(task, P=1, assignment="uniform")
+
+
+@functools.lru_cache(maxsize=32)
+def _law_test_set(law, n_tasks, seed, chunk, device, dtype):
+    """Test prompts of a task law (as :func:`_test_set`), kept as their factors."""
+    import dataclasses
+
+    g = make_generator(seed)
+    out, done = [], 0
+    while done < n_tasks:
+        k = min(chunk, n_tasks - done)
+        pr = sample_prompts(dataclasses.replace(law, P=k), generator=g, device=device, dtype=dtype)
+        out.append((pr.u, pr.q, pr.y))
+        done += k
+    return tuple(out)
 
 
 @functools.lru_cache(maxsize=32)
@@ -254,3 +319,62 @@ def relative_exact_test_error(
     square = W.dim() > 1 and W.shape[-2] == n
     D = n - 1 if square else math.isqrt(n) - 1
     return err / get_convention(convention).label_variance(D, noise)
+
+
+def moment_test_error(
+    W: torch.Tensor,
+    N: int,
+    convention: str,
+    noise: float,
+    moments: TaskMoments,
+) -> torch.Tensor:
+    """Closed-form ``E (y~ - y^)^2`` of the SLA with weights W (eq. 2, 40) over test
+    tasks with the given moments (docs/theory.md#task-diversity).
+
+    Given the task w, the query average and Isserlis' theorem give (``A = W11``,
+    ``r = W21``, ``v = s^2 |w|^2 + sigma^2``)::
+
+        e(w) = s^2 |w|^2 + sigma^2 - 2 c s^2 N w.A w - 2 c s N v w.r
+               + c^2 [N v ||A||_F^2 + N (N+1) s^2 |A^T w|^2
+                      + 2 N (N+2) s v r.A^T w + N (N+2) v^2 |r|^2]
+
+    which is quadratic in ``w w^T`` except for the ``v w`` and ``v^2`` terms, so its
+    mean needs ``E w``, ``E w w^T``, ``E |w|^2 w`` and ``E |w|^4`` only. With Gaussian
+    moments it is :func:`exact_test_error`; with a pool's empirical moments it is the
+    exact in-distribution error e_IDG of that pool.
+    """
+    W = _weights("W", W).to(torch.float64)
+    D = W.shape[-1] - 1
+    N = check_int("N", N)
+    noise = check_float("noise", noise, low=0.0)
+    if moments.mean.shape[-1] != D:
+        raise ParameterError(f"moments must be of tasks of dimension D = {D}")
+    conv = get_convention(convention)
+    s2 = conv.label_scale(D) ** 2
+    s = s2**0.5
+    c = conv.prefactor(D, N)
+    var = noise**2
+    dev = W.device
+    m1 = moments.mean.to(dev, torch.float64)
+    M2 = moments.second.to(dev, torch.float64)
+    T3 = moments.third.to(dev, torch.float64)
+    t2 = M2.diagonal().sum()
+    A = W[..., :D, :D]
+    r = W[..., D, :D]
+    trAM = (A * M2).sum((-2, -1))  # E w.A w = tr(A M2) (M2 symmetric)
+    AAM = ((A.transpose(-1, -2) @ M2) * A.transpose(-1, -2)).sum((-2, -1))  # E |A^T w|^2
+    vw = s2 * T3 + var * m1  # E v w
+    Ev = s2 * t2 + var
+    Ev2 = s2 * s2 * moments.fourth + 2 * s2 * var * t2 + var * var
+    Ar = (A @ r[..., None])[..., 0]  # A r, so that r.A^T w = (A r).w
+    fro2 = (A * A).sum((-2, -1))
+    return (
+        s2 * t2
+        + var
+        - 2 * c * s2 * N * trAM
+        - 2 * c * s * N * (r * vw).sum(-1)
+        + c * c * N * Ev * fro2
+        + c * c * N * (N + 1) * s2 * AAM
+        + 2 * c * c * N * (N + 2) * s * (Ar * vw).sum(-1)
+        + c * c * N * (N + 2) * Ev2 * (r * r).sum(-1)
+    )

@@ -402,3 +402,15 @@ def test_cli_table(capsys):
     assert rc == 0
     assert "K = 2  (kappa = 0.6667)" in text and "K = None  (kappa = inf)" in text
     assert "dmmse" in text and "theory" in text
+
+
+def test_amp_rows_equal_exact_where_amp_converges():
+    """AMP with the Onsager term has the exact mean: where it converges, its e_ICL and
+    e_IDG are the exact solution's (1e-6); unconverged instances are left out with a
+    warning, never averaged in."""
+    kw = dict(noise=0.1, lam=0.5, convention="normalized", averages=3, baselines=False)
+    ex = task_diversity(4, 40, 160, [16], **kw)[0]
+    amp = task_diversity(4, 40, 160, [16], solver="amp", **kw)[0]
+    assert amp.estimator == "amp"
+    assert amp.icl == pytest.approx(ex.icl, rel=1e-6)
+    assert amp.idg == pytest.approx(ex.idg, rel=1e-6)

@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .errors import ParameterError, check_choice, check_float, check_int
+from .errors import ConvergenceWarning, ParameterError, check_choice, check_float, check_int
 from .tasks import Factors, TaskConfig
 
 __all__ = [
@@ -327,12 +328,19 @@ class DiversityRow:
 
 
 def _row(K, D, est, icl, idg) -> DiversityRow:
+    """Mean and standard deviation over the averages (NaN ones, unconverged, left out)."""
     icl, idg = np.asarray(icl, float), np.asarray(idg, float)
     g = icl - idg
     kappa = math.inf if K is None else K / D
+    ok = np.isfinite(g)
+    if not ok.any():
+        nan = float("nan")
+        return DiversityRow(K, kappa, est, nan, nan, nan, nan, nan, nan)
+    icl, idg, g = icl[ok], idg[ok], g[ok]
     return DiversityRow(
-        K, kappa, est, icl.mean(), icl.std(), idg.mean(), idg.std(), g.mean(), g.std()
-    )
+        K, kappa, est, float(icl.mean()), float(icl.std()), float(idg.mean()),
+        float(idg.std()), float(g.mean()), float(g.std()),
+    )  # fmt: skip
 
 
 def task_diversity(
@@ -419,5 +427,15 @@ def _amp_weights(u, q, y, task, lam) -> torch.Tensor:
     from .solvers import solve
 
     inst = Instance(u=u, q=q, y=y, lam=lam, config=task)
-    res = solve(inst, "amp", beta=1e4, warn=False)
-    return spins_to_W(res.m)
+    res = solve(inst, "amp", beta=1e4, damping=0.5, tol=1e-9, max_iter=5000, warn=False)
+    W = spins_to_W(res.m)
+    bad = ~res.converged.reshape(-1)
+    if bool(bad.any()):
+        warnings.warn(
+            f"AMP did not converge on {int(bad.sum())} of {bad.numel()} instances at "
+            f"K = {task.tasks} (left out of the means; a larger lam helps)",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+        W[bad] = float("nan")
+    return W

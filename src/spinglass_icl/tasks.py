@@ -411,24 +411,67 @@ class TaskConfig:
     # ------------------------------------------------------------ test errors
     def exact_test_error(self, W: torch.Tensor, kind: str = "icl") -> torch.Tensor:
         """Closed-form ``E (y~ - y^)^2`` of weights W over test tasks of ``kind``
-        (:func:`spinglass_icl.observables.moment_test_error`)."""
-        from .observables import exact_test_error, moment_test_error
+        (:func:`spinglass_icl.testerrors.moment_test_error`; for fresh Gaussian tasks
+        :func:`~spinglass_icl.testerrors.exact_test_error` itself)."""
+        from .testerrors import exact_test_error, moment_test_error
 
-        if kind == "icl" or self.tasks is None:
-            check_choice("kind", kind, ("icl", "idg"))
-            if self.task_norm == "gaussian" and type(self).fresh_moments is (
-                TaskConfig.fresh_moments
-            ):
-                return exact_test_error(W, self.N, self.convention, self.noise)
+        check_choice("kind", kind, ("icl", "idg"))
+        fresh = kind == "icl" or self.tasks is None
+        gaussian = self.task_norm == "gaussian" and type(self)._fresh is TaskConfig._fresh
+        if fresh and gaussian and type(self).fresh_moments is TaskConfig.fresh_moments:
+            return exact_test_error(W, self.N, self.convention, self.noise)
         return moment_test_error(W, self.N, self.convention, self.noise, self.moments(kind))
 
-    def test_error(self, W: torch.Tensor, kind: str = "icl", **kw):
-        """Test error of W on fresh (``"icl"``) or training-pool (``"idg"``) tasks:
-        :func:`spinglass_icl.observables.test_error` with this distribution's test
-        prompts (Monte Carlo; ``exact=True`` for the closed form)."""
-        from .observables import test_error
+    def test_error(
+        self,
+        W: torch.Tensor,
+        kind: str = "icl",
+        *,
+        n_tasks: int = 10_000,
+        seed: int = 12345,
+        chunk: int = 20_000,
+        exact: bool = False,
+    ):
+        """:class:`~spinglass_icl.testerrors.TestError` of W (spins or matrices, batch
+        dims allowed) on fresh tasks (``kind="icl"``, e_ICL) or on tasks drawn uniformly
+        from the training pool (``"idg"``, e_IDG; the same as ``"icl"`` without a pool):
+        the Monte Carlo mean over ``n_tasks`` test prompts drawn from ``seed`` (the same
+        prompts for every W), or with ``exact=True`` the closed form
+        (:meth:`exact_test_error`, ``stderr = 0``, ``n_tasks = 0``)."""
+        from .testerrors import TestError, _weights, mc_test_error
 
-        return test_error(W, self.N, task=self, kind=kind, **kw)
+        check_choice("kind", kind, ("icl", "idg"))
+        W = _weights("W", W)
+        if W.shape[-1] - 1 != self.D:
+            raise ParameterError(f"W must be ({self.D + 1}, {self.D + 1}) for D = {self.D}")
+        var = self.label_variance(kind)
+        if exact:
+            err = self.exact_test_error(W, kind)
+            return TestError(err, torch.zeros_like(err), err / var, 0)
+        n_tasks = check_int("n_tasks", n_tasks)
+        chunk = check_int("chunk", chunk)
+        law = dataclasses.replace(self, P=1, tasks=None) if kind == "icl" else self
+        if kind == "idg" and self.tasks is not None:
+            law = dataclasses.replace(self, P=1, assignment="uniform")
+        elif kind == "idg":
+            law = dataclasses.replace(self, P=1)
+        sets = _law_test_set(law, n_tasks, seed, chunk, W.device, W.dtype)
+        return mc_test_error(W, sets, self.prefactor, var)
+
+
+@functools.lru_cache(maxsize=32)
+def _law_test_set(law: TaskConfig, n_tasks, seed, chunk, device, dtype):
+    """Test prompts of a task law, drawn in chunks from one generator seeded with
+    ``seed`` and kept as their factors (every W scored with the same arguments sees the
+    same prompts, drawn once per process)."""
+    g = make_generator(seed)
+    out, done = [], 0
+    while done < n_tasks:
+        k = min(chunk, n_tasks - done)
+        pr = sample_prompts(dataclasses.replace(law, P=k), generator=g, device=device, dtype=dtype)
+        out.append((pr.u, pr.q, pr.y))
+        done += k
+    return tuple(out)
 
 
 register_task(TaskConfig)

@@ -414,3 +414,10 @@ def test_amp_rows_equal_exact_where_amp_converges():
     assert amp.estimator == "amp"
     assert amp.icl == pytest.approx(ex.icl, rel=1e-6)
     assert amp.idg == pytest.approx(ex.idg, rel=1e-6)
+
+
+def test_cli_refuses_a_size_that_cannot_fit(capsys):
+    rc = main("task-diversity --D 3000 --N 4 --P 1000000 --tasks 4".split())
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert "needs about" in err and "--no-memory-check" in err

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from .errors import ConvergenceWarning, ParameterError, check_choice, check_float, check_int
+from .resources import check_memory
 from .tasks import Factors, TaskConfig
 
 __all__ = [
@@ -307,6 +308,24 @@ def baseline_errors(task: TaskConfig, contexts: TestContexts, seed: int = 0) -> 
 
 # ------------------------------------------------------------------ the curve
 
+#: instances solved together are limited to about this many bytes of working memory
+CHUNK_BYTES = 1 << 30
+
+
+def instance_bytes(D: int, N: int, P: int, solver: str = "exact") -> int:
+    """Working memory of one instance of :func:`task_diversity` (bytes, float64): the
+    factors and the operator's temporaries ``~8 P (D+1)`` numbers, plus the dual
+    ``P x P`` system, the dense ``n x n`` one or, for AMP, the package's dense couplings."""
+    n = D * (D + 1)
+    b = 8 * 8 * P * (D + 1)
+    if solver == "amp":
+        return b + 8 * 6 * (D + 1) ** 4
+    if P <= n:
+        return b + 8 * 2 * P * P
+    if n <= DENSE_MAX_WEIGHTS:
+        return b + 8 * (P * n + 2 * n * n)
+    return b
+
 
 @dataclass(frozen=True)
 class DiversityRow:
@@ -393,15 +412,23 @@ def task_diversity(
             for j in range(averages)
         ]
         cfgs[0].check_sizes()
-        facs = [sample_pool_factors(t, _seed(seed, K, j, "train")) for j, t in enumerate(cfgs)]
-        u = torch.stack([f.u for f in facs])
-        q = torch.stack([f.q for f in facs])
-        y = torch.stack([f.y for f in facs])
-        c = cfgs[0].prefactor
-        if solver == "exact":
-            W = exact_weights(u, q, y, c, lam)
-        else:
-            W = _amp_weights(u, q, y, cfgs[0], lam)
+        per = instance_bytes(D, N, P, solver)
+        if i == 0:
+            check_memory(per, f"task-diversity D={D} N={N} P={P}", "use a smaller D or P")
+        step = max(1, min(averages, int(CHUNK_BYTES // per)))
+        Ws = []
+        for lo in range(0, averages, step):
+            part = range(lo, min(averages, lo + step))
+            facs = [sample_pool_factors(cfgs[j], _seed(seed, K, j, "train")) for j in part]
+            u = torch.stack([f.u for f in facs])
+            q = torch.stack([f.q for f in facs])
+            y = torch.stack([f.y for f in facs])
+            del facs
+            if solver == "exact":
+                Ws.append(exact_weights(u, q, y, cfgs[0].prefactor, lam))
+            else:
+                Ws.append(_amp_weights(u, q, y, cfgs[0], lam))
+        W = torch.cat(Ws)
         icl = [float(t.exact_test_error(W[j], "icl")) for j, t in enumerate(cfgs)]
         idg = [float(t.exact_test_error(W[j], "idg")) for j, t in enumerate(cfgs)]
         rows.append(_row(K, D, solver, icl, idg))

@@ -10,7 +10,7 @@ import time
 
 from ..errors import ParameterError, check_float, check_int
 from ..tasks import ASSIGNMENTS, TASK_NORMS
-from .common import add_common, jsonable
+from .common import add_common, add_safety, jsonable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,6 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-baselines", action="store_true", help="skip dMMSE and ridge")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_common(p, device=False)
+    add_safety(p, force=False)
     p.set_defaults(func=run)
 
 
@@ -78,6 +79,7 @@ def _pool_size(text: str) -> int | None:
 def run(args: argparse.Namespace) -> int:
     from .. import __version__
     from ..diversity import task_diversity
+    from ..resources import memory_check
 
     tasks = [_pool_size(t) for t in args.tasks]
     D, N, P = check_int("D", args.D), check_int("N", args.N), check_int("P", args.P)
@@ -95,12 +97,13 @@ def run(args: argparse.Namespace) -> int:
         if not args.json and sys.stderr.isatty():
             print(f"\r  pool sizes done: {done}/{total}", end="", file=sys.stderr)
 
-    rows = task_diversity(
-        D, N, P, tasks, noise=noise, lam=lam, convention=args.convention,
-        task_norm=args.task_norm, assignment=args.assignment, averages=averages,
-        seed=args.seed, solver=args.solver, baselines=not args.no_baselines,
-        n_test=n_test, progress=progress,
-    )  # fmt: skip
+    with memory_check(not args.no_memory_check):
+        rows = task_diversity(
+            D, N, P, tasks, noise=noise, lam=lam, convention=args.convention,
+            task_norm=args.task_norm, assignment=args.assignment, averages=averages,
+            seed=args.seed, solver=args.solver, baselines=not args.no_baselines,
+            n_test=n_test, progress=progress,
+        )  # fmt: skip
     wall = time.perf_counter() - t0
     if not args.json and sys.stderr.isatty():
         print(file=sys.stderr)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
 
 import torch
 
@@ -17,12 +16,11 @@ from .errors import (
     as_float_tensor,
     check_choice,
     check_finite_batch,
-    check_float,
     check_int,
-    finite_derived,
     refuse_zero_batch,
 )
-from .tasks import make_generator, sample_prompts
+from .tasks import TaskConfig, make_generator, sample_prompts
+from .testerrors import TEST_KINDS, TestError, exact_test_error, moment_test_error
 from .weights import W_to_spins, WBlocks, blocks, spins_to_W
 
 __all__ = [
@@ -37,6 +35,8 @@ __all__ = [
     "test_error",
     "exact_test_error",
     "relative_exact_test_error",
+    "moment_test_error",
+    "TEST_KINDS",
 ]
 
 #: contrast-ratio variants: text formula over W11 (default), over the whole W, cosine to I
@@ -100,35 +100,6 @@ def predict(W: torch.Tensor, X: torch.Tensor, prefactor: float) -> torch.Tensor:
     return prefactor * torch.einsum("...pa,...ab,...pb->...p", u, W, q)
 
 
-@dataclass(frozen=True)
-class TestError:
-    """Generalization error ``eps_g = E (y~ - y^)^2`` over fresh tasks (eq. 2;
-    docs/conventions.md#relative-test-error).
-
-    Attributes
-    ----------
-    absolute : Tensor
-        Monte Carlo mean of ``(y~ - y^)^2``.
-    stderr : Tensor
-        Its standard error.
-    relative : Tensor
-        ``absolute / E y~^2`` (comparable across conventions).
-    n_tasks : int
-        Number of fresh prompts used.
-    """
-
-    __test__ = False  # not a pytest class
-
-    absolute: torch.Tensor
-    stderr: torch.Tensor
-    relative: torch.Tensor
-    n_tasks: int
-
-    def __str__(self) -> str:
-        a, e = float(self.absolute.mean()), float(self.stderr.mean())
-        return f"{a:.4g} ± {e:.2g} (relative {float(self.relative.mean()):.4g})"
-
-
 def test_error(
     W: torch.Tensor,
     N: int,
@@ -139,6 +110,8 @@ def test_error(
     seed: int = 12345,
     chunk: int = 20_000,
     exact: bool = False,
+    task: TaskConfig | None = None,
+    kind: str = "icl",
 ) -> TestError:
     """Test error of W (spins or matrix, batch dims allowed) on fresh tasks.
 
@@ -150,9 +123,20 @@ def test_error(
     ``E y~^2 = scale^2 D + noise^2`` sets ``relative``. A non-finite W raises
     :class:`~spinglass_icl.errors.ParameterError` (in a batch: those instances are NaN,
     with a :class:`~spinglass_icl.errors.NonFiniteWarning`).
+
+    With a task distribution ``task`` (a :class:`~spinglass_icl.tasks.TaskConfig`; then
+    its N, convention and noise are used), ``kind`` picks the test tasks: ``"icl"``
+    fresh tasks of its law (the in-context error e_ICL), ``"idg"`` tasks drawn
+    uniformly from its training pool (the in-distribution error e_IDG; the same as
+    ``"icl"`` without a pool); ``exact=True`` then uses :meth:`TaskConfig.exact_test_error`.
     """
     W = _weights("W", W)
     D = W.shape[-1] - 1
+    check_choice("kind", kind, TEST_KINDS)
+    if task is not None:
+        if not isinstance(task, TaskConfig):
+            raise ParameterError(f"task must be a TaskConfig, got {type(task).__name__}")
+        return task.test_error(W, kind, n_tasks=n_tasks, seed=seed, chunk=chunk, exact=exact)
     N = check_int("N", N)
     conv = get_convention(convention)
     if exact:
@@ -189,76 +173,6 @@ def _test_set(D, N, convention, noise, n_tasks, seed, chunk, device, dtype):
         out.append((pr.u, pr.q, pr.y))
         done += k
     return tuple(out)
-
-
-def exact_test_error(
-    W: torch.Tensor,
-    N: int,
-    convention: str = DEFAULT_CONVENTION,
-    noise: float = 0.0,
-) -> torch.Tensor:
-    """Closed-form test error ``E (y~ - y^)^2`` of the SLA with weights W (eq. 2, 40).
-
-    Over ``w ~ N(0, I_D)``, ``x_i, x~ ~ N(0, I_D)``, ``y = s w.x + noise * eps`` (context
-    and query), with ``s`` the label scale and ``c`` the prefactor of the convention,
-    ``y^ = c u^T W [x~; 0]``, ``u = sum_i y_i [x_i; y_i]``. Only ``A = W[:D, :D]`` (W11)
-    and ``r = W[D, :D]`` (W21) enter; with ``sigma = noise`` (Isserlis, docs/theory.md)::
-
-        E = s^2 D + sigma^2 - 2 c s^2 N tr(A)
-            + c^2 N (s^2 (N + D + 1) + sigma^2) ||A||_F^2
-            + c^2 N (N + 2) ((s^2 D + sigma^2)^2 + 2 s^4 D) ||r||^2
-
-    Parameters
-    ----------
-    W : Tensor, shape (*batch, D+1, D+1) or spins (*batch, (D+1)^2)
-        Weights; computed in float64.
-    N : int
-        Context length (>= 1).
-    convention : str
-        Sets ``s`` and ``c`` (docs/conventions.md).
-    noise : float
-        Label-noise standard deviation (>= 0).
-
-    Returns
-    -------
-    Tensor, shape (*batch,)
-        The exact test error (float64). Divide by ``Convention.label_variance`` for the
-        relative error (:func:`relative_exact_test_error`).
-    """
-    if not isinstance(W, torch.Tensor):
-        raise ParameterError(f"W must be a torch.Tensor, got {type(W).__name__}")
-    if W.dim() == 0:
-        raise ParameterError("W must be a (D+1) x (D+1) matrix or a spin vector, got a scalar")
-    if W.dim() == 1 or W.shape[-1] != W.shape[-2]:
-        try:
-            W = spins_to_W(W)
-        except ValueError as exc:
-            raise ParameterError(f"W must be square or a spin vector: {exc}") from None
-    D = W.shape[-1] - 1
-    if D < 1:
-        raise ParameterError(f"W must be at least 2 x 2 (D >= 1), got shape {tuple(W.shape)}")
-    N = check_int("N", N)
-    noise = check_float("noise", noise, low=0.0)
-    conv = get_convention(convention)
-    check_finite_batch("W", W, batch_dims=W.dim() - 2, what="test error")
-    v = conv.label_variance(D, noise)  # the fourth moment below holds its square
-    finite_derived("noise", noise, "the label variance squared", lambda: v * v)
-    s2 = conv.label_scale(D) ** 2
-    c = conv.prefactor(D, N)
-    var = noise**2
-    W = W.to(torch.float64)
-    A = W[..., :D, :D]
-    r = W[..., D, :D]
-    tr = A.diagonal(dim1=-2, dim2=-1).sum(-1)
-    fro2 = (A * A).sum((-2, -1))
-    r2 = (r * r).sum(-1)
-    return (
-        s2 * D
-        + var
-        - 2 * c * s2 * N * tr
-        + c * c * N * (s2 * (N + D + 1) + var) * fro2
-        + c * c * N * (N + 2) * ((s2 * D + var) ** 2 + 2 * s2 * s2 * D) * r2
-    )
 
 
 def relative_exact_test_error(

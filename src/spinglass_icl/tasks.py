@@ -7,8 +7,10 @@ prompt matrix
     X = [[x_1 ... x_N  x~],
          [y_1 ... y_N  0 ]]          shape (D+1, N+1)   (eq. 1)
 
-``scale`` is set by the convention (docs/conventions.md). Every prompt has its own task, as in
-the authors' code. Sampling is seeded: the numbers are drawn on the CPU in float64
+``scale`` is set by the convention (docs/conventions.md). By default every prompt has its own
+task, as in the authors' code; with a finite task pool (``TaskConfig(tasks=K)``) the prompts
+take their tasks from K tasks drawn once from a pool seed (docs/theory.md#task-diversity).
+Sampling is seeded: the numbers are drawn on the CPU in float64
 with a :class:`torch.Generator` and then moved, so the same seed gives the same
 prompts on every device and dtype.
 """
@@ -16,14 +18,17 @@ prompts on every device and dtype.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import json
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
 from .conventions import DEFAULT_CONVENTION, Convention, get_convention
 from .errors import (
+    Choice,
     Int,
     ParameterError,
     Real,
@@ -36,6 +41,12 @@ from .resources import check_prompt_memory
 
 __all__ = [
     "TaskConfig",
+    "TaskMoments",
+    "TASK_DISTRIBUTIONS",
+    "TASK_NORMS",
+    "ASSIGNMENTS",
+    "register_task",
+    "get_task_distribution",
     "Prompts",
     "sample_prompts",
     "sample_prompts_nested",
@@ -56,6 +67,15 @@ __all__ = [
 
 #: how instances are drawn: whole prompts (eq. 1), or their rank-one factors from their law
 SAMPLERS: tuple[str, ...] = ("prompts", "factors")
+
+#: laws of a fresh task: standard Gaussian, or Gaussian rescaled to norm sqrt(D) (Lu et al.)
+TASK_NORMS: tuple[str, ...] = ("gaussian", "sphere")
+
+#: how the prompts of a finite pool take their tasks: at random, or in turn (mu mod K)
+ASSIGNMENTS: tuple[str, ...] = ("uniform", "equal")
+
+#: registered task distributions by name (:func:`register_task`)
+TASK_DISTRIBUTIONS: dict[str, type] = {}
 
 #: prompts per block of the nested (prefix-consistent) stream of :func:`sample_prompts_nested`
 NESTED_BLOCK = 64
@@ -113,9 +133,86 @@ def task_config(
     )
 
 
+def _optional_pool_size(name: str, value: Any) -> int | None:
+    """The pool size K: None (every prompt its own task) or an integer >= 1."""
+    if value is None:
+        return None
+    try:
+        return check_int(name, value)
+    except ParameterError:
+        raise ParameterError(
+            f"{name} (the task pool size K) must be an integer >= 1 or None, got {value!r}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class TaskMoments:
+    """The task moments the closed-form test error needs (docs/theory.md#task-diversity).
+
+    Attributes
+    ----------
+    mean : Tensor, shape (D,)
+        ``E w``.
+    second : Tensor, shape (D, D)
+        ``E w w^T``.
+    third : Tensor, shape (D,)
+        ``E |w|^2 w``.
+    fourth : float
+        ``E |w|^4``.
+    """
+
+    mean: torch.Tensor
+    second: torch.Tensor
+    third: torch.Tensor
+    fourth: float
+
+    def __repr__(self) -> str:
+        D = self.mean.shape[-1]
+        tr = float(self.second.diagonal().sum())
+        return f"TaskMoments(D={D}, E|w|^2={tr:.4g}, E|w|^4={self.fourth:.4g})"
+
+    @classmethod
+    def of(cls, w: torch.Tensor) -> TaskMoments:
+        """The empirical moments of the tasks ``w`` (K, D), each with weight 1/K."""
+        w = w.to(torch.float64)
+        n2 = (w * w).sum(-1)
+        K = w.shape[0]
+        return cls(w.mean(0), w.T @ w / K, (n2[:, None] * w).mean(0), float((n2 * n2).mean()))
+
+
+def register_task(cls: type) -> type:
+    """Register a task distribution (a subclass of :class:`TaskConfig` with its own
+    ``name``) so that configs, sweeps and the CLI can refer to it by name; returns it
+    (use as a class decorator)."""
+    if not (isinstance(cls, type) and issubclass(cls, TaskConfig)):
+        raise ParameterError(f"a task distribution must subclass TaskConfig, got {cls!r}")
+    name = cls.name
+    if not isinstance(name, str) or not name:
+        raise ParameterError(f"a task distribution needs a class attribute name, got {name!r}")
+    if TASK_DISTRIBUTIONS.get(name, cls) is not cls:
+        raise ParameterError(f"task distribution {name!r} is already registered")
+    TASK_DISTRIBUTIONS[name] = cls
+    return cls
+
+
+def get_task_distribution(name: str) -> type:
+    """The registered task distribution class called ``name``."""
+    return TASK_DISTRIBUTIONS[check_choice("task distribution", name, TASK_DISTRIBUTIONS)]
+
+
+@functools.lru_cache(maxsize=64)
+def _pool(cls: type, D: int, K: int, pool_seed: int, task_norm: str) -> torch.Tensor:
+    """The K tasks of a pool (float64, CPU), drawn from their own generator."""
+    g = make_generator(pool_seed)
+    return cls._fresh(D, task_norm, (K,), g)
+
+
 @dataclass(frozen=True)
 class TaskConfig:
-    """Parameters of the prompt distribution.
+    """A distribution of in-context regression prompts (eq. 1): the task distribution
+    object that samples prompts and factors, knows its label variance, scores weights
+    (in-context and in-distribution test errors) and gives the key that seeds and
+    stores hash.
 
     Attributes
     ----------
@@ -124,12 +221,26 @@ class TaskConfig:
     N : int
         Context length: number of labelled examples per prompt (>= 1).
     P : int
-        Task diversity: number of prompts, each with its own task (>= 1).
+        Number of training prompts (>= 1); with ``tasks=None`` also the task
+        diversity (each prompt its own task, the paper's setting).
     convention : str or Convention
         ``"authors"`` (default), ``"paper-text"`` or ``"normalized"``; kept as its name
         (what configs hash and print), the :class:`Convention` is :attr:`conv`.
     noise : float
         Standard deviation of Gaussian label noise added to every label (>= 0).
+    tasks : int or None
+        The task pool size K (>= 1): the prompts take their tasks from K tasks drawn
+        once from ``pool_seed`` (Raventos et al. 2023; Lu et al. 2024). None (default):
+        every prompt draws a fresh task.
+    pool_seed : int
+        Seed of the pool (used only with ``tasks``).
+    assignment : str
+        ``"uniform"`` (default): each prompt picks a pool task at random;
+        ``"equal"``: prompt mu takes task ``mu mod K``, so every task is used
+        ``P/K`` times (Lu et al.; needs ``K <= P``).
+    task_norm : str
+        ``"gaussian"`` (default): ``w ~ N(0, I_D)``; ``"sphere"``: the same rescaled to
+        norm ``sqrt(D)`` (Lu et al.'s pools).
     """
 
     D: int
@@ -137,6 +248,13 @@ class TaskConfig:
     P: int
     convention: str = DEFAULT_CONVENTION
     noise: float = 0.0
+    tasks: int | None = None
+    pool_seed: int = 0
+    assignment: str = "uniform"
+    task_norm: str = "gaussian"
+
+    #: the registry name of this distribution (:func:`register_task`)
+    name: ClassVar[str] = "gaussian"
 
     _parameter_constraints: ClassVar[dict] = {
         "D": Int(1),
@@ -144,10 +262,18 @@ class TaskConfig:
         "P": Int(1),
         "convention": lambda name, value: get_convention(value).name,
         "noise": Real(low=0.0),
+        "tasks": _optional_pool_size,
+        "pool_seed": Int(0, 2**63 - 1),
+        "assignment": Choice(ASSIGNMENTS),
+        "task_norm": Choice(TASK_NORMS),
     }
 
     def __post_init__(self) -> None:
         validate_fields(self)
+
+    def __repr__(self) -> str:
+        extra = "".join(f", {k}={v!r}" for k, v in self.key().items() if k not in ("D", "N", "P"))
+        return f"{type(self).__name__}(D={self.D}, N={self.N}, P={self.P}{extra})"
 
     @property
     def conv(self) -> Convention:
@@ -163,6 +289,191 @@ class TaskConfig:
     def prefactor(self) -> float:
         """Attention prefactor c of this convention."""
         return self.conv.prefactor(self.D, self.N)
+
+    @property
+    def label_scale(self) -> float:
+        """``s`` of ``y = s w.x + noise``."""
+        return self.conv.label_scale(self.D)
+
+    # ------------------------------------------------------------ identity
+    def key(self) -> dict:
+        """The fields that define this distribution, as a JSON-able dict: what seeds
+        and stores hash. Fields at their defaults that older versions did not have
+        (the pool, the task law, the distribution's name) are left out, so a config
+        of the paper's setting has the key it always had and old stores resume."""
+        k: dict[str, Any] = {
+            "D": self.D,
+            "N": self.N,
+            "P": self.P,
+            "convention": self.convention,
+            "noise": self.noise,
+        }
+        if type(self).name != "gaussian":
+            k["distribution"] = type(self).name
+        if self.task_norm != "gaussian":
+            k["task_norm"] = self.task_norm
+        if self.tasks is not None:
+            k.update(tasks=self.tasks, pool_seed=self.pool_seed, assignment=self.assignment)
+        return k
+
+    def key_hash(self) -> str:
+        """SHA-256 of the canonical JSON of :meth:`key`."""
+        text = json.dumps(self.key(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def same_law(self, other: TaskConfig) -> bool:
+        """Whether ``other`` draws prompts from the same law (equal keys but for P)."""
+        a, b = dict(self.key()), dict(other.key())
+        a.pop("P"), b.pop("P")
+        return type(self) is type(other) and a == b
+
+    # ------------------------------------------------------------ tasks
+    @classmethod
+    def _fresh(cls, D: int, task_norm: str, shape: tuple, g: torch.Generator) -> torch.Tensor:
+        """Fresh tasks (*shape, D), float64: ``N(0, I_D)``, rescaled to norm sqrt(D) for
+        ``task_norm="sphere"``. A new distribution overrides this (and
+        :meth:`fresh_moments`)."""
+        w = torch.randn(*shape, D, generator=g, dtype=torch.float64)
+        if task_norm == "sphere":
+            w = w * (D**0.5 / w.norm(dim=-1, keepdim=True).clamp_min(1e-300))
+        return w
+
+    def fresh_tasks(self, shape: tuple, generator: torch.Generator) -> torch.Tensor:
+        """Fresh tasks (*shape, D) from the task law (the in-context test tasks)."""
+        return type(self)._fresh(self.D, self.task_norm, tuple(shape), generator)
+
+    def fresh_moments(self) -> TaskMoments:
+        """Moments of a fresh task: ``E w = 0``, ``E w w^T = I``, ``E |w|^2 w = 0`` and
+        ``E |w|^4 = D (D+2)`` (Gaussian) or ``D^2`` (sphere)."""
+        D = self.D
+        z = torch.zeros(D, dtype=torch.float64)
+        fourth = float(D * D) if self.task_norm == "sphere" else float(D * (D + 2))
+        return TaskMoments(z, torch.eye(D, dtype=torch.float64), z.clone(), fourth)
+
+    @property
+    def pool(self) -> torch.Tensor | None:
+        """The K pool tasks (K, D), float64 on the CPU, or None without a pool."""
+        if self.tasks is None:
+            return None
+        return _pool(type(self), self.D, self.tasks, self.pool_seed, self.task_norm)
+
+    def moments(self, kind: str = "icl") -> TaskMoments:
+        """Task moments of the test tasks: ``"icl"`` fresh tasks, ``"idg"`` the training
+        tasks (the pool's empirical moments, each task weight 1/K; fresh without a pool)."""
+        check_choice("kind", kind, ("icl", "idg"))
+        if kind == "idg" and self.tasks is not None:
+            return TaskMoments.of(self.pool)
+        return self.fresh_moments()
+
+    def check_sizes(self) -> None:
+        """Refuse a pool that cannot be assigned: equal repetition needs ``K <= P``."""
+        if self.tasks is not None and self.assignment == "equal" and self.tasks > self.P:
+            raise ParameterError(
+                f"tasks must be <= P = {self.P} with assignment 'equal' (each task used "
+                f"P/K >= 1 times), got {self.tasks}"
+            )
+
+    def draw_tasks(
+        self, batch_shape: tuple, generator: torch.Generator, offset: int = 0
+    ) -> torch.Tensor:
+        """The tasks of this config's P prompts (*batch_shape, P, D), float64: fresh
+        ones, or pool tasks (drawn uniformly, or ``(offset + mu) mod K`` for ``equal``)."""
+        shape = (*batch_shape, self.P)
+        if self.tasks is None:
+            return self.fresh_tasks(shape, generator)
+        pool = self.pool
+        if self.assignment == "equal":
+            idx = (torch.arange(self.P) + offset) % self.tasks
+            idx = idx.expand(shape)
+        else:
+            idx = torch.randint(self.tasks, shape, generator=generator)
+        return pool[idx]
+
+    def label_variance(self, kind: str = "icl") -> float:
+        """``E y~^2 = s^2 E|w|^2 + noise^2`` over the test tasks of ``kind``."""
+        m = self.moments(kind)
+        return self.label_scale**2 * float(m.second.diagonal().sum()) + self.noise**2
+
+    # ------------------------------------------------------------ sampling
+    def sample_prompts(self, **kw) -> Prompts:
+        """:func:`sample_prompts` of this distribution."""
+        return sample_prompts(self, **kw)
+
+    def sample_factors(self, **kw) -> Factors:
+        """:func:`sample_factors` of this distribution."""
+        return sample_factors(self, **kw)
+
+    def draw_factors(self, **kw) -> Factors:
+        """:func:`draw_factors` of this distribution (``sampler``, ``nested``, ...)."""
+        return draw_factors(self, **kw)
+
+    # ------------------------------------------------------------ test errors
+    def exact_test_error(self, W: torch.Tensor, kind: str = "icl") -> torch.Tensor:
+        """Closed-form ``E (y~ - y^)^2`` of weights W over test tasks of ``kind``
+        (:func:`spinglass_icl.testerrors.moment_test_error`; for fresh Gaussian tasks
+        :func:`~spinglass_icl.testerrors.exact_test_error` itself)."""
+        from .testerrors import exact_test_error, moment_test_error
+
+        check_choice("kind", kind, ("icl", "idg"))
+        fresh = kind == "icl" or self.tasks is None
+        gaussian = self.task_norm == "gaussian" and type(self)._fresh is TaskConfig._fresh
+        if fresh and gaussian and type(self).fresh_moments is TaskConfig.fresh_moments:
+            return exact_test_error(W, self.N, self.convention, self.noise)
+        return moment_test_error(W, self.N, self.convention, self.noise, self.moments(kind))
+
+    def test_error(
+        self,
+        W: torch.Tensor,
+        kind: str = "icl",
+        *,
+        n_tasks: int = 10_000,
+        seed: int = 12345,
+        chunk: int = 20_000,
+        exact: bool = False,
+    ):
+        """:class:`~spinglass_icl.testerrors.TestError` of W (spins or matrices, batch
+        dims allowed) on fresh tasks (``kind="icl"``, e_ICL) or on tasks drawn uniformly
+        from the training pool (``"idg"``, e_IDG; the same as ``"icl"`` without a pool):
+        the Monte Carlo mean over ``n_tasks`` test prompts drawn from ``seed`` (the same
+        prompts for every W), or with ``exact=True`` the closed form
+        (:meth:`exact_test_error`, ``stderr = 0``, ``n_tasks = 0``)."""
+        from .testerrors import TestError, _weights, mc_test_error
+
+        check_choice("kind", kind, ("icl", "idg"))
+        W = _weights("W", W)
+        if W.shape[-1] - 1 != self.D:
+            raise ParameterError(f"W must be ({self.D + 1}, {self.D + 1}) for D = {self.D}")
+        var = self.label_variance(kind)
+        if exact:
+            err = self.exact_test_error(W, kind)
+            return TestError(err, torch.zeros_like(err), err / var, 0)
+        n_tasks = check_int("n_tasks", n_tasks)
+        chunk = check_int("chunk", chunk)
+        law = dataclasses.replace(self, P=1, tasks=None) if kind == "icl" else self
+        if kind == "idg" and self.tasks is not None:
+            law = dataclasses.replace(self, P=1, assignment="uniform")
+        elif kind == "idg":
+            law = dataclasses.replace(self, P=1)
+        sets = _law_test_set(law, n_tasks, seed, chunk, W.device, W.dtype)
+        return mc_test_error(W, sets, self.prefactor, var)
+
+
+@functools.lru_cache(maxsize=32)
+def _law_test_set(law: TaskConfig, n_tasks, seed, chunk, device, dtype):
+    """Test prompts of a task law, drawn in chunks from one generator seeded with
+    ``seed`` and kept as their factors (every W scored with the same arguments sees the
+    same prompts, drawn once per process)."""
+    g = make_generator(seed)
+    out, done = [], 0
+    while done < n_tasks:
+        k = min(chunk, n_tasks - done)
+        pr = sample_prompts(dataclasses.replace(law, P=k), generator=g, device=device, dtype=dtype)
+        out.append((pr.u, pr.q, pr.y))
+        done += k
+    return tuple(out)
+
+
+register_task(TaskConfig)
 
 
 @dataclass(frozen=True)
@@ -240,6 +551,7 @@ def sample_prompts(
     device: str | torch.device | None = None,
     dtype: torch.dtype = torch.float64,
     generator: torch.Generator | None = None,
+    task_offset: int = 0,
 ) -> Prompts:
     """Sample ``P`` in-context regression prompts (eq. 1), each with its own task.
 
@@ -260,22 +572,35 @@ def sample_prompts(
         Where the result lives; numbers are drawn in float64 on the CPU first.
     generator : torch.Generator, optional
         A CPU generator to draw from (continues its stream).
+    task_offset : int
+        Index of the first prompt in its stream (a pool with ``assignment="equal"``
+        gives prompt mu the task ``(task_offset + mu) mod K``).
 
     Returns
     -------
     Prompts
     """
     cfg = task_config(D, N, P, convention, noise)
+    cfg.check_sizes()
+    return _draw_prompts(cfg, seed, batch_shape, device, dtype, generator, task_offset)
+
+
+def _check_draw(cfg, batch_shape, device, dtype):
     dev = resolve_device(device)
     for b in batch_shape:
         check_int("batch_shape entry", b)
     check_prompt_memory(cfg.D, cfg.N, cfg.P, batch_shape, dev)  # before allocating
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ParameterError(f"dtype must be a floating torch dtype, got {dtype!r}")
+    return dev
+
+
+def _draw_prompts(cfg, seed, batch_shape, device, dtype, generator, task_offset=0) -> Prompts:
+    dev = _check_draw(cfg, batch_shape, device, dtype)
     g = generator if generator is not None else make_generator(seed)
     scale = cfg.conv.label_scale(cfg.D)
     shape = (*batch_shape, cfg.P)
-    w = torch.randn(*shape, cfg.D, generator=g, dtype=torch.float64)
+    w = cfg.draw_tasks(tuple(batch_shape), g, task_offset)
     x = torch.randn(*shape, cfg.D, cfg.N + 1, generator=g, dtype=torch.float64)
     labels = scale * torch.einsum("...d,...dn->...n", w, x)
     if cfg.noise > 0:
@@ -306,9 +631,8 @@ def _concat(parts: list):
         raise ValueError("concat_prompts needs at least one Prompts")
     c0 = parts[0].config
     for p in parts[1:]:
-        c = p.config
-        if (c.D, c.N, c.convention, c.noise) != (c0.D, c0.N, c0.convention, c0.noise):
-            raise ValueError("concat_prompts: parts differ in D, N, convention or noise")
+        if not p.config.same_law(c0):
+            raise ValueError("concat_prompts: parts differ in D, N, convention, noise or task pool")
     cfg = dataclasses.replace(c0, P=sum(p.config.P for p in parts))
     dims = parts[0]._DIMS
     fields = {k: torch.cat([getattr(p, k) for p in parts], dim=d) for k, d in dims.items()}
@@ -332,7 +656,8 @@ def _block(draw, cfg: TaskConfig, index: int, *, seed, device, dtype):
     seed = check_int("seed", seed, minimum=0)
     index = check_int("index", index, minimum=0)
     cfg = dataclasses.replace(cfg, P=NESTED_BLOCK)
-    return draw(cfg, seed=_block_seed(seed, index), device=device, dtype=dtype)
+    off = index * NESTED_BLOCK
+    return draw(cfg, _block_seed(seed, index), (), device, dtype, None, off)
 
 
 def _nested_range(block, cfg: TaskConfig, start: int, stop: int, **kw):
@@ -344,7 +669,7 @@ def _nested_range(block, cfg: TaskConfig, start: int, stop: int, **kw):
 
 
 def _prompt_block(cfg: TaskConfig, index: int, **kw) -> Prompts:
-    return _block(sample_prompts, cfg, index, **kw)
+    return _block(_draw_prompts, cfg, index, **kw)
 
 
 def prompt_block(
@@ -390,6 +715,7 @@ def sample_prompts_nested(
     from its own generator; the last block is cut to ``P``.
     """
     cfg = task_config(D, N, P, convention, noise)
+    cfg.check_sizes()
     return _nested_range(_prompt_block, cfg, 0, cfg.P, seed=seed, device=device, dtype=dtype)
 
 
@@ -448,6 +774,7 @@ def sample_factors(
     device: str | torch.device | None = None,
     dtype: torch.dtype = torch.float64,
     generator: torch.Generator | None = None,
+    task_offset: int = 0,
 ) -> Factors:
     """Draw the factors ``(u, q, y~)`` of ``P`` prompts from their exact law, without the
     prompts: ``3D + N`` Gaussian numbers per prompt (``3D + 2N + 1`` with noise) instead
@@ -467,17 +794,17 @@ def sample_factors(
     draw for the same seed. Numbers are drawn in float64 on the CPU and then moved.
     """
     cfg = task_config(D, N, P, convention, noise)
-    dev = resolve_device(device)
-    for b in batch_shape:
-        check_int("batch_shape entry", b)
-    check_prompt_memory(cfg.D, cfg.N, cfg.P, batch_shape, dev)  # before allocating
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ParameterError(f"dtype must be a floating torch dtype, got {dtype!r}")
+    cfg.check_sizes()
+    return _draw_factors(cfg, seed, batch_shape, device, dtype, generator, task_offset)
+
+
+def _draw_factors(cfg, seed, batch_shape, device, dtype, generator, task_offset=0) -> Factors:
+    dev = _check_draw(cfg, batch_shape, device, dtype)
     g = generator if generator is not None else make_generator(seed)
     scale = cfg.conv.label_scale(cfg.D)
     shape = (*batch_shape, cfg.P)
     f64 = torch.float64
-    w = torch.randn(*shape, cfg.D, generator=g, dtype=f64)
+    w = cfg.draw_tasks(tuple(batch_shape), g, task_offset)
     xq = torch.randn(*shape, cfg.D, generator=g, dtype=f64)  # the query x~
     gp = torch.randn(*shape, cfg.D, generator=g, dtype=f64)
     z = torch.randn(*shape, cfg.N, generator=g, dtype=f64)  # x_i . e
@@ -502,7 +829,7 @@ def sample_factors(
 
 
 def _factor_block(cfg: TaskConfig, index: int, **kw) -> Factors:
-    return _block(sample_factors, cfg, index, **kw)
+    return _block(_draw_factors, cfg, index, **kw)
 
 
 def factors_range(
@@ -522,6 +849,7 @@ def factors_range(
     check_choice("sampler", sampler, SAMPLERS)
     start = check_int("start", start, minimum=0)
     stop = check_int("stop", stop, minimum=start + 1)
+    dataclasses.replace(cfg, P=stop).check_sizes()
     if sampler == "factors":
         block = _factor_block
     else:

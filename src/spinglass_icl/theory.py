@@ -24,6 +24,7 @@ the interpolation peak at ``P = D (D+1)``, ``tau -> 1``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +42,13 @@ __all__ = [
     "asymptotic_error",
     "exact_test_error",
     "relative_exact_test_error",
+    "wishart_stieltjes",
+    "wishart_stieltjes_derivative",
+    "ridgeless_icl",
+    "ridgeless_idg",
+    "ridge_icl",
+    "PoolTheory",
+    "pool_theory",
 ]
 
 
@@ -265,3 +273,225 @@ def asymptotic_error(
     """
     p = theory_params(D, N, P, lam, convention, noise)
     return float(ridge_error(p.alpha, p.tau, p.lam_prime, p.rho)) / (1.0 + p.rho)
+
+
+# ---------------------------------------------------------------- finite task pool
+
+
+def _kappa_array(kappa: object) -> np.ndarray:
+    """``kappa`` as a float64 array of numbers > 0 (``inf`` allowed: no pool)."""
+    try:
+        arr = np.asarray(kappa, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ParameterError(f"kappa must be a real number > 0 or inf, got {kappa!r}") from None
+    if np.any(np.isnan(arr)) or np.any(arr <= 0):
+        bad = arr[np.isnan(arr) | (arr <= 0)].flat[0]
+        raise ParameterError(f"kappa must be a real number > 0 or inf, got {bad:g}")
+    return arr
+
+
+def wishart_stieltjes(x: object, kappa: object) -> np.ndarray | float:
+    """``M_kappa(x) = lim (1/D) tr (R + x I)^-1`` for the sample second moment
+    ``R = (1/K) sum_k w_k w_k^T`` of ``K = kappa D`` standard Gaussian tasks (the
+    Marchenko-Pastur law of ratio ``1/kappa``), ``x > 0``; Lu et al. (2024)::
+
+        M_kappa(x) = 2 / (b + sqrt(b^2 + 4 x / kappa)),   b = x + 1 - 1/kappa
+
+    (computed as ``kappa (sqrt(...) - b) / (2 x)`` when ``b < 0``, without
+    cancellation). ``kappa = inf`` gives ``1 / (1 + x)``.
+    """
+    x = _positive_array("x", x)
+    k = _kappa_array(kappa)
+    x, k = np.broadcast_arrays(x, k)
+    inv = np.where(np.isinf(k), 0.0, 1.0 / k)
+    b = x + 1 - inv
+    R = np.sqrt(b * b + 4 * x * inv)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        neg = (R - b) / (2 * x * inv)
+    return _out(np.where(b >= 0, 2.0 / (b + R), neg))
+
+
+def wishart_stieltjes_derivative(x: object, kappa: object) -> np.ndarray | float:
+    """``d M_kappa / dx = -M^2 (1 + (x + 1 + 1/kappa) / sqrt(b^2 + 4x/kappa)) / 2``
+    (``-1/(1+x)^2`` at ``kappa = inf``)."""
+    x = _positive_array("x", x)
+    k = _kappa_array(kappa)
+    x, k = np.broadcast_arrays(x, k)
+    inv = np.where(np.isinf(k), 0.0, 1.0 / k)
+    b = x + 1 - inv
+    R = np.sqrt(b * b + 4 * x * inv)
+    M = np.asarray(wishart_stieltjes(x, k))
+    return _out(-0.5 * M * M * (1 + (x + 1 + inv) / R))
+
+
+def ridgeless_icl(alpha: object, kappa: object, tau: object, rho: object = 0.0):
+    """Asymptotic in-context error e_ICL of the ridgeless SLA trained on a pool of
+    ``K = kappa D`` tasks (Lu et al. 2024, finite kappa), in units of the signal
+    variance (the floor is rho). With ``x* = (1 + rho)/alpha``, ``m* = M_kappa(x*)``,
+    ``mu* = x* M_{kappa/tau}(x*)``::
+
+        tau < 1:  e = tau (1 + x*)/(1 - tau) [1 - tau (1 - mu*)^2 - (x* - rho)/x* mu*]
+                      - 2 tau (1 - mu*) + rho + 1
+        tau > 1:  k* = 1 / (1 - kappa (m*/(kappa + m*))^2)
+                  e = (k* - 1/(tau - 1)) (1 + x*) (x* m*)^2 + (3 - 2 tau)/(tau - 1) m* x*^2
+                      + ((1 + rho)/(tau - 1) m* + 1) x* + rho m*/(tau - 1) + rho
+
+    ``inf`` at ``tau = 1``. ``kappa = inf`` is :func:`ridgeless_error` (times ``1 + rho``
+    conventions aside; tested).
+    """
+    a = _positive_array("alpha", alpha)
+    k = _kappa_array(kappa)
+    t = _positive_array("tau", tau)
+    r = _nonneg_array("rho", rho)
+    a, k, t, r = np.broadcast_arrays(a, k, t, r)
+    xs = (1 + r) / a
+    m = np.asarray(wishart_stieltjes(xs, k))
+    mu = xs * np.asarray(wishart_stieltjes(xs, k / t))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        below = (
+            t * (1 + xs) / (1 - t) * (1 - t * (1 - mu) ** 2 - (xs - r) / xs * mu)
+            - 2 * t * (1 - mu)
+            + r
+            + 1
+        )
+        kst = 1.0 / (1 - np.where(np.isinf(k), 0.0, k * (m / (k + m)) ** 2))
+        above = (
+            (kst - 1 / (t - 1)) * (1 + xs) * (xs * m) ** 2
+            + (3 - 2 * t) / (t - 1) * m * xs**2
+            + ((1 + r) / (t - 1) * m + 1) * xs
+            + r * m / (t - 1)
+            + r
+        )
+    return _out(np.where(t < 1, below, np.where(t > 1, above, np.inf)))
+
+
+def ridgeless_idg(alpha: object, kappa: object, tau: object, rho: object = 0.0):
+    """Asymptotic in-distribution error e_IDG (test tasks from the training pool) of
+    the ridgeless SLA, Lu et al. (2024), in units of the signal variance. With
+    ``x* = (1 + rho)/alpha``, ``m* = M_kappa(x*)``, ``mu* = x* M_{kappa/tau}(x*)``::
+
+        tau < 1:  eps = (1 - tau) x* / (tau mu*),  c = 1 / (1 - kappa/(1 + kappa eps/(1 - tau))^2)
+                  e = tau [(x* + eps)^2/eps
+                           + (rho + x* - 2 x* (1 - tau)(x*/eps + 1)) / (1 - tau - c (1 - tau)^2)]
+        tau > 1:  e = tau (rho + x* (1 - x* m*)) / (tau - 1)
+    """
+    a = _positive_array("alpha", alpha)
+    k = _kappa_array(kappa)
+    t = _positive_array("tau", tau)
+    r = _nonneg_array("rho", rho)
+    a, k, t, r = np.broadcast_arrays(a, k, t, r)
+    xs = (1 + r) / a
+    m = np.asarray(wishart_stieltjes(xs, k))
+    mu = xs * np.asarray(wishart_stieltjes(xs, k / t))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        eps = (1 - t) * xs / (t * mu)
+        kk = np.where(np.isinf(k), 0.0, k / (1 + k * eps / (1 - t)) ** 2)
+        c = 1.0 / (1 - kk)
+        below = t * (
+            (xs + eps) ** 2 / eps
+            + (r + xs - 2 * xs * (1 - t) * (xs / eps + 1)) / (1 - t - c * (1 - t) ** 2)
+        )
+        above = t * (r + xs * (1 - xs * m)) / (t - 1)
+    return _out(np.where(t < 1, below, np.where(t > 1, above, np.inf)))
+
+
+def _eps_root_kappa(t, lam, xs, k) -> np.ndarray:
+    """The positive root of ``1 - tau + tau lam'/eps - eps M_kappa(eps + x*) = 0``
+    (strictly decreasing in eps from +inf to -tau for lam' > 0): bisection in log eps."""
+    lo = np.full(t.shape, -60.0)
+    hi = np.full(t.shape, 60.0)
+
+    def f(le):
+        e = np.exp(le)
+        return 1 - t + t * lam / e - e * np.asarray(wishart_stieltjes(e + xs, k))
+
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        pos = f(mid) > 0
+        lo = np.where(pos, mid, lo)
+        hi = np.where(pos, hi, mid)
+    return np.exp(0.5 * (lo + hi))
+
+
+def ridge_icl(
+    alpha: object, kappa: object, tau: object, lam_prime: object, rho: object = 0.0
+) -> np.ndarray | float:
+    """Asymptotic in-context error e_ICL of ridge-trained linear attention on a pool of
+    ``K = kappa D`` tasks (Lu et al. 2024), in units of the signal variance: the
+    formula of :func:`ridge_error` with the Stieltjes transform ``S = M_kappa``
+    (:func:`wishart_stieltjes`) and its derivative, ``eps`` solving
+    ``1 - tau + tau lam'/eps - eps M_kappa(eps + x*) = 0`` (bisection). ``kappa = inf``
+    is :func:`ridge_error` exactly; ``lam' = 0`` is :func:`ridgeless_icl`.
+    """
+    a = _positive_array("alpha", alpha)
+    k = _kappa_array(kappa)
+    t = _positive_array("tau", tau)
+    lam = _nonneg_array("lam_prime", lam_prime)
+    r = _nonneg_array("rho", rho)
+    a, k, t, lam, r = np.broadcast_arrays(a, k, t, lam, r)
+    if np.all(np.isinf(k)):
+        return ridge_error(a, t, lam, r)
+    if np.all(lam == 0):
+        return ridgeless_icl(a, k, t, r)
+    xs = (1 + r) / a
+    eps = _eps_root_kappa(t, lam, xs, k)
+    nu = xs + eps
+    S = np.asarray(wishart_stieltjes(nu, k))
+    dS = np.asarray(wishart_stieltjes_derivative(nu, k))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        num = r + nu - nu * nu * S - eps * (1 - 2 * nu * S - nu * nu * dS)
+        den = 1 - 2 * eps * S - eps * eps * dS - t
+        c = num / den
+        e = (xs + 1) * (1 - 2 * nu * S - nu * nu * dS - c * (S + eps * dS)) - 2 * (1 - nu * S)
+        e = e + 1 + r
+    e = np.where(lam == 0, np.asarray(ridgeless_icl(a, k, t, r)), e)
+    return _out(np.where(np.isfinite(e), e, np.inf))
+
+
+@dataclass(frozen=True)
+class PoolTheory:
+    """Lu et al.'s finite-kappa errors for our parameters, as absolute mean squared
+    errors (noise floor included), comparable with :meth:`TaskConfig.exact_test_error`.
+
+    Attributes
+    ----------
+    kappa, alpha, tau, rho, lam_prime : float
+        Their parameters (:func:`pool_theory_params`).
+    icl, idg : float
+        e_ICL (ridge, at lam') and e_IDG (ridgeless) times the signal variance.
+    gtask : float
+        ``icl - idg``.
+    """
+
+    kappa: float
+    alpha: float
+    tau: float
+    rho: float
+    lam_prime: float
+    icl: float
+    idg: float
+    gtask: float
+
+
+def pool_theory(
+    D: int,
+    N: int,
+    P: int,
+    tasks: int | None,
+    lam: float,
+    convention: str = DEFAULT_CONVENTION,
+    noise: float = 0.0,
+) -> PoolTheory:
+    """Lu et al.'s e_ICL, e_IDG and g_task for ``(D, N, P, K = tasks, lam, convention,
+    noise)``: ``kappa = K/D`` (inf for ``tasks=None``), ``alpha = N/D``,
+    ``tau = P/D^2``, ``rho = noise^2/(s^2 D)``, lam' from :func:`lam_prime`; errors
+    times the signal variance ``s^2 D`` (docs/theory.md#task-diversity)."""
+    p = theory_params(D, N, P, lam, convention, noise)
+    kappa = math.inf if tasks is None else check_int("tasks", tasks) / D
+    sig = get_convention(convention).label_scale(D) ** 2 * D
+    icl = float(ridge_icl(p.alpha, kappa, p.tau, p.lam_prime, p.rho)) * sig
+    if math.isinf(kappa):
+        idg = icl
+    else:
+        idg = float(ridgeless_idg(p.alpha, kappa, p.tau, p.rho)) * sig
+    return PoolTheory(kappa, p.alpha, p.tau, p.rho, p.lam_prime, icl, idg, icl - idg)

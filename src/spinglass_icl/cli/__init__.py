@@ -23,7 +23,15 @@ from collections.abc import Sequence
 from ..errors import SpinGlassError, TypedFloat
 
 #: command modules, in the order they appear in ``--help``
-COMMANDS: tuple[str, ...] = ("solve", "stability", "train", "sweep", "theory", "reproduce")
+COMMANDS: tuple[str, ...] = (
+    "solve",
+    "stability",
+    "train",
+    "sweep",
+    "theory",
+    "task_diversity",
+    "reproduce",
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -306,6 +306,8 @@ def _test_errors(W, idx, tasks, opts: RowOptions, batched: bool) -> list[tuple]:
     one per row on the per-instance path (the same numbers)."""
     p = tasks[idx[0]].params
     kw = dict(convention=p["convention"], noise=p["noise"])
+    if tasks[idx[0]].distribution != "gaussian":  # its own fresh tasks
+        kw = dict(task=tasks[idx[0]].task_config)
     if opts.test_error == "exact":
         kw["exact"] = True
     else:

@@ -39,7 +39,7 @@ from ..solvers import (
     get_solver,
     solver_names,
 )
-from ..tasks import SAMPLERS, TaskConfig
+from ..tasks import SAMPLERS, TASK_DISTRIBUTIONS, TaskConfig, get_task_distribution
 
 __all__ = [
     "PARAMS",
@@ -128,6 +128,7 @@ class Task:
     repeat: int
     seed: int
     test_seed: int
+    distribution: str = "gaussian"
 
     @property
     def family(self) -> tuple:
@@ -140,7 +141,8 @@ class Task:
     def task_config(self) -> TaskConfig:
         """The prompt distribution of the task's instance (D, N, P, convention, noise)."""
         p = self.params
-        return TaskConfig(p["D"], p["N"], p["P"], p["convention"], p["noise"])
+        cls = get_task_distribution(self.distribution)
+        return cls(p["D"], p["N"], p["P"], p["convention"], p["noise"])
 
     @property
     def group(self) -> tuple:
@@ -225,6 +227,7 @@ class SweepSpec:
     matfree: bool = False
     nested_p: bool = False
     sampler: str = "prompts"
+    distribution: str = "gaussian"
 
     def __post_init__(self) -> None:
         self._check_params()
@@ -315,6 +318,9 @@ class SweepSpec:
                 "its prompts in chunks of its own)"
             )
         check_choice("sampler", self.sampler, SAMPLERS)
+        check_choice("distribution", self.distribution, TASK_DISTRIBUTIONS)
+        if self.matfree and self.distribution != "gaussian":
+            raise ParameterError("distribution must be 'gaussian' when matfree = true")
         for s_ in self.grid.get("solver", [self.fixed.get("solver")]):
             if self.matfree and not get_solver(s_).matrix_free:
                 raise ParameterError(
@@ -369,6 +375,8 @@ class SweepSpec:
             common["nested_p"] = True
         if self.sampler != "prompts":
             common["sampler"] = self.sampler
+        if self.distribution != "gaussian":
+            common["distribution"] = self.distribution
         out = []
         for p in self.points():
             data = {k: p[k] for k in DATA_PARAMS}
@@ -383,7 +391,7 @@ class SweepSpec:
                 key = _hash(
                     {"params": p, "repeat": r, "seed": seed, "test_seed": test_seed, **common}
                 )
-                out.append(Task(key, p, r, seed, test_seed))
+                out.append(Task(key, p, r, seed, test_seed, self.distribution))
         return out
 
     # --------------------------------------------------------- serialization
@@ -395,6 +403,8 @@ class SweepSpec:
             del d["nested_p"]
         if self.sampler == "prompts":
             del d["sampler"]
+        if self.distribution == "gaussian":
+            del d["distribution"]
         return d
 
     @classmethod

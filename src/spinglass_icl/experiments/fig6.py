@@ -15,8 +15,10 @@ import numpy as np
 import xarray as xr
 
 from .. import training
+from ..models import model_config
 from ..observables import spins_to_W, test_error
 from ..solvers import solve
+from ..tasks import TaskConfig
 from ..training import TrainConfig
 from ..trials import TrialStore, run_chunks
 from .claims import Claim, at_most
@@ -95,18 +97,20 @@ def train_models(ctx: Context) -> tuple[dict[str, np.ndarray], dict[str, dict[st
     )
     for m in models + ([] if "sla" in models else ["sla-data"]):
         base = TrainConfig(
-            model="sla" if m == "sla-data" else m, D=p.D, N=p.N, P=p.P, lam=p.train_lam,
-            trials=1, epochs=1 if m == "sla-data" else p.epochs, lr=p.lr,
-            optimizer=p.optimizer, convention=ctx.convention, seed=train_seed(ctx),
-            device=ctx.device, test_tasks=p.test_tasks, H=p.H, M=p.M, eval_every=p.epochs,
-            tol=p.train_tol, window=p.train_window, dtype=dict(p.dtype).get(m, "float64"),
+            task=TaskConfig(D=p.D, N=p.N, P=p.P, convention=ctx.convention),
+            model=model_config("sla" if m == "sla-data" else m, strict=False, H=p.H, M=p.M),
+            lam=p.train_lam, trials=1, epochs=1 if m == "sla-data" else p.epochs, lr=p.lr,
+            optimizer=p.optimizer, seed=train_seed(ctx), device=ctx.device,
+            test_tasks=p.test_tasks, eval_every=p.epochs, tol=p.train_tol,
+            window=p.train_window, dtype=dict(p.dtype).get(m, "float64"),
+            restarts=1 if m == "sla-data" else p.restarts,
         )  # fmt: skip
         spec = {"figure": "fig6", "amp_lam": p.lam, "beta": p.beta, "damping": p.damping,
                 **base.to_dict()}  # fmt: skip
         spec.pop("trials"), spec.pop("first_trial")
         got = run_chunks(store, spec, p.trials, chunks,
                          lambda first, n, base=base: _train_chunk(ctx, base, first, n))  # fmt: skip
-        if base.model == "sla":
+        if base.model.name == "sla":
             per_trial["amp"], per_trial["amp_converged"] = got["amp"], got["amp_converged"]
         if m != "sla-data":
             per_trial[m] = got["relative_error"]
@@ -121,12 +125,12 @@ def _train_chunk(ctx: Context, base: TrainConfig, first: int, n: int) -> dict[st
         dataclasses.replace(base, trials=n, first_trial=first), progress=ctx.progress
     )
     out = {
-        "relative_error": res.relative_test_error.double().cpu().numpy(),
+        "relative_error": res.test_error.relative.double().cpu().numpy(),
         "epochs_run": res.epochs_run.numpy(),
         "converged": res.converged.numpy(),
         "grad_norm": res.grad_norm.numpy(),
     }
-    if base.model == "sla":  # AMP on the SLA trials' own training sets
+    if base.model.name == "sla":  # AMP on the SLA trials' own training sets
         inst = dataclasses.replace(res.instances.to(device=ctx.device), lam=p.lam)
         amp = solve(inst, "amp", beta=p.beta, damping=p.damping, tol=1e-8, max_iter=5000,
                     warn=False)  # fmt: skip

@@ -73,7 +73,7 @@ def _dtypes(name: str, v: Any) -> dict[str, str]:
     if not isinstance(v, dict):
         raise ParameterError(f"{name} must be a table model -> dtype, got {v!r}")
     for m, d in v.items():
-        check_choice(f"{name} model", m, _MODELS)
+        check_choice(f"{name} model", m, _model_names())
         check_choice(f"{name}[{m}]", d, ("float64", "float32"))
     return dict(v)
 
@@ -105,7 +105,19 @@ def _seq(item: Callable[[str, Any], Any], length: int | None = None, minimum: in
 
 
 _OPTIMIZERS = ("adam", "sgd")
-_MODELS = ("sla", "fla", "sa", "tf", "mhla")
+
+
+def _model_names() -> tuple[str, ...]:
+    """The registered models (:func:`spinglass_icl.models.model_names`)."""
+    from ..models import model_names
+
+    return model_names()
+
+
+def _model(name: str, v: Any) -> str:
+    return check_choice(name, v, _model_names())
+
+
 _SOLVERS = ("exact", "amp", "amp-paper", "rbp")
 _SAMPLERS = ("prompts", "factors")
 
@@ -413,8 +425,13 @@ class Fig6Preset(FigurePreset):
     models: tuple[str, ...] = ("sla", "fla", "sa", "tf", "mhla")
     test_tasks: int = 2000
     damping: float = 0.9
+    #: initializations per trial (``reproduce --restarts``); the lowest training loss is kept
+    restarts: int = 1
     _constraints: ClassVar = {
-        **{k: _int() for k in ("D", "N", "P", "H", "M", "epochs", "test_tasks", "train_window")},
+        **{
+            k: _int()
+            for k in ("D", "N", "P", "H", "M", "epochs", "test_tasks", "train_window", "restarts")
+        },  # fmt: skip
         "train_tol": _opt_pos,
         "chunk": _opt_int,
         "dtype": _dtypes,
@@ -424,7 +441,7 @@ class Fig6Preset(FigurePreset):
         "beta": _pos,
         "lr": _opt_pos,
         "optimizer": _choice(*_OPTIMIZERS),
-        "models": _seq(_choice(*_MODELS)),
+        "models": _seq(_model),
         "damping": _unit,
     }
 

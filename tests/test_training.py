@@ -466,3 +466,18 @@ def test_restarts_keep_the_lowest_training_loss():
         train(cfg.replace(restarts=2), init=plain.state)
     with pytest.raises(ParameterError, match="restarts must be"):
         cfg.replace(restarts=0)
+
+
+def test_separate_attention_steps_through_the_couplings_exactly():
+    """sla-separate trained full batch through the couplings (chain rule through
+    W = W_Q^T W_K, penalty on W_Q and W_K) follows the prompt-path trajectory to 1e-10."""
+    cfg = _cfg("sla-separate", trials=2, epochs=40, seed=3, eval_every=10, **SMALL)
+    fast = train(cfg, quadratic=True)
+    slow = train(cfg)
+    for k in fast.state:
+        torch.testing.assert_close(fast.state[k], slow.state[k], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(fast.grad_norm, slow.grad_norm, rtol=1e-10, atol=1e-12)
+    np_loss = fast.history.train_loss.values
+    assert (np_loss[-1] < np_loss[0]).all() and fast.W is None and fast.exact_W is None
+    factors = train(cfg.replace(sampler="factors"))
+    assert torch.isfinite(factors.test_error.relative).all()

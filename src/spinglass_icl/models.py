@@ -158,6 +158,11 @@ class SLA(Model):
         Wq = q @ params["W"].transpose(1, 2)  # (T, B, D+1)
         return self.c * (u * Wq).sum(-1)
 
+    @staticmethod
+    def merged(params: Params) -> torch.Tensor:
+        """The weight W of ``y^ = c u^T W q``: the SLA's own."""
+        return params["W"]
+
 
 def _tokens(X: torch.Tensor) -> torch.Tensor:
     """Token-major copy of prompts: (T, B, D+1, N+1) -> (T, B, N+1, D+1), contiguous, so that
@@ -452,14 +457,20 @@ class ModelConfig:
     when the model is built.
 
     ``spins``: the weight dict is ``{"W": ...}`` with W the spin configuration of eq. 5
-    (SLA only): enables the exact-law factor sampler, the quadratic training step, the
-    exact ground state and ``TrainResult.instances``.
+    (SLA only): ``TrainResult.W``, the exact ground state and ``TrainResult.instances``.
+
+    ``quadratic``: the model reads the prompt through the SLA factors ``(u, q)``
+    (``prepare``) and predicts ``c u^T W q`` with a weight ``W = model.merged(params)``,
+    so eq. 2's data term is the quadratic form of eq. 5 in W: full-batch training then
+    steps through the couplings (O(n^2) per step, whatever P) and may draw its data as
+    factors (``sampler="factors"``).
     """
 
     name: ClassVar[str] = ""
     model_class: ClassVar[type[Model]] = Model
     default_lr: ClassVar[Mapping[str, float]] = {}
     spins: ClassVar[bool] = False
+    quadratic: ClassVar[bool] = False
     _parameter_constraints: ClassVar[dict] = {}
 
     def __post_init__(self) -> None:
@@ -573,6 +584,7 @@ class SLAConfig(ModelConfig):
     model_class = SLA
     default_lr = {"adam": 3e-2, "sgd": 0.5}
     spins = True
+    quadratic = True
 
     def prompt_items(self, D: int, N: int) -> int:
         return 2 * (D + 1)  # (u, q)
@@ -642,6 +654,7 @@ class SeparateSLAConfig(ModelConfig):
     d_k: int | None = None
     name = "sla-separate"
     model_class = SeparateSLA
+    quadratic = True
     default_lr = {"adam": 1e-2, "sgd": 0.5}
     _parameter_constraints = {"d_k": lambda name, v: None if v is None else check_int(name, v)}
 

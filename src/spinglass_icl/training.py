@@ -211,7 +211,7 @@ class TrainConfig:
         s(self, "first_trial", check_int("first_trial", self.first_trial, minimum=0))
         check_choice("dtype", self.dtype, tuple(DTYPES))
         check_choice("sampler", self.sampler, SAMPLERS)
-        if self.sampler == "factors" and not self.model.spins:
+        if self.sampler == "factors" and not self.model.quadratic:
             raise ParameterError(
                 f"sampler='factors' needs model='sla' (the other models see whole prompts), "
                 f"got model={self.model.name!r}"
@@ -555,7 +555,7 @@ def _check_train_memory(cfg: TrainConfig, quadratic: bool | None = None) -> None
     from .resources import check_memory, train_bytes
 
     if quadratic is None:
-        quadratic = cfg.model.spins and cfg.batch_size is None
+        quadratic = _quadratic_default(cfg)
     t = cfg.task
     est = train_bytes(
         t.D, t.N, t.P, cfg.trials * cfg.restarts, cfg.test_tasks, cfg.batch_size,
@@ -608,13 +608,21 @@ def _initial_params(cfg: TrainConfig, model: Model, init, dev, dtype) -> dict:
     return params
 
 
+def _quadratic_default(cfg: TrainConfig) -> bool:
+    """The couplings path by default for a full-batch SLA (whose step is then the linear
+    map ``A sigma - h``); other quadratic models (sla-separate) step through autograd
+    either way and gain only when P is many times (D+1)^2, so they take it when asked."""
+    return cfg.model.spins and cfg.model.quadratic and cfg.batch_size is None
+
+
 def _use_quadratic(cfg: TrainConfig, quadratic: bool | None) -> bool:
     """Whether to step with the exact quadratic gradient (default: for a full-batch SLA)."""
     if quadratic is None:
-        return cfg.model.spins and cfg.batch_size is None
-    if quadratic and (not cfg.model.spins or cfg.batch_size is not None):
+        return _quadratic_default(cfg)
+    if quadratic and (not cfg.model.quadratic or cfg.batch_size is not None):
         raise ParameterError(
-            f"quadratic=True needs a full-batch SLA, got model={cfg.model.name}, "
+            f"quadratic=True needs a full-batch SLA-like model (sla, sla-separate), got "
+            f"model={cfg.model.name}, "
             f"batch_size={cfg.batch_size}"
         )
     return quadratic
@@ -643,13 +651,20 @@ def _epoch(cfg, model, params, opt, data, y, batches, active, grad_norm, quad):
         else:
             rows = torch.arange(T, device=dev)[:, None]
             d_b, y_b = tuple(t[rows, idx] for t in data), y[rows, idx]
-        if quad is not None:
+        if quad is not None and set(params) == {"W"}:  # SLA: the gradient A sigma - h
             A, h_q, const_q = quad
             W = params["W"]
             sig = W.reshape(T, -1)
             As = (A @ sig[:, :, None])[..., 0]
             loss = 0.5 * (sig * As).sum(-1) - (h_q * sig).sum(-1) + const_q
             grads = ((As - h_q).reshape(W.shape),)
+        elif quad is not None:  # W = model.merged(params): chain rule through W, penalty apart
+            A, h_q, const_q = quad
+            sig = model.merged(params).reshape(T, -1)
+            pen = sum((p * p).flatten(1).sum(-1) for p in params.values())
+            loss = (0.5 * (sig * (A @ sig[:, :, None])[..., 0]).sum(-1) - (h_q * sig).sum(-1)
+                    + const_q + 0.5 * cfg.lam * pen)  # fmt: skip
+            grads = torch.autograd.grad(loss.sum(), list(params.values()))
         else:
             loss = _loss(model, params, d_b, y_b, cfg.lam)
             grads = torch.autograd.grad(loss.sum(), list(params.values()))
@@ -813,10 +828,14 @@ def train(
         not modified. The optimizer state starts fresh. None (default): the model's random
         initialization from each trial's seed.
     quadratic
-        Full-batch SLA only: step with the exact gradient ``(G + lam I) sigma - h`` of
-        :func:`sla_quadratic` (O(n^2) per epoch) instead of the prompt-by-prompt one
-        (O(P n)); the same trajectory to rounding (tested to 1e-10). None (default): on
-        for a full-batch SLA, off otherwise; False forces the prompt path.
+        Full-batch quadratic models only (``ModelConfig.quadratic``: SLA, sla-separate):
+        step with the exact gradient of eq. 2 through the couplings of
+        :func:`sla_quadratic`, ``(G + lam I) sigma - h`` for the SLA, the same form's
+        chain rule through ``W = model.merged(params)`` otherwise (O(n^2) per epoch)
+        instead of the prompt-by-prompt one (O(P n)); the same trajectory to rounding
+        (tested to 1e-10). None (default): on for a full-batch SLA, off otherwise
+        (sla-separate gains only for P many times (D+1)^2: pass True); False forces the
+        prompt path.
 
     Returns
     -------
@@ -841,9 +860,9 @@ def train(
     params = _initial_params(cfg, model, init, dev, dtype)
     quadratic = _use_quadratic(cfg, quadratic)
     quad = None
-    if quadratic:
-        quad = sla_quadratic(model, data, y, cfg.lam)
-    else:
+    if quadratic:  # the penalty is in A only where the weight is W itself (SLA)
+        quad = sla_quadratic(model, data, y, cfg.lam if set(params) == {"W"} else 0.0)
+    if not quadratic or set(params) != {"W"}:
         for p in params.values():
             p.requires_grad_(True)
     shuffle_g = _restart_generators(cfg, STREAM_SHUFFLE)
@@ -868,7 +887,7 @@ def train(
     )
     state = {k: v.detach().cpu()[keep] for k, v in params.items()}
     exact_W = None
-    if quadratic and cfg.lam > 0:
+    if quadratic and cfg.lam > 0 and cfg.model.spins:
         if R > 1:
             kd = keep.to(quad[0].device)
             quad = tuple(x[kd] for x in quad)

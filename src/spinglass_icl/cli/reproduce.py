@@ -26,6 +26,8 @@ _NAMES = (
     "fig6",
     "hessian",
     "double-descent",
+    "figS1",
+    "figS8",
     "all",
 )
 

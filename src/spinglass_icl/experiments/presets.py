@@ -659,7 +659,7 @@ _QUICK: dict[str, FigurePreset] = {
     "figS1": _r(
         _PAPER["figS1"],
         D=8,
-        N=40,
+        N=100,
         alphas=(0.25, 0.5, 0.75, 1.0, 1.125, 1.25, 1.5, 2.0),
         repeats=3,
         epochs=1500,

@@ -51,3 +51,16 @@ def test_tiny_fig6_reports_points_basins_medians_and_restarts(tmp_path):
     with pytest.raises(Exception, match="restarts must be"):
         run_figure("fig6", tmp_path / "c", params={**params, "restarts": 0}, **opts)
     assert torch.get_num_threads() == 1
+
+
+def test_reproduce_restarts_flag_is_checked(tmp_path, capsys):
+    from spinglass_icl.cli import main
+
+    rc = main(["reproduce", "fig2", "--preset", "tiny", "--restarts", "2",
+               "--out", str(tmp_path / "x")])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "restarts: figure fig2 does not train from several" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "x").exists()
+    rc = main(["reproduce", "fig6", "--preset", "tiny", "--restarts", "0",
+               "--out", str(tmp_path / "y")])  # fmt: skip
+    assert rc == 2 and "restarts must be" in capsys.readouterr().err

@@ -523,7 +523,7 @@ class FigS8Preset(FigurePreset):
     """Fig. S8: every model against N at D = 20, P = 10 000 (AMP at lam = 0.01 on the SLA
     trials' data; training as Fig. 6: lam = 0.005, Adam, stop 1e-7 over 50 epochs, cap
     2000, H = 32, M = 10); each model on its own N grid, as the authors'; ``trials`` per
-    point (the issue's minimum, 10)."""
+    point (at least 10 at the paper preset)."""
 
     D: int = 20
     P: int = 10000

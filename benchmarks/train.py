@@ -33,10 +33,9 @@ import dataclasses
 
 import torch
 
-from spinglass_icl.models import MODELS
+from spinglass_icl.models import get_model, model_config, model_names
 from spinglass_icl.tasks import make_generator
 from spinglass_icl.training import (
-    DEFAULT_LR,
     STREAM_INIT,
     TrainConfig,
     TrainResult,
@@ -71,7 +70,7 @@ def p_scaling(D: int = 10, N: int = 20, trials: int = 10, epochs: int = 3000) ->
     for quad in (True, False):
         t = {}
         for P in (2000, 20_000):
-            cfg = TrainConfig(
+            cfg = TrainConfig.of(
                 model="sla", D=D, N=N, P=P, lam=0.01, trials=trials, epochs=epochs,
                 eval_every=epochs // 10,
             )  # fmt: skip
@@ -86,11 +85,12 @@ def p_scaling(D: int = 10, N: int = 20, trials: int = 10, epochs: int = 3000) ->
 def _study_row(label: str, cfg: TrainConfig, init=None) -> TrainResult:
     res = train(cfg, init=init)
     h = res.history.relative_test_error.mean("trial").values
-    per = ", ".join(f"{x:.3f}" for x in res.relative_test_error.tolist())
+    per = ", ".join(f"{x:.3f}" for x in res.test_error.relative.tolist())
     qk = sum(float((res.state[k] ** 2).sum()) for k in ("W_Q", "W_K")) / cfg.trials
     print(
-        f"| {label} | {cfg.model} | {cfg.convention} | {cfg.lam:g} | {cfg.P} | {cfg.N} "
-        f"| {cfg.epochs} | {float(res.relative_test_error.mean()):.3f} ({per}) "
+        f"| {label} | {cfg.model.name} | {cfg.task.convention} | {cfg.lam:g} | {cfg.task.P} "
+        f"| {cfg.task.N} "
+        f"| {cfg.epochs} | {float(res.test_error.relative.mean()):.3f} ({per}) "
         f"| {h.min():.3f} | {qk:.1f} |",
         flush=True,
     )
@@ -142,12 +142,12 @@ def kernel_smoother_table(D: int = 20, H: int = 32, n: int = 50_000) -> None:
 def study_sa_d20() -> None:
     """SA / TF at D = 20: which settings learn (relative test error < 1)."""
     kernel_smoother_table()
-    base = TrainConfig(
+    base = TrainConfig.of(
         model="sa", D=20, N=20, P=10_000, lam=0.01, trials=2, epochs=300, test_tasks=2000,
         dtype="float32",
     )  # fmt: skip
-    r = dataclasses.replace
-    lr = DEFAULT_LR[("sa", "adam")]
+    r = TrainConfig.replace
+    lr = get_model("sa")().learning_rate("adam")
     print(f"# D=20, 2 trials (seed 0), full-batch Adam, lr {lr:g}, float32, 2000 test prompts")
     print(
         "| setting | model | convention | lam | P | N | epochs | rel. test error (per trial) "
@@ -176,6 +176,11 @@ def study_sa_d20() -> None:
     _study_row("LeCun init", r(base, model="tf", N=50, lam=0.005))
 
 
+def _fig6_params(name: str) -> dict:
+    """The Fig. 6 H = 32, M = 10 that model ``name`` has."""
+    return model_config(name, strict=False, H=32, M=10).params()
+
+
 def stop_study(models: list[str], lrs: list[float | None], trials: int, dtype: str) -> None:
     """Epochs to the convergence stop of the ``paper`` Fig. 6 preset (D = 20, N = 50,
     P = 10 000, lam = 0.005, relative loss change < 1e-7 over 50 epochs, 2000-epoch cap,
@@ -187,16 +192,17 @@ def stop_study(models: list[str], lrs: list[float | None], trials: int, dtype: s
     print("|---|---|---|---|---|---|---|---|")
     for m in models:
         for lr in lrs:
-            cfg = TrainConfig(
+            cfg = TrainConfig.of(
                 model=m, D=20, N=50, P=10_000, lam=0.005, trials=trials, epochs=2000, lr=lr,
-                tol=1e-7, window=50, H=32, M=10, test_tasks=2000, dtype=dtype,
+                tol=1e-7, window=50, test_tasks=2000, dtype=dtype,
+                model_params=_fig6_params(m),
             )  # fmt: skip
             r = train(cfg)
             f = lambda xs, fmt: ", ".join(format(x, fmt) for x in xs)  # noqa: E731
             print(
                 f"| {m} | {cfg.learning_rate:g} | {f(r.epochs_run.tolist(), 'd')} "
                 f"| {sum(r.converged.tolist())}/{trials} | {f(r.grad_norm.tolist(), '.1e')} "
-                f"| {f(r.relative_test_error.tolist(), '.5f')} "
+                f"| {f(r.test_error.relative.tolist(), '.5f')} "
                 f"| {f(r.history.train_loss.values[-1].tolist(), '.7f')} "
                 f"| {r.step_seconds:.1f} |",
                 flush=True,
@@ -211,7 +217,7 @@ def main() -> None:
     ap.add_argument("--N", type=int, default=20)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--chunk", type=int, default=0, help="trials per chunk (0: all at once)")
-    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--models", default=",".join(model_names()[:5]))
     ap.add_argument("--devices", default="cpu,cuda")
     ap.add_argument("--dtype", default="float64")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
@@ -250,7 +256,7 @@ def main() -> None:
     print("|---|---|---|---|")
     for dev in devices:
         for m in args.models.split(","):
-            cfg = TrainConfig(
+            cfg = TrainConfig.of(
                 model=m,
                 D=args.D,
                 N=args.N,

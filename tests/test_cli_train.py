@@ -27,7 +27,8 @@ def test_train_sla_one_trial_writes_everything(tmp_path, capsys):
         assert (out / f).is_file(), f
     summary = json.loads((out / "summary.json").read_text())
     cfg = summary["config"]
-    assert (cfg["model"], cfg["D"], cfg["P"], cfg["seed"], cfg["lr"]) == ("sla", 3, 80, 4, 0.05)
+    assert (cfg["model"]["name"], cfg["task"]["D"], cfg["task"]["P"]) == ("sla", 3, 80)
+    assert (cfg["seed"], cfg["lr"]) == (4, 0.05)
     rel = summary["relative_test_error"]
     assert len(rel["per_trial"]) == 1 and rel["mean"] == rel["per_trial"][0]
     te = summary["test_error"]["mean"]
@@ -49,9 +50,10 @@ def test_train_sla_one_trial_writes_everything(tmp_path, capsys):
     assert np.linalg.norm(W - gs) / np.linalg.norm(gs) < 1e-2
     # weights.pt: all trials plus the config that made them; same numbers as the API
     ck = torch.load(out / "weights.pt")
-    assert ck["config"]["model"] == "sla" and ck["state"]["W"].shape == (1, 4, 4)
+    assert ck["format"] == "spinglass-icl train weights v2"
+    assert ck["config"]["model"] == {"name": "sla"} and ck["state"]["W"].shape == (1, 4, 4)
     np.testing.assert_array_equal(ck["state"]["W"][0].numpy(), W)
-    api = train(TrainConfig(**{k: v for k, v in ck["config"].items()}))
+    api = train(TrainConfig.from_dict(ck["config"]))
     np.testing.assert_array_equal(api.W[0].numpy(), W)
     # history.csv: tidy, one row per (epoch, trial)
     lines = (out / "history.csv").read_text().splitlines()
@@ -84,6 +86,8 @@ def test_train_many_trials_other_model(tmp_path):
         (["--device", "cuda:7" if not torch.cuda.is_available() else "tpu"], "device must be"),
         (["--beta", "0"], "beta must be"),
         (["--trials", "0"], "trials must be"),
+        (["--restarts", "0"], "restarts must be"),
+        (["--H", "4"], "H is not a parameter of model 'sla' (its parameters: none)"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, match):
@@ -93,3 +97,15 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, match):
     assert err.startswith("spinglass-icl: error:") and match in err
     assert len(err.splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_restarts_flag_keeps_the_best_of_several_initializations(tmp_path, capsys):
+    out = tmp_path / "sa"
+    argv = ["train", "--model", "sa", *ARGS, "--trials", "2", "--epochs", "5", "--H", "3"]
+    assert main([*argv, "--restarts", "3", "--out", str(out)]) == 0
+    assert "restarts=3" in capsys.readouterr().out
+    s = json.loads((out / "summary.json").read_text())
+    assert len(s["restart"]) == 2 and len(s["restart_loss"][0]) == 3
+    assert s["config"]["restarts"] == 3
+    for k, r in enumerate(s["restart"]):
+        assert s["restart_loss"][k][r] == min(s["restart_loss"][k])

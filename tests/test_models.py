@@ -7,7 +7,7 @@ import torch
 
 from spinglass_icl import ParameterError, sample_prompts
 from spinglass_icl.conventions import CONVENTIONS
-from spinglass_icl.models import MODELS, build_model
+from spinglass_icl.models import build_model, model_config, model_names
 from spinglass_icl.observables import predict as core_predict
 from spinglass_icl.tasks import make_generator
 
@@ -18,14 +18,14 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _setup(name, convention="authors", seed=0):
-    model = build_model(name, D, N, convention=convention, H=5, M=3)
+    model = model_config(name, strict=False, H=5, M=3).build(D, N, convention)
     gens = [make_generator(seed + k) for k in range(T)]
     params = model.init_params(gens)
     pr = sample_prompts(D, N, B, convention=convention, seed=seed + 100, batch_shape=(T,))
     return model, params, pr
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", model_names())
 def test_shapes_and_gradients(name):
     model, params, pr = _setup(name)
     for p in params.values():
@@ -47,7 +47,7 @@ def test_shapes_and_gradients(name):
     assert torch.autograd.gradcheck(f, tuple(small.values()), eps=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", model_names())
 def test_trials_are_independent(name):
     """Trial k's prediction depends on trial k's weights only (no mixing across trials)."""
     model, params, pr = _setup(name)
@@ -167,11 +167,45 @@ def test_init_is_per_trial_and_seeded():
 
 
 def test_bad_model_arguments():
-    with pytest.raises(ParameterError, match="model must be one of"):
+    with pytest.raises(ParameterError, match="model must be one of sla, fla, mhla, sa, tf"):
         build_model("gpt", D, N)
+    with pytest.raises(ParameterError, match="M is not a parameter of model 'sa'"):
+        build_model("sa", D, N, M=3)
     with pytest.raises(ParameterError, match="H must be"):
         build_model("sa", D, N, H=0)
     with pytest.raises(ParameterError, match="M must be"):
         build_model("mhla", D, N, M=-1)
     with pytest.raises(ParameterError, match="convention must be"):
         build_model("sla", D, N, convention="mine")
+
+
+def test_separate_attention_is_the_merged_sla_of_W_Q_T_W_K():
+    """SeparateSLA (eq. 40 before merging) predicts exactly what SLA predicts with the
+    merged W = W_Q^T W_K (1e-12, every convention and a key size below D + 1)."""
+    from spinglass_icl.models import SeparateSLA
+
+    for convention in CONVENTIONS:
+        for d_k in (None, 2):
+            sep = build_model("sla-separate", D, N, convention=convention, d_k=d_k)
+            params = sep.init_params([make_generator(k) for k in range(T)])
+            assert params["W_Q"].shape == (T, d_k or D + 1, D + 1)
+            pr = sample_prompts(D, N, B, convention=convention, seed=3, batch_shape=(T,))
+            sla = build_model("sla", D, N, convention=convention)
+            y_sep = sep.predict(params, sep.prepare(pr.X))
+            y_sla = sla.predict({"W": SeparateSLA.merged(params)}, sla.prepare(pr.X))
+            torch.testing.assert_close(y_sep, y_sla, rtol=1e-12, atol=1e-12)
+
+
+def test_registry_refuses_clashes_and_non_configs():
+    from spinglass_icl.models import SLAConfig, get_model, register_model
+
+    assert get_model("sla") is SLAConfig
+    with pytest.raises(ParameterError, match="needs a ModelConfig subclass"):
+        register_model(int)
+
+    class Clash(SLAConfig):
+        pass
+
+    with pytest.raises(ParameterError, match="model name 'sla' is taken by SLAConfig"):
+        register_model(Clash)
+    assert get_model("sla") is SLAConfig

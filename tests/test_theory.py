@@ -297,7 +297,7 @@ def test_double_descent_sgd_is_paired_with_the_solvers():
         seed=2, sgd_epochs=20,
     )  # fmt: skip
     assert list(ds["solver"].values) == ["exact", "sgd"]
-    tr = train(TrainConfig(model="sla", D=D, N=N, P=P, lam=lam, trials=2, epochs=20,
+    tr = train(TrainConfig.of(model="sla", D=D, N=N, P=P, lam=lam, trials=2, epochs=20,
                            seed=point_seed(2, D, N, P, "authors"), test_tasks=1))  # fmt: skip
     inst = tr.instances
     m = ground_state(inst)

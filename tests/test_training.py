@@ -1,13 +1,12 @@
 """Training (eq. 2): the bridge to the spin glass, trial batching, optimizers, bad input."""
 
-import dataclasses
 import math
 
 import pytest
 import torch
 
 from spinglass_icl import ParameterError, ground_state, solve
-from spinglass_icl.models import MODELS
+from spinglass_icl.models import model_config, model_names
 from spinglass_icl.tasks import make_generator
 from spinglass_icl.training import (
     STREAM_INIT,
@@ -23,6 +22,13 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SMALL = dict(D=3, N=5, P=64, lam=0.05, test_tasks=200, H=6, M=3)
 
 
+def _cfg(model="sla", **kw):
+    """A TrainConfig from flat names; H and M go to the models that have them."""
+    own = {k: kw.pop(k) for k in ("H", "M") if k in kw}
+    return TrainConfig.of(model, model_params=model_config(model, strict=False, **own).params(),
+                          **kw)  # fmt: skip
+
+
 def _rel(a, b):
     return float((a - b).norm() / b.norm())
 
@@ -31,7 +37,7 @@ def _rel(a, b):
 @pytest.mark.parametrize("optimizer,lr,epochs", [("adam", 0.03, 200), ("sgd", 1.0, 100)])
 def test_sla_training_reaches_the_exact_ground_state(optimizer, lr, epochs):
     """SLA trained by the real loop lands on the ground state A^{-1} h of the same instance."""
-    cfg = TrainConfig(
+    cfg = _cfg(
         model="sla", D=5, N=20, P=500, lam=0.1, trials=2, epochs=epochs, lr=lr,
         optimizer=optimizer, test_tasks=200, seed=3, eval_every=epochs,
     )  # fmt: skip
@@ -56,7 +62,7 @@ def test_sla_training_reaches_the_exact_ground_state(optimizer, lr, epochs):
 
 
 def test_instances_match_the_training_prompts():
-    cfg = TrainConfig(model="sla", trials=2, epochs=1, **SMALL)
+    cfg = _cfg(model="sla", trials=2, epochs=1, **SMALL)
     res = train(cfg)
     X, y = trial_prompts(cfg)
     inst = res.instances
@@ -65,30 +71,34 @@ def test_instances_match_the_training_prompts():
     model = res.model
     pred = model.predict(res.state, model.prepare(X))
     torch.testing.assert_close(inst.predict(res.W.reshape(2, -1)), pred, rtol=1e-12, atol=1e-12)
-    assert train(dataclasses.replace(cfg, model="fla")).instances is None
+    assert train(TrainConfig.replace(cfg, model="fla")).instances is None
 
 
 # ----------------------------------------------------------- trial batching
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", model_names())
 def test_batched_trials_equal_single_runs(name):
-    cfg = TrainConfig(model=name, trials=3, epochs=4, batch_size=24, seed=7, **SMALL)
+    cfg = _cfg(model=name, trials=3, epochs=4, batch_size=24, seed=7, **SMALL)
     res = train(cfg)
     for k in (0, 2):
-        alone = train(dataclasses.replace(cfg, trials=1, first_trial=k))
+        alone = train(TrainConfig.replace(cfg, trials=1, first_trial=k))
         for key, v in res.state.items():
             torch.testing.assert_close(v[k], alone.state[key][0], rtol=1e-9, atol=1e-12)
-        torch.testing.assert_close(res.test_error[k], alone.test_error[0], rtol=1e-9, atol=1e-14)
+        torch.testing.assert_close(
+            res.test_error.absolute[k], alone.test_error.absolute[0], rtol=1e-9, atol=1e-14
+        )
     # trials differ (own data, init)
-    assert not torch.allclose(res.test_error[0], res.test_error[1])
+    assert not torch.allclose(res.test_error.absolute[0], res.test_error.absolute[1])
     # the same seed gives the same numbers
-    torch.testing.assert_close(train(cfg).test_error, res.test_error, rtol=0, atol=0)
+    torch.testing.assert_close(
+        train(cfg).test_error.absolute, res.test_error.absolute, rtol=0, atol=0
+    )
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", model_names())
 @pytest.mark.parametrize("batch_size", [None, 16])
 def test_loss_decreases(name, batch_size):
     # 60 epochs: full-batch Adam at the SA/TF default lr 3e-3 needs about 35 for -20 %
-    cfg = TrainConfig(model=name, trials=2, epochs=60, batch_size=batch_size, seed=1, **SMALL)
+    cfg = _cfg(model=name, trials=2, epochs=60, batch_size=batch_size, seed=1, **SMALL)
     h = train(cfg).history
     assert h.train_loss.dims == ("epoch", "trial") and h.sizes["trial"] == 2
     first, last = h.train_loss.isel(epoch=0).values, h.train_loss.isel(epoch=-1).values
@@ -118,47 +128,45 @@ def _torch_reference(cfg, opt_cls, loss_kind, weight_decay, **kw):
 def test_adam_and_sgd_match_torch_optim_weight_decay():
     """lam/2 ||W||^2 in eq. 2 == torch weight_decay=lam on the 1/(2P) loss (Adam and SGD);
     the authors' MSE (1/P) with Adam weight_decay=wd == eq. 2 with lam = wd/2."""
-    base = TrainConfig(model="sla", trials=1, epochs=25, **SMALL)
+    base = _cfg(model="sla", trials=1, epochs=25, **SMALL)
     lam = base.lam
     for opt, cls, lr, kw in [
         ("adam", torch.optim.Adam, 0.01, {}),
         ("sgd", torch.optim.SGD, 0.5, {}),
     ]:
-        cfg = dataclasses.replace(base, optimizer=opt, lr=lr)
+        cfg = TrainConfig.replace(base, optimizer=opt, lr=lr)
         ours = train(cfg).W[0]
         ref = _torch_reference(cfg, cls, "half", lam, **kw)
         torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
-    cfg = dataclasses.replace(base, optimizer="adam", lr=0.01)
+    cfg = TrainConfig.replace(base, optimizer="adam", lr=0.01)
     authors = _torch_reference(cfg, torch.optim.Adam, "mse", 2 * lam)
     torch.testing.assert_close(train(cfg).W[0], authors, rtol=1e-5, atol=1e-7)
 
 
 def test_convergence_stop_freezes_each_trial():
-    cfg = TrainConfig(
-        model="sla", trials=3, epochs=3000, lr=0.5, optimizer="sgd", tol=1e-7, **SMALL
-    )
+    cfg = _cfg(model="sla", trials=3, epochs=3000, lr=0.5, optimizer="sgd", tol=1e-7, **SMALL)
     res = train(cfg)
     assert res.converged.all()
     assert (res.epochs_run < 3000).all() and (res.epochs_run > 5).all()
     # a stopped trial is frozen: its weights are what a run of exactly that many epochs gives
     k = int(res.epochs_run.argmin())
     short = train(
-        dataclasses.replace(cfg, tol=None, epochs=int(res.epochs_run[k]), first_trial=k, trials=1)
+        TrainConfig.replace(cfg, tol=None, epochs=int(res.epochs_run[k]), first_trial=k, trials=1)
     )
     torch.testing.assert_close(res.W[k], short.W[0], rtol=1e-10, atol=1e-13)
 
 
 def test_summary_and_history():
-    cfg = TrainConfig(model="sla", trials=3, epochs=10, eval_every=3, **SMALL)
+    cfg = _cfg(model="sla", trials=3, epochs=10, eval_every=3, **SMALL)
     res = train(cfg)
     assert list(res.history.epoch.values) == [0, 3, 6, 9, 10]
     s = res.summary()
-    te = res.test_error
+    te = res.test_error.absolute
     assert s["test_error"]["per_trial"] == te.tolist()
     assert math.isclose(s["test_error"]["mean"], float(te.mean()), rel_tol=1e-12)
     assert math.isclose(s["test_error"]["stderr"], float(te.std() / math.sqrt(3)), rel_tol=1e-12)
-    var = cfg.task.conv.label_variance(cfg.D)
-    torch.testing.assert_close(res.relative_test_error, te / var)
+    var = cfg.task.conv.label_variance(cfg.task.D)
+    torch.testing.assert_close(res.test_error.relative, te / var)
     assert s["config"]["lr"] == cfg.learning_rate
     assert res.W.shape == (3, 4, 4) and res.state["W"].shape == (3, 4, 4)
     # final test error equals the model's error on the trial's own test prompts
@@ -190,13 +198,13 @@ def test_summary_and_history():
 def test_bad_config(kw, match):
     args = {**SMALL, **kw}
     with pytest.raises(ParameterError, match=match):
-        TrainConfig(**args)
+        _cfg(**args)
 
 
 def test_bad_train_arguments_and_divergence():
     with pytest.raises(ParameterError, match="config must be a TrainConfig"):
         train({"model": "sla"})
-    cfg = TrainConfig(model="sla", trials=1, epochs=400, lr=1e6, optimizer="sgd", **SMALL)
+    cfg = _cfg(model="sla", trials=1, epochs=400, lr=1e6, optimizer="sgd", **SMALL)
     with pytest.raises(ParameterError, match="lr must be smaller"):
         train(cfg)
 
@@ -204,9 +212,9 @@ def test_bad_train_arguments_and_divergence():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_equals_cpu():
-    cfg = TrainConfig(model="tf", trials=2, epochs=5, **SMALL)
+    cfg = _cfg(model="tf", trials=2, epochs=5, **SMALL)
     cpu = train(cfg)
-    gpu = train(dataclasses.replace(cfg, device="cuda"))
+    gpu = train(TrainConfig.replace(cfg, device="cuda"))
     for k, v in cpu.state.items():
         torch.testing.assert_close(gpu.state[k], v, rtol=1e-8, atol=1e-10)
 
@@ -215,8 +223,8 @@ def test_warm_start_from_the_ground_state_stays_there():
     """train(init=...) starts from the given weights: SLA started at the exact ground state
     A^{-1} h of its own instance has zero gradient and stays put (SGD), while the same run from
     the random init moves; bad init is a one-line error."""
-    cfg = TrainConfig(model="sla", trials=2, epochs=5, lr=0.5, optimizer="sgd", **SMALL)
-    inst = train(dataclasses.replace(cfg, epochs=1)).instances
+    cfg = _cfg(model="sla", trials=2, epochs=5, lr=0.5, optimizer="sgd", **SMALL)
+    inst = train(TrainConfig.replace(cfg, epochs=1)).instances
     gs = ground_state(inst).reshape(2, 4, 4)
     res = train(cfg, init={"W": gs})
     assert _rel(res.W, gs) < 1e-10
@@ -238,19 +246,19 @@ def test_full_batch_sla_quadratic_path_equals_the_prompt_path(optimizer, lr):
     trajectory, losses and gradient norms equal the prompt-by-prompt autograd ones to 1e-10
     (float64) over 60 steps, for Adam and SGD; the recorded epoch by epoch weights agree at
     every step (checked at 1, 7, 60 epochs)."""
-    base = TrainConfig(
+    base = _cfg(
         model="sla", D=4, N=8, P=300, lam=0.02, trials=3, lr=lr, optimizer=optimizer,
         test_tasks=100, seed=5, eval_every=1,
     )  # fmt: skip
     for epochs in (1, 7, 60):
-        cfg = dataclasses.replace(base, epochs=epochs)
+        cfg = TrainConfig.replace(base, epochs=epochs)
         fast, slow = train(cfg), train(cfg, quadratic=False)
         torch.testing.assert_close(fast.W, slow.W, rtol=1e-10, atol=1e-12)
         torch.testing.assert_close(fast.grad_norm, slow.grad_norm, rtol=1e-10, atol=1e-12)
     h_fast, h_slow = fast.history.train_loss.values, slow.history.train_loss.values
     assert h_fast.shape == (61, 3)
     torch.testing.assert_close(torch.tensor(h_fast), torch.tensor(h_slow), rtol=1e-10, atol=0)
-    assert _rel(fast.W, train(dataclasses.replace(cfg, epochs=1)).W) > 1e-2  # it moved
+    assert _rel(fast.W, train(TrainConfig.replace(cfg, epochs=1)).W) > 1e-2  # it moved
     # the quadratic form is eq. 2 of the core instance
     from spinglass_icl.training import sla_quadratic
 
@@ -264,13 +272,13 @@ def test_full_batch_sla_quadratic_path_equals_the_prompt_path(optimizer, lr):
     quad = 0.5 * torch.einsum("ti,tij,tj->t", sig, A, sig) - (h * sig).sum(-1) + const
     torch.testing.assert_close(quad, inst.loss(sig), rtol=1e-12, atol=0)
     with pytest.raises(ParameterError, match="quadratic=True needs a full-batch SLA"):
-        train(dataclasses.replace(cfg, batch_size=10), quadratic=True)
+        train(TrainConfig.replace(cfg, batch_size=10), quadratic=True)
 
 
 def test_window_convergence_and_grad_norm():
     """tol with a window: stops when |L_t - L_{t-w}| / |L_{t-w}| < tol; the stopped trial
     equals the same trial run for exactly its epochs; grad_norm is that run's last gradient."""
-    cfg = TrainConfig(
+    cfg = _cfg(
         model="sla", trials=3, epochs=3000, lr=0.03, optimizer="adam", tol=1e-7, window=20,
         **SMALL,
     )  # fmt: skip
@@ -278,46 +286,46 @@ def test_window_convergence_and_grad_norm():
     assert res.converged.all() and (res.epochs_run < 3000).all() and (res.epochs_run > 20).all()
     k = int(res.epochs_run.argmax())
     short = train(
-        dataclasses.replace(cfg, tol=None, epochs=int(res.epochs_run[k]), first_trial=k, trials=1)
+        TrainConfig.replace(cfg, tol=None, epochs=int(res.epochs_run[k]), first_trial=k, trials=1)
     )
     torch.testing.assert_close(res.W[k], short.W[0], rtol=1e-10, atol=1e-13)
     torch.testing.assert_close(res.grad_norm[k : k + 1], short.grad_norm, rtol=1e-10, atol=0)
     # near the optimum the gradient is small against the first step's
-    first = train(dataclasses.replace(cfg, tol=None, epochs=1))
+    first = train(TrainConfig.replace(cfg, tol=None, epochs=1))
     assert (res.grad_norm < 1e-2 * first.grad_norm).all()
     with pytest.raises(ParameterError, match="window must be"):
-        TrainConfig(window=0)
+        _cfg(window=0)
 
 
 def test_factor_sampler_trains_on_its_own_instances():
     """sampler='factors' (SLA): the trained W is the ground state of res.instances (the same
     factors), the test error is scored on factor-drawn test prompts of the same law (close to
     the prompt sampler's mean over trials), and other models refuse it."""
-    cfg = TrainConfig(
+    cfg = _cfg(
         model="sla", D=4, N=10, P=400, lam=0.05, trials=4, epochs=400, lr=0.03,
         test_tasks=2000, sampler="factors", tol=1e-10, window=20,
     )  # fmt: skip
     res = train(cfg)
     gs = ground_state(res.instances).reshape(res.W.shape)
     assert _rel(res.W, gs) < 1e-4
-    pr = train(dataclasses.replace(cfg, sampler="prompts"))
+    pr = train(TrainConfig.replace(cfg, sampler="prompts"))
     assert not torch.allclose(res.W, pr.W)  # a different draw
-    a, b = float(res.relative_test_error.mean()), float(pr.relative_test_error.mean())
+    a, b = float(res.test_error.relative.mean()), float(pr.test_error.relative.mean())
     assert abs(a - b) < 0.1 * b, (a, b)
     with pytest.raises(ParameterError, match="sampler='factors' needs model='sla'"):
-        TrainConfig(model="fla", sampler="factors")
+        _cfg(model="fla", sampler="factors")
 
 
 @pytest.mark.parametrize("name", ["fla", "sa", "tf"])
 def test_float32_gives_the_float64_test_errors_to_3_digits(name):
     """150 full-batch Adam epochs in float32 give each trial's relative test error of the
     float64 run to 1e-3 (relative), for the models the paper preset trains in float32."""
-    cfg = TrainConfig(
+    cfg = _cfg(
         model=name, D=6, N=12, P=500, lam=0.005, trials=2, epochs=150, test_tasks=500,
         H=8, M=3, seed=2, eval_every=150,
     )  # fmt: skip
-    a = train(cfg).relative_test_error
-    b = train(dataclasses.replace(cfg, dtype="float32")).relative_test_error.double()
+    a = train(cfg).test_error.relative
+    b = train(TrainConfig.replace(cfg, dtype="float32")).test_error.relative.double()
     assert (a < 0.99).any()  # something was learned
     torch.testing.assert_close(b, a, rtol=1e-3, atol=0)
 
@@ -325,14 +333,14 @@ def test_float32_gives_the_float64_test_errors_to_3_digits(name):
 def test_exact_W_is_the_ground_state_of_the_instances():
     """The quadratic path's by-product A^{-1} h equals the core's exact solver on the same
     instances (1e-10); the prompt path and non-SLA models give None."""
-    cfg = TrainConfig(model="sla", trials=2, epochs=3, **SMALL)
+    cfg = _cfg(model="sla", trials=2, epochs=3, **SMALL)
     res = train(cfg)
     gs = ground_state(res.instances).reshape(res.W.shape)
     torch.testing.assert_close(res.exact_W, gs, rtol=1e-10, atol=1e-12)
     assert train(cfg, quadratic=False).exact_W is None
-    assert train(dataclasses.replace(cfg, model="fla")).exact_W is None
+    assert train(TrainConfig.replace(cfg, model="fla")).exact_W is None
     # lam = 0 with P < n: A singular, trains, no exact_W
-    res0 = train(dataclasses.replace(cfg, lam=0.0, P=5))
+    res0 = train(TrainConfig.replace(cfg, lam=0.0, P=5))
     assert res0.exact_W is None and bool(torch.isfinite(res0.W).all())
 
 
@@ -343,7 +351,7 @@ def test_statistics_paths_train_as_the_token_formulas(name, monkeypatch):
     (per-head eq. 41; the full attention mix of eq. 43-44) to 1e-10 (float64)."""
     from spinglass_icl import models
 
-    cfg = TrainConfig(model=name, trials=2, epochs=50, seed=3, eval_every=10, **SMALL)
+    cfg = _cfg(model=name, trials=2, epochs=50, seed=3, eval_every=10, **SMALL)
     fast = train(cfg)
 
     def literal_mhla(self, params, data):
@@ -368,7 +376,7 @@ def test_statistics_paths_train_as_the_token_formulas(name, monkeypatch):
         torch.testing.assert_close(fast.state[k], slow.state[k], rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(fast.grad_norm, slow.grad_norm, rtol=1e-10, atol=1e-12)
     assert _rel(fast.state["W"] if name == "mhla" else fast.state["W_Q"],
-                train(dataclasses.replace(cfg, epochs=1)).state[
+                train(TrainConfig.replace(cfg, epochs=1)).state[
                     "W" if name == "mhla" else "W_Q"]) > 1e-3  # fmt: skip
 
 
@@ -384,3 +392,92 @@ def test_memory_estimate_follows_sampler_path_and_precision():
     assert factors_quad < 4 * 2**30 < prompts
     assert train_bytes(**base, quadratic=True) < prompts
     assert train_bytes(**base, itemsize=4) * 2 == prompts
+
+
+# ---------------------------------------------------------- config objects
+def test_config_holds_a_task_and_a_model_and_round_trips():
+    """TrainConfig is a task plus a model config; to_dict / from_dict round-trip, the flat
+    dicts of earlier checkpoints still load, and an unknown model names the allowed ones."""
+    from spinglass_icl import TaskConfig
+    from spinglass_icl.models import SAConfig
+
+    cfg = TrainConfig(task=TaskConfig(D=3, N=5, P=64), model=SAConfig(H=4), lam=0.05)
+    assert cfg == _cfg("sa", D=3, N=5, P=64, lam=0.05, H=4)
+    assert TrainConfig.from_dict(cfg.to_dict()) == TrainConfig.replace(cfg, lr=cfg.learning_rate)
+    flat = {"model": "sa", "D": 3, "N": 5, "P": 64, "convention": "authors", "noise": 0.0,
+            "lam": 0.05, "H": 4, "M": 10, "lr": None}  # fmt: skip
+    assert TrainConfig.from_dict(flat) == cfg
+    assert cfg.learning_rate == 3e-3 and _cfg("sla", optimizer="sgd").learning_rate == 0.5
+    assert cfg.replace(model="tf").model.H == 4  # shared hyperparameters are kept
+    assert cfg.replace(N=7).task.N == 7
+    assert "model=SAConfig(H=4)" in repr(cfg) and len(repr(cfg)) < 200
+    with pytest.raises(ParameterError, match="model must be one of sla, fla, mhla, sa, tf"):
+        TrainConfig(model="rnn")
+    with pytest.raises(ParameterError, match="H is not a parameter of model 'sla'"):
+        TrainConfig.of("sla", model_params={"H": 3})
+    with pytest.raises(ParameterError, match="task must be a TaskConfig"):
+        TrainConfig(task=(3, 5, 64))
+
+
+def test_a_model_without_a_default_rate_falls_back():
+    """A registered model that names no learning rate for an optimizer gets the fallback
+    (no KeyError)."""
+    from spinglass_icl.models import FALLBACK_LR, SLAConfig
+
+    class Bare(SLAConfig):
+        default_lr = {}
+
+    assert Bare().learning_rate("sgd") == FALLBACK_LR["sgd"]
+
+
+def test_result_repr_is_short_and_test_error_is_one_object():
+    from spinglass_icl import TestError
+
+    res = train(_cfg("sla", trials=2, epochs=3, **SMALL))
+    assert isinstance(res.test_error, TestError) and res.test_error.n_tasks == 200
+    r = repr(res)
+    assert r.startswith("TrainResult(model=sla") and "relative_test_error=" in r and len(r) < 200
+
+
+def test_restarts_keep_the_lowest_training_loss():
+    """restarts=R trains R initializations of each trial on the trial's own data and keeps
+    the one of lowest final loss; restart 0 is the plain run, restart r of trial k equals
+    nothing else (its own seed), and restarts=1 is bit-identical to the plain run."""
+    cfg = _cfg("sa", trials=2, epochs=15, seed=4, **SMALL)
+    plain = train(cfg)
+    res = train(cfg.replace(restarts=3))
+    assert res.restart_loss.shape == (2, 3) and res.restart.shape == (2,)
+    plain_loss = torch.as_tensor(plain.history.train_loss[-1].values)
+    torch.testing.assert_close(res.restart_loss[:, 0], plain_loss, rtol=1e-12, atol=0)
+    best = res.restart_loss.argmin(-1)
+    assert torch.equal(res.restart, best)
+    assert torch.allclose(
+        torch.as_tensor(res.history.train_loss[-1].values), res.restart_loss.min(-1).values
+    )
+    assert len(set(res.restart_loss.flatten().tolist())) == 6  # six different runs
+    # the kept weights are those of the chosen restart: its test error is recomputed
+    Xte, yte = trial_prompts(cfg, stream=2, n=cfg.test_tasks)
+    pred = res.model.predict(res.state, res.model.prepare(Xte))
+    torch.testing.assert_close(((yte - pred) ** 2).mean(-1), res.test_error.absolute)
+    one = train(cfg.replace(restarts=1))
+    for k in plain.state:
+        assert torch.equal(one.state[k], plain.state[k])
+    with pytest.raises(ParameterError, match="init .* needs restarts=1"):
+        train(cfg.replace(restarts=2), init=plain.state)
+    with pytest.raises(ParameterError, match="restarts must be"):
+        cfg.replace(restarts=0)
+
+
+def test_separate_attention_steps_through_the_couplings_exactly():
+    """sla-separate trained full batch through the couplings (chain rule through
+    W = W_Q^T W_K, penalty on W_Q and W_K) follows the prompt-path trajectory to 1e-10."""
+    cfg = _cfg("sla-separate", trials=2, epochs=40, seed=3, eval_every=10, **SMALL)
+    fast = train(cfg, quadratic=True)
+    slow = train(cfg)
+    for k in fast.state:
+        torch.testing.assert_close(fast.state[k], slow.state[k], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(fast.grad_norm, slow.grad_norm, rtol=1e-10, atol=1e-12)
+    np_loss = fast.history.train_loss.values
+    assert (np_loss[-1] < np_loss[0]).all() and fast.W is None and fast.exact_W is None
+    factors = train(cfg.replace(sampler="factors"))
+    assert torch.isfinite(factors.test_error.relative).all()

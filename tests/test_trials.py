@@ -11,7 +11,7 @@ from spinglass_icl.trials import CODE_VERSION, TrialStore, chunk_key, run_chunks
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-CFG = TrainConfig(model="sla", D=3, N=5, P=64, lam=0.05, trials=6, epochs=30, test_tasks=100)
+CFG = TrainConfig.of(model="sla", D=3, N=5, P=64, lam=0.05, trials=6, epochs=30, test_tasks=100)
 
 
 class Interrupt(Exception):
@@ -24,7 +24,7 @@ def _compute(calls, stop_after=None):
             raise Interrupt
         calls.append(first)
         res = train(dataclasses.replace(CFG, first_trial=first, trials=n))
-        return {"err": res.relative_test_error.numpy(), "epochs": res.epochs_run.numpy()}
+        return {"err": res.test_error.relative.numpy(), "epochs": res.epochs_run.numpy()}
 
     return compute
 
@@ -44,7 +44,7 @@ def test_interrupted_run_resumes_without_retraining(tmp_path):
     for k in ref:
         np.testing.assert_array_equal(again[k], ref[k])
     # one batched run of all trials gives the same numbers (trial k depends on (seed, k))
-    np.testing.assert_allclose(ref["err"], train(CFG).relative_test_error.numpy(), rtol=1e-9)
+    np.testing.assert_allclose(ref["err"], train(CFG).test_error.relative.numpy(), rtol=1e-9)
     # a third run computes nothing
     calls3: list = []
     run_chunks(store, spec, 6, chunks, _compute(calls3))
@@ -93,7 +93,7 @@ def test_killed_figure_resumes_inside_training(tmp_path, monkeypatch, figure):
     calls: list = []
 
     def counting(cfg, *a, **kw):
-        calls.append((cfg.model, cfg.lam, cfg.N, cfg.first_trial))
+        calls.append((cfg.model, cfg.lam, cfg.task.N, cfg.first_trial))
         if stop is not None and len(calls) > stop:
             raise KeyboardInterrupt
         return real(cfg, *a, **kw)

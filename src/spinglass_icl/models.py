@@ -5,7 +5,7 @@ Every model is a plain object holding its sizes; its trainable weights live in a
 tensors with a leading *trial* dimension ``T`` (one independent network per trial), so
 that many trials train in one batched computation::
 
-    model  = build_model("sla", D=20, N=20)
+    model  = model_config("sla").build(D=20, N=20)           # or build_model("sla", 20, 20)
     params = model.init_params(generators)           # {name: (T, ...)}, one generator per trial
     data   = model.prepare(X)                        # X: (T, B, D+1, N+1) prompts (eq. 1)
     y_hat  = model.predict(params, data)             # (T, B): the read-out Y[D+1, N+1]
@@ -29,18 +29,38 @@ token by token).
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 
 from .conventions import DEFAULT_CONVENTION, get_convention
-from .errors import check_choice, check_int
+from .errors import Int, ParameterError, check_int, validate_fields
 
-__all__ = ["MODELS", "Model", "SLA", "FLA", "MHLA", "SA", "TF", "build_model"]
-
-#: model names accepted by :func:`build_model` (and ``spinglass-icl train --model``)
-MODELS: tuple[str, ...] = ("sla", "fla", "mhla", "sa", "tf")
+__all__ = [
+    "Model",
+    "ModelConfig",
+    "SLA",
+    "FLA",
+    "MHLA",
+    "SA",
+    "TF",
+    "SeparateSLA",
+    "SLAConfig",
+    "FLAConfig",
+    "MHLAConfig",
+    "SAConfig",
+    "TFConfig",
+    "SeparateSLAConfig",
+    "register_model",
+    "model_names",
+    "get_model",
+    "model_config",
+    "build_model",
+]
 
 Params = dict[str, torch.Tensor]
 
@@ -137,6 +157,11 @@ class SLA(Model):
         u, q = data  # (T, B, D+1) each
         Wq = q @ params["W"].transpose(1, 2)  # (T, B, D+1)
         return self.c * (u * Wq).sum(-1)
+
+    @staticmethod
+    def merged(params: Params) -> torch.Tensor:
+        """The weight W of ``y^ = c u^T W q``: the SLA's own."""
+        return params["W"]
 
 
 def _tokens(X: torch.Tensor) -> torch.Tensor:
@@ -368,23 +393,270 @@ class TF(Model):
         return (z1 + z3)[..., self.D]
 
 
+@dataclass(frozen=True)
+class SeparateSLA(Model):
+    """SLA with separate query and key matrices (eq. 40 before merging; supplement, Fig. S1):
+    ``Y = c X X^T W_Q^T W_K X``, ``y^ = Y[D, N] = c (W_Q u) . (W_K q)``.
+
+    The function equals :class:`SLA`'s with ``W = W_Q^T W_K`` (tested), but the loss is no
+    longer quadratic in the weights: gradient descent runs on a factorized W (rank at most
+    ``d_k``). ``W_Q, W_K``: ``d_k x (D+1)`` (``d_k = D+1`` when None), initialized
+    ``N(0, 1/(D+1))`` as in the authors' scripts.
+    """
+
+    d_k: int | None = None
+    name = "sla-separate"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.d_k is not None:
+            object.__setattr__(self, "d_k", check_int("d_k", self.d_k))
+
+    @property
+    def key_size(self) -> int:
+        return self.D + 1 if self.d_k is None else self.d_k
+
+    prepare = SLA.prepare
+
+    def init_params(self, generators, *, device=None, dtype=torch.float64) -> Params:
+        d1, k = self.D + 1, self.key_size
+        return {
+            "W_Q": _randn(generators, (k, d1), 1 / math.sqrt(d1), device, dtype),
+            "W_K": _randn(generators, (k, d1), 1 / math.sqrt(d1), device, dtype),
+        }
+
+    def predict(self, params: Params, data: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        u, q = data  # (T, B, D+1) each
+        a = u @ params["W_Q"].transpose(1, 2)  # (T, B, d_k): W_Q u
+        b = q @ params["W_K"].transpose(1, 2)  # (T, B, d_k): W_K q
+        return self.c * (a * b).sum(-1)
+
+    @staticmethod
+    def merged(params: Params) -> torch.Tensor:
+        """The merged weight ``W = W_Q^T W_K`` (T, D+1, D+1) of the same function."""
+        return params["W_Q"].transpose(1, 2) @ params["W_K"]
+
+
+# ------------------------------------------------------------------ registry
+#: learning rates of a model that names none for an optimizer (a model config's
+#: ``default_lr`` overrides them per optimizer)
+FALLBACK_LR: Mapping[str, float] = {"adam": 1e-2, "sgd": 0.1}
+
+_REGISTRY: dict[str, type[ModelConfig]] = {}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A model's own settings, the registered object of a model (:func:`register_model`).
+
+    A subclass names the model (``name``), the :class:`Model` class it builds
+    (``model_class``), its default learning rates per optimizer (``default_lr``; an
+    optimizer it does not name takes :data:`FALLBACK_LR`) and its hyperparameters as
+    dataclass fields, checked by ``_parameter_constraints`` (:func:`errors.validate_fields`).
+    The task sizes (D, N, convention) come from the task (:class:`spinglass_icl.TaskConfig`)
+    when the model is built.
+
+    ``spins``: the weight dict is ``{"W": ...}`` with W the spin configuration of eq. 5
+    (SLA only): ``TrainResult.W``, the exact ground state and ``TrainResult.instances``.
+
+    ``quadratic``: the model reads the prompt through the SLA factors ``(u, q)``
+    (``prepare``) and predicts ``c u^T W q`` with a weight ``W = model.merged(params)``,
+    so eq. 2's data term is the quadratic form of eq. 5 in W: full-batch training then
+    steps through the couplings (O(n^2) per step, whatever P) and may draw its data as
+    factors (``sampler="factors"``).
+    """
+
+    name: ClassVar[str] = ""
+    model_class: ClassVar[type[Model]] = Model
+    default_lr: ClassVar[Mapping[str, float]] = {}
+    spins: ClassVar[bool] = False
+    quadratic: ClassVar[bool] = False
+    _parameter_constraints: ClassVar[dict] = {}
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+
+    def params(self) -> dict[str, Any]:
+        """The hyperparameters as a dict (the dataclass fields)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"name": ..., **params}`` (JSON-able; what checkpoints and store keys hold)."""
+        return {"name": self.name, **self.params()}
+
+    def build(self, D: int, N: int, convention: str = DEFAULT_CONVENTION) -> Model:
+        """The model object for dimension D, context length N (sizes only, no weights)."""
+        return self.model_class(D, N, convention, **self.params())
+
+    def learning_rate(self, optimizer: str) -> float:
+        """The default learning rate of this model with ``optimizer``."""
+        return float(self.default_lr.get(optimizer, FALLBACK_LR.get(optimizer, 1e-2)))
+
+    def prompt_items(self, D: int, N: int) -> int:
+        """Numbers stored per prepared prompt (``Model.prepare``): whole tokens by default."""
+        return (D + 1) * (N + 1)
+
+    def step_items(self, D: int, N: int) -> int:
+        """Numbers of one prompt's activations and gradients in a training step (forward
+        and backward through the model; a safe over-estimate)."""
+        return 3 * (D + 1) * (N + 1) + 2 * (D + 1) ** 2
+
+    def weight_items(self, D: int) -> int:
+        """Trainable numbers per trial (weights, gradients and Adam's two moments are four
+        times this)."""
+        gens = [torch.Generator().manual_seed(0)]
+        return sum(p.numel() for p in self.build(D, 1).init_params(gens).values())
+
+
+def register_model(cls: type[ModelConfig]) -> type[ModelConfig]:
+    """Class decorator: register a :class:`ModelConfig` subclass under its ``name`` (used
+    by training, ``spinglass-icl train --model``, the presets and the figures)."""
+    if not (isinstance(cls, type) and issubclass(cls, ModelConfig)):
+        raise ParameterError(f"register_model needs a ModelConfig subclass, got {cls!r}")
+    if not isinstance(cls.name, str) or not cls.name:
+        raise ParameterError(f"model config {cls.__name__} must set a non-empty name")
+    if not (isinstance(cls.model_class, type) and issubclass(cls.model_class, Model)):
+        raise ParameterError(f"model config {cls.__name__} must set model_class (a Model)")
+    old = _REGISTRY.get(cls.name)
+    if old is not None and old.__qualname__ != cls.__qualname__:
+        raise ParameterError(f"model name {cls.name!r} is taken by {old.__qualname__}")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def model_names() -> tuple[str, ...]:
+    """Names of the registered models, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def get_model(name: str) -> type[ModelConfig]:
+    """The registered config class called ``name`` (ParameterError naming the allowed ones)."""
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise ParameterError(f"model must be one of {', '.join(_REGISTRY)}; got {name!r}")
+    return _REGISTRY[name]
+
+
+def model_config(name: str, *, strict: bool = True, **params: Any) -> ModelConfig:
+    """The config of model ``name`` with hyperparameters ``params``.
+
+    ``strict=False`` drops the parameters the model does not have (a figure that sets
+    ``H`` and ``M`` for every model it trains); otherwise an unknown one is refused.
+    """
+    cls = get_model(name)
+    own = {f.name for f in dataclasses.fields(cls)}
+    extra = sorted(set(params) - own)
+    if extra and strict:
+        has = ", ".join(sorted(own)) or "none"
+        raise ParameterError(
+            f"{extra[0]} is not a parameter of model {name!r} (its parameters: {has})"
+        )
+    return cls(**{k: v for k, v in params.items() if k in own})
+
+
 def build_model(
-    name: str,
-    D: int,
-    N: int,
-    *,
-    convention: str = DEFAULT_CONVENTION,
-    H: int = 32,
-    M: int = 10,
+    name: str, D: int, N: int, *, convention: str = DEFAULT_CONVENTION, **params: Any
 ) -> Model:
-    """The model called ``name`` (one of :data:`MODELS`) for dimension D, context length N."""
-    check_choice("model", name, MODELS)
-    if name == "sla":
-        return SLA(D, N, convention)
-    if name == "fla":
-        return FLA(D, N, convention)
-    if name == "mhla":
-        return MHLA(D, N, convention, M=M)
-    if name == "sa":
-        return SA(D, N, convention, H=H)
-    return TF(D, N, convention, H=H)
+    """The model called ``name`` for dimension D, context length N (``params``: its own
+    hyperparameters, e.g. ``H`` of SA/TF, ``M`` of MHLA; others are refused)."""
+    return model_config(name, **params).build(D, N, convention)
+
+
+def _pairs_count(D: int) -> int:
+    return (D + 1) * (D + 2) // 2
+
+
+# Default learning rates: from short scans of full-batch training at the Fig. 6 setting
+# (benchmarks/RESULTS.md, "## train"). With Adam, SLA/FLA/MHLA reach their plateau in about
+# 100-200 epochs; SA/TF use a smaller rate because larger first steps (plus the penalty)
+# can shrink W_Q, W_K to the stationary point W_Q = W_K = 0. SGD's stable rate depends on
+# the curvature of eq. 2 (the largest eigenvalue of A = G + lam I, which grows as D and N
+# shrink): lower ``lr`` if train() says so. MHLA's Adam rate is 3e-2: at the ``paper``
+# Fig. 6 setting 1e-1 oscillates and never meets the convergence stop, 3e-2 reaches a
+# lower loss and test error.
+
+
+@register_model
+@dataclass(frozen=True)
+class SLAConfig(ModelConfig):
+    """Simplified linear attention (:class:`SLA`, eq. 40); no hyperparameters."""
+
+    name = "sla"
+    model_class = SLA
+    default_lr = {"adam": 3e-2, "sgd": 0.5}
+    spins = True
+    quadratic = True
+
+    def prompt_items(self, D: int, N: int) -> int:
+        return 2 * (D + 1)  # (u, q)
+
+
+@register_model
+@dataclass(frozen=True)
+class FLAConfig(ModelConfig):
+    """Full linear attention (:class:`FLA`, eq. 41); no hyperparameters."""
+
+    name = "fla"
+    model_class = FLA
+    default_lr = {"adam": 3e-2, "sgd": 0.5}
+
+    def prompt_items(self, D: int, N: int) -> int:
+        return (D + 1) ** 2 + D + 1  # (X X^T, q)
+
+
+@register_model
+@dataclass(frozen=True)
+class MHLAConfig(ModelConfig):
+    """Multi-head linear attention (:class:`MHLA`) with ``M`` heads."""
+
+    M: int = 10
+    name = "mhla"
+    model_class = MHLA
+    default_lr = {"adam": 3e-2, "sgd": 0.2}
+    _parameter_constraints = {"M": Int(1)}
+
+    def prompt_items(self, D: int, N: int) -> int:
+        return _pairs_count(D) + D + 1  # (upper triangle of X X^T, q)
+
+
+@register_model
+@dataclass(frozen=True)
+class SAConfig(ModelConfig):
+    """Single-head softmax attention (:class:`SA`, eq. 42-44) of inner size ``H``."""
+
+    H: int = 32
+    name = "sa"
+    model_class = SA
+    default_lr = {"adam": 3e-3, "sgd": 0.1}
+    _parameter_constraints = {"H": Int(1)}
+
+
+@register_model
+@dataclass(frozen=True)
+class TFConfig(ModelConfig):
+    """One transformer block (:class:`TF`, eq. 45): SA of inner size and MLP width ``H``."""
+
+    H: int = 32
+    name = "tf"
+    model_class = TF
+    default_lr = {"adam": 3e-3, "sgd": 0.05}
+    _parameter_constraints = {"H": Int(1)}
+
+    def step_items(self, D: int, N: int) -> int:
+        return 3 * (D + 1) * (N + 1) + 2 * (D + 1) ** 2 + 4 * self.H
+
+
+@register_model
+@dataclass(frozen=True)
+class SeparateSLAConfig(ModelConfig):
+    """SLA with separate ``W_Q, W_K`` (:class:`SeparateSLA`; supplement Fig. S1) of key
+    size ``d_k`` (None: D + 1). Adam 1e-2 is the authors' Fig. S1 rate."""
+
+    d_k: int | None = None
+    name = "sla-separate"
+    model_class = SeparateSLA
+    quadratic = True
+    default_lr = {"adam": 1e-2, "sgd": 0.5}
+    _parameter_constraints = {"d_k": lambda name, v: None if v is None else check_int(name, v)}
+
+    def prompt_items(self, D: int, N: int) -> int:
+        return 2 * (D + 1)  # (u, q), as SLA

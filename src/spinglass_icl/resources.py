@@ -253,22 +253,34 @@ def train_bytes(
     sampler: str = "prompts",
     quadratic: bool = False,
     itemsize: int = 8,
+    model=None,
 ) -> int:
     """Peak bytes of training ``trials`` models at once: every trial's data (whole prompts,
     or the exact-law factors ``(u, q, y~)`` with ``sampler="factors"``), the per-prompt
     activations and gradients of one step (``batch_size`` prompts), and the test data.
+
+    ``model`` (a :class:`spinglass_icl.models.ModelConfig`) gives the model's own part:
+    the numbers per prepared prompt (``prompt_items``), per prompt of a step
+    (``step_items``) and four copies of its weights (weights, gradients, Adam's moments;
+    ``weight_items``); None keeps the generic whole-prompt estimate without weights.
 
     With ``quadratic=True`` (full-batch SLA on eq. 2 as a quadratic) a step touches no
     prompt: the cost is the features ``P n`` met once while ``A = G + lam I`` is built
     and the ``n x n`` matrix ``A`` itself. ``itemsize`` is 4 for float32 training."""
     n = (D + 1) ** 2
     prompt = (D + 1) * (N + 1)
-    datum = 2 * (D + 1) + 1 if sampler == "factors" else prompt
+    if model is None:
+        held, step_items, weights = prompt, 3 * prompt + 2 * (D + 1) ** 2, 0
+    else:
+        held, step_items = model.prompt_items(D, N), model.step_items(D, N)
+        weights = 4 * model.weight_items(D)
+    # the raw prompts of one trial are drawn before they are prepared
+    datum = 2 * (D + 1) + 1 if sampler == "factors" else max(prompt, held)
     if quadratic:
         per = P * datum + P * n + 2 * n * n + test_tasks * datum
     else:
         step = P if batch_size is None else min(P, batch_size)
-        per = P * datum + step * (3 * prompt + 2 * (D + 1) ** 2) + test_tasks * datum
+        per = P * datum + step * step_items + test_tasks * datum + weights
     return itemsize * trials * per
 
 

@@ -43,13 +43,13 @@ import torch
 from .conventions import DEFAULT_CONVENTION, get_convention
 from .errors import ParameterError, check_choice, check_float, check_int, check_seed
 from .hamiltonian import Instance, gram_rank_one
-from .models import MODELS, Model, build_model
+from .models import Model, ModelConfig, SLAConfig, get_model, model_config, model_names
+from .observables import TestError
 from .tasks import TaskConfig, make_generator, resolve_device, sample_factors, sample_prompts
 
 __all__ = [
     "OPTIMIZERS",
     "TRAINING_VERSION",
-    "DEFAULT_LR",
     "TrainConfig",
     "TrainResult",
     "train",
@@ -70,27 +70,6 @@ SAMPLERS: tuple[str, ...] = ("prompts", "factors")
 TRAINING_VERSION: str = "3"
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
-#: default learning rates (used when ``TrainConfig.lr`` is None), from short scans of
-#: full-batch training at the Fig. 6 setting (the scans: benchmarks/RESULTS.md, "## train").
-#: With Adam, SLA/FLA/MHLA reach their plateau in about 100-200 epochs; SA/TF use a smaller
-#: rate because larger first steps (plus the penalty) can shrink W_Q, W_K to the stationary
-#: point W_Q = W_K = 0. SGD's stable rate depends on the curvature of eq. 2 (the largest
-#: eigenvalue of A = G + lam I, which grows as D and N shrink): lower ``lr`` if train() says
-#: so. MHLA's Adam rate is 3e-2: at the ``paper`` Fig. 6 setting 1e-1 oscillates and never
-#: meets the convergence stop, 3e-2 reaches a lower loss and test error.
-DEFAULT_LR: dict[tuple[str, str], float] = {
-    ("sla", "adam"): 3e-2,
-    ("fla", "adam"): 3e-2,
-    ("mhla", "adam"): 3e-2,
-    ("sa", "adam"): 3e-3,
-    ("tf", "adam"): 3e-3,
-    ("sla", "sgd"): 0.5,
-    ("fla", "sgd"): 0.5,
-    ("mhla", "sgd"): 0.2,
-    ("sa", "sgd"): 0.1,
-    ("tf", "sgd"): 0.05,
-}
-
 STREAM_DATA, STREAM_INIT, STREAM_TEST, STREAM_SHUFFLE = 0, 1, 2, 3
 
 
@@ -100,16 +79,40 @@ def trial_seed(seed: int, trial: int, stream: int) -> int:
     return int(ss.generate_state(1, dtype=np.uint32)[0])
 
 
+def _shared(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``params`` that model ``name`` also has."""
+    own = {f.name for f in dataclasses.fields(get_model(name))}
+    return {k: v for k, v in params.items() if k in own}
+
+
+def _default_task() -> TaskConfig:
+    return TaskConfig(D=20, N=20, P=10_000)
+
+
+def _task_dict(task: TaskConfig) -> dict[str, Any]:
+    """The task's public fields as a dict (every dataclass field, or the five of eq. 1)."""
+    if dataclasses.is_dataclass(task):
+        return {f.name: getattr(task, f.name) for f in dataclasses.fields(task)}
+    return {k: getattr(task, k) for k in ("D", "N", "P", "convention", "noise")}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that defines a training run (saved with the weights).
+    """Everything that defines a training run (saved with the weights): a task, a model and
+    how to train it.
+
+    Build it from its parts, ``TrainConfig(task=TaskConfig(D=20, N=20, P=1000),
+    model=SAConfig(H=32), lam=0.01)``, or from flat names with :meth:`of`
+    (``TrainConfig.of(model="sa", D=20, N=20, P=1000, H=32)``).
 
     Attributes
     ----------
-    model : str
-        One of ``sla, fla, mhla, sa, tf`` (:mod:`spinglass_icl.models`).
-    D, N, P : int
-        Input dimension, context length, task diversity (training prompts per trial).
+    task : TaskConfig
+        The prompt distribution (D, N, P, convention, noise; eq. 1): P training prompts
+        per trial.
+    model : ModelConfig
+        The model and its own hyperparameters (:mod:`spinglass_icl.models`; any registered
+        model, e.g. :func:`spinglass_icl.models.model_config`).
     lam : float
         Ridge lam >= 0 of eq. (2) on all trainable weights.
     trials : int
@@ -117,25 +120,18 @@ class TrainConfig:
     epochs : int
         Maximum number of passes over the training prompts.
     lr : float or None
-        Learning rate (> 0); None takes :data:`DEFAULT_LR` for (model, optimizer).
+        Learning rate (> 0); None takes the model's default for the optimizer
+        (``ModelConfig.learning_rate``).
     optimizer : str
         ``"adam"`` (betas 0.9, 0.999, eps 1e-8, no decoupled decay) or ``"sgd"`` (plain).
     batch_size : int or None
         Prompts per step; None (default) is full batch (one step per epoch).
-    convention : str
-        Normalization convention (docs/conventions.md).
-    noise : float
-        Label-noise standard deviation (>= 0), in training and test prompts.
     seed : int
         Base seed (>= 0); every random stream of every trial derives from it.
     device : str
         ``"cpu"`` (default), ``"cuda"`` or ``"cuda:N"``.
     test_tasks : int
         Fresh test prompts per trial for the test error.
-    H : int
-        Inner size of the softmax attention (SA, TF) and hidden width of TF's MLP.
-    M : int
-        Number of heads of MHLA.
     tol : float or None
         Convergence stop: a trial stops when the relative change of its epoch loss over
         the last ``window`` epochs, ``|L_t - L_{t-w}| / |L_{t-w}|``, falls below ``tol``
@@ -155,49 +151,56 @@ class TrainConfig:
         ``"float64"`` (default) or ``"float32"``.
     sampler : str
         ``"prompts"`` (default): every trial's data are whole prompts (eq. 1,
-        :func:`spinglass_icl.tasks.sample_prompts`). ``"factors"`` (SLA only): the factors
-        ``(u, q, y~)`` drawn from their exact law (:func:`spinglass_icl.tasks.sample_factors`;
-        ``3D + N`` numbers per prompt instead of about ``N D``): the same distribution,
-        a different draw for the same seed.
+        :func:`spinglass_icl.tasks.sample_prompts`). ``"factors"`` (spin models, SLA):
+        the factors ``(u, q, y~)`` drawn from their exact law
+        (:func:`spinglass_icl.tasks.sample_factors`; ``3D + N`` numbers per prompt instead
+        of about ``N D``): the same distribution, a different draw for the same seed.
+    restarts : int
+        Initializations trained per trial (>= 1) on the trial's own data; the one with the
+        lowest final training loss (eq. 2) is kept (``TrainResult.restart``). Restart 0 is
+        the trial's usual initialization, restart r > 0 draws from
+        ``SeedSequence([seed, k, 1, r])``, so ``restarts=1`` is the plain run.
     """
 
-    model: str = "sla"
-    D: int = 20
-    N: int = 20
-    P: int = 10_000
+    task: TaskConfig = field(default_factory=_default_task)
+    model: ModelConfig = field(default_factory=SLAConfig)
     lam: float = 0.01
     trials: int = 1
     epochs: int = 200
     lr: float | None = None
     optimizer: str = "adam"
     batch_size: int | None = None
-    convention: str = DEFAULT_CONVENTION
-    noise: float = 0.0
     seed: int = 0
     device: str = "cpu"
     test_tasks: int = 2000
-    H: int = 32
-    M: int = 10
     tol: float | None = None
     window: int = 1
     eval_every: int | None = None
     first_trial: int = 0
     dtype: str = "float64"
     sampler: str = "prompts"
+    restarts: int = 1
 
     def __post_init__(self) -> None:
         s = object.__setattr__
-        check_choice("model", self.model, MODELS)
-        for name in ("D", "N", "P", "trials", "epochs", "test_tasks", "H", "M"):
+        if not isinstance(self.task, TaskConfig):
+            raise ParameterError(f"task must be a TaskConfig, got {type(self.task).__name__}")
+        if isinstance(self.model, str):
+            s(self, "model", model_config(self.model))
+        if not isinstance(self.model, ModelConfig):
+            raise ParameterError(
+                f"model must be a ModelConfig or one of {', '.join(model_names())}, "
+                f"got {type(self.model).__name__}"
+            )
+        get_model(self.model.name)  # registered
+        for name in ("trials", "epochs", "test_tasks", "restarts"):
             s(self, name, check_int(name, getattr(self, name)))
         s(self, "lam", check_float("lam", self.lam, low=0.0))
         if self.lr is not None:
             s(self, "lr", check_float("lr", self.lr, low=0.0, low_open=True))
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         if self.batch_size is not None:
-            s(self, "batch_size", check_int("batch_size", self.batch_size, 1, self.P))
-        s(self, "convention", get_convention(self.convention).name)
-        s(self, "noise", check_float("noise", self.noise, low=0.0))
+            s(self, "batch_size", check_int("batch_size", self.batch_size, 1, self.task.P))
         s(self, "seed", check_seed(self.seed))
         s(self, "device", str(resolve_device(self.device)))
         if self.tol is not None:
@@ -208,21 +211,72 @@ class TrainConfig:
         s(self, "first_trial", check_int("first_trial", self.first_trial, minimum=0))
         check_choice("dtype", self.dtype, tuple(DTYPES))
         check_choice("sampler", self.sampler, SAMPLERS)
-        if self.sampler == "factors" and self.model != "sla":
+        if self.sampler == "factors" and not self.model.quadratic:
             raise ParameterError(
                 f"sampler='factors' needs model='sla' (the other models see whole prompts), "
-                f"got model={self.model!r}"
+                f"got model={self.model.name!r}"
             )
+
+    @classmethod
+    def of(
+        cls,
+        model: str = "sla",
+        D: int = 20,
+        N: int = 20,
+        P: int = 10_000,
+        *,
+        convention: str = DEFAULT_CONVENTION,
+        noise: float = 0.0,
+        model_params: dict[str, Any] | None = None,
+        **train: Any,
+    ) -> TrainConfig:
+        """From flat names: the task's (D, N, P, convention, noise), the model's name and
+        hyperparameters (``model_params``, e.g. ``{"H": 32}``; refused if the model has no
+        such parameter) and the training fields (``lam``, ``trials``, ...)."""
+        task = TaskConfig(D=D, N=N, P=P, convention=convention, noise=noise)
+        return cls(task=task, model=model_config(model, **(model_params or {})), **train)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; also reads the flat dicts of earlier versions (every
+        field at the top level, ``H`` and ``M`` for every model)."""
+        d = dict(d)
+        if isinstance(d.get("task"), dict) and isinstance(d.get("model"), dict):
+            task, mod = TaskConfig(**d.pop("task")), dict(d.pop("model"))
+            model = model_config(mod.pop("name"), **mod)
+        else:  # the flat layout
+            task = TaskConfig(**{k: d.pop(k) for k in ("D", "N", "P", "convention", "noise")})
+            name = d.pop("model")
+            own = {k: d.pop(k) for k in list(d) if k in ("H", "M", "d_k")}
+            model = model_config(name, strict=False, **own)
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(task=task, model=model, **{k: v for k, v in d.items() if k in names})
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` by flat name: the task's fields (``D``, ``N``, ``P``,
+        ``convention``, ``noise``), ``model`` (a name or a :class:`ModelConfig`; a name
+        keeps the hyperparameters the new model shares), the model's hyperparameters
+        (``H``, ``M``, ...) and the training fields."""
+        task_names = ("D", "N", "P", "convention", "noise")
+        task = {k: changes.pop(k) for k in task_names if k in changes}
+        model = changes.pop("model", self.model)
+        own = {f.name for f in dataclasses.fields(self)}
+        mparams = {k: changes.pop(k) for k in list(changes) if k not in own}
+        if isinstance(model, str):
+            keep = {k: v for k, v in self.model.params().items() if k not in mparams}
+            model = model_config(model, **mparams, **_shared(model, keep))
+        elif mparams:
+            model = model_config(model.name, **{**model.params(), **mparams})
+        if task:
+            task = dataclasses.replace(self.task, **task)
+        else:
+            task = self.task
+        return dataclasses.replace(self, task=task, model=model, **changes)
 
     @property
     def learning_rate(self) -> float:
-        """``lr``, or the default of (model, optimizer) when ``lr`` is None."""
-        return self.lr if self.lr is not None else DEFAULT_LR[(self.model, self.optimizer)]
-
-    @property
-    def task(self) -> TaskConfig:
-        """The prompt distribution."""
-        return TaskConfig(self.D, self.N, self.P, self.convention, self.noise)
+        """``lr``, or the model's default for the optimizer when ``lr`` is None."""
+        return self.lr if self.lr is not None else self.model.learning_rate(self.optimizer)
 
     @property
     def trial_indices(self) -> range:
@@ -231,15 +285,24 @@ class TrainConfig:
 
     def build_model(self) -> Model:
         """The model object (sizes only; weights live in ``TrainResult.state``)."""
-        return build_model(
-            self.model, self.D, self.N, convention=self.convention, H=self.H, M=self.M
-        )
+        t = self.task
+        return self.model.build(t.D, t.N, t.convention)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict (for JSON / checkpoints); ``lr`` resolved."""
-        d = dataclasses.asdict(self)
+        """Plain nested dict (for JSON / checkpoints / store keys); ``lr`` resolved."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["task"] = _task_dict(self.task)
+        d["model"] = self.model.to_dict()
         d["lr"] = self.learning_rate
         return d
+
+    def __repr__(self) -> str:
+        t = self.task
+        return (
+            f"TrainConfig(model={self.model!r}, D={t.D}, N={t.N}, P={t.P}, lam={self.lam:g}, "
+            f"trials={self.trials}, epochs={self.epochs}, optimizer={self.optimizer}, "
+            f"lr={self.learning_rate:g}, seed={self.seed})"
+        )
 
 
 def trial_prompts(config: TrainConfig, stream: int = STREAM_DATA, n: int | None = None):
@@ -248,18 +311,12 @@ def trial_prompts(config: TrainConfig, stream: int = STREAM_DATA, n: int | None 
     ``stream`` 0 gives the training prompts (``n = P``), 2 the test prompts
     (``n = test_tasks``). Drawn per trial from its own generator, on the CPU in float64.
     """
-    n = config.P if n is None else n
+    t = config.task
+    n = t.P if n is None else n
     Xs, ys = [], []
     for k in config.trial_indices:
         g = make_generator(trial_seed(config.seed, k, stream))
-        pr = sample_prompts(
-            config.D,
-            config.N,
-            n,
-            convention=config.convention,
-            noise=config.noise,
-            generator=g,
-        )
+        pr = sample_prompts(t.D, t.N, n, convention=t.convention, noise=t.noise, generator=g)
         Xs.append(pr.X)
         ys.append(pr.y)
     return torch.stack(Xs), torch.stack(ys)
@@ -271,13 +328,12 @@ def trial_factors(config: TrainConfig, stream: int = STREAM_DATA, n: int | None 
     As :func:`trial_prompts` (same streams, ``n = P`` or ``test_tasks``) with
     :func:`spinglass_icl.tasks.sample_factors` (``config.sampler == "factors"``).
     """
-    n = config.P if n is None else n
+    t = config.task
+    n = t.P if n is None else n
     us, qs, ys = [], [], []
     for k in config.trial_indices:
         g = make_generator(trial_seed(config.seed, k, stream))
-        f = sample_factors(
-            config.D, config.N, n, convention=config.convention, noise=config.noise, generator=g
-        )
+        f = sample_factors(t.D, t.N, n, convention=t.convention, noise=t.noise, generator=g)
         us.append(f.u)
         qs.append(f.q)
         ys.append(f.y)
@@ -340,10 +396,12 @@ class TrainResult:
         and ``relative_test_error`` (divided by ``E y~^2``), recorded at epoch 0, every
         ``eval_every`` epochs and at the last epoch run. A trial that stopped early
         (``tol``) keeps its final values.
-    test_error, relative_test_error, test_error_stderr : Tensor, shape (trials,)
-        At the end, on ``test_tasks`` fresh prompts per trial (stream 2 of its seed).
+    test_error : TestError
+        At the end, on ``test_tasks`` fresh prompts per trial (stream 2 of its seed):
+        ``absolute``, ``stderr`` (over the test prompts) and ``relative`` (divided by
+        ``E y~^2``), each a tensor of shape (trials,).
     W : Tensor (trials, D+1, D+1) or None
-        SLA's weight matrix (= spins, row-major); None for other models.
+        The spin model's (SLA's) weight matrix (= spins, row-major); None for other models.
     state : dict of Tensor
         All trained weights, leading trial dimension (CPU).
     epochs_run : Tensor (trials,)
@@ -364,21 +422,38 @@ class TrainResult:
         ``A``, float64, CPU), a by-product of the couplings built for training. None
         otherwise, and at lam = 0 (A may be singular; use ``solve(res.instances,
         "exact")``).
+    restart : Tensor (trials,) of int
+        Which initialization each trial kept (``config.restarts``; 0 when 1).
+    restart_loss : Tensor (trials, restarts)
+        Final training loss (eq. 2) of every restart of every trial.
     """
 
     config: TrainConfig
-    history: Any = field(repr=False)
-    test_error: torch.Tensor
-    relative_test_error: torch.Tensor
-    test_error_stderr: torch.Tensor
+    history: Any
+    test_error: TestError
     W: torch.Tensor | None
-    state: dict[str, torch.Tensor] = field(repr=False)
+    state: dict[str, torch.Tensor]
     epochs_run: torch.Tensor
     converged: torch.Tensor
     seconds: float
     step_seconds: float = 0.0
     grad_norm: torch.Tensor | None = None
-    exact_W: torch.Tensor | None = field(default=None, repr=False)
+    exact_W: torch.Tensor | None = None
+    restart: torch.Tensor | None = None
+    restart_loss: torch.Tensor | None = None
+
+    def __repr__(self) -> str:
+        rel = self.test_error.relative.double()
+        T = rel.numel()
+        err = f"{float(rel.mean()):.4g}"
+        if T > 1:
+            err += f" ± {float(rel.std(unbiased=True)) / math.sqrt(T):.2g}"
+        c = self.config
+        return (
+            f"TrainResult(model={c.model.name}, D={c.task.D}, N={c.task.N}, P={c.task.P}, "
+            f"trials={T}, epochs_run={int(self.epochs_run.max())}, relative_test_error={err}, "
+            f"seconds={self.seconds:.3g})"
+        )
 
     @property
     def model(self) -> Model:
@@ -387,12 +462,12 @@ class TrainResult:
 
     @property
     def instances(self) -> Instance | None:
-        """SLA only: the training data as a batched spin-glass :class:`Instance`
-        (leading trial dim), regenerated from the seeds, so that
+        """Spin models (SLA) only: the training data as a batched spin-glass
+        :class:`Instance` (leading trial dim), regenerated from the seeds, so that
         ``solve(res.instances[k], "exact")`` solves trial k's own problem. None otherwise."""
-        if self.config.model != "sla":
-            return None
         cfg = self.config
+        if not cfg.model.spins:
+            return None
         (u, q), y = _trial_data(cfg, cfg.build_model(), STREAM_DATA)
         return Instance(u=u, q=q, y=y, config=cfg.task, lam=cfg.lam)
 
@@ -400,15 +475,21 @@ class TrainResult:
         """Per-trial values, mean and standard error (over trials) of the test errors."""
         out: dict[str, Any] = {}
         T = self.config.trials
-        for name in ("test_error", "relative_test_error"):
-            x = getattr(self, name).double()
+        for name, x in (
+            ("test_error", self.test_error.absolute),
+            ("relative_test_error", self.test_error.relative),
+        ):
+            x = x.double()
             se = float(x.std(unbiased=True) / math.sqrt(T)) if T > 1 else float("nan")
             out[name] = {"per_trial": x.tolist(), "mean": float(x.mean()), "stderr": se}
-        out["test_error_stderr_per_trial"] = self.test_error_stderr.tolist()
+        out["test_error_stderr_per_trial"] = self.test_error.stderr.tolist()
         out["epochs_run"] = self.epochs_run.tolist()
         out["converged"] = self.converged.tolist()
         if self.grad_norm is not None:
             out["grad_norm"] = self.grad_norm.tolist()
+        if self.restart is not None and self.config.restarts > 1:
+            out["restart"] = self.restart.tolist()
+            out["restart_loss"] = self.restart_loss.tolist()
         out["seconds"] = self.seconds
         out["step_seconds"] = self.step_seconds
         out["config"] = self.config.to_dict()
@@ -474,26 +555,44 @@ def _check_train_memory(cfg: TrainConfig, quadratic: bool | None = None) -> None
     from .resources import check_memory, train_bytes
 
     if quadratic is None:
-        quadratic = cfg.model == "sla" and cfg.batch_size is None
+        quadratic = _quadratic_default(cfg)
+    t = cfg.task
     est = train_bytes(
-        cfg.D, cfg.N, cfg.P, cfg.trials, cfg.test_tasks, cfg.batch_size,
+        t.D, t.N, t.P, cfg.trials * cfg.restarts, cfg.test_tasks, cfg.batch_size,
         sampler=cfg.sampler, quadratic=bool(quadratic),
-        itemsize=4 if cfg.dtype == "float32" else 8,
+        itemsize=4 if cfg.dtype == "float32" else 8, model=cfg.model,
     )  # fmt: skip
     check_memory(
         est,
-        f"train model={cfg.model} D={cfg.D} N={cfg.N} P={cfg.P} trials={cfg.trials}",
+        f"train model={cfg.model.name} D={t.D} N={t.N} P={t.P} trials={cfg.trials}"
+        + (f" restarts={cfg.restarts}" if cfg.restarts > 1 else ""),
         "use fewer --trials (run them in several calls with different seeds), a smaller "
         "--P or --test-tasks, or --batch-size",
         device=cfg.device,
     )
 
 
+def _restart_generators(cfg: TrainConfig, stream: int) -> list[torch.Generator]:
+    """One generator of ``stream`` per (trial, restart), trial-major: restart 0 is the
+    trial's own stream (:func:`trial_seed`), restart r > 0 ``SeedSequence([seed, k,
+    stream, r])``."""
+    out = []
+    for k in cfg.trial_indices:
+        for r in range(cfg.restarts):
+            if r == 0:
+                out.append(make_generator(trial_seed(cfg.seed, k, stream)))
+            else:
+                ss = np.random.SeedSequence([int(cfg.seed), int(k), int(stream), r])
+                out.append(make_generator(int(ss.generate_state(1, dtype=np.uint32)[0])))
+    return out
+
+
 def _initial_params(cfg: TrainConfig, model: Model, init, dev, dtype) -> dict:
-    """Each trial's initial weights: the model's random initialization from the trial's
-    seed, or a checked copy of ``init`` (warm start)."""
-    init_g = [make_generator(trial_seed(cfg.seed, k, STREAM_INIT)) for k in cfg.trial_indices]
-    params = model.init_params(init_g, device=dev, dtype=dtype)
+    """Each trial's (and restart's) initial weights: the model's random initialization
+    from the trial's seed, or a checked copy of ``init`` (warm start)."""
+    if init is not None and cfg.restarts > 1:
+        raise ParameterError(f"init (a warm start) needs restarts=1, got restarts={cfg.restarts}")
+    params = model.init_params(_restart_generators(cfg, STREAM_INIT), device=dev, dtype=dtype)
     if init is not None:
         if not isinstance(init, dict) or set(init) != set(params):
             got = sorted(init) if isinstance(init, dict) else type(init).__name__
@@ -509,13 +608,21 @@ def _initial_params(cfg: TrainConfig, model: Model, init, dev, dtype) -> dict:
     return params
 
 
+def _quadratic_default(cfg: TrainConfig) -> bool:
+    """The couplings path by default for a full-batch SLA (whose step is then the linear
+    map ``A sigma - h``); other quadratic models (sla-separate) step through autograd
+    either way and gain only when P is many times (D+1)^2, so they take it when asked."""
+    return cfg.model.spins and cfg.model.quadratic and cfg.batch_size is None
+
+
 def _use_quadratic(cfg: TrainConfig, quadratic: bool | None) -> bool:
     """Whether to step with the exact quadratic gradient (default: for a full-batch SLA)."""
     if quadratic is None:
-        return cfg.model == "sla" and cfg.batch_size is None
-    if quadratic and (cfg.model != "sla" or cfg.batch_size is not None):
+        return _quadratic_default(cfg)
+    if quadratic and (not cfg.model.quadratic or cfg.batch_size is not None):
         raise ParameterError(
-            f"quadratic=True needs a full-batch SLA, got model={cfg.model}, "
+            f"quadratic=True needs a full-batch SLA-like model (sla, sla-separate), got "
+            f"model={cfg.model.name}, "
             f"batch_size={cfg.batch_size}"
         )
     return quadratic
@@ -526,7 +633,7 @@ def _batches(cfg: TrainConfig, shuffle_g, dev) -> list[torch.Tensor | None]:
     ``[None]`` (full batch)."""
     if cfg.batch_size is None:
         return [None]
-    perm = torch.stack([torch.randperm(cfg.P, generator=g) for g in shuffle_g]).to(dev)
+    perm = torch.stack([torch.randperm(cfg.task.P, generator=g) for g in shuffle_g]).to(dev)
     return list(perm.split(cfg.batch_size, dim=1))
 
 
@@ -535,7 +642,7 @@ def _epoch(cfg, model, params, opt, data, y, batches, active, grad_norm, quad):
 
     ``quad = (A, h, const)`` of :func:`sla_quadratic` steps with the exact gradient
     ``A sigma - h``; None with autograd on eq. 2."""
-    T, P = cfg.trials, cfg.P
+    T, P = cfg.trials, cfg.task.P
     dev = y.device
     epoch_loss = torch.zeros(T, dtype=torch.float64, device=dev)
     for idx in batches:
@@ -544,13 +651,20 @@ def _epoch(cfg, model, params, opt, data, y, batches, active, grad_norm, quad):
         else:
             rows = torch.arange(T, device=dev)[:, None]
             d_b, y_b = tuple(t[rows, idx] for t in data), y[rows, idx]
-        if quad is not None:
+        if quad is not None and set(params) == {"W"}:  # SLA: the gradient A sigma - h
             A, h_q, const_q = quad
             W = params["W"]
             sig = W.reshape(T, -1)
             As = (A @ sig[:, :, None])[..., 0]
             loss = 0.5 * (sig * As).sum(-1) - (h_q * sig).sum(-1) + const_q
             grads = ((As - h_q).reshape(W.shape),)
+        elif quad is not None:  # W = model.merged(params): chain rule through W, penalty apart
+            A, h_q, const_q = quad
+            sig = model.merged(params).reshape(T, -1)
+            pen = sum((p * p).flatten(1).sum(-1) for p in params.values())
+            loss = (0.5 * (sig * (A @ sig[:, :, None])[..., 0]).sum(-1) - (h_q * sig).sum(-1)
+                    + const_q + 0.5 * cfg.lam * pen)  # fmt: skip
+            grads = torch.autograd.grad(loss.sum(), list(params.values()))
         else:
             loss = _loss(model, params, d_b, y_b, cfg.lam)
             grads = torch.autograd.grad(loss.sum(), list(params.values()))
@@ -574,7 +688,7 @@ def _history(cfg: TrainConfig, rec_epoch, rec_loss, rec_err, label_var: float):
         },
         coords={"epoch": np.array(rec_epoch), "trial": np.array(list(cfg.trial_indices))},
         attrs={
-            "model": cfg.model,
+            "model": cfg.model.name,
             "optimizer": cfg.optimizer,
             "lr": cfg.learning_rate,
             "label_variance": label_var,
@@ -630,7 +744,7 @@ def _check_finite(cfg: TrainConfig, params: dict) -> None:
     if bad:
         raise ParameterError(
             f"lr must be smaller: training diverged (non-finite {', '.join(bad)}) with "
-            f"lr={cfg.learning_rate:g}, optimizer={cfg.optimizer}, model={cfg.model}"
+            f"lr={cfg.learning_rate:g}, optimizer={cfg.optimizer}, model={cfg.model.name}"
         )
 
 
@@ -648,7 +762,9 @@ def _loop(cfg, model, params, opt, data, y, shuffle_g, quad, rec, progress, dev)
     past = torch.full((window, T), float("nan"), dtype=torch.float64, device=dev)  # ring
     grad_norm = torch.full((T,), float("nan"), dtype=torch.float64, device=dev)
     rec(0)
-    bar = tqdm(total=cfg.epochs, disable=not progress, desc=f"train {cfg.model} x{T}", leave=False)
+    bar = tqdm(
+        total=cfg.epochs, disable=not progress, desc=f"train {cfg.model.name} x{T}", leave=False
+    )
     epoch = 0
     step_seconds = 0.0
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
@@ -669,7 +785,7 @@ def _loop(cfg, model, params, opt, data, y, shuffle_g, quad, rec, progress, dev)
             _check_finite(cfg, params)
             raise ParameterError(
                 f"lr must be smaller: the training loss diverged (grew more than 1e6-fold) with "
-                f"lr={cfg.learning_rate:g}, optimizer={cfg.optimizer}, model={cfg.model}"
+                f"lr={cfg.learning_rate:g}, optimizer={cfg.optimizer}, model={cfg.model.name}"
             )
         if cfg.tol is not None:
             ref = past[epoch % window]  # L_{t-w} (NaN for t <= w: never done)
@@ -712,10 +828,14 @@ def train(
         not modified. The optimizer state starts fresh. None (default): the model's random
         initialization from each trial's seed.
     quadratic
-        Full-batch SLA only: step with the exact gradient ``(G + lam I) sigma - h`` of
-        :func:`sla_quadratic` (O(n^2) per epoch) instead of the prompt-by-prompt one
-        (O(P n)); the same trajectory to rounding (tested to 1e-10). None (default): on
-        for a full-batch SLA, off otherwise; False forces the prompt path.
+        Full-batch quadratic models only (``ModelConfig.quadratic``: SLA, sla-separate):
+        step with the exact gradient of eq. 2 through the couplings of
+        :func:`sla_quadratic`, ``(G + lam I) sigma - h`` for the SLA, the same form's
+        chain rule through ``W = model.merged(params)`` otherwise (O(n^2) per epoch)
+        instead of the prompt-by-prompt one (O(P n)); the same trajectory to rounding
+        (tested to 1e-10). None (default): on for a full-batch SLA, off otherwise
+        (sla-separate gains only for P many times (D+1)^2: pass True); False forces the
+        prompt path.
 
     Returns
     -------
@@ -726,45 +846,64 @@ def train(
     _check_train_memory(config, quadratic)
     t0 = time.perf_counter()
     cfg = config
+    T, R = cfg.trials, cfg.restarts
     dev, dtype = torch.device(cfg.device), DTYPES[cfg.dtype]
     model = cfg.build_model()
     data, y, data_te, yte = _device_data(cfg, model, dev, dtype)
+    if R > 1:  # every restart of a trial trains on the trial's own data
+        data, y, data_te, yte = (
+            tuple(x.repeat_interleave(R, dim=0) for x in d) if isinstance(d, tuple)
+            else d.repeat_interleave(R, dim=0)
+            for d in (data, y, data_te, yte)
+        )  # fmt: skip
+    run = dataclasses.replace(cfg, trials=T * R, restarts=1) if R > 1 else cfg
     params = _initial_params(cfg, model, init, dev, dtype)
     quadratic = _use_quadratic(cfg, quadratic)
     quad = None
-    if quadratic:
-        quad = sla_quadratic(model, data, y, cfg.lam)
-    else:
+    if quadratic:  # the penalty is in A only where the weight is W itself (SLA)
+        quad = sla_quadratic(model, data, y, cfg.lam if set(params) == {"W"} else 0.0)
+    if not quadratic or set(params) != {"W"}:
         for p in params.values():
             p.requires_grad_(True)
-    shuffle_g = [make_generator(trial_seed(cfg.seed, k, STREAM_SHUFFLE)) for k in cfg.trial_indices]
+    shuffle_g = _restart_generators(cfg, STREAM_SHUFFLE)
 
     opt = _Optimizer(cfg.optimizer, cfg.learning_rate, params)
-    label_var = get_convention(cfg.convention).label_variance(cfg.D, cfg.noise)
+    t = cfg.task
+    label_var = get_convention(t.convention).label_variance(t.D, t.noise)
     rec = _Recorder(model, params, data, y, data_te, yte, cfg.lam)
     epochs_run, converged, grad_norm, step_seconds = _loop(
-        cfg, model, params, opt, data, y, shuffle_g, quad, rec, progress, dev
+        run, model, params, opt, data, y, shuffle_g, quad, rec, progress, dev
     )
-    last_err = rec.last_err
-    assert last_err is not None
-    err = last_err.double()
+    assert rec.last_err is not None
+    # the kept restart of each trial: the lowest final training loss (eq. 2)
+    final = rec.losses[-1].reshape(T, R)
+    best = final.argmin(-1)
+    keep = torch.arange(T) * R + best
+    err = rec.last_err.double()[keep.to(rec.last_err.device)]
     te = err.mean(-1).cpu()
     se = (err.var(-1, unbiased=True) / err.shape[-1]).sqrt().cpu() if err.shape[-1] > 1 else te * 0
-    history = _history(cfg, rec.epochs, rec.losses, rec.errors, label_var)
-    state = {k: v.detach().cpu() for k, v in params.items()}
-    exact_W = _exact_W(quad, state["W"].shape) if quadratic and cfg.lam > 0 else None
+    history = _history(
+        cfg, rec.epochs, [x[keep] for x in rec.losses], [x[keep] for x in rec.errors], label_var
+    )
+    state = {k: v.detach().cpu()[keep] for k, v in params.items()}
+    exact_W = None
+    if quadratic and cfg.lam > 0 and cfg.model.spins:
+        if R > 1:
+            kd = keep.to(quad[0].device)
+            quad = tuple(x[kd] for x in quad)
+        exact_W = _exact_W(quad, state["W"].shape)
     return TrainResult(
         config=cfg,
         history=history,
-        test_error=te,
-        relative_test_error=te / label_var,
-        test_error_stderr=se,
-        W=state["W"].clone() if cfg.model == "sla" else None,
+        test_error=TestError(te, se, te / label_var, cfg.test_tasks),
+        W=state["W"].clone() if cfg.model.spins else None,
         state=state,
-        epochs_run=epochs_run,
-        converged=converged,
+        epochs_run=epochs_run[keep],
+        converged=converged[keep],
         seconds=time.perf_counter() - t0,
         step_seconds=step_seconds,
-        grad_norm=grad_norm.cpu(),
+        grad_norm=grad_norm.cpu()[keep],
         exact_W=exact_W,
+        restart=best,
+        restart_loss=final,
     )

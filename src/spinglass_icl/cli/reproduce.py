@@ -27,6 +27,8 @@ _NAMES = (
     "fig6",
     "hessian",
     "double-descent",
+    "figS1",
+    "figS8",
     "all",
 )
 
@@ -93,6 +95,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "[0, 1) or auto (the smallest predicted to converge, per batch; "
         "docs/amp-stability.md). Default: the preset's",
     )
+    p.add_argument(
+        "--restarts",
+        type=int,
+        default=None,
+        metavar="R",
+        help="train R initializations per trial and keep the lowest training loss, in every "
+        "figure that trains with restarts (fig6, figS8; default: the preset's, 1)",
+    )
     add_common(p)
     add_slurm_args(p)
     p.set_defaults(func=run)
@@ -103,11 +113,21 @@ DAMPING_FIGURES = ("fig4a", "fig4b")
 DAMPING_FIGURES_SET = frozenset(DAMPING_FIGURES)
 
 
-def _damping_override(name: str, damping) -> dict | None:
-    """``--damping`` as a preset override of figure ``name`` (the preset checks it)."""
-    if damping is None or name not in DAMPING_FIGURES:
-        return None
-    return {"damping": damping}
+def _damping_override(name: str, damping, restarts: int | None = None, preset=None) -> dict | None:
+    """``--damping`` (and ``--restarts``) as a preset override of figure ``name`` (the preset
+    checks them); ``--restarts`` goes to the figures whose preset has ``restarts``."""
+    out = {}
+    if damping is not None and name in DAMPING_FIGURES:
+        out["damping"] = damping
+    if restarts is not None and preset is not None and "restarts" in preset:
+        out["restarts"] = restarts
+    return out or None
+
+
+def _overrides(args: argparse.Namespace, name: str) -> dict | None:
+    from ..experiments.presets import get_preset
+
+    return _damping_override(name, args.damping, args.restarts, get_preset(args.preset, name))
 
 
 def _trials(text: str | None) -> int | None:
@@ -146,11 +166,17 @@ def _check(args: argparse.Namespace) -> tuple[Any, int | None, list[str], set[st
     trials = _trials(args.trials)
     names = list(FIGURES) if args.figure == "all" else [args.figure]
     with_trials = {n for n in names if trial_key(n, get_preset(args.preset, n))}
+    restart_figures = [n for n in names if "restarts" in get_preset(args.preset, n)]
+    if args.restarts is not None and not restart_figures:
+        raise ParameterError(
+            f"restarts: figure {args.figure} does not train from several initializations "
+            f"(figures that do: fig6, figS8); run it without --restarts"
+        )
     for n in names:
         figure_params(
             n,
             args.preset,
-            _damping_override(n, args.damping),
+            _overrides(args, n),
             trials if n in with_trials or args.figure != "all" else None,
         )
     if args.damping is not None and not DAMPING_FIGURES_SET.intersection(names):
@@ -189,6 +215,7 @@ def _run(args: argparse.Namespace) -> int:
         f"convention={opts.convention} seed={opts.seed} device={opts.device} out={out}"
         + (f" trials={trials}" if trials is not None else "")
         + ("" if args.damping is None else f" damping={args.damping} (fig4a, fig4b)")
+        + ("" if args.restarts is None else f" restarts={args.restarts}")
     )
     for name in names:
         t1 = time.perf_counter()
@@ -205,7 +232,7 @@ def _run(args: argparse.Namespace) -> int:
                 force=args.force,
                 progress=not args.no_progress,
                 trials=trials if name in with_trials else None,
-                params=_damping_override(name, args.damping),
+                params=_overrides(args, name),
             )
         except SpinGlassError as exc:  # one figure's failure never blocks the others
             if args.figure != "all":

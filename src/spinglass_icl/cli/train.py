@@ -7,7 +7,8 @@ Writes into ``--out``:
 * ``history.csv``: tidy learning curves, one row per (epoch, trial) with ``train_loss``
   (eq. 2), ``test_error`` and ``relative_test_error``;
 * ``weights.pt``: ``{"format", "config", "state"}`` with every trial's weights (leading
-  trial dimension) and the config that made them (``torch.load``);
+  trial dimension) and the config that made them (``torch.load``;
+  ``TrainConfig.from_dict(config)`` rebuilds it);
 * for ``--model sla --trials 1`` also ``instance.npz`` (the same contract as ``solve``:
   ``S`` (P x (D+1)^2), ``y``, scalars ``D, N, P, lam, beta``, plus ``convention``; ``beta``
   is the ``--beta`` flag, default 100, used only by a solver that reads the file) and
@@ -23,14 +24,15 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..models import MODELS
+from ..models import get_model, model_names
 from ..resources import memory_check
 from ..safeio import atomic_path, check_output_dir
 from ..solvers import SolverConfig
 from ..training import OPTIMIZERS, TrainConfig, train
 from .common import add_common, add_safety, write_json
 
-WEIGHTS_FORMAT = "spinglass-icl train weights v1"
+#: v2: ``config`` is :meth:`TrainConfig.to_dict` with nested ``task`` and ``model``
+WEIGHTS_FORMAT = "spinglass-icl train weights v2"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,7 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "summary.json, history.csv, weights.pt (and instance.npz, weights.npz for one SLA "
         "trial) into --out.",
     )
-    p.add_argument("--model", default="sla", help=f"one of {', '.join(MODELS)} (default sla)")
+    p.add_argument(
+        "--model",
+        default="sla",
+        help="a registered model: " + ", ".join(model_names()) + " (default sla)",
+    )
     p.add_argument("--D", type=int, default=20, help="input dimension (>= 1; default 20)")
     p.add_argument("--N", type=int, default=20, help="context length (>= 1; default 20)")
     p.add_argument("--P", type=int, default=1000, help="training prompts per trial (default 1000)")
@@ -57,8 +63,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--batch-size", type=int, default=None, help="prompts per step (default: full batch)"
     )
-    p.add_argument("--H", type=int, default=32, help="SA/TF inner size (default 32)")
-    p.add_argument("--M", type=int, default=10, help="MHLA heads (default 10)")
+    p.add_argument("--H", type=int, default=None, help="SA/TF inner size (default 32)")
+    p.add_argument("--M", type=int, default=None, help="MHLA heads (default 10)")
+    p.add_argument(
+        "--restarts",
+        type=int,
+        default=1,
+        help="initializations per trial; the lowest training loss is kept (default 1)",
+    )
     p.add_argument("--noise", type=float, default=0.0, help="label-noise std (default 0)")
     p.add_argument(
         "--test-tasks", type=int, default=2000, help="fresh test prompts per trial (default 2000)"
@@ -91,29 +103,32 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     beta = SolverConfig(beta=args.beta).beta  # instance.npz's solver beta, checked there
-    cfg = TrainConfig(
-        model=args.model,
-        D=args.D,
-        N=args.N,
-        P=args.P,
+    get_model(args.model)  # an unknown name is refused before anything else
+    params = {k: getattr(args, k) for k in ("H", "M") if getattr(args, k) is not None}
+    cfg = TrainConfig.of(
+        args.model,
+        args.D,
+        args.N,
+        args.P,
+        convention=args.convention,
+        noise=args.noise,
+        model_params=params,
         lam=args.lam,
         trials=args.trials,
         epochs=args.epochs,
         lr=args.lr,
         optimizer=args.optimizer,
         batch_size=args.batch_size,
-        convention=args.convention,
-        noise=args.noise,
         seed=args.seed,
         device=args.device,
         test_tasks=args.test_tasks,
-        H=args.H,
-        M=args.M,
         tol=args.tol,
         eval_every=args.eval_every,
         dtype=args.dtype,
+        restarts=args.restarts,
     )
-    outputs = ("summary.json", "history.csv", "weights.pt", "instance.npz")
+    task = cfg.task
+    outputs = ("summary.json", "history.csv", "weights.pt", "instance.npz", "weights.npz")
     out: Path = check_output_dir(args.out, create=False, outputs=outputs)
     res = train(cfg, progress=not args.quiet)  # checks its memory estimate first
     check_output_dir(out)
@@ -133,18 +148,18 @@ def _run(args: argparse.Namespace) -> int:
             tmp,
         )
     written = ["summary.json", "history.csv", "weights.pt"]
-    if cfg.model == "sla" and cfg.trials == 1:
+    if cfg.model.spins and cfg.trials == 1:
         inst = res.instances[0]
         _savez(
             out / "instance.npz",
             S=inst.s.cpu().numpy(),
             y=inst.y.cpu().numpy(),
-            D=cfg.D,
-            N=cfg.N,
-            P=cfg.P,
+            D=task.D,
+            N=task.N,
+            P=task.P,
             lam=cfg.lam,
             beta=beta,
-            convention=cfg.convention,
+            convention=task.convention,
             version=__version__,
         )
         _savez(out / "weights.npz", W=res.W[0].cpu().numpy())
@@ -156,9 +171,11 @@ def _run(args: argparse.Namespace) -> int:
         else (lambda d: f"{d['mean']:.6g}")
     )
     print(
-        f"spinglass-icl train  model={cfg.model} D={cfg.D} N={cfg.N} P={cfg.P} lam={cfg.lam:g} "
+        f"spinglass-icl train  model={cfg.model.name} D={task.D} N={task.N} P={task.P} "
+        f"lam={cfg.lam:g} "
         f"trials={cfg.trials} optimizer={cfg.optimizer} lr={cfg.learning_rate:g} "
-        f"convention={cfg.convention} seed={cfg.seed}"
+        f"convention={task.convention} seed={cfg.seed}"
+        + (f" restarts={cfg.restarts}" if cfg.restarts > 1 else "")
     )
     print(f"  epochs run      {int(res.epochs_run.max())} ({res.seconds:.2f} s)")
     print(f"  train loss      {float(res.history.train_loss[-1].mean()):.6g}  (eq. 2, mean)")

@@ -25,6 +25,8 @@ FIGURES: dict[str, str] = {
     "fig5": "fig5",
     "fig6": "fig6",
     "double-descent": "ddfig",
+    "figS1": "figs1",
+    "figS8": "figs8",
 }
 
 __all__ = ["FIGURES"]

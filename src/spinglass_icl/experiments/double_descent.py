@@ -223,7 +223,7 @@ def _point_errors(
     if sgd:  # train first: the solvers then solve the very same training sets
         from ..training import TrainConfig, train
 
-        cfg = TrainConfig(model="sla", D=D, N=N, P=P, lam=lam, trials=repeats, epochs=epochs,
+        cfg = TrainConfig.of(model="sla", D=D, N=N, P=P, lam=lam, trials=repeats, epochs=epochs,
                           convention=conv, noise=noise, seed=seed, test_tasks=1,
                           device=str(device or "cpu"))  # fmt: skip
         trained = train(cfg)

@@ -60,7 +60,7 @@ def train_curves(ctx: Context) -> xr.Dataset:
     p = ctx.params
     curves, Ws, final, epochs, ran, grad = [], [], [], None, [], []
     for P in p.P_list:
-        cfg = TrainConfig(
+        cfg = TrainConfig.of(
             model="sla",
             D=p.D,
             N=p.N,
@@ -80,7 +80,7 @@ def train_curves(ctx: Context) -> xr.Dataset:
         curves.append(res.history["relative_test_error"].mean("trial").values)
         epochs = res.history["epoch"].values
         Ws.append(res.W[0].cpu().double().numpy())
-        final.append(float(res.relative_test_error.mean()))
+        final.append(float(res.test_error.relative.mean()))
         ran.append(res.epochs_run.cpu().numpy())
         grad.append(res.grad_norm.double().cpu().numpy())
     return xr.Dataset(

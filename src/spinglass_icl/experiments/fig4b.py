@@ -119,9 +119,9 @@ def _train_chunk(ctx: Context, base: TrainConfig, first: int, n: int) -> dict[st
         W_ex = res.exact_W.double()
     else:
         W_ex = ground_state(res.instances.to(device=W_sgd.device)).reshape(W_sgd.shape)
-    N = base.N
+    N = base.task.N
     return {
-        "relative_error": res.relative_test_error.double().cpu().numpy(),
+        "relative_error": res.test_error.relative.double().cpu().numpy(),
         "closed_sgd": relative_exact_test_error(W_sgd.cpu(), N, ctx.convention).numpy(),
         "closed_exact": relative_exact_test_error(W_ex.cpu(), N, ctx.convention).numpy(),
         "epochs_run": res.epochs_run.numpy(),
@@ -155,7 +155,7 @@ def sgd_errors(ctx: Context) -> xr.Dataset:
     for lam_t in lams:
         rows: dict[str, list] = {}
         for N in p.N_list:
-            base = TrainConfig(
+            base = TrainConfig.of(
                 model="sla", D=p.D, N=N, P=p.P, lam=lam_t, trials=1, epochs=p.epochs,
                 lr=p.lr, optimizer=p.optimizer, convention=ctx.convention,
                 seed=sgd_seed(ctx, N), device=ctx.device, test_tasks=p.test_tasks,

@@ -32,6 +32,8 @@ __all__ = [
     "Fig5Preset",
     "Fig6Preset",
     "DoubleDescentPreset",
+    "FigS1Preset",
+    "FigS8Preset",
     "get_preset",
 ]
 
@@ -74,7 +76,7 @@ def _dtypes(name: str, v: Any) -> dict[str, str]:
     if not isinstance(v, dict):
         raise ParameterError(f"{name} must be a table model -> dtype, got {v!r}")
     for m, d in v.items():
-        check_choice(f"{name} model", m, _MODELS)
+        check_choice(f"{name} model", m, _model_names())
         check_choice(f"{name}[{m}]", d, ("float64", "float32"))
     return dict(v)
 
@@ -111,7 +113,18 @@ def _seq(item: Callable[[str, Any], Any], length: int | None = None, minimum: in
 
 
 _OPTIMIZERS = ("adam", "sgd")
-_MODELS = ("sla", "fla", "sa", "tf", "mhla")
+
+
+def _model_names() -> tuple[str, ...]:
+    """The registered models (:func:`spinglass_icl.models.model_names`)."""
+    from ..models import model_names
+
+    return model_names()
+
+
+def _model(name: str, v: Any) -> str:
+    return check_choice(name, v, _model_names())
+
 _SAMPLERS = ("prompts", "factors")
 
 
@@ -418,8 +431,13 @@ class Fig6Preset(FigurePreset):
     models: tuple[str, ...] = ("sla", "fla", "sa", "tf", "mhla")
     test_tasks: int = 2000
     damping: float = PAPER_SETTINGS.damping  # the authors' AMP settings
+    #: initializations per trial (``reproduce --restarts``); the lowest training loss is kept
+    restarts: int = 1
     _constraints: ClassVar = {
-        **{k: _int() for k in ("D", "N", "P", "H", "M", "epochs", "test_tasks", "train_window")},
+        **{
+            k: _int()
+            for k in ("D", "N", "P", "H", "M", "epochs", "test_tasks", "train_window", "restarts")
+        },  # fmt: skip
         "train_tol": _opt_pos,
         "chunk": _opt_int,
         "dtype": _dtypes,
@@ -429,7 +447,7 @@ class Fig6Preset(FigurePreset):
         "beta": _pos,
         "lr": _opt_pos,
         "optimizer": _choice(*_OPTIMIZERS),
-        "models": _seq(_choice(*_MODELS)),
+        "models": _seq(_model),
         "damping": _unit,
     }
 
@@ -457,6 +475,117 @@ class DoubleDescentPreset(FigurePreset):
     }
 
 
+#: the authors' Fig. S1 alphas = P / D^2
+_S1_ALPHAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2,
+              1.3, 1.4, 1.5, 1.6, 1.7, 1.8, 1.9, 2.0)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FigS1Preset(FigurePreset):
+    """Fig. S1: the SLA with separate W_Q, W_K against the merged W (eq. 40), test MSE vs
+    alpha = P / D^2 (Adam lr 0.01, 3000 epochs, lam = 0, 1000 test prompts; the authors'
+    data-a script), and learning curves at P = 120 (lr 0.008) and 680 (lr 0.02), 200
+    epochs (their data-bc script). The authors ran 50 repeats; the paper preset runs 5
+    on the 2-core CPU (``--trials 50`` restores theirs)."""
+
+    D: int = 20
+    N: int = 100
+    alphas: tuple[float, ...] = _S1_ALPHAS
+    repeats: int = 5
+    epochs: int = 3000
+    lr: float = 0.01
+    lam: float = 0.0
+    test_tasks: int = 1000
+    models: tuple[str, ...] = ("sla", "sla-separate")
+    curve_P: tuple[int, ...] = (120, 680)
+    curve_lr: tuple[float, ...] = (0.008, 0.02)
+    curve_epochs: int = 200
+    curve_trials: int = 1
+    _constraints: ClassVar = {
+        **{
+            k: _int()
+            for k in ("D", "N", "repeats", "epochs", "test_tasks", "curve_epochs", "curve_trials")
+        },  # fmt: skip
+        "alphas": _seq(_pos, minimum=2),
+        "lr": _pos,
+        "lam": _nonneg,
+        "models": _seq(_model, length=2),
+        "curve_P": _seq(_int()),
+        "curve_lr": _seq(_pos),
+    }
+
+    def _check_together(self) -> None:
+        if len(self.curve_lr) != len(self.curve_P):
+            raise ParameterError(
+                f"curve_lr must hold one rate per curve_P ({len(self.curve_P)}), "
+                f"got {len(self.curve_lr)}"
+            )
+
+
+@dataclass(frozen=True)
+class FigS8Preset(FigurePreset):
+    """Fig. S8: every model against N at D = 20, P = 10 000 (AMP at lam = 0.01 on the SLA
+    trials' data; training as Fig. 6: lam = 0.005, Adam, stop 1e-7 over 50 epochs, cap
+    2000, H = 32, M = 10); each model on its own N grid, as the authors'; ``trials`` per
+    point (at least 10 at the paper preset)."""
+
+    D: int = 20
+    P: int = 10000
+    lam: float = 0.01
+    train_lam: float = 0.005
+    beta: float = 100.0
+    H: int = 32
+    M: int = 10
+    trials: int = 10
+    epochs: int = 2000
+    train_tol: float | None = 1e-7
+    train_window: int = 50
+    chunk: int | None = 1
+    dtype: dict = field(default_factory=lambda: {"fla": "float32", "sa": "float32",
+                                                 "tf": "float32"})  # fmt: skip
+    lr: float | None = None
+    optimizer: str = "adam"
+    test_tasks: int = 2000
+    damping: float = 0.9
+    restarts: int = 1
+    #: N grid per model (AMP runs on the SLA's)
+    N_sla: tuple[int, ...] = tuple(range(10, 201, 10))
+    N_fla: tuple[int, ...] = tuple(range(30, 191, 20))
+    N_mhla: tuple[int, ...] = tuple(range(20, 201, 20))
+    N_sa: tuple[int, ...] = tuple(range(40, 201, 20))
+    N_tf: tuple[int, ...] = tuple(range(50, 191, 20))
+    _constraints: ClassVar = {
+        **{
+            k: _int()
+            for k in (
+                "D",
+                "P",
+                "H",
+                "M",
+                "epochs",
+                "test_tasks",
+                "train_window",
+                "restarts",
+                "trials",
+            )
+        },  # fmt: skip
+        "train_tol": _opt_pos,
+        "chunk": _opt_int,
+        "dtype": _dtypes,
+        "lam": _pos,
+        "train_lam": _nonneg,
+        "beta": _pos,
+        "lr": _opt_pos,
+        "optimizer": _choice(*_OPTIMIZERS),
+        "damping": _unit,
+        **{f"N_{m}": _seq(_int(), minimum=0) for m in ("sla", "fla", "mhla", "sa", "tf")},
+    }
+
+    def _check_together(self) -> None:
+        if not self.N_sla:
+            raise ParameterError("N_sla must hold at least 1 value (AMP and SLA), got none")
+
+
 _PAPER: dict[str, FigurePreset] = {
     "fig1": Fig1Preset(),
     "fig2": Fig2Preset(),
@@ -468,6 +597,8 @@ _PAPER: dict[str, FigurePreset] = {
     "fig5": Fig5Preset(),
     "fig6": Fig6Preset(),
     "double-descent": DoubleDescentPreset(),
+    "figS1": FigS1Preset(),
+    "figS8": FigS8Preset(),
 }
 
 _r = dataclasses.replace
@@ -528,6 +659,38 @@ _QUICK: dict[str, FigurePreset] = {
         taus=13,
         repeats=3,
         solvers=("exact", "amp"),
+    ),  # fmt: skip
+    "figS1": _r(
+        _PAPER["figS1"],
+        D=8,
+        N=100,
+        alphas=(0.25, 0.5, 0.75, 1.0, 1.125, 1.25, 1.5, 2.0),
+        repeats=3,
+        epochs=1500,
+        test_tasks=500,
+        curve_P=(20, 110),
+        curve_epochs=200,
+    ),  # fmt: skip
+    "figS8": _r(
+        _PAPER["figS8"],
+        D=10,
+        P=2000,
+        train_lam=0.01,
+        H=16,
+        M=4,
+        trials=3,
+        epochs=200,
+        lr=1e-2,
+        train_tol=None,
+        train_window=1,
+        dtype={},
+        test_tasks=1000,
+        chunk=None,
+        N_sla=(10, 20, 40, 80),
+        N_fla=(20, 40),
+        N_mhla=(20, 40),
+        N_sa=(20, 40),
+        N_tf=(20, 40),
     ),  # fmt: skip
 }
 _TINY: dict[str, FigurePreset] = {
@@ -610,6 +773,39 @@ _TINY: dict[str, FigurePreset] = {
         taus=7,
         repeats=2,
         solvers=("exact",),
+    ),  # fmt: skip
+    "figS1": _r(
+        _PAPER["figS1"],
+        D=3,
+        N=12,
+        alphas=(0.5, 1.0, 1.33, 2.5),
+        repeats=2,
+        epochs=400,
+        lr=0.02,
+        test_tasks=300,
+        curve_P=(6, 20),
+        curve_epochs=60,
+    ),  # fmt: skip
+    "figS8": _r(
+        _PAPER["figS8"],
+        D=4,
+        P=300,
+        train_lam=0.01,
+        H=8,
+        M=2,
+        trials=2,
+        epochs=40,
+        lr=2e-2,
+        train_tol=None,
+        train_window=1,
+        dtype={},
+        test_tasks=300,
+        chunk=1,
+        N_sla=(8, 16),
+        N_fla=(16,),
+        N_mhla=(16,),
+        N_sa=(16,),
+        N_tf=(16,),
     ),  # fmt: skip
 }
 del _r

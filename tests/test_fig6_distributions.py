@@ -1,0 +1,66 @@
+"""Fig. 6: SA and TF as distributions (basins, median, restarts) and AMP scored on each
+trial's own test prompts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from spinglass_icl.experiments import fig6
+from spinglass_icl.experiments.common import run_figure
+from spinglass_icl.training import TrainConfig, train
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_basins_follow_the_stated_thresholds():
+    b = fig6.basins(np.array([0.56, 0.60, 0.616, 0.62, 0.69, 0.93, 1.0, np.nan]))
+    # trivial: >= 0.9 (2 of 7 finite); good: <= 1.1 x 0.56 = 0.616 (3); worse: 2
+    assert b == pytest.approx({"trivial": 2 / 7, "good": 3 / 7, "worse": 2 / 7})
+    assert fig6.basins(np.array([0.95, 1.0])) == {"trivial": 1.0, "worse": 0.0, "good": 0.0}
+
+
+def test_amp_is_scored_on_the_sla_trials_own_test_prompts():
+    """_own_test_error of the trained SLA's W reproduces the SLA's own relative test error
+    (1e-12): the AMP solution of trial k meets exactly trial k's test prompts."""
+    cfg = TrainConfig.of("sla", 3, 6, 50, lam=0.05, trials=3, epochs=5, test_tasks=40, seed=2)
+    res = train(cfg)
+    own = fig6._own_test_error(cfg, res.W)
+    np.testing.assert_allclose(own, res.test_error.relative.numpy(), rtol=1e-12, atol=0)
+
+
+def test_tiny_fig6_reports_points_basins_medians_and_restarts(tmp_path):
+    opts = dict(preset="tiny", progress=False, executor="serial", workers=1)
+    params = {"models": ["sla", "sa"], "epochs": 20}
+    r = run_figure("fig6", tmp_path / "a", params=params, **opts)
+    n = r["numbers"]
+    for m in ("sla", "sa"):
+        fr = [n[f"{m}_basin_{b}"] for b in ("trivial", "worse", "good")]
+        assert sum(fr) == pytest.approx(1.0) and all(0 <= f <= 1 for f in fr)
+        assert np.isfinite(n[f"{m}_median"])
+    assert n["restarts"] == 1 and np.isfinite(n["amp_minus_sla_mean"])
+    texts = [c["claim"] for c in r["claims"]]
+    assert any("SA and TF display a higher test error" in t for t in texts)
+    assert all("comparable to the SLA" not in t for t in texts)
+    r3 = run_figure("fig6", tmp_path / "b", params={**params, "restarts": 3}, **opts)
+    n3 = r3["numbers"]
+    assert n3["restarts"] == 3
+    assert r3["params"]["restarts"] == 3
+    assert n3["sla_relative_error"] != n["sla_relative_error"]  # other runs were kept
+    with pytest.raises(Exception, match="restarts must be"):
+        run_figure("fig6", tmp_path / "c", params={**params, "restarts": 0}, **opts)
+    assert torch.get_num_threads() == 1
+
+
+def test_reproduce_restarts_flag_is_checked(tmp_path, capsys):
+    from spinglass_icl.cli import main
+
+    rc = main(["reproduce", "fig2", "--preset", "tiny", "--restarts", "2",
+               "--out", str(tmp_path / "x")])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "restarts: figure fig2 does not train from several" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "x").exists()
+    rc = main(["reproduce", "fig6", "--preset", "tiny", "--restarts", "0",
+               "--out", str(tmp_path / "y")])  # fmt: skip
+    assert rc == 2 and "restarts must be" in capsys.readouterr().err

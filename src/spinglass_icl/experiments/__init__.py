@@ -25,6 +25,11 @@ FIGURES: dict[str, str] = {
     "fig5": "fig5",
     "fig6": "fig6",
     "double-descent": "ddfig",
+    "figS7": "figS7",
 }
 
-__all__ = ["FIGURES"]
+#: the paper's supplementary figures, in order; ``reproduce supplementary`` runs those
+#: of them that are registered in :data:`FIGURES`
+SUPPLEMENTARY: tuple[str, ...] = tuple(f"figS{k}" for k in range(1, 9))
+
+__all__ = ["FIGURES", "SUPPLEMENTARY"]

@@ -31,6 +31,7 @@ __all__ = [
     "Fig5Preset",
     "Fig6Preset",
     "DoubleDescentPreset",
+    "FigS7Preset",
     "get_preset",
 ]
 
@@ -452,6 +453,32 @@ class DoubleDescentPreset(FigurePreset):
     }
 
 
+@dataclass(frozen=True)
+class FigS7Preset(FigurePreset):
+    """Supplement Fig. S7 (the authors' script): Hessian spectra at D = 20, N = 100,
+    P = 100, 500, 1500 over 2000 repeats; the zero-eigenvalue fraction on D = 10..40
+    (step 5) by P = 25..2000 (80 values), N = 100, 10 repeats; ``chunk`` spectra repeats
+    per stored chunk."""
+
+    D: int = 20
+    N: int = 100
+    spectra_P: tuple[int, ...] = (100, 500, 1500)
+    spectra_repeats: int = 2000
+    map_D: tuple[int, ...] = (10, 15, 20, 25, 30, 35, 40)
+    map_P: tuple[int, ...] = tuple(range(25, 2001, 25))
+    map_N: int = 100
+    repeats: int = 10
+    chunk: int = 100
+    zero_rtol: float = 1e-9
+    _constraints: ClassVar = {
+        **{k: _int() for k in ("D", "N", "spectra_repeats", "map_N", "repeats", "chunk")},
+        "spectra_P": _seq(_int()),
+        "map_D": _seq(_int()),
+        "map_P": _seq(_int()),
+        "zero_rtol": _pos,
+    }
+
+
 _PAPER: dict[str, FigurePreset] = {
     "fig1": Fig1Preset(),
     "fig2": Fig2Preset(),
@@ -463,6 +490,7 @@ _PAPER: dict[str, FigurePreset] = {
     "fig5": Fig5Preset(),
     "fig6": Fig6Preset(),
     "double-descent": DoubleDescentPreset(),
+    "figS7": FigS7Preset(),
 }
 
 _r = dataclasses.replace
@@ -523,6 +551,14 @@ _QUICK: dict[str, FigurePreset] = {
         taus=13,
         repeats=3,
         solvers=("exact", "amp"),
+    ),  # fmt: skip
+    "figS7": _r(
+        _PAPER["figS7"],
+        spectra_repeats=100,
+        map_D=(5, 10, 15),
+        map_P=tuple(range(10, 301, 10)),
+        repeats=3,
+        chunk=50,
     ),  # fmt: skip
 }
 _TINY: dict[str, FigurePreset] = {
@@ -605,6 +641,18 @@ _TINY: dict[str, FigurePreset] = {
         taus=7,
         repeats=2,
         solvers=("exact",),
+    ),  # fmt: skip
+    "figS7": _r(
+        _PAPER["figS7"],
+        D=4,
+        N=10,
+        spectra_P=(8, 40),
+        spectra_repeats=6,
+        map_D=(2, 4),
+        map_P=(2, 6, 12, 20, 30),
+        map_N=10,
+        repeats=2,
+        chunk=3,
     ),  # fmt: skip
 }
 del _r

@@ -1,0 +1,80 @@
+"""Cost of the supplementary figures at the paper preset: measured time per unit x count.
+
+Each figure's paper-preset work is a count of independent units (a chunk of repeats at
+one parameter point, one AMP solve, one training repeat); this script times a few units
+of each kind with the package's own functions and prints the estimated wall time of
+``reproduce <figure> --preset paper`` beside the preset's counts. Plotting and the
+store's overhead (seconds) are not included.
+
+Usage: ``python benchmarks/supplementary.py [--threads 2] [--figures figS7 ...]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import torch
+
+from spinglass_icl.experiments.presets import get_preset
+
+
+def timed(f: Callable[[], object], repeat: int = 1) -> float:
+    """Smallest wall time of ``repeat`` calls of ``f`` (seconds)."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        f()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def figS7() -> list[tuple[str, float, int]]:
+    """Spectra: one chunk per P; map: one repeat at every (D, P) of a subsample of P
+    (times interpolated linearly in between, summed over the grid)."""
+    import numpy as np
+
+    from spinglass_icl.experiments.figS7 import hessian_spectrum
+
+    p = get_preset("paper", "figS7")
+    rows = []
+    for P in p.spectra_P:
+        t = timed(lambda P=P: hessian_spectrum(p.D, p.N, P, p.chunk, "authors", 0))
+        rows.append((f"spectrum chunk ({p.chunk} repeats), P = {P}", t,
+                     -(-p.spectra_repeats // p.chunk)))  # fmt: skip
+    for D in p.map_D:
+        sample = [P for P in p.map_P[::8]] + [p.map_P[-1]]
+        ts = [timed(lambda D=D, P=P: hessian_spectrum(D, p.map_N, P, 1, "authors", 0))
+              for P in sample]  # fmt: skip
+        total = float(np.interp(p.map_P, sample, ts).sum())
+        rows.append((f"map, D = {D}: one repeat at every P (sum of {len(p.map_P)})", total,
+                     p.repeats))  # fmt: skip
+    return rows
+
+
+FIGURES = {"figS7": figS7}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--figures", nargs="*", default=list(FIGURES))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"# torch {torch.__version__}, threads {args.threads}")
+    print("| figure | unit | s per unit | units | estimated s |")
+    print("|---|---|---|---|---|")
+    grand = 0.0
+    for name in args.figures:
+        total = 0.0
+        for unit, t, count in FIGURES[name]():
+            total += t * count
+            print(f"| {name} | {unit} | {t:.3f} | {count} | {t * count:.0f} |", flush=True)
+        print(f"| {name} | **total** | | | **{total:.0f}** |", flush=True)
+        grand += total
+    print(f"| all | **total** | | | **{grand:.0f}** ({grand / 60:.1f} min) |")
+
+
+if __name__ == "__main__":
+    main()

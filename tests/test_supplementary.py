@@ -14,7 +14,7 @@ import torch
 from spinglass_icl.experiments import FIGURES, SUPPLEMENTARY
 from spinglass_icl.experiments.common import run_figure, verify_figure
 
-MINE = ("figS7",)
+MINE = ("figS7", "figS5")
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +110,70 @@ def test_figS7_resumes_from_its_store(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(figS7, "hessian_spectrum", boom)
     r = run_figure("figS7", tmp_path, preset="tiny", progress=False)
     assert r["numbers"] == rec(tiny, "figS7")["numbers"]
+
+
+# ---------------------------------------------------------------- figS5
+
+
+@pytest.mark.parametrize("q", [1.0, 0.25, 0.01])
+def test_marchenko_pastur_density_and_cdf(q):
+    """The density integrates to 1 with mean 1 and variance q; the CDF equals its
+    integral (scipy quad) to 1e-6."""
+    from scipy.integrate import quad
+
+    from spinglass_icl.experiments.figS5 import mp_cdf, mp_density, mp_edges
+
+    a, b = mp_edges(q)
+    f = lambda x: float(mp_density(np.array([x]), q)[0])  # noqa: E731
+    assert quad(f, a, b, limit=200)[0] == pytest.approx(1.0, abs=1e-6)
+    assert quad(lambda x: x * f(x), a, b, limit=200)[0] == pytest.approx(1.0, abs=1e-6)
+    assert quad(lambda x: (x - 1) ** 2 * f(x), a, b, limit=200)[0] == pytest.approx(q, abs=1e-6)
+    for x in np.linspace(a, b, 7)[1:-1]:
+        assert mp_cdf(np.array([x]), q)[0] == pytest.approx(quad(f, a, x, limit=200)[0], abs=1e-6)
+    assert mp_cdf(np.array([a - 0.1, b + 0.1]), q).tolist() == [0.0, 1.0]
+
+
+@pytest.mark.parametrize("sampler", ["bartlett", "tokens"])
+def test_wishart_moments_are_exact(sampler):
+    """E tr(W)/(D N) = 1 and E tr(W^2)/(D N^2) = 1 + (D + 1)/N for W = X X^T, X D x N
+    Gaussian: both samplers within 5 standard errors over 400 matrices."""
+    from spinglass_icl.experiments.figS5 import wishart_eigs
+
+    D, N, k = 8, 30, 400
+    ev = wishart_eigs(D, N, k, seed=11, sampler=sampler)
+    m1, m2 = ev.mean(-1), (ev**2).mean(-1)
+    se1, se2 = m1.std() / np.sqrt(k), m2.std() / np.sqrt(k)
+    assert abs(m1.mean() - 1.0) < 5 * se1
+    assert abs(m2.mean() - (1 + (D + 1) / N)) < 5 * se2
+
+
+@pytest.mark.parametrize("sampler, k", [("bartlett", 200), ("tokens", 40)])
+def test_spectrum_matches_marchenko_pastur(sampler, k):
+    """Kolmogorov-Smirnov distance between the pooled eigenvalues of X X^T / N
+    (D = 100, N = 400) and the Marchenko-Pastur CDF below 0.01 (measured: about 0.003;
+    the finite-D bias is O(1/D))."""
+    from spinglass_icl.experiments.figS5 import mp_cdf, wishart_eigs
+
+    D, N = 100, 400
+    ev = np.sort(wishart_eigs(D, N, k, seed=5, sampler=sampler).ravel())
+    F = mp_cdf(ev, D / N)
+    i = np.arange(1, ev.size + 1) / ev.size
+    ks = max(np.abs(F - i).max(), np.abs(F - (i - 1 / ev.size)).max())
+    assert ks < 0.01
+
+
+def test_figS5_record(tiny):
+    r = rec(tiny, "figS5")
+    n, p = r["numbers"], r["params"]
+    assert n["N"] == p["N_list"] and len(n["ks"]) == len(n["N"])
+    np.testing.assert_allclose(n["eig_mean"], 1.0, atol=0.05)
+    np.testing.assert_allclose(np.array(n["eig_std"]) / np.array(n["mp_std"]), 1.0, atol=0.1)
+    assert max(n["ks"]) < 0.05  # D = 20: finite-D bias of a few 1e-2
+
+
+def test_figS5_refuses_N_below_D():
+    from spinglass_icl.errors import ParameterError
+    from spinglass_icl.experiments.presets import get_preset
+
+    with pytest.raises(ParameterError, match="N_list must hold"):
+        get_preset("tiny", "figS5").replace(N_list=(10, 40))

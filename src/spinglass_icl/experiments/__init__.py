@@ -26,6 +26,7 @@ FIGURES: dict[str, str] = {
     "fig6": "fig6",
     "double-descent": "ddfig",
     "figS7": "figS7",
+    "figS5": "figS5",
 }
 
 #: the paper's supplementary figures, in order; ``reproduce supplementary`` runs those

@@ -32,6 +32,7 @@ __all__ = [
     "Fig6Preset",
     "DoubleDescentPreset",
     "FigS7Preset",
+    "FigS5Preset",
     "get_preset",
 ]
 
@@ -479,6 +480,32 @@ class FigS7Preset(FigurePreset):
     }
 
 
+@dataclass(frozen=True)
+class FigS5Preset(FigurePreset):
+    """Supplement Fig. S5 (the authors' script): the spectrum of X X^T / N at D = 100 for
+    N = 100 ... 10 000, 10 000 matrices per N (the script's P), ``chunk`` matrices per
+    stored chunk; ``sampler``: ``bartlett`` (Wishart by Bartlett's decomposition, the
+    same law, needs N >= D) or ``tokens`` (the D x N tokens themselves)."""
+
+    D: int = 100
+    N_list: tuple[int, ...] = (100, 500, 1000, 2000, 5000, 10000)
+    repeats: int = 10000
+    chunk: int = 1000
+    sampler: str = "bartlett"
+    _constraints: ClassVar = {
+        **{k: _int() for k in ("D", "repeats", "chunk")},
+        "N_list": _seq(_int()),
+        "sampler": _choice("bartlett", "tokens"),
+    }
+
+    def _check_together(self) -> None:
+        if min(self.N_list) < self.D:
+            raise ParameterError(
+                f"N_list must hold context lengths >= D = {self.D} (Marchenko-Pastur ratio "
+                f"D/N <= 1), got {min(self.N_list)}"
+            )
+
+
 _PAPER: dict[str, FigurePreset] = {
     "fig1": Fig1Preset(),
     "fig2": Fig2Preset(),
@@ -491,6 +518,7 @@ _PAPER: dict[str, FigurePreset] = {
     "fig6": Fig6Preset(),
     "double-descent": DoubleDescentPreset(),
     "figS7": FigS7Preset(),
+    "figS5": FigS5Preset(),
 }
 
 _r = dataclasses.replace
@@ -554,12 +582,13 @@ _QUICK: dict[str, FigurePreset] = {
     ),  # fmt: skip
     "figS7": _r(
         _PAPER["figS7"],
-        spectra_repeats=100,
+        spectra_repeats=50,
         map_D=(5, 10, 15),
         map_P=tuple(range(10, 301, 10)),
         repeats=3,
         chunk=50,
     ),  # fmt: skip
+    "figS5": _r(_PAPER["figS5"], repeats=400, chunk=200),
 }
 _TINY: dict[str, FigurePreset] = {
     "fig1": _r(
@@ -654,6 +683,7 @@ _TINY: dict[str, FigurePreset] = {
         repeats=2,
         chunk=3,
     ),  # fmt: skip
+    "figS5": _r(_PAPER["figS5"], D=20, N_list=(20, 100, 400), repeats=40, chunk=20),
 }
 del _r
 

@@ -66,7 +66,31 @@ def figS5() -> list[tuple[str, float, int]]:
     ]  # fmt: skip
 
 
-FIGURES = {"figS7": figS7, "figS5": figS5}
+def figS2() -> list[tuple[str, float, int]]:
+    """One stored chunk of instances at the smallest and largest N (linear in N between;
+    the factor sampler's cost hardly depends on N)."""
+    from spinglass_icl.experiments.fig5 import block_samples
+
+    p = get_preset("paper", "figS2")
+    n_chunks = -(-p.repeats // p.chunk)
+
+    def unit(N: int) -> float:
+        return timed(lambda: block_samples(p.D, N, p.P, p.lam, p.chunk, p.chunk, "authors",
+                                           [0], 1, per_instance=p.per_instance,
+                                           sampler=p.sampler))  # fmt: skip
+
+    lo, hi = min(p.N_list), max(p.N_list)
+    t_lo, t_hi = unit(lo), unit(hi)
+    rows = [(f"chunk of {p.chunk} instances, N = {lo} (base, floor, pilot)", t_lo,
+             2 * n_chunks + 1)]  # fmt: skip
+    for N in p.N_list:
+        if N != p.base_N:
+            t = t_lo + (t_hi - t_lo) * (N - lo) / (hi - lo)
+            rows.append((f"chunk of {p.chunk} instances, N = {N}", t, n_chunks))
+    return rows
+
+
+FIGURES = {"figS7": figS7, "figS5": figS5, "figS2": figS2}
 
 
 def main() -> None:

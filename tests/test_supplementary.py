@@ -14,7 +14,7 @@ import torch
 from spinglass_icl.experiments import FIGURES, SUPPLEMENTARY
 from spinglass_icl.experiments.common import run_figure, verify_figure
 
-MINE = ("figS7", "figS5")
+MINE = ("figS7", "figS5", "figS2")
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +177,28 @@ def test_figS5_refuses_N_below_D():
 
     with pytest.raises(ParameterError, match="N_list must hold"):
         get_preset("tiny", "figS5").replace(N_list=(10, 40))
+
+
+# ---------------------------------------------------------------- figS2
+
+
+def test_kl_bits_of_counts():
+    from spinglass_icl.experiments.figS2 import kl_bits
+
+    a = np.array([10.0, 30.0, 60.0])
+    assert kl_bits(a, a) == 0.0
+    p, q = (a + 0.5) / (a + 0.5).sum(), (a[::-1] + 0.5) / (a + 0.5).sum()
+    assert kl_bits(a, a[::-1]) == pytest.approx(float(np.sum(p * np.log2(p / q))), rel=1e-12)
+
+
+def test_figS2_record(tiny):
+    r = rec(tiny, "figS2")
+    n, p = r["numbers"], r["params"]
+    assert n["N"] == p["N_list"] and n["base_N"] == p["base_N"]
+    i0 = n["N"].index(p["base_N"])
+    for b in "ABCDE":
+        assert len(n[f"kl_{b}"]) == len(n["N"])
+        assert n[f"kl_{b}"][i0] == pytest.approx(n[f"floor_{b}"])  # N = base: the floor
+        assert min(n[f"kl_{b}"]) >= 0
+    # block C moves with N: its KL at the longest prompt is far above its floor
+    assert n["kl_C"][-1] > 3 * n["floor_C"]

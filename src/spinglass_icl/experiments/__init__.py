@@ -27,6 +27,7 @@ FIGURES: dict[str, str] = {
     "double-descent": "ddfig",
     "figS7": "figS7",
     "figS5": "figS5",
+    "figS2": "figS2",
 }
 
 #: the paper's supplementary figures, in order; ``reproduce supplementary`` runs those

@@ -33,6 +33,7 @@ __all__ = [
     "DoubleDescentPreset",
     "FigS7Preset",
     "FigS5Preset",
+    "FigS2Preset",
     "get_preset",
 ]
 
@@ -506,6 +507,33 @@ class FigS5Preset(FigurePreset):
             )
 
 
+@dataclass(frozen=True)
+class FigS2Preset(FigurePreset):
+    """Supplement Fig. S2 (the authors' script): block laws at N = 20, 21, 40, ..., 200
+    against base N = 20; D = 20, P = 1000, 1000 repeats (instances); ``chunk`` instances
+    per stored chunk, at most ``per_instance`` entries per block and instance; ``sampler``
+    ``factors`` draws each prompt's rank-one factors from their exact law (a cost
+    independent of N), ``prompts`` the whole prompts."""
+
+    D: int = 20
+    P: int = 1000
+    lam: float = 0.01
+    base_N: int = 20
+    N_list: tuple[int, ...] = (20, 21, 40, 60, 80, 100, 120, 140, 160, 180, 200)
+    repeats: int = 1000
+    chunk: int = 50
+    bins: int = 100
+    per_instance: int = 4000
+    sampler: str = "factors"
+    _constraints: ClassVar = {
+        **{k: _int() for k in ("D", "P", "base_N", "repeats", "chunk", "per_instance")},
+        "bins": _int(8),
+        "lam": _pos,
+        "N_list": _seq(_int(), minimum=2),
+        "sampler": _choice(*_SAMPLERS),
+    }
+
+
 _PAPER: dict[str, FigurePreset] = {
     "fig1": Fig1Preset(),
     "fig2": Fig2Preset(),
@@ -519,6 +547,7 @@ _PAPER: dict[str, FigurePreset] = {
     "double-descent": DoubleDescentPreset(),
     "figS7": FigS7Preset(),
     "figS5": FigS5Preset(),
+    "figS2": FigS2Preset(),
 }
 
 _r = dataclasses.replace
@@ -589,6 +618,9 @@ _QUICK: dict[str, FigurePreset] = {
         chunk=50,
     ),  # fmt: skip
     "figS5": _r(_PAPER["figS5"], repeats=400, chunk=200),
+    "figS2": _r(
+        _PAPER["figS2"], D=10, P=500, N_list=(20, 21, 40, 80, 120, 200), repeats=60, chunk=20
+    ),  # fmt: skip
 }
 _TINY: dict[str, FigurePreset] = {
     "fig1": _r(
@@ -684,6 +716,16 @@ _TINY: dict[str, FigurePreset] = {
         chunk=3,
     ),  # fmt: skip
     "figS5": _r(_PAPER["figS5"], D=20, N_list=(20, 100, 400), repeats=40, chunk=20),
+    "figS2": _r(
+        _PAPER["figS2"],
+        D=5,
+        P=200,
+        base_N=10,
+        N_list=(10, 11, 40, 80),
+        repeats=20,
+        chunk=10,
+        bins=40,
+    ),  # fmt: skip
 }
 del _r
 

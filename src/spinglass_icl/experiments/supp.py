@@ -31,6 +31,7 @@ def repeated(
     size: int,
     config: dict[str, Any],
     compute: Callable[[int, int, int], dict[str, np.ndarray]],
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-repeat arrays of ``total`` repeats of one draw, in chunks of ``size``.
 
@@ -38,11 +39,12 @@ def repeated(
     ``first .. first + n - 1``; ``seed`` is :func:`figure_seed` of the figure, the
     ``purpose``, the ``config`` and ``first``, so a chunk's numbers do not depend on
     which chunks ran before it. Chunks are stored in ``<figure>/trials.sqlite`` (the key
-    holds the figure, purpose, config, chunk size, base seed and convention).
+    holds the figure, purpose, config, chunk size, base seed, convention and ``extra``:
+    settings that change the stored numbers but not the draws' seeds).
     """
     store = TrialStore(ctx.out / "trials.sqlite")
     spec = {"figure": ctx.figure, "purpose": purpose, "chunk": size, "seed": ctx.seed,
-            "convention": ctx.convention, **config}  # fmt: skip
+            "convention": ctx.convention, **config, **(extra or {})}  # fmt: skip
     return run_chunks(
         store,
         spec,

@@ -90,7 +90,21 @@ def figS2() -> list[tuple[str, float, int]]:
     return rows
 
 
-FIGURES = {"figS7": figS7, "figS5": figS5, "figS2": figS2}
+def figS6() -> list[tuple[str, float, int]]:
+    """One stored chunk per P, timed over 100 of its epochs (times epochs / 100)."""
+    from spinglass_icl.experiments.figS6 import fit_eq39
+
+    p = get_preset("paper", "figS6")
+    n_chunks = -(-p.repeats // p.chunk)
+    return [
+        (f"chunk of {p.chunk} repeats x {p.epochs} epochs, P = {P}",
+         timed(lambda P=P: fit_eq39(p.D, p.N, P, p.chunk, 100, p.lr, 0)) * p.epochs / 100,
+         n_chunks)
+        for P in p.P_list
+    ]  # fmt: skip
+
+
+FIGURES = {"figS7": figS7, "figS5": figS5, "figS2": figS2, "figS6": figS6}
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ import torch
 from spinglass_icl.experiments import FIGURES, SUPPLEMENTARY
 from spinglass_icl.experiments.common import run_figure, verify_figure
 
-MINE = ("figS7", "figS5", "figS2")
+MINE = ("figS7", "figS5", "figS2", "figS6")
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +202,29 @@ def test_figS2_record(tiny):
         assert min(n[f"kl_{b}"]) >= 0
     # block C moves with N: its KL at the longest prompt is far above its floor
     assert n["kl_C"][-1] > 3 * n["floor_C"]
+
+
+# ---------------------------------------------------------------- figS6
+
+
+def test_eq39_fit_reaches_the_unique_solution_only_for_P_above_1():
+    """P = 6: Adam ends at W11 = C^-1, W21 = 0 (to 1e-10 in MSE); P = 1: the loss
+    vanishes too, but on another member of the family of solutions."""
+    from spinglass_icl.experiments.figS6 import fit_eq39
+
+    r = fit_eq39(3, 30, 6, 3, 800, 3e-2, seed=0)
+    assert (r["loss"][:, -1] < 1e-10).all() and (r["dist_solution"][:, -1] < 1e-10).all()
+    # the distance to W11 = 1 ends at MSE(C^-1, 1), not at 0
+    np.testing.assert_allclose(r["dist_identity"][:, -1], r["floor"], rtol=1e-4)
+    assert (r["floor"] > 1e-3).all()
+    r1 = fit_eq39(3, 30, 1, 3, 800, 3e-2, seed=0)
+    assert (r1["loss"][:, -1] < 1e-10).all() and (r1["dist_solution"][:, -1] > 1e-2).all()
+
+
+def test_figS6_record(tiny):
+    r = rec(tiny, "figS6")
+    n, p = r["numbers"], r["params"]
+    assert n["P"] == p["P_list"] and n["epoch"][-1] == p["epochs"]
+    for P in n["P"]:
+        curve = n[f"loss_median_P{P}"]
+        assert len(curve) == len(n["epoch"]) and curve[-1] < 0.5 * curve[0]

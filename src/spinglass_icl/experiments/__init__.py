@@ -28,6 +28,7 @@ FIGURES: dict[str, str] = {
     "figS7": "figS7",
     "figS5": "figS5",
     "figS2": "figS2",
+    "figS6": "figS6",
 }
 
 #: the paper's supplementary figures, in order; ``reproduce supplementary`` runs those

@@ -34,6 +34,7 @@ __all__ = [
     "FigS7Preset",
     "FigS5Preset",
     "FigS2Preset",
+    "FigS6Preset",
     "get_preset",
 ]
 
@@ -534,6 +535,26 @@ class FigS2Preset(FigurePreset):
     }
 
 
+@dataclass(frozen=True)
+class FigS6Preset(FigurePreset):
+    """Supplement Fig. S6 (the authors' script): eq. 39 fitted by full-batch Adam
+    (lr 1e-2, 1000 epochs) at P = 10, D = 10, N = 50, 5000 repeats; P = 1 beside it (ours);
+    ``chunk`` repeats trained together per stored chunk."""
+
+    D: int = 10
+    N: int = 50
+    P_list: tuple[int, ...] = (10, 1)
+    epochs: int = 1000
+    lr: float = 1e-2
+    repeats: int = 5000
+    chunk: int = 500
+    _constraints: ClassVar = {
+        **{k: _int() for k in ("D", "N", "epochs", "repeats", "chunk")},
+        "P_list": _seq(_int()),
+        "lr": _pos,
+    }
+
+
 _PAPER: dict[str, FigurePreset] = {
     "fig1": Fig1Preset(),
     "fig2": Fig2Preset(),
@@ -548,6 +569,7 @@ _PAPER: dict[str, FigurePreset] = {
     "figS7": FigS7Preset(),
     "figS5": FigS5Preset(),
     "figS2": FigS2Preset(),
+    "figS6": FigS6Preset(),
 }
 
 _r = dataclasses.replace
@@ -621,6 +643,7 @@ _QUICK: dict[str, FigurePreset] = {
     "figS2": _r(
         _PAPER["figS2"], D=10, P=500, N_list=(20, 21, 40, 80, 120, 200), repeats=60, chunk=20
     ),  # fmt: skip
+    "figS6": _r(_PAPER["figS6"], repeats=200, chunk=100),
 }
 _TINY: dict[str, FigurePreset] = {
     "fig1": _r(
@@ -726,6 +749,7 @@ _TINY: dict[str, FigurePreset] = {
         chunk=10,
         bins=40,
     ),  # fmt: skip
+    "figS6": _r(_PAPER["figS6"], D=4, N=20, epochs=200, repeats=4, chunk=4),
 }
 del _r
 

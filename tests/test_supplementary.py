@@ -14,7 +14,7 @@ import torch
 from spinglass_icl.experiments import FIGURES, SUPPLEMENTARY
 from spinglass_icl.experiments.common import run_figure, verify_figure
 
-MINE = ("figS7", "figS5", "figS2", "figS6")
+MINE = ("figS7", "figS5", "figS2", "figS6", "figS3")
 
 
 @pytest.fixture(scope="module")
@@ -228,3 +228,59 @@ def test_figS6_record(tiny):
     for P in n["P"]:
         curve = n[f"loss_median_P{P}"]
         assert len(curve) == len(n["epoch"]) and curve[-1] < 0.5 * curve[0]
+
+
+# ---------------------------------------------------------------- figS3
+
+
+def test_synthetic_laws_and_instance():
+    """The script's unnormalized C density confines C below -0.43 sigma; the normalized
+    laws have the truncated-normal moments; J is symmetric with a zero diagonal."""
+    from scipy.stats import truncnorm
+
+    from spinglass_icl.experiments.figS3 import LAWS, draw_block, law_range, synthetic_instance
+
+    lo, hi = law_range("C", "script")
+    assert lo == -0.1 and hi == pytest.approx(0.024 * -0.4307, abs=2e-4)
+    assert law_range("C", "normalized") == (-0.1, 0.1)
+    rng = np.random.default_rng(0)
+    assert draw_block("C", "script", 10000, rng).max() <= hi
+    for b in ("A_diag", "B", "E"):
+        mu, sd, lo, hi, _ = LAWS[b]
+        x = draw_block(b, "normalized", 200_000, rng)
+        ref = truncnorm((lo - mu) / sd, (hi - mu) / sd, loc=mu, scale=sd)
+        assert x.mean() == pytest.approx(ref.mean(), abs=5 * ref.std() / np.sqrt(x.size))
+        assert x.std() == pytest.approx(ref.std(), rel=0.01)
+    J, h = synthetic_instance(3, "script", rng)
+    assert J.shape == (16, 16) and np.array_equal(J, J.T) and (np.diag(J) == 0).all()
+    H = h.reshape(4, 4)
+    assert (H[:, 3] == 0).all() and (np.diag(H)[:3] > 0.1).all()
+
+
+def test_synthetic_amp_with_onsager_is_the_exact_mean():
+    """With the Onsager term AMP's fixed point solves (lam - J) m = h: the wrapper hands
+    the solver the synthetic J with the right sign."""
+    from spinglass_icl.experiments.figS3 import solve, synthetic_instance
+    from spinglass_icl.experiments.presets import get_preset
+
+    p = get_preset("tiny", "figS3").replace(tol=1e-10, max_iter=5000)
+    J, h = synthetic_instance(4, "normalized", np.random.default_rng(1))
+    r = solve(J, h, p, onsager=True)
+    assert bool(r.converged)
+    exact = np.linalg.solve(p.lam * np.eye(J.shape[0]) - J, h)
+    np.testing.assert_allclose(r.m.numpy(), exact, rtol=1e-7, atol=1e-9)
+
+
+def test_contrast():
+    from spinglass_icl.experiments.figS3 import contrast
+
+    assert contrast(np.eye(4)) == 1.0
+    assert contrast(np.ones((4, 4))) == 0.0
+
+
+def test_figS3_record(tiny):
+    n = rec(tiny, "figS3")["numbers"]
+    for law in n["laws"]:
+        assert 0 < n[f"contrast_m_{law}"] <= 1 and n[f"converged_fraction_{law}"] == 1.0
+    assert n["C_max_script"] < -0.009  # the script's C: all entries negative
+    assert 0 < n["reference_contrast"] <= 1

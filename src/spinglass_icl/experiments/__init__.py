@@ -29,6 +29,7 @@ FIGURES: dict[str, str] = {
     "figS5": "figS5",
     "figS2": "figS2",
     "figS6": "figS6",
+    "figS3": "figS3",
 }
 
 #: the paper's supplementary figures, in order; ``reproduce supplementary`` runs those

@@ -35,6 +35,7 @@ __all__ = [
     "FigS5Preset",
     "FigS2Preset",
     "FigS6Preset",
+    "FigS3Preset",
     "get_preset",
 ]
 
@@ -555,6 +556,40 @@ class FigS6Preset(FigurePreset):
     }
 
 
+@dataclass(frozen=True)
+class FigS3Preset(FigurePreset):
+    """Supplement Fig. S3 (the authors' script): AMP on synthetic couplings drawn from
+    the fitted block laws at D = 10, lam = 1, beta = 100, damping 0.9, to ``tol`` (the
+    script's 100 ``steps``: the residual there is recorded); ``laws``: ``script`` (the
+    script's unnormalized densities, as sampled) and ``normalized``; ``repeats``
+    synthetic instances per law (the script: one); beside them the exact mean of one real
+    instance at ``reference_N``, ``reference_P`` (Fig. 2's AMP setting)."""
+
+    D: int = 10
+    lam: float = 1.0
+    beta: float = 100.0
+    damping: float = 0.9
+    steps: int = 100
+    tol: float = 1e-6
+    max_iter: int = 2000
+    solver: str = "amp-paper"
+    laws: tuple[str, ...] = ("script", "normalized")
+    repeats: int = 20
+    reference_N: int = 100
+    reference_P: int = 5000
+    _constraints: ClassVar = {
+        **{
+            k: _int() for k in ("D", "steps", "max_iter", "repeats", "reference_N", "reference_P")
+        },  # fmt: skip
+        "lam": _pos,
+        "beta": _pos,
+        "damping": _unit,
+        "tol": _pos,
+        "solver": _choice("amp", "amp-paper"),
+        "laws": _seq(_choice("script", "normalized")),
+    }
+
+
 _PAPER: dict[str, FigurePreset] = {
     "fig1": Fig1Preset(),
     "fig2": Fig2Preset(),
@@ -570,6 +605,7 @@ _PAPER: dict[str, FigurePreset] = {
     "figS5": FigS5Preset(),
     "figS2": FigS2Preset(),
     "figS6": FigS6Preset(),
+    "figS3": FigS3Preset(),
 }
 
 _r = dataclasses.replace
@@ -644,6 +680,7 @@ _QUICK: dict[str, FigurePreset] = {
         _PAPER["figS2"], D=10, P=500, N_list=(20, 21, 40, 80, 120, 200), repeats=60, chunk=20
     ),  # fmt: skip
     "figS6": _r(_PAPER["figS6"], repeats=200, chunk=100),
+    "figS3": _r(_PAPER["figS3"], repeats=10),
 }
 _TINY: dict[str, FigurePreset] = {
     "fig1": _r(
@@ -750,6 +787,7 @@ _TINY: dict[str, FigurePreset] = {
         bins=40,
     ),  # fmt: skip
     "figS6": _r(_PAPER["figS6"], D=4, N=20, epochs=200, repeats=4, chunk=4),
+    "figS3": _r(_PAPER["figS3"], D=4, repeats=3),
 }
 del _r
 

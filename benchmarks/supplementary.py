@@ -3,8 +3,9 @@
 Each figure's paper-preset work is a count of independent units (a chunk of repeats at
 one parameter point, one AMP solve, one training repeat); this script times a few units
 of each kind with the package's own functions and prints the estimated wall time of
-``reproduce <figure> --preset paper`` beside the preset's counts. Plotting and the
-store's overhead (seconds) are not included.
+``reproduce <figure> --preset paper`` on a CPU (with the presets' CPU counts,
+``cpu_repeats``) beside the units' counts. Plotting and the store's overhead (seconds) are
+not included.
 
 Usage: ``python benchmarks/supplementary.py [--threads 2] [--figures figS7 ...]``
 """
@@ -41,15 +42,16 @@ def figS7() -> list[tuple[str, float, int]]:
     rows = []
     for P in p.spectra_P:
         t = timed(lambda P=P: hessian_spectrum(p.D, p.N, P, p.chunk, "authors", 0))
+        reps = p.cpu_spectra_repeats or p.spectra_repeats
         rows.append((f"spectrum chunk ({p.chunk} repeats), P = {P}", t,
-                     -(-p.spectra_repeats // p.chunk)))  # fmt: skip
+                     -(-reps // p.chunk)))  # fmt: skip
     for D in p.map_D:
         sample = [P for P in p.map_P[::8]] + [p.map_P[-1]]
         ts = [timed(lambda D=D, P=P: hessian_spectrum(D, p.map_N, P, 1, "authors", 0))
               for P in sample]  # fmt: skip
         total = float(np.interp(p.map_P, sample, ts).sum())
         rows.append((f"map, D = {D}: one repeat at every P (sum of {len(p.map_P)})", total,
-                     p.repeats))  # fmt: skip
+                     p.cpu_repeats or p.repeats))  # fmt: skip
     return rows
 
 
@@ -72,7 +74,7 @@ def figS2() -> list[tuple[str, float, int]]:
     from spinglass_icl.experiments.fig5 import block_samples
 
     p = get_preset("paper", "figS2")
-    n_chunks = -(-p.repeats // p.chunk)
+    n_chunks = -(-(p.cpu_repeats or p.repeats) // p.chunk)
 
     def unit(N: int) -> float:
         return timed(lambda: block_samples(p.D, N, p.P, p.lam, p.chunk, p.chunk, "authors",
@@ -104,7 +106,33 @@ def figS6() -> list[tuple[str, float, int]]:
     ]  # fmt: skip
 
 
-FIGURES = {"figS7": figS7, "figS5": figS5, "figS2": figS2, "figS6": figS6}
+def figS3() -> list[tuple[str, float, int]]:
+    """One synthetic instance solved, per law and repeat."""
+    import numpy as np
+
+    from spinglass_icl.experiments.figS3 import solve, synthetic_instance
+
+    p = get_preset("paper", "figS3")
+    J, h = synthetic_instance(p.D, "script", np.random.default_rng(0))
+    t = timed(lambda: solve(J, h, p, onsager=False))
+    return [("one synthetic instance, AMP to its fixed point", t, len(p.laws) * p.repeats)]
+
+
+def figS4() -> list[tuple[str, float, int]]:
+    """One repeat (sampling, Gram, 5000 Adam epochs, two AMPs, exact) at the smallest
+    and the largest c."""
+    from spinglass_icl.experiments.figS4 import one_repeat
+
+    p = get_preset("paper", "figS4")
+    reps = p.cpu_repeats or p.repeats
+    t = sum(timed(lambda c=c: one_repeat(p, c, "authors", 0)) for c in
+            (p.c_list[0], p.c_list[-1])) / 2  # fmt: skip
+    return [(f"one repeat (mean of c = {p.c_list[0]} and {p.c_list[-1]}), CPU count {reps}",
+             t, len(p.c_list) * reps)]  # fmt: skip
+
+
+FIGURES = {"figS7": figS7, "figS5": figS5, "figS2": figS2, "figS6": figS6, "figS3": figS3,
+           "figS4": figS4}  # fmt: skip
 
 
 def main() -> None:

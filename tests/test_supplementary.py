@@ -14,7 +14,7 @@ import torch
 from spinglass_icl.experiments import FIGURES, SUPPLEMENTARY
 from spinglass_icl.experiments.common import run_figure, verify_figure
 
-MINE = ("figS7", "figS5", "figS2", "figS6", "figS3")
+MINE = ("figS7", "figS5", "figS2", "figS6", "figS3", "figS4")
 
 
 @pytest.fixture(scope="module")
@@ -284,3 +284,84 @@ def test_figS3_record(tiny):
         assert 0 < n[f"contrast_m_{law}"] <= 1 and n[f"converged_fraction_{law}"] == 1.0
     assert n["C_max_script"] < -0.009  # the script's C: all entries negative
     assert 0 < n["reference_contrast"] <= 1
+
+
+# ---------------------------------------------------------------- figS4
+
+
+@pytest.mark.parametrize("c", [0.0, 0.3, 0.9])
+def test_correlated_tokens_have_the_asked_covariance(c):
+    """Sample covariance of the tokens across the N + 1 positions (pooled over features
+    and prompts) equals (1 - c) I + c 1 1^T within 5 standard errors; labels are
+    scale * w.x and the query label is hidden."""
+    from spinglass_icl.correlated import sample_correlated_prompts, token_covariance
+
+    D, N, P = 6, 7, 20000
+    pr = sample_correlated_prompts(D, N, P, c=c, seed=3)
+    x = pr.X[:, :D, :].reshape(-1, N + 1)  # every (prompt, feature) row: one draw
+    emp = x.T @ x / x.shape[0]
+    target = token_covariance(N, c)
+    se = torch.sqrt((1 + target**2) / x.shape[0])  # sd of a Gaussian product mean
+    assert ((emp - target).abs() <= 5 * se).all()
+    scale = pr.config.conv.label_scale(D)
+    y_all = scale * torch.einsum("pd,pdn->pn", pr.w, pr.X[:, :D, :])
+    torch.testing.assert_close(pr.X[:, D, :N], y_all[:, :N])
+    torch.testing.assert_close(pr.y, y_all[:, N])
+    assert (pr.X[:, D, N] == 0).all()
+
+
+def test_correlated_config_checks_c():
+    from spinglass_icl.correlated import CorrelatedTaskConfig, sample_correlated_prompts
+    from spinglass_icl.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="c"):
+        CorrelatedTaskConfig(D=3, N=4, P=5, c=1.0)
+    with pytest.raises(ParameterError, match="c"):
+        sample_correlated_prompts(3, 4, 5, c=-0.1)
+    cfg = CorrelatedTaskConfig(D=3, N=4, P=5, c=0.2)
+    a = sample_correlated_prompts(cfg, seed=1)
+    b = sample_correlated_prompts(3, 4, 5, c=0.2, seed=1)
+    torch.testing.assert_close(a.X, b.X)  # seeded, either form
+    with pytest.raises(ParameterError, match="must not be given"):
+        sample_correlated_prompts(cfg, N=4)
+
+
+def test_sla_adam_reaches_the_ridge_solution():
+    """The script's Adam (L2 weight decay wd on the MSE) converges to the minimizer of
+    eq. 2 at lam = wd / 2: sigma = (G + wd/2 I)^-1 h (on the active spins)."""
+    from spinglass_icl.correlated import sample_correlated_prompts
+    from spinglass_icl.experiments.figS4 import train_sla
+    from spinglass_icl.hamiltonian import build_instance
+    from spinglass_icl.tasks import make_generator
+
+    wd = 0.05
+    inst = build_instance(sample_correlated_prompts(3, 8, 400, c=0.4, seed=2), wd)
+    sigma = train_sla(inst, wd, 1e-2, 6000, make_generator(0))
+    n = inst.fields.shape[-1]
+    ref = torch.linalg.solve(inst.gram + wd / 2 * torch.eye(n, dtype=torch.float64), inst.fields)
+    torch.testing.assert_close(sigma, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_figS4_record(tiny):
+    r = rec(tiny, "figS4")
+    n, p = r["numbers"], r["params"]
+    assert n["c"] == p["c_list"]
+    for k in ("sgd", "exact", "amp", "amp_onsager", "amp_converged_fraction"):
+        assert len(n[k]) == len(n["c"])
+    assert all(v > 0 for v in n["sgd"]) and all(v > 0 for v in n["exact"])
+    # SGD at lam = wd/2 and the exact mean at lam = wd: close, not equal
+    np.testing.assert_allclose(n["sgd"], n["exact"], rtol=0.3)
+
+
+def test_budget_count_scales_only_the_authors_count_on_cpu():
+    from spinglass_icl.experiments.common import Context
+    from spinglass_icl.experiments.presets import get_preset
+    from spinglass_icl.experiments.supp import budget_count
+
+    p = get_preset("paper", "figS4")
+    ctx = Context(figure="figS4", out=Path("."), preset="paper", params=p)
+    assert budget_count(ctx)[0] == p.cpu_repeats and budget_count(ctx)[1]
+    cuda = Context(figure="figS4", out=Path("."), preset="paper", params=p, device="cuda")
+    assert budget_count(cuda) == (p.repeats, [])
+    asked = Context(figure="figS4", out=Path("."), preset="paper", params=p.replace(repeats=7))
+    assert budget_count(asked) == (7, [])

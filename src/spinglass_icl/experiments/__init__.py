@@ -25,11 +25,12 @@ FIGURES: dict[str, str] = {
     "fig5": "fig5",
     "fig6": "fig6",
     "double-descent": "ddfig",
-    "figS7": "figS7",
-    "figS5": "figS5",
     "figS2": "figS2",
-    "figS6": "figS6",
     "figS3": "figS3",
+    "figS4": "figS4",
+    "figS5": "figS5",
+    "figS6": "figS6",
+    "figS7": "figS7",
 }
 
 #: the paper's supplementary figures, in order; ``reproduce supplementary`` runs those

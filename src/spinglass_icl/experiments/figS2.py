@@ -19,7 +19,7 @@ import xarray as xr
 from .claims import Claim, at_least, at_most
 from .common import Context, Outcome, figure_seed, new_figure, save_dataset, save_figure
 from .fig5 import BLOCKS, block_samples
-from .supp import repeated
+from .supp import budget_count, repeated
 
 TITLE = "KL divergence of the block laws from the shortest prompt (supplement Fig. S2)"
 CLAIM = (
@@ -66,7 +66,8 @@ def compute(ctx: Context) -> xr.Dataset:
     """Block histograms at every N (and an independent base sample), their KL to the
     base sample."""
     p = ctx.params
-    n_chunks = -(-p.repeats // p.chunk)
+    R, notes = budget_count(ctx)
+    n_chunks = -(-R // p.chunk)
 
     def sample(N: int, seed: int, k: int) -> dict[str, np.ndarray]:
         return block_samples(p.D, N, p.P, p.lam, k, k, ctx.convention, [seed], seed + 1,
@@ -75,16 +76,16 @@ def compute(ctx: Context) -> xr.Dataset:
 
     # the bins: from the first chunk of the base sample (recomputed, not stored)
     pilot_seed = figure_seed(ctx, "base", first=0, D=p.D, N=p.base_N, P=p.P)
-    edges = block_edges(sample(p.base_N, pilot_seed, min(p.chunk, p.repeats)), p.bins)
+    edges = block_edges(sample(p.base_N, pilot_seed, min(p.chunk, R)), p.bins)
 
     def counts(purpose: str, N: int) -> dict[str, np.ndarray]:
         def f(seed, first, n):
-            k = min(p.chunk, p.repeats - first * p.chunk)
+            k = min(p.chunk, R - first * p.chunk)
             s = sample(N, seed, k)
             return {b: np.histogram(s[b], edges[b])[0][None] for b in BLOCKS}
 
         cfg = {"D": p.D, "N": N, "P": p.P}
-        extra = {"lam": p.lam, "repeats": p.repeats, "per_chunk": p.chunk, "bins": p.bins,
+        extra = {"lam": p.lam, "repeats": R, "per_chunk": p.chunk, "bins": p.bins,
                  "per_instance": p.per_instance, "base_N": p.base_N,
                  "sampler": p.sampler}  # fmt: skip
         got = repeated(ctx, purpose, n_chunks, 1, cfg, f, extra=extra)
@@ -109,7 +110,8 @@ def compute(ctx: Context) -> xr.Dataset:
             "P": p.P,
             "base_N": p.base_N,
             "lam": p.lam,
-            "repeats": p.repeats,
+            "repeats": R,
+            "budget_note": " ".join(notes),
             "bins": p.bins,
             "convention": ctx.convention,
         },  # fmt: skip
@@ -189,4 +191,6 @@ def run(ctx: Context) -> Outcome:
     ds = compute(ctx)
     files = ["trials.sqlite"] + save_figure(draw(ds), ctx.out) + save_dataset(ds, ctx.out)
     numbers, summary = summarize(ds)
-    return Outcome(numbers=numbers, summary=summary, claims=claims(ds), files=files)
+    note = ds.attrs.get("budget_note", "")
+    return Outcome(numbers=numbers, summary=summary, claims=claims(ds), files=files,
+                   notes=[note] if note else [])  # fmt: skip

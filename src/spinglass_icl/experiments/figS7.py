@@ -21,7 +21,7 @@ import xarray as xr
 from ..hamiltonian import make_instance
 from .claims import Claim, at_least, at_most
 from .common import Context, Outcome, new_figure, save_dataset, save_figure
-from .supp import repeated
+from .supp import budget_count, repeated
 
 TITLE = "Hessian spectra and the fraction of zero eigenvalues (supplement Fig. S7)"
 CLAIM = (
@@ -81,6 +81,9 @@ def identity_ratio(D: int, P: int) -> float:
 def compute(ctx: Context) -> xr.Dataset:
     """Histograms of the spectra at ``spectra_P`` and the zero-eigenvalue map."""
     p = ctx.params
+    R, notes = budget_count(ctx)
+    R_sp, notes_sp = budget_count(ctx, "spectra_repeats", "cpu_spectra_repeats")
+    notes = notes_sp + notes
     n = (p.D + 1) ** 2
 
     def spec_chunk(P):
@@ -93,7 +96,7 @@ def compute(ctx: Context) -> xr.Dataset:
     hist, zero_sp, scale = [], [], []
     for P in p.spectra_P:
         cfg = {"D": p.D, "N": p.N, "P": P, "rtol": p.zero_rtol}
-        got = repeated(ctx, "spectrum", p.spectra_repeats, p.chunk, cfg, spec_chunk(P))
+        got = repeated(ctx, "spectrum", R_sp, p.chunk, cfg, spec_chunk(P))
         ev = got["ev"]
         nz = ev[ev > 0]
         s = float(nz.mean())
@@ -109,7 +112,7 @@ def compute(ctx: Context) -> xr.Dataset:
                 return {"zeros": hessian_spectrum(D, p.map_N, P, k, ctx.convention, seed,
                                                   p.zero_rtol)[1]}  # fmt: skip
 
-            got = repeated(ctx, "map", p.repeats, p.repeats,
+            got = repeated(ctx, "map", R, R,
                            {"D": D, "N": p.map_N, "P": P, "rtol": p.zero_rtol}, f)  # fmt: skip
             ratio[i, j] = float(got["zeros"].mean()) / (D + 1) ** 2
     ident = np.array([[identity_ratio(D, P) for P in p.map_P] for D in p.map_D])
@@ -137,8 +140,9 @@ def compute(ctx: Context) -> xr.Dataset:
             "N": p.N,
             "map_N": p.map_N,
             "convention": ctx.convention,
-            "spectra_repeats": p.spectra_repeats,
-            "repeats": p.repeats,
+            "spectra_repeats": R_sp,
+            "repeats": R,
+            "budget_note": " ".join(notes),
         },  # fmt: skip
     )
 
@@ -245,4 +249,6 @@ def run(ctx: Context) -> Outcome:
     ds = compute(ctx)
     files = ["trials.sqlite"] + save_figure(draw(ds), ctx.out) + save_dataset(ds, ctx.out)
     numbers, summary = summarize(ds)
-    return Outcome(numbers=numbers, summary=summary, claims=claims(ds), files=files)
+    note = ds.attrs.get("budget_note", "")
+    return Outcome(numbers=numbers, summary=summary, claims=claims(ds), files=files,
+                   notes=[note] if note else [])  # fmt: skip

@@ -36,6 +36,7 @@ __all__ = [
     "FigS2Preset",
     "FigS6Preset",
     "FigS3Preset",
+    "FigS4Preset",
     "get_preset",
 ]
 
@@ -462,19 +463,24 @@ class FigS7Preset(FigurePreset):
     """Supplement Fig. S7 (the authors' script): Hessian spectra at D = 20, N = 100,
     P = 100, 500, 1500 over 2000 repeats; the zero-eigenvalue fraction on D = 10..40
     (step 5) by P = 25..2000 (80 values), N = 100, 10 repeats; ``chunk`` spectra repeats
-    per stored chunk."""
+    per stored chunk; ``cpu_spectra_repeats``, ``cpu_repeats``: the counts run on a CPU in
+    place of the authors' 2000 and 10 (the 2-hour budget)."""
 
     D: int = 20
     N: int = 100
     spectra_P: tuple[int, ...] = (100, 500, 1500)
     spectra_repeats: int = 2000
+    cpu_spectra_repeats: int | None = 500
     map_D: tuple[int, ...] = (10, 15, 20, 25, 30, 35, 40)
     map_P: tuple[int, ...] = tuple(range(25, 2001, 25))
     map_N: int = 100
     repeats: int = 10
+    cpu_repeats: int | None = 4
     chunk: int = 100
     zero_rtol: float = 1e-9
     _constraints: ClassVar = {
+        "cpu_spectra_repeats": _opt_int,
+        "cpu_repeats": _opt_int,
         **{k: _int() for k in ("D", "N", "spectra_repeats", "map_N", "repeats", "chunk")},
         "spectra_P": _seq(_int()),
         "map_D": _seq(_int()),
@@ -515,7 +521,8 @@ class FigS2Preset(FigurePreset):
     against base N = 20; D = 20, P = 1000, 1000 repeats (instances); ``chunk`` instances
     per stored chunk, at most ``per_instance`` entries per block and instance; ``sampler``
     ``factors`` draws each prompt's rank-one factors from their exact law (a cost
-    independent of N), ``prompts`` the whole prompts."""
+    independent of N), ``prompts`` the whole prompts; ``cpu_repeats``: the count run on a
+    CPU in place of the authors' 1000 (the 2-hour budget)."""
 
     D: int = 20
     P: int = 1000
@@ -523,11 +530,13 @@ class FigS2Preset(FigurePreset):
     base_N: int = 20
     N_list: tuple[int, ...] = (20, 21, 40, 60, 80, 100, 120, 140, 160, 180, 200)
     repeats: int = 1000
+    cpu_repeats: int | None = 400
     chunk: int = 50
     bins: int = 100
     per_instance: int = 4000
     sampler: str = "factors"
     _constraints: ClassVar = {
+        "cpu_repeats": _opt_int,
         **{k: _int() for k in ("D", "P", "base_N", "repeats", "chunk", "per_instance")},
         "bins": _int(8),
         "lam": _pos,
@@ -590,6 +599,45 @@ class FigS3Preset(FigurePreset):
     }
 
 
+@dataclass(frozen=True)
+class FigS4Preset(FigurePreset):
+    """Supplement Fig. S4 (the authors' script): correlated tokens, c = 0.05, 0.10, ...,
+    0.95, D = 20, N = 200, P = 10 000, 1000 test prompts, 20 repeats; SGD: Adam lr 1e-3,
+    weight decay 0.01, 5000 epochs; AMP: beta 100, damping 0.9, 200 steps at lam = the
+    weight decay (converged: residual below ``amp_tol``); ``chunk`` repeats per stored
+    chunk; ``cpu_repeats``: the count run on a CPU in place of the authors' 20 (the
+    2-hour budget; :func:`~spinglass_icl.experiments.supp.budget_count`)."""
+
+    D: int = 20
+    N: int = 200
+    P: int = 10000
+    test_prompts: int = 1000
+    c_list: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(1, 20))
+    repeats: int = 20
+    cpu_repeats: int | None = 4
+    chunk: int = 1
+    weight_decay: float = 0.01
+    lr: float = 1e-3
+    epochs: int = 5000
+    beta: float = 100.0
+    damping: float = 0.9
+    steps: int = 200
+    amp_tol: float = 5e-6
+    _constraints: ClassVar = {
+        "cpu_repeats": _opt_int,
+        **{
+            k: _int()
+            for k in ("D", "N", "P", "test_prompts", "repeats", "chunk", "epochs", "steps")
+        },  # fmt: skip
+        "c_list": _seq(_unit),
+        "weight_decay": _pos,
+        "lr": _pos,
+        "beta": _pos,
+        "damping": _unit,
+        "amp_tol": _pos,
+    }
+
+
 _PAPER: dict[str, FigurePreset] = {
     "fig1": Fig1Preset(),
     "fig2": Fig2Preset(),
@@ -606,6 +654,7 @@ _PAPER: dict[str, FigurePreset] = {
     "figS2": FigS2Preset(),
     "figS6": FigS6Preset(),
     "figS3": FigS3Preset(),
+    "figS4": FigS4Preset(),
 }
 
 _r = dataclasses.replace
@@ -681,6 +730,15 @@ _QUICK: dict[str, FigurePreset] = {
     ),  # fmt: skip
     "figS6": _r(_PAPER["figS6"], repeats=200, chunk=100),
     "figS3": _r(_PAPER["figS3"], repeats=10),
+    "figS4": _r(
+        _PAPER["figS4"],
+        D=10,
+        N=50,
+        P=1000,
+        test_prompts=500,
+        c_list=(0.05, 0.25, 0.5, 0.75, 0.95),
+        repeats=3,
+    ),  # fmt: skip
 }
 _TINY: dict[str, FigurePreset] = {
     "fig1": _r(
@@ -788,6 +846,17 @@ _TINY: dict[str, FigurePreset] = {
     ),  # fmt: skip
     "figS6": _r(_PAPER["figS6"], D=4, N=20, epochs=200, repeats=4, chunk=4),
     "figS3": _r(_PAPER["figS3"], D=4, repeats=3),
+    "figS4": _r(
+        _PAPER["figS4"],
+        D=4,
+        N=10,
+        P=200,
+        test_prompts=200,
+        c_list=(0.1, 0.5, 0.9),
+        repeats=2,
+        chunk=2,
+        epochs=2000,
+    ),  # fmt: skip
 }
 del _r
 

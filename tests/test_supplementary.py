@@ -221,6 +221,25 @@ def test_eq39_fit_reaches_the_unique_solution_only_for_P_above_1():
     assert (r1["loss"][:, -1] < 1e-10).all() and (r1["dist_solution"][:, -1] > 1e-2).all()
 
 
+def test_eq39_forward_equals_the_literal_product():
+    from spinglass_icl.experiments.figS6 import forward
+
+    g = torch.Generator().manual_seed(0)
+    R, P, D = 3, 5, 4
+    w = torch.randn(R, P, D, 1, generator=g, dtype=torch.float64)
+    W11 = torch.randn(R, D, D, generator=g, dtype=torch.float64)
+    W21 = torch.randn(R, 1, D, generator=g, dtype=torch.float64)
+    C = torch.randn(R, D, D, generator=g, dtype=torch.float64)
+    literal = (w @ W21[:, None] / D**0.5 + W11[:, None]) @ C[:, None]
+    torch.testing.assert_close(forward(w, W11, W21, C), literal, rtol=1e-12, atol=1e-12)
+    from spinglass_icl.experiments.figS6 import eq39_mse
+
+    eye = torch.eye(D, dtype=torch.float64)
+    mse = ((literal - eye) ** 2).mean((-3, -2, -1))
+    got = eq39_mse((w * w).sum((-3, -2, -1)), w.sum(-3), P, W11, W21, C, eye)
+    torch.testing.assert_close(got, mse, rtol=1e-12, atol=1e-12)
+
+
 def test_figS6_record(tiny):
     r = rec(tiny, "figS6")
     n, p = r["numbers"], r["params"]

@@ -52,6 +52,28 @@ def record_epochs(epochs: int, points: int = 80) -> np.ndarray:
     return np.unique(np.round(np.geomspace(1, epochs, points)).astype(int))
 
 
+def forward(w: torch.Tensor, W11: torch.Tensor, W21: torch.Tensor, C: torch.Tensor):
+    """``(w W21 / sqrt D + W11) C`` for every task, shape (R, P, D, D), computed as
+    ``w (W21 C) / sqrt D + W11 C``: the same numbers with two products per repeat instead
+    of one per task (P times fewer multiply-adds)."""
+    D = W11.shape[-1]
+    return w * (W21 @ C)[:, None] / math.sqrt(D) + (W11 @ C)[:, None]
+
+
+def eq39_mse(w2, wsum, P: int, W11, W21, C, eye) -> torch.Tensor:
+    """The MSE of :func:`forward` against the identity, per repeat, in closed form:
+    with ``a = W21 C / sqrt D`` and ``B = W11 C - 1``,
+    ``sum_p ||w_p a^T + B||^2 = (sum_p |w_p|^2) |a|^2 + 2 (sum_p w_p)^T B a + P ||B||^2``,
+    divided by ``P D^2``: O(D^3) per repeat and epoch whatever P (``w2 = sum_p |w_p|^2``,
+    ``wsum = sum_p w_p``, shape (R, D, 1))."""
+    D = W11.shape[-1]
+    a = (W21 @ C).squeeze(-2) / math.sqrt(D)  # (R, D)
+    B = W11 @ C - eye
+    cross = (wsum.squeeze(-1) * (B @ a.unsqueeze(-1)).squeeze(-1)).sum(-1)
+    total = w2 * (a * a).sum(-1) + 2 * cross + P * (B * B).sum((-2, -1))
+    return total / (P * D * D)
+
+
 def fit_eq39(
     D: int, N: int, P: int, repeats: int, epochs: int, lr: float, seed: int, device="cpu"
 ) -> dict[str, np.ndarray]:
@@ -73,12 +95,12 @@ def fit_eq39(
     W21.requires_grad_(True)
     eye = torch.eye(D, dtype=f64, device=device)
     Cinv = torch.linalg.inv(C)
+    w2, wsum = (w * w).sum((-3, -2, -1)), w.sum(-3)  # sum_p |w_p|^2, sum_p w_p
     opt = torch.optim.Adam([W11, W21], lr=lr)
     keep = set(record_epochs(epochs).tolist())
     rec: dict[str, list] = {"loss": [], "dist_identity": [], "dist_solution": []}
     for epoch in range(1, epochs + 1):
-        out = (w @ W21[:, None] / math.sqrt(D) + W11[:, None]) @ C[:, None]
-        per = ((out - eye) ** 2).mean((-3, -2, -1))  # the authors' MSE, per repeat
+        per = eq39_mse(w2, wsum, P, W11, W21, C, eye)  # the authors' MSE, per repeat
         opt.zero_grad()
         per.sum().backward()
         opt.step()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ParameterError, check_int
+from ..experiments import FIGURES, SUPPLEMENTARY
 from ..resources import memory_check
 from ..safeio import check_output_dir
 from ..solvers.stability import parse_damping
@@ -31,6 +32,8 @@ _NAMES = (
     "figS8",
     "all",
 )
+# every registered figure (the supplementary ones too), and the supplementary group
+_NAMES = _NAMES[:-1] + tuple(n for n in FIGURES if n not in _NAMES) + ("supplementary", "all")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "unless --force; an interrupted run resumes: the solver sweeps (Fig. 4a, 4b) from their "
         "sweep.sqlite, the trained trials (Fig. 4b, 6) from their trials.sqlite, chunk by chunk.",
     )
-    p.add_argument("figure", choices=_NAMES, help="which figure (all: every one)")
+    p.add_argument(
+        "figure",
+        choices=_NAMES,
+        help="which figure (all: every one; supplementary: figS1..figS8, those available)",
+    )
     p.add_argument(
         "--preset",
         default="quick",
@@ -152,7 +159,6 @@ def _check(args: argparse.Namespace) -> tuple[Any, int | None, list[str], set[st
     """The run options, ``--trials``, the figures to make and those with trials; every
     figure's preset checks its parameters (with ``--trials`` and ``--damping``) here,
     before any work."""
-    from ..experiments import FIGURES
     from ..experiments.common import RunOptions, figure_params, trial_key
     from ..experiments.presets import get_preset
 
@@ -164,7 +170,7 @@ def _check(args: argparse.Namespace) -> tuple[Any, int | None, list[str], set[st
         device=str(resolve_device(args.device)),
     )
     trials = _trials(args.trials)
-    names = list(FIGURES) if args.figure == "all" else [args.figure]
+    names = _group(args.figure)
     with_trials = {n for n in names if trial_key(n, get_preset(args.preset, n))}
     restart_figures = [n for n in names if "restarts" in get_preset(args.preset, n)]
     if args.restarts is not None and not restart_figures:
@@ -177,11 +183,25 @@ def _check(args: argparse.Namespace) -> tuple[Any, int | None, list[str], set[st
             n,
             args.preset,
             _overrides(args, n),
-            trials if n in with_trials or args.figure != "all" else None,
+            trials if n in with_trials or args.figure not in _GROUPS else None,
         )
     if args.damping is not None and not DAMPING_FIGURES_SET.intersection(names):
         figure_params(DAMPING_FIGURES[0], args.preset, {"damping": args.damping})
     return opts, trials, names, with_trials
+
+
+#: names that stand for several figures
+_GROUPS = ("all", "supplementary")
+
+
+def _group(figure: str) -> list[str]:
+    """The figures ``figure`` stands for: every registered one (``all``), the registered
+    supplementary ones (``supplementary``), else itself."""
+    if figure == "all":
+        return list(FIGURES)
+    if figure == "supplementary":
+        return [n for n in SUPPLEMENTARY if n in FIGURES]
+    return [figure]
 
 
 def _print_record(name: str, rec: dict, seconds: float) -> None:
@@ -235,7 +255,7 @@ def _run(args: argparse.Namespace) -> int:
                 params=_overrides(args, name),
             )
         except SpinGlassError as exc:  # one figure's failure never blocks the others
-            if args.figure != "all":
+            if args.figure not in _GROUPS:
                 raise
             missing.append(name)
             print(f"  {name:15s} not made: {' '.join(str(exc).split())}", flush=True)

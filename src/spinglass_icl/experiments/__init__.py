@@ -26,7 +26,17 @@ FIGURES: dict[str, str] = {
     "fig6": "fig6",
     "double-descent": "ddfig",
     "figS1": "figs1",
+    "figS2": "figS2",
+    "figS3": "figS3",
+    "figS4": "figS4",
+    "figS5": "figS5",
+    "figS6": "figS6",
+    "figS7": "figS7",
     "figS8": "figs8",
 }
 
-__all__ = ["FIGURES"]
+#: the paper's supplementary figures, in order; ``reproduce supplementary`` runs those
+#: of them that are registered in :data:`FIGURES`
+SUPPLEMENTARY: tuple[str, ...] = tuple(f"figS{k}" for k in range(1, 9))
+
+__all__ = ["FIGURES", "SUPPLEMENTARY"]

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..hamiltonian import make_instance
-from ..tasks import make_generator
+from ..hamiltonian import build_instance, make_instance
+from ..tasks import make_generator, sample_factors
 from .claims import Claim, at_least, at_most
 from .common import Context, Outcome, figure_seed, new_figure, save_dataset, save_figure
 from .presets import Fig5Preset
@@ -53,12 +53,15 @@ def block_samples(
     subsample_seed: int,
     per_instance: int = 4000,
     device: str = "cpu",
+    sampler: str = "prompts",
 ) -> dict[str, np.ndarray]:
     """Pooled entries of the blocks A, B (fields) and C, D, E (couplings).
 
     The instances are drawn in chunks of ``chunk``; chunk k from seed ``seeds[k]``. At
     most ``per_instance`` random entries per instance are kept from each block (chosen
-    by the stream of ``subsample_seed``).
+    by the stream of ``subsample_seed``). ``sampler``: ``prompts`` (whole prompts, eq. 1)
+    or ``factors`` (their rank-one factors drawn from their exact law,
+    :func:`~spinglass_icl.tasks.sample_factors`: the same law at a cost independent of N).
     """
     g = make_generator(subsample_seed)
     out: dict[str, list] = {b: [] for b in BLOCKS}
@@ -67,16 +70,14 @@ def block_samples(
         if done >= instances:
             break
         k = min(chunk, instances - done)
-        inst = make_instance(
-            D,
-            N,
-            P,
-            lam,
-            convention=convention,
-            seed=s,
-            batch_shape=(k,),
-            device=device,
-        )
+        if sampler == "factors":
+            f = sample_factors(D, N, P, convention=convention, seed=s, batch_shape=(k,),
+                               device=device)  # fmt: skip
+            inst = build_instance(f, lam)
+        else:
+            inst = make_instance(
+                D, N, P, lam, convention=convention, seed=s, batch_shape=(k,), device=device
+            )
         fb, cb = inst.field_blocks(), inst.coupling_blocks()
         parts = {
             "A": fb.A.reshape(k, -1),

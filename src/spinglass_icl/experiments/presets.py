@@ -34,6 +34,12 @@ __all__ = [
     "DoubleDescentPreset",
     "FigS1Preset",
     "FigS8Preset",
+    "FigS7Preset",
+    "FigS5Preset",
+    "FigS2Preset",
+    "FigS6Preset",
+    "FigS3Preset",
+    "FigS4Preset",
     "get_preset",
 ]
 
@@ -586,6 +592,186 @@ class FigS8Preset(FigurePreset):
             raise ParameterError("N_sla must hold at least 1 value (AMP and SLA), got none")
 
 
+@dataclass(frozen=True)
+class FigS7Preset(FigurePreset):
+    """Supplement Fig. S7 (the authors' script): Hessian spectra at D = 20, N = 100,
+    P = 100, 500, 1500 over 2000 repeats; the zero-eigenvalue fraction on D = 10..40
+    (step 5) by P = 25..2000 (80 values), N = 100, 10 repeats; ``chunk`` spectra repeats
+    per stored chunk; ``cpu_spectra_repeats``, ``cpu_repeats``: the counts run on a CPU in
+    place of the authors' 2000 and 10 (the 2-hour budget)."""
+
+    D: int = 20
+    N: int = 100
+    spectra_P: tuple[int, ...] = (100, 500, 1500)
+    spectra_repeats: int = 2000
+    cpu_spectra_repeats: int | None = 500
+    map_D: tuple[int, ...] = (10, 15, 20, 25, 30, 35, 40)
+    map_P: tuple[int, ...] = tuple(range(25, 2001, 25))
+    map_N: int = 100
+    repeats: int = 10
+    cpu_repeats: int | None = 4
+    chunk: int = 100
+    zero_rtol: float = 1e-9
+    _constraints: ClassVar = {
+        "cpu_spectra_repeats": _opt_int,
+        "cpu_repeats": _opt_int,
+        **{k: _int() for k in ("D", "N", "spectra_repeats", "map_N", "repeats", "chunk")},
+        "spectra_P": _seq(_int()),
+        "map_D": _seq(_int()),
+        "map_P": _seq(_int()),
+        "zero_rtol": _pos,
+    }
+
+
+@dataclass(frozen=True)
+class FigS5Preset(FigurePreset):
+    """Supplement Fig. S5 (the authors' script): the spectrum of X X^T / N at D = 100 for
+    N = 100 ... 10 000, 10 000 matrices per N (the script's P), ``chunk`` matrices per
+    stored chunk; ``sampler``: ``bartlett`` (Wishart by Bartlett's decomposition, the
+    same law, needs N >= D) or ``tokens`` (the D x N tokens themselves)."""
+
+    D: int = 100
+    N_list: tuple[int, ...] = (100, 500, 1000, 2000, 5000, 10000)
+    repeats: int = 10000
+    chunk: int = 1000
+    sampler: str = "bartlett"
+    _constraints: ClassVar = {
+        **{k: _int() for k in ("D", "repeats", "chunk")},
+        "N_list": _seq(_int()),
+        "sampler": _choice("bartlett", "tokens"),
+    }
+
+    def _check_together(self) -> None:
+        if min(self.N_list) < self.D:
+            raise ParameterError(
+                f"N_list must hold context lengths >= D = {self.D} (Marchenko-Pastur ratio "
+                f"D/N <= 1), got {min(self.N_list)}"
+            )
+
+
+@dataclass(frozen=True)
+class FigS2Preset(FigurePreset):
+    """Supplement Fig. S2 (the authors' script): block laws at N = 20, 21, 40, ..., 200
+    against base N = 20; D = 20, P = 1000, 1000 repeats (instances); ``chunk`` instances
+    per stored chunk, at most ``per_instance`` entries per block and instance; ``sampler``
+    ``factors`` draws each prompt's rank-one factors from their exact law (a cost
+    independent of N), ``prompts`` the whole prompts; ``cpu_repeats``: the count run on a
+    CPU in place of the authors' 1000 (the 2-hour budget)."""
+
+    D: int = 20
+    P: int = 1000
+    lam: float = 0.01
+    base_N: int = 20
+    N_list: tuple[int, ...] = (20, 21, 40, 60, 80, 100, 120, 140, 160, 180, 200)
+    repeats: int = 1000
+    cpu_repeats: int | None = 400
+    chunk: int = 50
+    bins: int = 100
+    per_instance: int = 4000
+    sampler: str = "factors"
+    _constraints: ClassVar = {
+        "cpu_repeats": _opt_int,
+        **{k: _int() for k in ("D", "P", "base_N", "repeats", "chunk", "per_instance")},
+        "bins": _int(8),
+        "lam": _pos,
+        "N_list": _seq(_int(), minimum=2),
+        "sampler": _choice(*_SAMPLERS),
+    }
+
+
+@dataclass(frozen=True)
+class FigS6Preset(FigurePreset):
+    """Supplement Fig. S6 (the authors' script): eq. 39 fitted by full-batch Adam
+    (lr 1e-2, 1000 epochs) at P = 10, D = 10, N = 50, 5000 repeats; P = 1 beside it (ours);
+    ``chunk`` repeats trained together per stored chunk."""
+
+    D: int = 10
+    N: int = 50
+    P_list: tuple[int, ...] = (10, 1)
+    epochs: int = 1000
+    lr: float = 1e-2
+    repeats: int = 5000
+    chunk: int = 500
+    _constraints: ClassVar = {
+        **{k: _int() for k in ("D", "N", "epochs", "repeats", "chunk")},
+        "P_list": _seq(_int()),
+        "lr": _pos,
+    }
+
+
+@dataclass(frozen=True)
+class FigS3Preset(FigurePreset):
+    """Supplement Fig. S3 (the authors' script): AMP on synthetic couplings drawn from
+    the fitted block laws at D = 10, lam = 1, beta = 100, damping 0.9, to ``tol`` (the
+    script's 100 ``steps``: the residual there is recorded); ``laws``: ``script`` (the
+    script's unnormalized densities, as sampled) and ``normalized``; ``repeats``
+    synthetic instances per law (the script: one); beside them the exact mean of one real
+    instance at ``reference_N``, ``reference_P`` (Fig. 2's AMP setting)."""
+
+    D: int = 10
+    lam: float = 1.0
+    beta: float = 100.0
+    damping: float = 0.9
+    steps: int = 100
+    tol: float = 1e-6
+    max_iter: int = 2000
+    solver: str = "amp-paper"
+    laws: tuple[str, ...] = ("script", "normalized")
+    repeats: int = 20
+    reference_N: int = 100
+    reference_P: int = 5000
+    _constraints: ClassVar = {
+        **{
+            k: _int() for k in ("D", "steps", "max_iter", "repeats", "reference_N", "reference_P")
+        },  # fmt: skip
+        "lam": _pos,
+        "beta": _pos,
+        "damping": _unit,
+        "tol": _pos,
+        "solver": _choice("amp", "amp-paper"),
+        "laws": _seq(_choice("script", "normalized")),
+    }
+
+
+@dataclass(frozen=True)
+class FigS4Preset(FigurePreset):
+    """Supplement Fig. S4 (the authors' script): correlated tokens, c = 0.05, 0.10, ...,
+    0.95, D = 20, N = 200, P = 10 000, 1000 test prompts, 20 repeats; SGD: Adam lr 1e-3,
+    weight decay 0.01, 5000 epochs; AMP: beta 100, damping 0.9, 200 steps at lam = the
+    weight decay (converged: residual below ``amp_tol``); ``chunk`` repeats per stored
+    chunk; ``cpu_repeats``: the count run on a CPU in place of the authors' 20 (the
+    2-hour budget; :func:`~spinglass_icl.experiments.supp.budget_count`)."""
+
+    D: int = 20
+    N: int = 200
+    P: int = 10000
+    test_prompts: int = 1000
+    c_list: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(1, 20))
+    repeats: int = 20
+    cpu_repeats: int | None = 4
+    chunk: int = 1
+    weight_decay: float = 0.01
+    lr: float = 1e-3
+    epochs: int = 5000
+    beta: float = 100.0
+    damping: float = 0.9
+    steps: int = 200
+    amp_tol: float = 5e-6
+    _constraints: ClassVar = {
+        "cpu_repeats": _opt_int,
+        **{
+            k: _int()
+            for k in ("D", "N", "P", "test_prompts", "repeats", "chunk", "epochs", "steps")
+        },  # fmt: skip
+        "c_list": _seq(_unit),
+        "weight_decay": _pos,
+        "lr": _pos,
+        "beta": _pos,
+        "damping": _unit,
+        "amp_tol": _pos,
+    }
+
+
 _PAPER: dict[str, FigurePreset] = {
     "fig1": Fig1Preset(),
     "fig2": Fig2Preset(),
@@ -599,6 +785,12 @@ _PAPER: dict[str, FigurePreset] = {
     "double-descent": DoubleDescentPreset(),
     "figS1": FigS1Preset(),
     "figS8": FigS8Preset(),
+    "figS7": FigS7Preset(),
+    "figS5": FigS5Preset(),
+    "figS2": FigS2Preset(),
+    "figS6": FigS6Preset(),
+    "figS3": FigS3Preset(),
+    "figS4": FigS4Preset(),
 }
 
 _r = dataclasses.replace
@@ -691,6 +883,29 @@ _QUICK: dict[str, FigurePreset] = {
         N_mhla=(20, 40),
         N_sa=(20, 40),
         N_tf=(20, 40),
+    ),  # fmt: skip
+    "figS7": _r(
+        _PAPER["figS7"],
+        spectra_repeats=50,
+        map_D=(5, 10, 15),
+        map_P=tuple(range(10, 301, 10)),
+        repeats=3,
+        chunk=50,
+    ),  # fmt: skip
+    "figS5": _r(_PAPER["figS5"], repeats=400, chunk=200),
+    "figS2": _r(
+        _PAPER["figS2"], D=10, P=500, N_list=(20, 21, 40, 80, 120, 200), repeats=60, chunk=20
+    ),  # fmt: skip
+    "figS6": _r(_PAPER["figS6"], repeats=200, chunk=100),
+    "figS3": _r(_PAPER["figS3"], repeats=10),
+    "figS4": _r(
+        _PAPER["figS4"],
+        D=10,
+        N=50,
+        P=1000,
+        test_prompts=500,
+        c_list=(0.05, 0.25, 0.5, 0.75, 0.95),
+        repeats=3,
     ),  # fmt: skip
 }
 _TINY: dict[str, FigurePreset] = {
@@ -806,6 +1021,42 @@ _TINY: dict[str, FigurePreset] = {
         N_mhla=(16,),
         N_sa=(16,),
         N_tf=(16,),
+    ),  # fmt: skip
+    "figS7": _r(
+        _PAPER["figS7"],
+        D=4,
+        N=10,
+        spectra_P=(8, 40),
+        spectra_repeats=6,
+        map_D=(2, 4),
+        map_P=(2, 6, 12, 20, 30),
+        map_N=10,
+        repeats=2,
+        chunk=3,
+    ),  # fmt: skip
+    "figS5": _r(_PAPER["figS5"], D=20, N_list=(20, 100, 400), repeats=40, chunk=20),
+    "figS2": _r(
+        _PAPER["figS2"],
+        D=5,
+        P=200,
+        base_N=10,
+        N_list=(10, 11, 40, 80),
+        repeats=20,
+        chunk=10,
+        bins=40,
+    ),  # fmt: skip
+    "figS6": _r(_PAPER["figS6"], D=4, N=20, epochs=200, repeats=4, chunk=4),
+    "figS3": _r(_PAPER["figS3"], D=4, repeats=3),
+    "figS4": _r(
+        _PAPER["figS4"],
+        D=4,
+        N=10,
+        P=200,
+        test_prompts=200,
+        c_list=(0.1, 0.5, 0.9),
+        repeats=2,
+        chunk=2,
+        epochs=2000,
     ),  # fmt: skip
 }
 del _r

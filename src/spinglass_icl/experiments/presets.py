@@ -131,6 +131,7 @@ def _model_names() -> tuple[str, ...]:
 def _model(name: str, v: Any) -> str:
     return check_choice(name, v, _model_names())
 
+
 _SAMPLERS = ("prompts", "factors")
 
 

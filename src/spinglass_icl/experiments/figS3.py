@@ -32,7 +32,9 @@ import torch
 import xarray as xr
 from scipy.special import ndtr, ndtri
 
-from ..solvers.amp import run_amp
+from ..solvers.amp import amp_rule
+from ..solvers.engine import iterate
+from ..solvers.result import SolverResult
 from .claims import Claim, at_least, at_most
 from .common import Context, Outcome, figure_seed, new_figure, save_dataset, save_figure
 
@@ -115,23 +117,22 @@ def contrast(M: np.ndarray) -> float:
 
 
 def solve(J: np.ndarray, h: np.ndarray, p, onsager: bool):
-    """AMP from ``m = 0, v = 1/(beta lam)`` to ``p.tol`` or ``p.max_iter`` iterations."""
+    """AMP (eq. 34, the Onsager term if ``onsager``) on the couplings ``J`` (zero
+    diagonal) and fields ``h``, from ``m = 0, v = 1/(beta lam)`` to ``p.tol`` or
+    ``p.max_iter`` iterations."""
     Jt, ht = torch.from_numpy(J), torch.from_numpy(h)
-    G = -Jt  # AMP takes G with J = -G off the diagonal; diag(G) = 0 here
+    J2 = Jt * Jt
     lam_i = torch.full_like(ht, p.lam)
-    return run_amp(
-        lambda m: m @ G,
-        lambda v: v @ (Jt * Jt),
-        torch.zeros_like(ht),
-        ht,
-        lam_i,
-        beta=p.beta,
-        onsager=onsager,
+    out = iterate(
+        amp_rule(lambda m: m @ Jt, lambda v: v @ J2, ht, lam_i, p.beta, onsager),
+        (torch.zeros_like(ht), 1.0 / (p.beta * lam_i)),
         batch_shape=(),
         damping=p.damping,
         tol=p.tol,
         max_iter=p.max_iter,
     )
+    name = "amp" if onsager else "amp-paper"
+    return SolverResult.from_engine(name, p.beta, out.state[0], out.state[1], out)
 
 
 def reference(ctx: Context) -> tuple[float, float]:

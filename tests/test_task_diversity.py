@@ -450,3 +450,14 @@ def test_sweep_seeds_hash_the_distribution_key():
         assert "distribution" in other.to_dict() and "distribution" not in spec.to_dict()
     finally:
         TASK_DISTRIBUTIONS.pop("other-test")
+
+
+def test_no_pool_monte_carlo_equals_the_old_monte_carlo():
+    from spinglass_icl.observables import test_error
+
+    t = TaskConfig(4, 6, 10, "authors", 0.2)
+    W = _weights(4, seed=9)
+    a = t.test_error(W, n_tasks=3000, seed=4, chunk=1000)
+    b = test_error(W, 6, convention="authors", noise=0.2, n_tasks=3000, seed=4, chunk=1000)
+    assert torch.equal(a.absolute, b.absolute) and torch.equal(a.stderr, b.stderr)
+    assert a.n_tasks == b.n_tasks == 3000

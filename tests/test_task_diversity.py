@@ -421,3 +421,43 @@ def test_cli_refuses_a_size_that_cannot_fit(capsys):
     err = capsys.readouterr().err
     assert rc == 2 and len(err.strip().splitlines()) == 1
     assert "needs about" in err and "--no-memory-check" in err
+
+
+def test_sweep_seeds_hash_the_distribution_key():
+    """Sweep seeds hash TaskConfig.key(): for the paper's law that is the five fields
+    hashed before (so old stores resume), another registered law gets seeds of its own."""
+    from spinglass_icl.sweep.spec import SweepSpec, derive_seed
+
+    fixed = {"D": 4, "N": 5, "lam": 0.1, "convention": "normalized", "noise": 0.5}
+    spec = SweepSpec(grid={"P": [10, 20]}, fixed=fixed, repeats=2, seed=3)
+    for t in spec.tasks():
+        data = {k: t.params[k] for k in ("D", "N", "P", "convention", "noise")}
+        assert t.seed == derive_seed("instance", 3, data, t.repeat)
+        assert t.task_config.key() == data
+
+    @dataclasses.dataclass(frozen=True)
+    class Other(TaskConfig):
+        name = "other-test"
+
+    register_task(Other)
+    try:
+        other = SweepSpec(
+            grid={"P": [10, 20]}, fixed=fixed, repeats=2, seed=3, distribution="other-test"
+        )
+        assert not {t.seed for t in other.tasks()} & {t.seed for t in spec.tasks()}
+        assert not {t.key for t in other.tasks()} & {t.key for t in spec.tasks()}
+        assert isinstance(other.tasks()[0].task_config, Other)
+        assert "distribution" in other.to_dict() and "distribution" not in spec.to_dict()
+    finally:
+        TASK_DISTRIBUTIONS.pop("other-test")
+
+
+def test_no_pool_monte_carlo_equals_the_old_monte_carlo():
+    from spinglass_icl.observables import test_error
+
+    t = TaskConfig(4, 6, 10, "authors", 0.2)
+    W = _weights(4, seed=9)
+    a = t.test_error(W, n_tasks=3000, seed=4, chunk=1000)
+    b = test_error(W, 6, convention="authors", noise=0.2, n_tasks=3000, seed=4, chunk=1000)
+    assert torch.equal(a.absolute, b.absolute) and torch.equal(a.stderr, b.stderr)
+    assert a.n_tasks == b.n_tasks == 3000

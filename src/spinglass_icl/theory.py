@@ -6,7 +6,10 @@ Two kinds of oracle live here (derivations in ``docs/theory.md``):
   PNAS 2025) for ridge regression on linear-attention features, in the proportional
   limit ``N = alpha D``, ``P = tau D^2``, with every prompt carrying its own task (their
   ``kappa -> inf``): :func:`ridgeless_error`, :func:`ridge_error`, and the map from our
-  finite parameters to theirs, :func:`theory_params` / :func:`asymptotic_error`.
+  finite parameters to theirs, :func:`theory_params` / :func:`asymptotic_error`; and
+  their finite task pool of ``K = kappa D`` tasks (docs/theory.md#task-diversity):
+  :func:`ridgeless_icl`, :func:`ridgeless_idg`, :func:`ridge_icl` through the Stieltjes
+  transform of the Wishart law, :func:`wishart_stieltjes`, and :func:`pool_theory`.
   Their error is in units of the signal variance (``E (w.x~)^2 = 1`` in their scaling).
 
 * :func:`exact_test_error`: the test error ``E (y~ - y^)^2`` of *any* weight matrix W

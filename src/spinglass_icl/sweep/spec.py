@@ -378,9 +378,12 @@ class SweepSpec:
         if self.distribution != "gaussian":
             common["distribution"] = self.distribution
         out = []
+        law = get_task_distribution(self.distribution)
         for p in self.points():
-            data = {k: p[k] for k in DATA_PARAMS}
-            test_data = {k: p[k] for k in ("D", "N", "convention", "noise")}
+            # the distribution's key: {D, N, P, convention, noise} for the paper's law, so
+            # the seeds (and keys) of the rows of before are unchanged
+            data = law(*(p[k] for k in DATA_PARAMS)).key()
+            test_data = {k: v for k, v in data.items() if k != "P"}
             if self.nested_p:  # one prompt stream per (D, N, convention, noise, repeat)
                 data = {k: v for k, v in data.items() if k != "P"}
             for r in range(self.repeats):

@@ -291,7 +291,8 @@ def _summarize(a: dict) -> tuple[dict, str, list]:
     )
     claims = [
         at_least(
-            "(Not in the paper) The stability analysis predicts which AMP runs converge.",
+            '(Not in the paper, whose Fig. 4 caption only says "In the left-bottom corner, AMP '
+            'does not converge") The stability analysis predicts which AMP runs converge.',
             "fraction of instances whose predicted status matches the solver's",
             float(agree),
             agree=0.95,

@@ -106,6 +106,9 @@ class Outcome:
         Files written, relative to the figure folder.
     notes : list of str
         Extra notes (on top of the module's ``NOTES``).
+    why : str
+        Why a claim of the paper fails, with numbers measured in this run; replaces the
+        module's ``WHY`` when given.
     """
 
     numbers: dict
@@ -115,6 +118,7 @@ class Outcome:
     seeds: dict = field(default_factory=dict)
     files: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    why: str = ""
 
 
 def save_figure(fig: Any, folder: Path, stem: str = "figure") -> list[str]:
@@ -345,7 +349,7 @@ def _record(
         "notes": list(mod.NOTES) + list(outcome.notes),
         "summary": outcome.summary,
         "claims": [c.to_dict() for c in outcome.claims],
-        "why": getattr(mod, "WHY", ""),
+        "why": outcome.why or getattr(mod, "WHY", ""),
         "in_paper": getattr(mod, "IN_PAPER", True),
         "verdict": _verdict(outcome),
         "preset": ctx.preset,

@@ -57,8 +57,9 @@ def claims(ds: xr.Dataset) -> list[Claim]:
     rel = np.abs(ex.values / ds["theory"].transpose(*ex.dims).values - 1)
     return [
         at_most(
-            "(Lu et al. 2024, not in the paper) At small ridge the test error peaks at the "
-            "interpolation threshold P = D(D+1) (tau ~ 1).",
+            "(Lu et al. 2024, arXiv:2405.11751, the paper's ref. [21]; not a claim of the "
+            "paper) At small ridge the test error peaks at the interpolation threshold "
+            "P = D(D+1) (tau ~ 1).",
             "largest |log10(tau_peak / (1 + 1/D))| over alpha (grid resolution: "
             f"{np.log10(taus[1] / taus[0]):.2g})",
             float(off),
@@ -66,7 +67,8 @@ def claims(ds: xr.Dataset) -> list[Claim]:
             partly=0.3,
         ),
         at_most(
-            "(Lu et al. 2024) The finite-D ground state follows the large-D theory.",
+            "(Lu et al. 2024, arXiv:2405.11751; not a claim of the paper) The finite-D ground "
+            "state follows the large-D theory.",
             "median relative difference of the exact solution's error from the theory",
             float(np.nanmedian(rel)),
             agree=0.2,

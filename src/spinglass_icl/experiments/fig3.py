@@ -141,22 +141,24 @@ def claims(ds: xr.Dataset) -> list[Claim]:
     min_lo = float(lo["eig"].min())
     return [
         holds(
-            f"For large P (P = {int(hi['P'])}) the landscape has one global minimum.",
+            f'"When the task diversity P is large enough, there is only one global minimum in '
+            f'the energy landscape" (main text, Fig. 3(a); P = {int(hi["P"])}).',
             "smallest eigenvalue of the Hessian A = G + lam I",
             float(hi["eig"].min()),
             float(hi["eig"].min()) > 0,
             "agrees if > 0 (a quadratic with a positive-definite Hessian has one minimum)",
         ),
         at_least(
-            f"For large P (P = {int(hi['P'])}) learning reaches the minimum easily: the "
-            "energy falls towards the target.",
+            '"... and the learning can easily reach the lowest energy" (main text, Fig. 3(a); '
+            f"P = {int(hi['P'])}): the energy falls towards the target.",
             "rank correlation between H and the distance to the ground state",
             float(hi["spearman"]),
             agree=0.9,
             partly=0.5,
         ),
         holds(
-            f"For small P (P = {int(lo['P'])}) multiple local minima emerge.",
+            '"When P is small, there emerge multiple local minima in the energy landscape" '
+            f"(main text, Fig. 3(b); P = {int(lo['P'])}).",
             "smallest eigenvalue of the Hessian A = G + lam I",
             min_lo,
             min_lo <= 0,

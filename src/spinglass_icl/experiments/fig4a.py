@@ -164,35 +164,39 @@ def claims(ds: xr.Dataset) -> list[Claim]:
     corner, rest = _corner(ds)
     return [
         at_least(
-            "The contrast C rises with task diversity P/D^2.",
+            '"when the task diversity increases, a smooth transition to perfect '
+            'generalization occurs" (main text, Fig. 4(a)): C rises with P/D^2.',
             "exact C averaged over N: largest P minus smallest P",
             float(vsP[-1] - vsP[0]),
             agree=0.5,
             partly=0.1,
         ),
         at_most(
-            "The transition is smooth (a continuous ICL transition).",
+            'The transition is smooth: "a smooth transition" (main text, Fig. 4(a)), "a '
+            'continuous ICL transition" (Conclusion).',
             "largest change of the N-averaged exact C between neighbouring P of the grid",
             float(np.max(np.abs(np.diff(vsP)))),
             agree=0.3,
             partly=0.5,
         ),
         at_least(
-            "At large task diversity, a longer prompt (N/D) raises C further.",
+            '"while keeping a large value of task diversity, increasing the prompt length '
+            'further lowers the generalization error" (main text, Fig. 4(a)): C rises with N/D '
+            "at the largest P.",
             "exact C at the largest P: largest N minus smallest N",
             float(Cx.isel(P=-1, N=-1) - Cx.isel(P=-1, N=0)),
             agree=0.02,
             partly=0.0,
         ),
         at_least(
-            "In the left-bottom corner (small P and N) AMP does not converge.",
+            '"In the left-bottom corner, AMP does not converge." (Fig. 4 caption).',
             "fraction of AMP runs not converged in the bottom-left quarter of the grid",
             float(corner),
             agree=0.5,
             partly=0.1,
         ),
         at_most(
-            "Outside that corner AMP converges.",
+            "Outside that corner AMP converges (the Fig. 4 caption names only the corner).",
             "fraction of AMP runs not converged outside the bottom-left quarter",
             float(rest),
             agree=0.1,

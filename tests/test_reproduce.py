@@ -21,19 +21,46 @@ from spinglass_icl.experiments import FIGURES
 ALL = list(FIGURES)
 
 
+#: the matplotlib figures the tiny run drew, by figure name (for the readability checks)
+DRAWN: dict = {}
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
+    from spinglass_icl.experiments.common import figure_module, save_figure
+
+    def keep(fig, folder, stem="figure"):
+        DRAWN[Path(folder).name] = fig
+        return save_figure(fig, folder, stem)
+
     out = tmp_path_factory.mktemp("reproduce_tiny")
     threads = torch.get_num_threads()
     try:
-        rc = main(
-            ["reproduce", "all", "--preset", "tiny", "--out", str(out), "--executor", "serial",
-             "--no-progress"]
-        )  # fmt: skip
+        with pytest.MonkeyPatch.context() as mp:
+            for name in ALL:
+                mod = figure_module(name)
+                if hasattr(mod, "save_figure"):
+                    mp.setattr(mod, "save_figure", keep)
+            rc = main(
+                ["reproduce", "all", "--preset", "tiny", "--out", str(out), "--executor",
+                 "serial", "--no-progress"]
+            )  # fmt: skip
     finally:
         torch.set_num_threads(threads)  # the CLI sets 1 thread for tiny presets
     assert rc == 0
     return out
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_figure_is_readable(tiny, name):
+    """Every registered figure, as drawn at the tiny preset: no two text elements overlap
+    and no legend covers a data point (renderer bounding boxes, tests/figure_checks.py)."""
+    from figure_checks import figure_problems
+    from spinglass_icl.experiments.common import plot_style
+
+    assert name in DRAWN, f"{name} drew no figure through save_figure"
+    with plot_style():
+        assert figure_problems(DRAWN[name]) == []
 
 
 def rec(out: Path, name: str) -> dict:

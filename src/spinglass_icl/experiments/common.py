@@ -220,14 +220,20 @@ def nice_log_ticks(lo: float, hi: float, most: int = 7) -> list[float]:
 
 def plain_log_axis(ax: Any, axis: str) -> None:
     """Plain tick labels (``0.3``, not ``3x10^-1``) on a log ``axis`` of ``ax``, call after
-    plotting: minor ticks are labelled too when the axis spans under 1.5 decades, else
-    left unlabelled (so labels never crowd)."""
+    plotting: where fewer than two powers of ten fall inside the limits, the ticks are
+    1-2-5 values (:func:`nice_log_ticks`); else minor ticks are labelled too when the axis
+    spans under 1.5 decades, and left unlabelled otherwise (so labels never crowd)."""
     import numpy as np
-    from matplotlib.ticker import NullFormatter
+    from matplotlib.ticker import FixedLocator, NullFormatter
 
     a = ax.xaxis if axis == "x" else ax.yaxis
     lo, hi = ax.get_xlim() if axis == "x" else ax.get_ylim()
     a.set_major_formatter(_PlainFormatter())
+    if 0 < lo < hi and np.floor(np.log10(hi)) - np.ceil(np.log10(lo)) < 1:
+        # fewer than two powers of ten inside: label 1-2-5 values instead of one lone tick
+        a.set_major_locator(FixedLocator(nice_log_ticks(lo, hi)))
+        a.set_minor_formatter(NullFormatter())
+        return
     span = np.log10(hi / lo) if lo > 0 and hi > 0 else 99.0
     a.set_minor_formatter(_PlainFormatter() if span < 1.5 else NullFormatter())
 

@@ -61,6 +61,9 @@ def test_the_committed_paper_report_links_all_resolve():
     assert (PAPER / "report.md").exists() and (PAPER / "report.html").exists()
     assert link_problems(PAPER / "report.md") == []
     assert link_problems(PAPER / "README.md") == []
+    h = (PAPER / "report.html").read_text()
+    wrong = h.split('id="wrong"', 1)[1].split("<h2", 2)[1]
+    assert "</ul>\n</li>" in wrong  # each figure's claims are a sub-list of its item
 
 
 def test_the_committed_paper_report_is_the_one_its_results_json_gives(tmp_path):

@@ -221,11 +221,10 @@ def draw(ds: xr.Dataset, pred: dict | None = None, convention: str = "authors"):
     for ax, p in ((a1, None), (a2, pred)):
         draw_stability_boundary(ax, D, a["lam"], convention, (min(Ns), max(Ns)), solver=amp,
                                 damping=a["damping"], predicted=p)  # fmt: skip
-        if linear:  # the cells' edges, as on the exact maps
-            dx, dy = (
-                np.diff(x).min() if x.size > 1 else 1.0,
-                np.diff(y).min() if y.size > 1 else 1.0,
-            )
+    for ax in (a1, a2, a3, a4):  # the same limits on every map
+        if linear:  # the cells' edges
+            dx = np.diff(x).min() if x.size > 1 else 1.0
+            dy = np.diff(y).min() if y.size > 1 else 1.0
             ax.set_xlim(x[0] - dx / 2, x[-1] + dx / 2)
             ax.set_ylim(y[0] - dy / 2, y[-1] + dy / 2)
         else:

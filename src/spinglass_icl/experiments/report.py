@@ -164,7 +164,9 @@ def findings_markdown(recs: list[dict], where: Path | None = None) -> str:
     """The "where the paper is wrong or silent" list: :data:`ERRATA`, then every claim
     of every figure of the paper whose verdict is not ``agrees``, with the figure's
     ``why`` note and the preset its verdicts come from. Links are relative to ``where``
-    (the folder the text is written into; default: the repository root)."""
+    (the folder the text is written into; default: the repository root). Nested items are
+    indented by four spaces, which every Markdown renderer (and the ``markdown`` library
+    behind report.html) reads as a sub-list."""
     where = DOCS.parent if where is None else Path(where)
     lines = [f"- {e}" for e in errata(where)]
     for r in recs:
@@ -177,7 +179,7 @@ def findings_markdown(recs: list[dict], where: Path | None = None) -> str:
         for c in bad:
             m = c.get("measured")
             ms = "not measured" if m is None else f"{m:.3g}"
-            lines.append(f"  - *{c['verdict']}*: \"{_text(c['claim'])}\" "
+            lines.append(f"    - *{c['verdict']}*: \"{_text(c['claim'])}\" "
                          f"{_text(c['quantity'])} = {ms} ({_text(c['criterion'])}).")  # fmt: skip
     return "\n".join(lines) + "\n"
 

@@ -316,7 +316,7 @@ def plot_double_descent(ds: xr.Dataset, *, title: str | None = None):
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
     fig.legend(list(handles.values()), list(handles), loc="outside lower center",
-               ncols=min(len(handles), 7), frameon=False)  # fmt: skip
+               ncols=min(len(handles), 3 * n), frameon=False)  # fmt: skip
     mp = set(map(str, ds["solver"].values)) & set(_OFFSET)
     fig.suptitle(
         title

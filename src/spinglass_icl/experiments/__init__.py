@@ -24,7 +24,7 @@ FIGURES: dict[str, str] = {
     "fig4b": "fig4b",
     "fig5": "fig5",
     "fig6": "fig6",
-    "double-descent": "ddfig",
+    "double-descent": "double_descent",
 }
 
 __all__ = ["FIGURES"]

@@ -11,7 +11,11 @@ Beside it: the large-D theory of Lu et al. (2024) at the mapped ridge lam'
 at ``tau = 1`` (``P = D (D + 1)`` trainable weights interpolate the P prompts).
 
 :func:`double_descent_data` returns an ``xarray.Dataset``; :func:`plot_double_descent`
-draws it (from the stored data alone).
+draws it (from the stored data alone). As a figure of ``spinglass-icl reproduce``
+(``double-descent``, not one of the paper's) the module also has the runner's pieces:
+``TITLE``, ``CLAIM``, ``NOTES``, ``IN_PAPER``, :func:`compute` (the preset's
+parameters), :func:`claims` (Lu et al.'s claims with verdicts), :func:`summarize` and
+:func:`run`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from ..hamiltonian import make_instance
 from ..observables import spins_to_W
 from ..solvers import SOLVERS, solve
 from ..theory import asymptotic_error, relative_exact_test_error, ridgeless_error, theory_params
+from .claims import Claim, at_most
+from .common import Context, Outcome, save_dataset, save_figure
 
 __all__ = ["DEFAULT_TAUS", "double_descent_data", "plot_double_descent", "point_seed"]
 
@@ -373,3 +379,101 @@ def _panel(ax, ds: xr.Dataset, i: int) -> None:
     ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(r"task diversity $\tau = P/D^2$")
     ax.set_title(f"alpha = N/D = {a:g} (N = {int(ds['N'].values[i])}), lam' = {lp:.3g}")
+
+
+# --------------------------------------------------------------- the reproduce figure
+TITLE = "Double descent in task diversity, with the large-D theory"
+CLAIM = (
+    "(Not in the paper; Lu et al. 2024.) Without ridge the test error vs task diversity "
+    "tau = P/D^2 peaks at the interpolation threshold P = D(D+1) (tau ~ 1); a ridge lam "
+    "tames the peak; the spin-glass ground state follows the large-D theory."
+)
+NOTES = [
+    "The SLA's trainable weights number D(D+1) (W's last column is inert), so the "
+    "interpolation peak sits at P = D(D+1), i.e. tau = 1 + 1/D at finite D.",
+]
+#: not a figure of the paper: its verdicts judge Lu et al.'s theory, not the paper
+IN_PAPER = False
+
+
+def compute(ctx: Context) -> xr.Dataset:
+    """:func:`double_descent_data` at the preset's parameters."""
+    p = ctx.params
+    return double_descent_data(
+        D=p.D,
+        alphas=p.alphas,
+        taus=np.geomspace(p.tau_range[0], p.tau_range[1], p.taus),
+        lam=p.lam,
+        solvers=p.solvers,
+        sgd=False,
+        repeats=p.repeats,
+        seed=ctx.seed,
+        convention=ctx.convention,
+        device=ctx.device,
+    )
+
+
+def claims(ds: xr.Dataset) -> list[Claim]:
+    """The peak sits at the interpolation threshold; the ground state follows the theory
+    (both claims of Lu et al., not of the paper)."""
+    ex = ds["error_mean"].sel(solver="exact")
+    taus = ds["tau"].values
+    D = int(ds.attrs["D"])
+    # distance of each alpha's peak from P = D(D+1), in factors of tau (log10)
+    off = max(abs(np.log10(taus[int(np.nanargmax(ex.sel(alpha=a).values))] / (1 + 1 / D)))
+              for a in ds["alpha"].values)  # fmt: skip
+    rel = np.abs(ex.values / ds["theory"].transpose(*ex.dims).values - 1)
+    return [
+        at_most(
+            "(Lu et al. 2024, arXiv:2405.11751, the paper's ref. [21]; not a claim of the "
+            "paper) At small ridge the test error peaks at the interpolation threshold "
+            "P = D(D+1) (tau ~ 1).",
+            "largest |log10(tau_peak / (1 + 1/D))| over alpha (grid resolution: "
+            f"{np.log10(taus[1] / taus[0]):.2g})",
+            float(off),
+            agree=float(np.log10(taus[1] / taus[0])) * 1.01,
+            partly=0.3,
+        ),
+        at_most(
+            "(Lu et al. 2024, arXiv:2405.11751; not a claim of the paper) The finite-D ground "
+            "state follows the large-D theory.",
+            "median relative difference of the exact solution's error from the theory",
+            float(np.nanmedian(rel)),
+            agree=0.2,
+            partly=0.5,
+        ),
+    ]
+
+
+def summarize(ds: xr.Dataset) -> tuple[dict, str]:
+    ex = ds["error_mean"].sel(solver="exact")
+    taus = ds["tau"].values
+    numbers: dict = {"taus": taus.tolist()}
+    peaks = []
+    for a in ds["alpha"].values:
+        e = ex.sel(alpha=a).values
+        peaks.append(float(taus[int(np.nanargmax(e))]))
+        numbers[f"alpha{a:g}_exact_error"] = e.tolist()
+        numbers[f"alpha{a:g}_peak_tau"] = peaks[-1]
+    for s in ds["solver"].values:
+        numbers[f"{s}_converged_fraction"] = float(ds["converged"].sel(solver=s).mean())
+    summary = (
+        "Exact-solution error peaks at tau = "
+        + ", ".join(f"{t:.2g}" for t in peaks)
+        + f" (alpha = {', '.join(f'{a:g}' for a in ds['alpha'].values)}), "
+        f"lam = {ds.attrs['lam']:g}."
+    )
+    return numbers, summary
+
+
+def run(ctx: Context) -> Outcome:
+    ds = compute(ctx)
+    files = save_figure(plot_double_descent(ds), ctx.out) + save_dataset(ds, ctx.out)
+    numbers, summary = summarize(ds)
+    return Outcome(
+        numbers=numbers,
+        summary=summary,
+        claims=claims(ds),
+        seeds={"base": ctx.seed, "points": "double_descent.point_seed(seed, D, N, P, ...)"},
+        files=files,
+    )

@@ -27,7 +27,8 @@ DRAWN: dict = {}
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    from spinglass_icl.experiments.common import figure_module, save_figure
+    from spinglass_icl.experiments.common import save_figure
+    from spinglass_icl.experiments.runner import figure_module
 
     def keep(fig, folder, stem="figure"):
         DRAWN[Path(folder).name] = fig
@@ -150,7 +151,7 @@ def test_fig4a_contrast_rises_with_P_and_store_resumes(tiny):
 def test_fig4a_rerun_resumes_from_store(tiny, tmp_path):
     import shutil
 
-    from spinglass_icl.experiments.common import run_figure
+    from spinglass_icl.experiments.runner import run_figure
 
     shutil.copytree(tiny / "fig4a", tmp_path / "fig4a")
     r = run_figure("fig4a", tmp_path, preset="tiny", executor="serial", progress=False,
@@ -281,7 +282,7 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
         main(["reproduce", "fig9", "--out", str(tmp_path)])
     assert exc.value.code == 2
     from spinglass_icl.errors import ParameterError
-    from spinglass_icl.experiments.common import run_figure
+    from spinglass_icl.experiments.runner import run_figure
 
     with pytest.raises(ParameterError, match="params must be keys"):
         run_figure("fig1", tmp_path, preset="tiny", params={"nonsense": 1})

@@ -25,8 +25,8 @@ from pathlib import Path
 from ..errors import ParameterError
 from ..safeio import atomic_write_text
 from . import FIGURES
-from .common import RECORD_KEYS, trial_key
 from .presets import get_preset
+from .runner import RECORD_KEYS, trial_key
 
 __all__ = [
     "ERRATA",

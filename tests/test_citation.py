@@ -98,8 +98,8 @@ def test_outputs_record_the_version_beside_the_convention(tmp_path):
     import xarray as xr
 
     from spinglass_icl.cli import main
-    from spinglass_icl.experiments.common import run_figure
     from spinglass_icl.experiments.report import build_report
+    from spinglass_icl.experiments.runner import run_figure
     from spinglass_icl.sweep import SweepSpec, run_sweep
 
     v = sg.__version__

@@ -417,11 +417,11 @@ def _fake_figure():
 def test_reproduce_redoes_a_corrupt_figure_and_one_never_blocks_another(
     tmp_path, monkeypatch, capsys
 ):
-    import spinglass_icl.experiments.common as common
+    import spinglass_icl.experiments.runner as runner
 
     mod, calls = _fake_figure()
-    real = common.figure_module
-    monkeypatch.setattr(common, "figure_module", lambda n: mod if n == "fig1" else real(n))
+    real = runner.figure_module
+    monkeypatch.setattr(runner, "figure_module", lambda n: mod if n == "fig1" else real(n))
     argv = ["reproduce", "fig1", "--preset", "tiny", "--out", tmp_path, "--no-progress"]
     fig = tmp_path / "fig1"
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from spinglass_icl.experiments import fig6
-from spinglass_icl.experiments.common import run_figure
+from spinglass_icl.experiments.runner import run_figure
 from spinglass_icl.training import TrainConfig, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

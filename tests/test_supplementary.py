@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from spinglass_icl.experiments import FIGURES, SUPPLEMENTARY
-from spinglass_icl.experiments.common import run_figure, verify_figure
+from spinglass_icl.experiments.runner import run_figure, verify_figure
 
 MINE = ("figS7", "figS5", "figS2", "figS6", "figS3", "figS4")
 

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from spinglass_icl.experiments.common import run_figure
 from spinglass_icl.experiments.presets import get_preset
+from spinglass_icl.experiments.runner import run_figure
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -83,7 +83,7 @@ def test_killed_figure_resumes_inside_training(tmp_path, monkeypatch, figure):
     the rerun retrains nothing that was stored and gives the numbers of an uninterrupted
     run; another --trials count gets chunks of its own (never mixed)."""
     from spinglass_icl import training
-    from spinglass_icl.experiments.common import run_figure
+    from spinglass_icl.experiments.runner import run_figure
 
     opts = dict(preset="tiny", progress=False, executor="serial", workers=1)
     if figure == "fig6":

@@ -159,8 +159,8 @@ def _check(args: argparse.Namespace) -> tuple[Any, int | None, list[str], set[st
     """The run options, ``--trials``, the figures to make and those with trials; every
     figure's preset checks its parameters (with ``--trials`` and ``--damping``) here,
     before any work."""
-    from ..experiments.common import RunOptions, figure_params, trial_key
     from ..experiments.presets import get_preset
+    from ..experiments.runner import RunOptions, figure_params, trial_key
 
     opts = RunOptions(
         executor=args.executor,
@@ -216,8 +216,8 @@ def _print_record(name: str, rec: dict, seconds: float) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from ..errors import SpinGlassError
-    from ..experiments.common import run_figure
     from ..experiments.report import build_report
+    from ..experiments.runner import run_figure
 
     opts, trials, names, with_trials = _check(args)
     threads = args.threads

@@ -5,7 +5,7 @@ Each figure lives in its own module ``spinglass_icl.experiments.<module>`` expos
 docs/experiments.md) and ``run(ctx) -> Outcome`` (see :mod:`.common`), built from ``compute``
 (an xarray Dataset), ``draw`` and ``claims`` (the paper's sentences with verdicts,
 :mod:`.claims`); its parameters are a frozen dataclass of :mod:`.presets`.
-``spinglass-icl reproduce`` runs them through :func:`.common.run_figure` and rebuilds the
+``spinglass-icl reproduce`` runs them through :func:`.runner.run_figure` and rebuilds the
 report with :mod:`.report`.
 
 Nothing heavy is imported here.
@@ -24,7 +24,7 @@ FIGURES: dict[str, str] = {
     "fig4b": "fig4b",
     "fig5": "fig5",
     "fig6": "fig6",
-    "double-descent": "ddfig",
+    "double-descent": "double_descent",
     "figS1": "figs1",
     "figS2": "figS2",
     "figS3": "figS3",

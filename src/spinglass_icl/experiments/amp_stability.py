@@ -202,42 +202,46 @@ def _draw(a: dict):
     D, lams, closed, damping = a["D"], a["lams"], a["closed"], a["damping"]
     margin, rad, rad0, vrate = a["margin"], a["rad"], a["rad0"], a["vrate"]
     x = np.array(a["Ps"], float) / D**2
-    fig, axes = new_figure(3, 1, width=4.2, height=3.6)
+    fig, axes = new_figure(3, 1, width=4.6, height=4.0)
+    fig.get_layout_engine().set(w_pad=0.12, wspace=0.06)  # panels apart, labels clear
     a0, a2, a1 = axes[0]
     for i, lam in enumerate(lams):
         c = f"C{i}"
         a0.plot(x, np.median(margin[i], -1), "o-", color=c, ms=3, label=f"lam = {lam:g}")
         r = np.where(np.isfinite(rad[i]), rad[i], np.nan)
         r0 = np.where(np.isfinite(rad0[i]), rad0[i], np.nan)
-        a1.plot(x, _nanmedian(r),
-                "o-", color=c, ms=3, label=f"lam = {lam:g}, damping {damping:g}")  # fmt: skip
-        a1.plot(x, _nanmedian(r0),
-                ":", color=c)  # fmt: skip
+        a1.plot(x, _nanmedian(r), "o-", color=c, ms=3)
+        a1.plot(x, _nanmedian(r0), ":", color=c)
         a2.plot(x, _nanmedian(np.where(np.isfinite(vrate[i]), vrate[i], np.nan)), "o-",
-                color=c, ms=3, label=f"lam = {lam:g}")  # fmt: skip
+                color=c, ms=3)  # fmt: skip
         for ax in (a0, a1, a2):
             if math.isfinite(closed[i]):
                 ax.axvline(closed[i], color=c, ls="--", lw=0.8)
     a0.axhline(0, color="0.3", lw=0.8)
     a0.set_yscale("symlog", linthresh=1e-2)
-    a0.set_ylabel("variance margin min_i (lam_i - R_i)")
-    a0.set_title("eq. 34b: < 0 = no positive fixed point")
+    a0.set_ylabel("variance margin\nmin_i (lam_i - R_i)")
+    a0.set_title("(a) eq. 34b: < 0 = no positive fixed point")
     a2.axhline(1, color="0.3", lw=0.8)
     a2.set_ylim(0, 1.05)
-    a2.set_ylabel("Perron root of the variance map at v*")
-    a2.set_title("-> 1 where the fixed point vanishes")
+    a2.set_ylabel("Perron root of the\nvariance map at v*")
+    a2.set_title("(b) -> 1 where the fixed point vanishes")
     a1.axhline(1, color="0.3", lw=0.8)
     a1.set_ylim(0, 2)
-    a1.set_ylabel("spectral radius of the damped mean Jacobian")
-    a1.set_title("solid: preset damping; dotted: undamped")
+    a1.set_ylabel("spectral radius of the\ndamped mean Jacobian")
+    a1.set_title("(c) convergence of the mean iteration")
     for ax in (a0, a1, a2):
         ax.set_xscale("log")
         ax.set_xlabel("P / D^2")
-        ax.legend(fontsize=7)
-    fig.suptitle(
-        f"AMP stability ({a['solver']}), D = {D}, N = {a['N']}, {a['R']} instances per point; "
-        "dashed: closed-form boundary"
-    )
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=f"C{i}", marker="o", ms=3) for i in range(len(lams))]
+    labels = [f"lam = {lam:g}" for lam in lams]
+    handles += [Line2D([], [], color="0.3", marker="o", ms=3), Line2D([], [], color="0.3", ls=":"),
+                Line2D([], [], color="0.3", ls="--", lw=0.8)]  # fmt: skip
+    labels += [f"(c) damping {damping:g}", "(c) undamped", "closed-form boundary"]
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), frameon=False)
+    fig.suptitle(f"AMP stability ({a['solver']}), D = {D}, N = {a['N']}, {a['R']} instances "
+                 "per point")  # fmt: skip
     return fig
 
 
@@ -291,7 +295,8 @@ def _summarize(a: dict) -> tuple[dict, str, list]:
     )
     claims = [
         at_least(
-            "(Not in the paper) The stability analysis predicts which AMP runs converge.",
+            '(Not in the paper, whose Fig. 4 caption only says "In the left-bottom corner, AMP '
+            'does not converge") The stability analysis predicts which AMP runs converge.',
             "fraction of instances whose predicted status matches the solver's",
             float(agree),
             agree=0.95,

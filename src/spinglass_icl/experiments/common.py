@@ -1,45 +1,27 @@
-"""Shared machinery of the figure runners: context, outcome, saving, timing.
+"""What a figure module uses: its context and outcome, seeds, saving, plotting helpers.
 
 A figure module defines ``TITLE``, ``CLAIM``, ``NOTES``, optionally ``WHY`` (one
 sentence: why a claim of the paper fails, shown beside its verdicts), ``IN_PAPER``
 (False for a figure that is not the paper's: its verdicts stay out of the "where the
-paper is wrong" list) and
-``run(ctx) -> Outcome``,
-made of small steps: ``compute(...) -> xarray.Dataset``, ``draw(ds) -> Figure``,
-``summarize(ds) -> Outcome`` (numbers, claims, summary). :func:`run_figure` times it,
-writes ``<out>/<figure>/result.json`` (parameters, seeds, seconds, key numbers, the
-claims with their verdicts, the overall verdict, files) and returns the record that
-:mod:`.report` turns into a section of ``report.md`` / ``report.html``. Every random
-draw of a figure is seeded by :func:`figure_seed`, hashed like the sweeps' seeds.
+paper is wrong" list) and ``run(ctx) -> Outcome``, made of small steps:
+``compute(...) -> xarray.Dataset``, ``draw(ds) -> Figure``, ``summarize(ds) -> Outcome``
+(numbers, claims, summary). :mod:`.runner` times it, writes
+``<out>/<figure>/result.json`` and returns the record that :mod:`.report` turns into a
+section of ``report.md`` / ``report.html``. Every random draw of a figure is seeded by
+:func:`figure_seed`, hashed like the sweeps' seeds.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
-import platform
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from .. import __version__
-from ..errors import (
-    SEED_MAX,
-    Choice,
-    Int,
-    ParameterError,
-    check_choice,
-    check_int,
-    validate_fields,
-)
-from ..io import write_json
 from ..safeio import atomic_path
-from ..sweep.executors import EXECUTORS
 from ..sweep.spec import derive_seed
-from . import FIGURES
-from .claims import Claim, overall
-from .presets import FigurePreset, get_preset
+from .claims import Claim
+from .presets import FigurePreset
 
 
 @dataclass(frozen=True)
@@ -102,6 +84,9 @@ class Outcome:
         Files written, relative to the figure folder.
     notes : list of str
         Extra notes (on top of the module's ``NOTES``).
+    why : str
+        Why a claim of the paper fails, with numbers measured in this run; replaces the
+        module's ``WHY`` when given.
     """
 
     numbers: dict
@@ -111,6 +96,7 @@ class Outcome:
     seeds: dict = field(default_factory=dict)
     files: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    why: str = ""
 
 
 def save_figure(fig: Any, folder: Path, stem: str = "figure") -> list[str]:
@@ -213,14 +199,20 @@ def nice_log_ticks(lo: float, hi: float, most: int = 7) -> list[float]:
 
 def plain_log_axis(ax: Any, axis: str) -> None:
     """Plain tick labels (``0.3``, not ``3x10^-1``) on a log ``axis`` of ``ax``, call after
-    plotting: minor ticks are labelled too when the axis spans under 1.5 decades, else
-    left unlabelled (so labels never crowd)."""
+    plotting: where fewer than two powers of ten fall inside the limits, the ticks are
+    1-2-5 values (:func:`nice_log_ticks`); else minor ticks are labelled too when the axis
+    spans under 1.5 decades, and left unlabelled otherwise (so labels never crowd)."""
     import numpy as np
-    from matplotlib.ticker import NullFormatter
+    from matplotlib.ticker import FixedLocator, NullFormatter
 
     a = ax.xaxis if axis == "x" else ax.yaxis
     lo, hi = ax.get_xlim() if axis == "x" else ax.get_ylim()
     a.set_major_formatter(_PlainFormatter())
+    if 0 < lo < hi and np.floor(np.log10(hi)) - np.ceil(np.log10(lo)) < 1:
+        # fewer than two powers of ten inside: label 1-2-5 values instead of one lone tick
+        a.set_major_locator(FixedLocator(nice_log_ticks(lo, hi)))
+        a.set_minor_formatter(NullFormatter())
+        return
     span = np.log10(hi / lo) if lo > 0 and hi > 0 else 99.0
     a.set_minor_formatter(_PlainFormatter() if span < 1.5 else NullFormatter())
 
@@ -245,277 +237,6 @@ def figure_seed(ctx: Context, purpose: str, **config: Any) -> int:
     instance seeds, :func:`spinglass_icl.sweep.spec.derive_seed`), so no two draws share
     a stream and none depends on the order in which they run."""
     return derive_seed("figure", ctx.figure, purpose, ctx.seed, ctx.convention, config)
-
-
-def figure_module(name: str) -> Any:
-    """The module that makes figure ``name``."""
-    check_choice("figure", name, tuple(FIGURES))
-    return importlib.import_module(f"{__package__}.{FIGURES[name]}")
-
-
-def result_path(out: Path, name: str) -> Path:
-    return out / name / "result.json"
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How a figure is run (the same for every figure of one ``reproduce`` call), checked
-    once.
-
-    Attributes
-    ----------
-    executor : str
-        How the sweep figures run: one of :data:`~spinglass_icl.sweep.executors.EXECUTORS`.
-    workers : int
-        Sweep workers (>= 1).
-    seed : int
-        Base seed in ``[0, 2**64 - 1]``; every random draw of a figure is derived from it.
-    convention : str
-        Normalization convention (docs/conventions.md).
-    device : str
-        ``cpu`` or ``cuda``.
-    """
-
-    executor: str = "local"
-    workers: int = 2
-    seed: int = 0
-    convention: str = "authors"
-    device: str = "cpu"
-
-    _parameter_constraints: ClassVar[dict] = {
-        "executor": Choice(EXECUTORS),
-        "workers": Int(1),
-        "seed": Int(0, SEED_MAX),
-        "device": lambda _, v: str(v),
-    }
-
-    def __post_init__(self) -> None:
-        validate_fields(self)
-
-
-def figure_params(
-    name: str, preset: str, params: dict | None = None, trials: int | None = None
-) -> FigurePreset:
-    """The parameters figure ``name`` runs with: its ``preset`` with ``params`` and
-    ``trials`` (its :func:`trial_key` entry) replaced; the preset checks every field.
-    Raises :class:`ParameterError` if ``trials`` is given to a figure without trials."""
-    p = get_preset(preset, name)
-    if params:
-        p = p.replace(**params)
-    if trials is not None:
-        key = trial_key(name, p)
-        if key is None:
-            raise ParameterError(
-                f"trials: figure {name} has no trials to set (no 'trials' or 'repeats' "
-                f"parameter); run it without --trials"
-            )
-        p = p.replace(**{key: check_int("trials", trials)})
-    return p
-
-
-def _made_before(out: Path, name: str, preset: str, p: FigurePreset, seed: int, convention: str):
-    """``(record, problem)`` of a figure already in ``out``: the record if it was made
-    with the same preset, seed, convention and parameters and verifies, and the problem
-    found if it does not verify (then it is redone)."""
-    if not result_path(out, name).exists():
-        return None, None
-    old, problem = verify_figure(out, name)
-    same = old is not None and (
-        old.get("preset") == preset
-        and old.get("seed") == seed
-        and old.get("convention") == convention
-        and old.get("params") == json.loads(json.dumps(p.to_dict()))
-        and "verdict" in old  # records from before the claims are redone
-    )
-    return (old if same and problem is None else None), problem
-
-
-def _record(
-    name: str, mod: Any, outcome: Outcome, ctx: Context, trials: int | None, seconds: float
-) -> dict:
-    """The JSON record of a figure just made (``result.json``)."""
-    p = ctx.params
-    return {
-        "figure": name,
-        "title": mod.TITLE,
-        "claim": mod.CLAIM,
-        "notes": list(mod.NOTES) + list(outcome.notes),
-        "summary": outcome.summary,
-        "claims": [c.to_dict() for c in outcome.claims],
-        "why": getattr(mod, "WHY", ""),
-        "in_paper": getattr(mod, "IN_PAPER", True),
-        "verdict": _verdict(outcome),
-        "preset": ctx.preset,
-        "seed": ctx.seed,
-        "seeds": outcome.seeds,
-        "convention": ctx.convention,
-        "version": __version__,
-        "device": ctx.device,
-        "executor": ctx.executor,
-        "params": p.to_dict(),
-        "numbers": outcome.numbers,
-        "trials": p.get(trial_key(name, p) or "", None),
-        "trials_override": trials,
-        "files": outcome.files,
-        "seconds": seconds,
-        "machine": f"{platform.node()} ({platform.machine()}, {_cpu_count()} CPU cores)",
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-
-
-def run_figure(
-    name: str,
-    out: Path,
-    *,
-    preset: str = "quick",
-    seed: int = 0,
-    convention: str = "authors",
-    device: str = "cpu",
-    executor: str = "local",
-    workers: int = 2,
-    force: bool = False,
-    progress: bool = True,
-    params: dict | None = None,
-    trials: int | None = None,
-) -> dict:
-    """Make figure ``name`` into ``out/name`` and write its ``result.json``.
-
-    A figure whose ``result.json`` exists with the same preset, seed, convention and
-    parameters is skipped (the record is returned with ``skipped=True``) unless
-    ``force``. ``params`` overrides entries of the preset (for tests). ``trials``
-    overrides the figure's trial count (its ``trials`` or ``repeats`` entry,
-    :func:`trial_key`; ``reproduce --trials K``); the record says so (``trials_override``).
-    ``seed``, ``convention``, ``device``, ``executor`` and ``workers`` are checked by
-    :class:`RunOptions`, the preset's fields by the preset (:func:`figure_params`).
-
-    Returns
-    -------
-    dict
-        The JSON record of the figure.
-    """
-    opts = RunOptions(
-        executor=executor, workers=workers, seed=seed, convention=convention, device=device
-    )
-    mod = figure_module(name)
-    p = figure_params(name, preset, params, trials)
-    rpath = result_path(out, name)
-    old, redone = (
-        (None, None) if force else _made_before(out, name, preset, p, opts.seed, convention)
-    )
-    if old is not None:
-        old["skipped"] = True
-        return old
-    ctx = Context(
-        figure=name,
-        out=out / name,
-        preset=preset,
-        params=p,
-        seed=opts.seed,
-        convention=convention,
-        device=opts.device,
-        executor=executor,
-        workers=opts.workers,
-        progress=progress,
-    )
-    ctx.out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    with plot_style():
-        outcome: Outcome = mod.run(ctx)
-    record = _record(name, mod, outcome, ctx, trials, time.perf_counter() - t0)
-    if redone is not None:
-        record["redone"] = redone
-        record["notes"].append(f"Redone: the output found before could not be trusted ({redone}).")
-    write_json(rpath, record)
-    record = json.loads(rpath.read_text())
-    record["skipped"] = False
-    return record
-
-
-def _verdict(outcome: Outcome) -> str:
-    if outcome.claims:
-        return overall(outcome.claims)
-    return {True: "agrees", False: "disagrees"}.get(outcome.agrees, "not comparable")
-
-
-def trial_key(name: str, params: FigurePreset) -> str | None:
-    """The parameter holding figure ``name``'s trial count: ``trials`` (trained trials) or
-    ``repeats`` (solver repeats), None when it has neither."""
-    for key in ("trials", "repeats"):
-        if key in params:
-            return key
-    return None
-
-
-#: keys every ``result.json`` holds (written by :func:`run_figure`)
-RECORD_KEYS: tuple[str, ...] = (
-    "figure",
-    "preset",
-    "seed",
-    "convention",
-    "params",
-    "numbers",
-    "files",
-    "summary",
-)
-
-
-def _check_file(path: Path) -> str | None:
-    """Why ``path`` is not a usable output file (None: it is)."""
-    if not path.is_file():
-        return f"{path.name} is missing"
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".png", ".pdf", ".sqlite"):
-            magic = {".png": b"\x89PNG\r\n\x1a\n", ".pdf": b"%PDF", ".sqlite": b"SQLite format 3"}
-            with open(path, "rb") as fh:
-                if not fh.read(len(magic[suffix])) == magic[suffix]:
-                    return f"{path.name} is not a {suffix[1:].upper()} file"
-        elif suffix == ".nc":
-            import xarray as xr
-
-            with xr.open_dataset(path) as ds:
-                ds.load()
-        elif suffix == ".json":
-            json.loads(path.read_text())
-    except Exception as exc:  # noqa: BLE001 - any failure to open means: redo
-        return f"{path.name} does not open ({type(exc).__name__})"
-    return None
-
-
-def verify_figure(out: Path, name: str) -> tuple[dict | None, str | None]:
-    """The record of figure ``name`` under ``out`` and why it cannot be trusted.
-
-    A figure counts as made only if its ``result.json`` parses as a record of this
-    figure (the keys of :data:`RECORD_KEYS`), every file it lists exists and opens (PNG /
-    PDF by their magic bytes, NetCDF with xarray, a sweep store by its header), and it
-    has ``figure.png``. Returns ``(record, None)`` if so, else ``(record or None, reason)``.
-    """
-    rpath = result_path(out, name)
-    try:
-        rec = json.loads(rpath.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, f"result.json does not parse ({type(exc).__name__})"
-    if not isinstance(rec, dict):
-        return None, f"result.json holds a {type(rec).__name__}, not a figure record"
-    missing = [k for k in RECORD_KEYS if k not in rec]
-    if missing:
-        return None, f"result.json lacks {', '.join(missing)}"
-    if rec.get("figure") != name or not isinstance(rec.get("files"), list):
-        return None, "result.json is not a record of this figure"
-    files = [str(f) for f in rec["files"]]
-    if not any(f.endswith(".png") for f in files):
-        files.append("figure.png")
-    for f in files:
-        problem = _check_file(out / name / f)
-        if problem is not None:
-            return rec, problem
-    return rec, None
-
-
-def _cpu_count() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def trial_chunks(

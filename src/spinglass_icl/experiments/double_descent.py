@@ -11,7 +11,11 @@ Beside it: the large-D theory of Lu et al. (2024) at the mapped ridge lam'
 at ``tau = 1`` (``P = D (D + 1)`` trainable weights interpolate the P prompts).
 
 :func:`double_descent_data` returns an ``xarray.Dataset``; :func:`plot_double_descent`
-draws it (from the stored data alone).
+draws it (from the stored data alone). As a figure of ``spinglass-icl reproduce``
+(``double-descent``, not one of the paper's) the module also has the runner's pieces:
+``TITLE``, ``CLAIM``, ``NOTES``, ``IN_PAPER``, :func:`compute` (the preset's
+parameters), :func:`claims` (Lu et al.'s claims with verdicts), :func:`summarize` and
+:func:`run`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from ..hamiltonian import make_instance
 from ..observables import spins_to_W
 from ..solvers import get_solver, solve
 from ..theory import asymptotic_error, relative_exact_test_error, ridgeless_error, theory_params
+from .claims import Claim, at_most
+from .common import Context, Outcome, save_dataset, save_figure
 
 __all__ = ["DEFAULT_TAUS", "double_descent_data", "plot_double_descent", "point_seed"]
 
@@ -267,28 +273,37 @@ _STYLE = {
 _OFFSET = {"amp": (4, 4), "amp-paper": (4, -11), "rbp": (-22, 4)}
 
 
-def _label_converged(ax, taus, mean, n_ok, repeats: int, offset, color) -> None:
-    """Write ``n_ok/repeats`` next to each point; where none converged, at the bottom."""
+def _label_converged(ax, taus, mean, n_ok, repeats: int, offset, color, solver: str) -> None:
+    """Write ``n_ok/repeats`` next to each point where only some runs converged (a point
+    without a label: all converged); the taus where none converged are summed up in one
+    line at the bottom, so labels never run together."""
+    none = 0
     for t, y, k in zip(taus, mean, n_ok):
-        if np.isfinite(y):
+        if not np.isfinite(y):
+            none += 1
+        elif int(k) < repeats:
             last = t == taus[-1]  # keep the last label inside the axes
             ax.annotate(f"{int(k)}/{repeats}", (t, y), textcoords="offset points",
                         xytext=(-offset[0] if last else offset[0], offset[1]), fontsize=8,
                         color=color, ha="right" if last else "left")  # fmt: skip
-        else:
-            ax.annotate(f"0/{repeats}", (t, 0.02), xycoords=("data", "axes fraction"),
-                        textcoords="offset points", xytext=(offset[0], 0), fontsize=8,
-                        color=color)  # fmt: skip
+    if none:
+        row = 0 if offset[1] < 0 else 1
+        ax.annotate(f"{solver}: no run converged at {none} of {len(taus)} tau",
+                    (0.02, 0.02 + 0.06 * row), xycoords="axes fraction", fontsize=8,
+                    color=color)  # fmt: skip
 
 
 def plot_double_descent(ds: xr.Dataset, *, title: str | None = None):
     """Draw :func:`double_descent_data` output: one panel per alpha, error vs tau (log-log).
 
     Points with error bars (standard error over converged repeats) per solver; next to
-    each point of a message-passing solver the number of converged runs out of the
-    repeats; a solver with no converged run at all gets no legend entry (the panel says
-    so instead). The solid line is the large-D ridge theory at the mapped lam', the dashed
-    line its ridgeless limit; dotted verticals at ``tau = 1`` and at ``P = D (D+1)``.
+    a point of a message-passing solver where only some runs converged, their number out
+    of the repeats, and per panel the number of tau where none did; a solver with no
+    converged run at all gets no legend entry (the panel says so instead). The solid line
+    is the large-D ridge theory at the mapped lam' (in each panel's title), the dashed
+    line its ridgeless limit; a dotted vertical at ``tau = 1`` and a dash-dotted one at
+    the interpolation threshold ``P = D (D+1)`` (``tau = 1 + 1/D``). One legend, below
+    the panels.
 
     Returns
     -------
@@ -302,12 +317,18 @@ def plot_double_descent(ds: xr.Dataset, *, title: str | None = None):
     for i in range(n):
         _panel(axes[0, i], ds, i)
     axes[0, 0].set_ylabel(r"relative test error $E(\tilde y-\hat y)^2/E\tilde y^2$")
+    handles: dict = {}
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center",
+               ncols=min(len(handles), 3 * n), frameon=False)  # fmt: skip
     mp = set(map(str, ds["solver"].values)) & set(_OFFSET)
     fig.suptitle(
         title
         or f"Double descent in task diversity: D = {D}, lam = {ds.attrs['lam']:g} "
         f"({ds.attrs['convention']}), {R} repeats"
-        + (f"; n/{R}: runs converged" if mp else ""),
+        + (f"; n/{R}: runs converged (unlabelled: all)" if mp else ""),
     )
     return fig
 
@@ -328,7 +349,7 @@ def _panel(ax, ds: xr.Dataset, i: int) -> None:
         get_convention(ds.attrs["convention"]).label_scale(D) ** 2 * D
     )
     ax.plot(fine, np.asarray(ridge_error(a, fine, lp, rho)) / (1 + rho), "-", color="0.4",
-            label=f"theory, lam' = {lp:.3g}")  # fmt: skip
+            label="theory (large D) at lam'")  # fmt: skip
     if rho == 0:
         rl = np.asarray(ridgeless_error(a, fine))
         ax.plot(fine, np.where(rl < 1e3, rl, np.nan), "--", color="0.6", lw=1,
@@ -345,17 +366,114 @@ def _panel(ax, ds: xr.Dataset, i: int) -> None:
                     mfc="none", capsize=2, label=s, **st)  # fmt: skip
         if s in _OFFSET:
             _label_converged(ax, taus, m, d["n_converged"].values, R, _OFFSET[s],
-                             st.get("color", "k"))  # fmt: skip
+                             st.get("color", "k"), s)  # fmt: skip
     if empty:
         ax.text(0.02, 0.97, "no converged run: " + ", ".join(empty), transform=ax.transAxes,
                 va="top", fontsize=9, color="0.3")  # fmt: skip
-    ax.axvline(1.0, color="0.8", ls=":")
-    ax.axvline((D + 1) / D, color="0.8", ls=":")
+    ax.axvline(1.0, color="0.6", ls=":", label="tau = 1")
+    ax.axvline((D + 1) / D, color="0.6", ls="-.", lw=0.8, label="P = D(D+1): tau = 1 + 1/D")
     ax.set_xscale("log")
     ax.set_yscale("log")
     plain_log_ticks(ax, "x", nice_log_ticks(taus.min(), taus.max()))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.3g}"))
     ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(r"task diversity $\tau = P/D^2$")
-    ax.set_title(f"alpha = N/D = {a:g} (N = {int(ds['N'].values[i])})")
-    ax.legend(loc="upper right")
+    ax.set_title(f"alpha = N/D = {a:g} (N = {int(ds['N'].values[i])}), lam' = {lp:.3g}")
+
+
+# --------------------------------------------------------------- the reproduce figure
+TITLE = "Double descent in task diversity, with the large-D theory"
+CLAIM = (
+    "(Not in the paper; Lu et al. 2024.) Without ridge the test error vs task diversity "
+    "tau = P/D^2 peaks at the interpolation threshold P = D(D+1) (tau ~ 1); a ridge lam "
+    "tames the peak; the spin-glass ground state follows the large-D theory."
+)
+NOTES = [
+    "The SLA's trainable weights number D(D+1) (W's last column is inert), so the "
+    "interpolation peak sits at P = D(D+1), i.e. tau = 1 + 1/D at finite D.",
+]
+#: not a figure of the paper: its verdicts judge Lu et al.'s theory, not the paper
+IN_PAPER = False
+
+
+def compute(ctx: Context) -> xr.Dataset:
+    """:func:`double_descent_data` at the preset's parameters."""
+    p = ctx.params
+    return double_descent_data(
+        D=p.D,
+        alphas=p.alphas,
+        taus=np.geomspace(p.tau_range[0], p.tau_range[1], p.taus),
+        lam=p.lam,
+        solvers=p.solvers,
+        sgd=False,
+        repeats=p.repeats,
+        seed=ctx.seed,
+        convention=ctx.convention,
+        device=ctx.device,
+    )
+
+
+def claims(ds: xr.Dataset) -> list[Claim]:
+    """The peak sits at the interpolation threshold; the ground state follows the theory
+    (both claims of Lu et al., not of the paper)."""
+    ex = ds["error_mean"].sel(solver="exact")
+    taus = ds["tau"].values
+    D = int(ds.attrs["D"])
+    # distance of each alpha's peak from P = D(D+1), in factors of tau (log10)
+    off = max(abs(np.log10(taus[int(np.nanargmax(ex.sel(alpha=a).values))] / (1 + 1 / D)))
+              for a in ds["alpha"].values)  # fmt: skip
+    rel = np.abs(ex.values / ds["theory"].transpose(*ex.dims).values - 1)
+    return [
+        at_most(
+            "(Lu et al. 2024, arXiv:2405.11751, the paper's ref. [21]; not a claim of the "
+            "paper) At small ridge the test error peaks at the interpolation threshold "
+            "P = D(D+1) (tau ~ 1).",
+            "largest |log10(tau_peak / (1 + 1/D))| over alpha (grid resolution: "
+            f"{np.log10(taus[1] / taus[0]):.2g})",
+            float(off),
+            agree=float(np.log10(taus[1] / taus[0])) * 1.01,
+            partly=0.3,
+        ),
+        at_most(
+            "(Lu et al. 2024, arXiv:2405.11751; not a claim of the paper) The finite-D ground "
+            "state follows the large-D theory.",
+            "median relative difference of the exact solution's error from the theory",
+            float(np.nanmedian(rel)),
+            agree=0.2,
+            partly=0.5,
+        ),
+    ]
+
+
+def summarize(ds: xr.Dataset) -> tuple[dict, str]:
+    ex = ds["error_mean"].sel(solver="exact")
+    taus = ds["tau"].values
+    numbers: dict = {"taus": taus.tolist()}
+    peaks = []
+    for a in ds["alpha"].values:
+        e = ex.sel(alpha=a).values
+        peaks.append(float(taus[int(np.nanargmax(e))]))
+        numbers[f"alpha{a:g}_exact_error"] = e.tolist()
+        numbers[f"alpha{a:g}_peak_tau"] = peaks[-1]
+    for s in ds["solver"].values:
+        numbers[f"{s}_converged_fraction"] = float(ds["converged"].sel(solver=s).mean())
+    summary = (
+        "Exact-solution error peaks at tau = "
+        + ", ".join(f"{t:.2g}" for t in peaks)
+        + f" (alpha = {', '.join(f'{a:g}' for a in ds['alpha'].values)}), "
+        f"lam = {ds.attrs['lam']:g}."
+    )
+    return numbers, summary
+
+
+def run(ctx: Context) -> Outcome:
+    ds = compute(ctx)
+    files = save_figure(plot_double_descent(ds), ctx.out) + save_dataset(ds, ctx.out)
+    numbers, summary = summarize(ds)
+    return Outcome(
+        numbers=numbers,
+        summary=summary,
+        claims=claims(ds),
+        seeds={"base": ctx.seed, "points": "double_descent.point_seed(seed, D, N, P, ...)"},
+        files=files,
+    )

@@ -111,19 +111,24 @@ def draw(ds: xr.Dataset):
     Hessian spectra."""
     Ps = ds["P"].values
     fig, axes = new_figure(len(Ps) + 1, 1, width=3.9, height=3.7)
+    logs = {P: np.log10(ds["energy"].sel(P=P).values[:-1] - ds["energy"].sel(P=P).values[-1]
+                        + 1e-12) for P in Ps}  # fmt: skip
+    lo = min(float(np.nanmin(v)) for v in logs.values())
+    hi = max(float(np.nanmax(v)) for v in logs.values())
     for ax, P in zip(axes[0], Ps):
         d = ds.sel(P=P)
-        emb, E = d["tsne"].values, d["energy"].values
-        dE = E[:-1] - E[-1]
-        sc = ax.scatter(emb[:-1, 0], emb[:-1, 1], c=np.log10(dE + 1e-12), s=6, cmap="viridis_r")
+        emb = d["tsne"].values
+        sc = ax.scatter(emb[:-1, 0], emb[:-1, 1], c=logs[P], s=6, cmap="viridis_r", vmin=lo,
+                        vmax=hi)  # fmt: skip
         ax.scatter(emb[-1, 0], emb[-1, 1], marker="*", s=250, c="red", edgecolors="k")
-        fig.colorbar(sc, ax=ax, label="log10 (H - H*)")
         ax.set_title(f"P = {P}: rank corr(H, distance) = {float(d['spearman']):.2f}\n"
                      "red star: the target (ground state)")  # fmt: skip
         ax.set_xlabel("t-SNE 1")
         ax.set_ylabel("t-SNE 2")
         ax.set_xticks([])
         ax.set_yticks([])
+    # one colour scale for every P, so equal colours are equal energies
+    fig.colorbar(sc, ax=list(axes[0][:-1]), label="log10 (H - H*), common scale")
     plot_spectra(axes[0][-1], {int(P): ds["eig"].sel(P=P).values[None] for P in Ps},
                  float(ds.attrs["lam"]))  # fmt: skip
     axes[0][-1].set_title("Hessian spectrum")
@@ -141,22 +146,24 @@ def claims(ds: xr.Dataset) -> list[Claim]:
     min_lo = float(lo["eig"].min())
     return [
         holds(
-            f"For large P (P = {int(hi['P'])}) the landscape has one global minimum.",
+            f'"When the task diversity P is large enough, there is only one global minimum in '
+            f'the energy landscape" (main text, Fig. 3(a); P = {int(hi["P"])}).',
             "smallest eigenvalue of the Hessian A = G + lam I",
             float(hi["eig"].min()),
             float(hi["eig"].min()) > 0,
             "agrees if > 0 (a quadratic with a positive-definite Hessian has one minimum)",
         ),
         at_least(
-            f"For large P (P = {int(hi['P'])}) learning reaches the minimum easily: the "
-            "energy falls towards the target.",
+            '"... and the learning can easily reach the lowest energy" (main text, Fig. 3(a); '
+            f"P = {int(hi['P'])}): the energy falls towards the target.",
             "rank correlation between H and the distance to the ground state",
             float(hi["spearman"]),
             agree=0.9,
             partly=0.5,
         ),
         holds(
-            f"For small P (P = {int(lo['P'])}) multiple local minima emerge.",
+            '"When P is small, there emerge multiple local minima in the energy landscape" '
+            f"(main text, Fig. 3(b); P = {int(lo['P'])}).",
             "smallest eigenvalue of the Hessian A = G + lam I",
             min_lo,
             min_lo <= 0,

@@ -164,22 +164,23 @@ def claims(ds: xr.Dataset) -> list[Claim]:
     dN = int(ds["dN"].values[-1])
     return [
         at_most(
-            "The distributions of blocks A, B and E are almost unchanged when the prompt "
-            "length grows from N to N + dN.",
+            '"the distributions of blocks A, B and E before and after increasing the prompt '
+            'length are almost the same" (supplement, Fig. 5).',
             f"largest KL / noise floor of A, B, E at dN = {dN}",
             max(r["A"], r["B"], r["E"]),
             agree=3.0,
             partly=10.0,
         ),
         at_least(
-            "Blocks C and D are sensitive to the prompt length.",
+            '"the blocks C and D seem sensitive to the change of the prompt length" '
+            "(supplement, Fig. 5).",
             f"smaller KL / noise floor of C, D at dN = {dN}",
             min(r["C"], r["D"]),
             agree=3.0,
             partly=1.5,
         ),
         at_most(
-            "The effect is weaker for D than for C.",
+            '"but a weaker effect for D" (supplement, Fig. 5).',
             f"KL / noise floor of D divided by that of C at dN = {dN}",
             r["D"] / r["C"],
             agree=1.0,

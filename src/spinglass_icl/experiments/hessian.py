@@ -99,15 +99,17 @@ def claims(ds: xr.Dataset) -> list[Claim]:
     lo, hi = ds.sel(P=ds["P"].min()), ds.sel(P=ds["P"].max())
     return [
         at_least(
-            f"(Slides) At small P (P = {int(lo['P'])}) most Hessian eigenvalues sit at lam: "
-            "flat directions.",
+            "(Slides, 'The Properties of Equilibrium State': the Hessian (1/P) sum_mu s s^T "
+            "beside the energy landscape; our reading, the slide states no number) At small P "
+            f"(P = {int(lo['P'])}) most Hessian eigenvalues sit at lam: flat directions.",
             "fraction of the eigenvalues within 1e-6 of lam, mean over instances",
             float(lo["near_lam"].mean()) / n,
             agree=0.5,
             partly=0.2,
         ),
         at_most(
-            f"(Slides) At large P (P = {int(hi['P'])}) the spectrum lifts off lam.",
+            "(Slides, 'The Properties of Equilibrium State'; our reading) At large P "
+            f"(P = {int(hi['P'])}) the spectrum lifts off lam.",
             "fraction of the eigenvalues at lam beyond W's inert last column, (count - (D+1)) / n",
             (float(hi["near_lam"].mean()) - (ds.attrs["D"] + 1)) / n,
             agree=0.01,

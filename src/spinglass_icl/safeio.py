@@ -344,7 +344,9 @@ def _reason(exc: OSError) -> str:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path, *, force: bool | None = None) -> Iterator[Path]:
+def atomic_path(
+    path: str | Path, *, force: bool | None = None, record: bool = True
+) -> Iterator[Path]:
     """Yield a temporary path next to ``path`` (same suffix); on success rename it onto
     ``path`` (atomic on POSIX), on any error remove it and leave ``path`` as it was.
 
@@ -352,7 +354,9 @@ def atomic_path(path: str | Path, *, force: bool | None = None) -> Iterator[Path
     if the package wrote it (listed in the folder's :data:`MANIFEST`) or ``force``
     (default: :func:`overwrite`'s setting) -- else :class:`OutputError`. ``path`` is
     listed in the manifest before it appears. A write that fails for a full disk, a
-    quota or a read-only file system raises :class:`OutputError` saying so.
+    quota or a read-only file system raises :class:`OutputError` saying so. With
+    ``record=False`` (a file the user named to be edited in place, such as the README
+    whose generated block ``report --readme`` rewrites) the manifest is left alone.
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
@@ -382,7 +386,8 @@ def atomic_path(path: str | Path, *, force: bool | None = None) -> Iterator[Path
                 f"{str(path)!r} is an SQLite database (a sweep store?); refusing to replace it"
             )
         _check_owner(path, force)  # appeared while we wrote
-        _record(path)
+        if record:
+            _record(path)
         try:
             os.replace(tmp, path)
         except OSError as exc:
@@ -392,8 +397,10 @@ def atomic_path(path: str | Path, *, force: bool | None = None) -> Iterator[Path
             tmp.unlink()
 
 
-def atomic_write_text(path: str | Path, text: str, *, force: bool | None = None) -> Path:
+def atomic_write_text(
+    path: str | Path, text: str, *, force: bool | None = None, record: bool = True
+) -> Path:
     """Write ``text`` to ``path`` atomically (see :func:`atomic_path`)."""
-    with atomic_path(path, force=force) as tmp:
+    with atomic_path(path, force=force, record=record) as tmp:
         tmp.write_text(text)
     return Path(path)

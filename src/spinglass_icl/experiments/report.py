@@ -22,8 +22,8 @@ import os
 import re
 from pathlib import Path
 
-from ..errors import ParameterError
-from ..safeio import atomic_write_text
+from ..errors import ParameterError, SpinGlassError
+from ..safeio import atomic_write_text, overwrite
 from . import FIGURES
 from .presets import get_preset
 from .runner import RECORD_KEYS, trial_key
@@ -249,7 +249,9 @@ def update_readme(readme: Path, recs: list[dict], check: bool = False) -> bool:
     block = README_START + "\n" + findings_markdown(recs, where) + README_END
     same = head + block + tail == text
     if not check and not same:
-        atomic_write_text(Path(readme), head + block + tail)
+        # the user named this file to have its generated block rewritten: edited in
+        # place, not recorded as an output of the package
+        atomic_write_text(Path(readme), head + block + tail, force=True, record=False)
     return same
 
 
@@ -464,21 +466,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out", type=Path, help="a reproduce output folder (or docs/paper)")
     ap.add_argument("--readme", type=Path, default=None)
     ap.add_argument("--check", action="store_true", help="only check the README block")
+    ap.add_argument("--force", action="store_true",
+                    help="replace report files spinglass-icl did not write there")  # fmt: skip
     ap.add_argument("--compare", type=Path, default=None,
                     help="another report's folder: list the verdicts that differ")  # fmt: skip
     a = ap.parse_args(argv)
-    recs = collect(a.out)
-    if not recs:
-        print(f"spinglass-icl: error: {a.out} holds no figure records (a <figure>/result.json "
-              "or results.json)", file=sys.stderr)  # fmt: skip
+    try:
+        recs = collect(a.out)
+        if not recs:
+            print(f"spinglass-icl: error: {a.out} holds no figure records (a "
+                  "<figure>/result.json or results.json)", file=sys.stderr)  # fmt: skip
+            return 2
+        if not a.check:
+            with overwrite(a.force):
+                build_report(a.out, a.compare)
+        if a.readme is not None:
+            same = update_readme(a.readme, recs, check=a.check)
+            if a.check and not same:
+                print(f"{a.readme}: the verdicts block differs from the report of {a.out}")
+                return 1
+    except SpinGlassError as exc:
+        print(f"spinglass-icl: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
-    if not a.check:
-        build_report(a.out, a.compare)
-    if a.readme is not None:
-        same = update_readme(a.readme, recs, check=a.check)
-        if a.check and not same:
-            print(f"{a.readme}: the verdicts block differs from the report of {a.out}")
-            return 1
     return 0
 
 

@@ -442,7 +442,7 @@ CASES = [
     Case(
         "disk",
         "solve --out on a full disk",
-        full_disk(lambda m, s, d: [*SOLVE, "--out", m / "o"], "o"),
+        full_disk(lambda m, s, d: [*SOLVE, "--out", m / "o"], "disk/o/"),
     ),
     Case(
         "disk",
@@ -462,13 +462,13 @@ CASES = [
                 "--out",
                 m / "t",
             ],
-            "t",
+            "disk/t/",
         ),
     ),
     Case(
         "disk",
         "solve --out on a read-only file system",
-        read_only(lambda m, s, d: [*SOLVE, "--out", m / "out"], "out"),
+        read_only(lambda m, s, d: [*SOLVE, "--out", m / "out"], "disk/out"),
     ),
     Case(
         "disk",

@@ -91,6 +91,18 @@ def dask_cluster():
         _stop(sched)
 
 
+@pytest.fixture
+def dask_cluster_of_two(dask_cluster):
+    """:func:`dask_cluster` plus a second worker (the first one is the victim)."""
+    addr, sched, worker, env = dask_cluster
+    second = _start(["distributed.cli.dask_worker", addr, "--nthreads", "1",
+                     "--no-dashboard"], env)  # fmt: skip
+    try:
+        yield addr, sched, worker, env
+    finally:
+        _stop(second)
+
+
 def _kill_mid_run(tmp_path, dask_cluster, victim: str):
     """Run a Dask sweep, SIGKILL ``victim`` once 2 rows are stored: ``(result, seconds
     from the kill to the end, store)``."""
@@ -149,6 +161,16 @@ def test_sigkill_of_the_dask_scheduler_ends_the_sweep_and_keeps_the_rows(tmp_pat
     _assert_one_line(r.stderr, "lost the Dask scheduler", "rerun", "resume")
     assert took < 60, took
     assert _rows(store) >= 2
+
+
+@pytest.mark.slow
+def test_sigkill_of_one_of_two_dask_workers_is_survived(tmp_path, dask_cluster_of_two):
+    """The lost worker's chunks are retried on the other one: the sweep completes."""
+    r, took, store = _kill_mid_run(tmp_path, dask_cluster_of_two, "worker")
+    assert r.returncode == 0, r.stderr
+    assert "error" not in r.stderr, r.stderr
+    with open_store(store, readonly=True) as st:
+        assert len(st) == SweepSpec.from_toml(tmp_path / "s.toml").n_tasks
 
 
 # ------------------------------------------------------------- scripts and guards

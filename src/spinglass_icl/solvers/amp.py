@@ -25,10 +25,9 @@ from collections.abc import Callable
 
 import torch
 
-from ..hamiltonian import Instance
 from .config import SolverConfig
 from .engine import iterate
-from .operators import DenseOperators, Operators
+from .operators import Operators
 from .registry import Settings, Solver, register_solver
 from .result import SolverResult
 
@@ -104,26 +103,6 @@ def run_amp(
         msg = res.message + f" (matrix-free, V {ops.variance_term})"
         return dataclasses.replace(res, message=msg, extras=ops.options)
     return res
-
-
-def solve_amp(
-    instance: Instance,
-    beta: float,
-    *,
-    onsager: bool = True,
-    damping: float | None = None,
-    tol: float | None = None,
-    max_iter: int | None = None,
-    init: tuple[torch.Tensor, torch.Tensor] | None = None,
-) -> SolverResult:
-    """Iterate AMP (eq. 34; with the Onsager term if ``onsager``) on the dense operators
-    of ``instance`` to a fixed point, from ``init`` if given (warm starts). Defaults:
-    those of the registered solver."""
-    cfg = SolverConfig(
-        "amp" if onsager else "amp-paper", beta=beta, damping=damping, tol=tol,
-        max_iter=max_iter,
-    )  # fmt: skip
-    return run_amp(DenseOperators.of(instance), cfg, onsager=onsager, init=init)
 
 
 def _amp(ops: Operators, config: SolverConfig) -> SolverResult:

@@ -21,6 +21,7 @@ import torch
 from ..hamiltonian import pair_index, pair_products
 from .config import SolverConfig
 from .operators import PairOperators
+from .registry import PAPER_SETTINGS
 from .result import SolverResult
 
 __all__ = ["PairSystem", "solve_amp_batched", "solve_factors"]
@@ -130,9 +131,9 @@ def solve_amp_batched(
     beta: float,
     *,
     onsager: bool = True,
-    damping: float = 0.9,
-    tol: float = 1e-6,
-    max_iter: int = 2000,
+    damping: float = PAPER_SETTINGS.damping,
+    tol: float = PAPER_SETTINGS.tol,
+    max_iter: int = PAPER_SETTINGS.max_iter,
     lowrank_matvec: bool | None = None,
     matrix_dtype: torch.dtype | None = None,
 ) -> SolverResult:

@@ -29,8 +29,10 @@ stability analysis read only these objects; no other module forms ``G``, ``J`` o
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -61,13 +63,29 @@ def _row(x: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
     return (x.unsqueeze(-2) @ M).squeeze(-2)
 
 
+@functools.lru_cache(maxsize=1)
+def _scipy_blas_threads() -> tuple:
+    """threadpoolctl controllers of the BLAS library SciPy ships (empty if none is found)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - a dependency of scikit-learn
+        return ()
+    return tuple(
+        c
+        for c in ThreadpoolController().lib_controllers
+        if c.user_api == "blas" and Path(c.filepath).parent.name.startswith("scipy")
+    )
+
+
 def _symv_kernel(M: torch.Tensor):
     """SciPy's BLAS ``?symv`` for one symmetric CPU matrix (float64 / float32), or None.
 
     ``symv`` reads one triangle of ``M``: half the memory traffic of a general
     matrix-vector product, which bounds the dense AMP iteration on the CPU (two passes
-    over ``n x n`` matrices per iteration; benchmarks/RESULTS.md). Batched matrices, other
-    dtypes and other devices use :func:`_row`."""
+    over ``n x n`` matrices per iteration). It runs on one BLAS thread: threaded ``symv``
+    was 2-4x slower at n = 1681 and no faster at n = 6561 on the 2-core development
+    machine (benchmarks/RESULTS.md). Batched matrices, other dtypes and other devices
+    use :func:`_row`."""
     if M.device.type != "cpu" or M.dim() != 2 or M.dtype not in (torch.float64, torch.float32):
         return None
     if not M.is_contiguous():
@@ -76,11 +94,19 @@ def _symv_kernel(M: torch.Tensor):
 
     fn = blas.dsymv if M.dtype == torch.float64 else blas.ssymv
     a = M.numpy().T  # the same symmetric matrix, Fortran order: no copy
+    pools = _scipy_blas_threads()
 
     def symv(x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 1 or x.dtype != M.dtype or x.device.type != "cpu":
             return _row(x, M)
-        return torch.from_numpy(fn(1.0, a, x.numpy()))
+        old = [c.num_threads for c in pools]
+        for c in pools:
+            c.set_num_threads(1)
+        try:
+            return torch.from_numpy(fn(1.0, a, x.numpy()))
+        finally:
+            for c, n in zip(pools, old):
+                c.set_num_threads(n)
 
     return symv
 

@@ -41,6 +41,11 @@ NOTES = [
     "P = 1 (not in the authors' script) is shown for contrast: a family of solutions.",
 ]
 
+WHY = (
+    "With the token Gram C = X X^T / N kept, the unique solution of eq. 39 is W11 = C^-1, "
+    "which the fit reaches; it equals 1 only as N / D grows."
+)
+
 QUOTE = (
     "'as long as P > 1, the set of equations has a unique solution, which can be readily "
     "deduced as W11* = 1_D and W21* = 0' (Appendix, Derivation of the unique optimal "

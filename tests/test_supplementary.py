@@ -43,6 +43,25 @@ def test_supplementary_group_is_the_registered_figS_figures():
     assert set(MINE) <= set(got)
 
 
+def test_reproduce_supplementary_runs_the_group(tiny, tmp_path, capsys):
+    """``reproduce supplementary`` goes through every registered figS figure (here all
+    already made, so each is skipped) and rebuilds the report with their sections."""
+    from spinglass_icl.cli import main
+
+    out = tmp_path / "supp"
+    shutil.copytree(tiny, out)
+    threads = torch.get_num_threads()
+    try:
+        assert main(["reproduce", "supplementary", "--preset", "tiny", "--out", str(out),
+                     "--no-progress"]) == 0  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    printed = capsys.readouterr().out
+    md = (out / "report.md").read_text()
+    for name in MINE:
+        assert f"  {name}" in printed and f"## {name}:" in md
+
+
 @pytest.mark.parametrize("name", MINE)
 def test_figure_record_files_and_claims(tiny, name):
     r = rec(tiny, name)

@@ -55,6 +55,11 @@ NOTES = [
     "AMP assumes a symmetric J.",
 ]
 
+WHY = (
+    "With only one-point statistics the couplings no longer cancel the fields' B block: "
+    "the W11 diagonal survives (it is already in the fields), W21 = 0 does not."
+)
+
 QUOTE = (
     "'We find that the m matrix exhibits the same property as the weight matrix that is "
     "well-trained by the SGD.' (main text, after eq. 11, on Fig. 2d-e)"

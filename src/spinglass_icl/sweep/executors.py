@@ -258,6 +258,7 @@ def _dask_results(client, futures, where: str) -> Iterator[list[dict]]:
     import time
 
     from distributed import KilledWorker
+    from distributed.comm.core import CommClosedError
 
     wait_s = _worker_wait()
     pending = list(futures)
@@ -276,13 +277,20 @@ def _dask_results(client, futures, where: str) -> Iterator[list[dict]]:
                         f"{len(pending) + len(done) - i} chunk(s) not finished; {_RESUME}"
                     )
                 try:
-                    yield f.result()
+                    row = f.result()
                 except KilledWorker as exc:
                     raise ClusterError(
                         f"Dask workers died while running one chunk, more often than the "
                         f"scheduler retries it ({' '.join(str(exc).split())[:160]}); "
                         f"{_RESUME}, with more memory per worker or a smaller --max-batch"
                     ) from None
+                except CommClosedError as exc:  # the scheduler died while we asked
+                    raise ClusterError(
+                        f"lost the Dask scheduler {where} mid-run "
+                        f"({' '.join(str(exc).split())[:120]}); "
+                        f"{len(pending) + len(done) - i} chunk(s) not finished; {_RESUME}"
+                    ) from None
+                yield row
             continue
         if client.status != "running":
             raise ClusterError(

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from spinglass_icl.experiments.report import build_report, collect, report_markdown
+from spinglass_icl.safeio import MANIFEST
 from test_repo_hygiene import anchors, slug
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,6 +76,7 @@ def test_a_report_generated_elsewhere_links_relative_to_its_own_folder(tmp_path)
     out = tmp_path / "deep" / "reproduce"
     out.mkdir(parents=True)
     shutil.copy(PAPER / "results.json", out / "results.json")
+    shutil.copy(PAPER / MANIFEST, out / MANIFEST)  # a folder the package wrote, copied
     for r in collect(PAPER):
         (out / r["figure"]).mkdir()
         shutil.copy(PAPER / r["figure"] / "figure.png", out / r["figure"] / "figure.png")
@@ -105,6 +107,7 @@ def test_verdicts_that_differ_between_presets_are_listed(tmp_path):
     for d in (a, b):
         d.mkdir()
         shutil.copy(PAPER / "results.json", d / "results.json")
+        shutil.copy(PAPER / MANIFEST, d / MANIFEST)  # a folder the package wrote, copied
     res = json.loads((b / "results.json").read_text())
     c = res["figures"]["fig3"]["claims"][0]
     c["verdict"], c["measured"] = "disagrees", -1.0

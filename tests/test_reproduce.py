@@ -362,3 +362,13 @@ def test_report_says_when_trials_were_overridden():
     note = _trials_note({"figure": "fig6", "preset": "paper", "trials_override": 20})
     assert "--trials 20" in note and "preset's 100" in note
     assert _trials_note({"figure": "fig6", "preset": "paper"}) is None
+
+
+def test_figure_groups_split_main_and_supplementary():
+    """``main`` and ``supplementary`` partition ``all``, in the registry's order."""
+    from spinglass_icl.cli.reproduce import _group
+
+    main_, supp = _group("main"), _group("supplementary")
+    assert main_ + supp == _group("all") == list(FIGURES)
+    assert supp == [n for n in SUPPLEMENTARY if n in FIGURES] and "fig1" in main_
+    assert _group("fig3") == ["fig3"]

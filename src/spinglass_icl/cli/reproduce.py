@@ -17,23 +17,10 @@ from ..tasks import resolve_device
 from .common import add_common
 from .slurmopts import add_slurm_args, slurm_options
 
-_NAMES = (
-    "fig1",
-    "fig2",
-    "fig3",
-    "fig4a",
-    "amp-stability",
-    "fig4b",
-    "fig5",
-    "fig6",
-    "hessian",
-    "double-descent",
-    "figS1",
-    "figS8",
-    "all",
-)
-# every registered figure (the supplementary ones too), and the supplementary group
-_NAMES = _NAMES[:-1] + tuple(n for n in FIGURES if n not in _NAMES) + ("supplementary", "all")
+#: names that stand for several figures: the main text's, the supplement's, every one
+_GROUPS = ("main", "supplementary", "all")
+#: every registered figure, then the groups
+_NAMES = (*FIGURES, *_GROUPS)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "figure",
         choices=_NAMES,
-        help="which figure (all: every one; supplementary: figS1..figS8, those available)",
+        help="which figure (main: the main text's; supplementary: figS1..figS8; all: every one)",
     )
     p.add_argument(
         "--preset",
@@ -190,15 +177,14 @@ def _check(args: argparse.Namespace) -> tuple[Any, int | None, list[str], set[st
     return opts, trials, names, with_trials
 
 
-#: names that stand for several figures
-_GROUPS = ("all", "supplementary")
-
-
 def _group(figure: str) -> list[str]:
-    """The figures ``figure`` stands for: every registered one (``all``), the registered
-    supplementary ones (``supplementary``), else itself."""
+    """The figures ``figure`` stands for: every registered one (``all``), the main
+    text's (``main``: every one not in the supplement), the registered supplementary
+    ones (``supplementary``), else itself."""
     if figure == "all":
         return list(FIGURES)
+    if figure == "main":
+        return [n for n in FIGURES if n not in SUPPLEMENTARY]
     if figure == "supplementary":
         return [n for n in SUPPLEMENTARY if n in FIGURES]
     return [figure]

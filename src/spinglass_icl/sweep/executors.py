@@ -130,14 +130,27 @@ def _death_cause(procs: dict) -> str:
     """How the first dead one of the worker processes ``procs`` ended (exit code or
     signal), read from the processes themselves -- not assumed."""
     import signal as _signal
+    import time
 
-    codes = []
-    for proc in list(procs.values()):
-        with contextlib.suppress(Exception):
-            proc.join(timeout=1.0)
-        code = getattr(proc, "exitcode", None)
-        if code is not None:
-            codes.append((proc.pid, code))
+    def exit_codes() -> list[tuple[int, int]]:
+        out = []
+        for proc in list(procs.values()):
+            with contextlib.suppress(Exception):
+                proc.join(timeout=1.0)
+            code = getattr(proc, "exitcode", None)
+            if code is not None:
+                out.append((proc.pid, code))
+        return out
+
+    # the pool's own thread may be reaping a process at the moment we ask (its exit code
+    # then reads None here for a moment): ask again, briefly, until the cause is known
+    deadline = time.monotonic() + 3.0
+    codes = exit_codes()
+    while time.monotonic() < deadline and not any(c[1] != -_signal.SIGTERM for c in codes):
+        if len(codes) == len(procs):
+            break  # every worker's status is known: all were terminated
+        time.sleep(0.05)
+        codes = exit_codes()
     # the pool terminates (SIGTERM) the others once one died: prefer another cause
     real = [c for c in codes if c[1] != -_signal.SIGTERM] or codes
     if not real:

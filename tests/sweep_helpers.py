@@ -9,6 +9,23 @@ from pathlib import Path
 
 import pytest
 
+#: the repository's sources first on the path of every subprocess a test starts
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+ENV = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+#: a two-row sweep that runs in well under a second
+TINY_TOML = """
+repeats = 1
+seed = 1
+test_tasks = 50
+[grid]
+P = [20, 30]
+[fixed]
+D = 2
+N = 4
+lam = 1.0
+"""
+
 SMALL = dict(
     grid={"P": [100, 200], "N": [4, 8]},
     fixed={"D": 4, "lam": 1.0, "beta": 100.0, "solver": "amp"},

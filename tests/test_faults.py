@@ -35,21 +35,7 @@ from spinglass_icl.hamiltonian import Instance
 from spinglass_icl.observables import contrast
 from spinglass_icl.safeio import atomic_path, atomic_write_text
 from spinglass_icl.sweep import SweepSpec, create_or_open_store, open_store, run_sweep
-
-SRC = str(Path(__file__).resolve().parents[1] / "src")
-ENV = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-
-TINY_TOML = """
-repeats = 1
-seed = 1
-test_tasks = 50
-[grid]
-P = [20, 30]
-[fixed]
-D = 2
-N = 4
-lam = 1.0
-"""
+from sweep_helpers import ENV, TINY_TOML
 
 
 def _digest(p: Path) -> str:

@@ -20,9 +20,7 @@ import pytest
 
 from spinglass_icl.sweep import SweepSpec, open_store
 from spinglass_icl.sweep.executors import unguarded_script
-
-SRC = str(Path(__file__).resolve().parents[1] / "src")
-ENV = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+from sweep_helpers import ENV
 
 #: many one-instance chunks, each a fraction of a second: a run lasts long enough to kill
 SLOW_TOML = """

@@ -38,21 +38,8 @@ from spinglass_icl.errors import (
 )
 from spinglass_icl.safeio import MANIFEST, atomic_write_text, check_input_file, overwrite
 from spinglass_icl.sweep import SweepSpec, open_store
+from sweep_helpers import ENV, TINY_TOML
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
-ENV = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-
-TINY_TOML = """
-repeats = 1
-seed = 1
-test_tasks = 50
-[grid]
-P = [20, 30]
-[fixed]
-D = 2
-N = 4
-lam = 1.0
-"""
 SOLVE = ["solve", "--D", "2", "--N", "4", "--P", "30", "--test-tasks", "100"]
 
 

@@ -327,6 +327,21 @@ def wishart_stieltjes_derivative(x: object, kappa: object) -> np.ndarray | float
     return _out(-0.5 * M * M * (1 + (x + 1 + inv) / R))
 
 
+def _ridgeless_pool_terms(alpha: object, kappa: object, tau: object, rho: object):
+    """The checked, broadcast ``(kappa, tau, rho)`` and the terms both ridgeless pool
+    errors are written in: ``x* = (1 + rho)/alpha``, ``m* = M_kappa(x*)``,
+    ``mu* = x* M_{kappa/tau}(x*)``."""
+    a = _positive_array("alpha", alpha)
+    k = _kappa_array(kappa)
+    t = _positive_array("tau", tau)
+    r = _nonneg_array("rho", rho)
+    a, k, t, r = np.broadcast_arrays(a, k, t, r)
+    xs = (1 + r) / a
+    m = np.asarray(wishart_stieltjes(xs, k))
+    mu = xs * np.asarray(wishart_stieltjes(xs, k / t))
+    return k, t, r, xs, m, mu
+
+
 def ridgeless_icl(alpha: object, kappa: object, tau: object, rho: object = 0.0):
     """Asymptotic in-context error e_ICL of the ridgeless SLA trained on a pool of
     ``K = kappa D`` tasks (Lu et al. 2024, finite kappa), in units of the signal
@@ -342,14 +357,7 @@ def ridgeless_icl(alpha: object, kappa: object, tau: object, rho: object = 0.0):
     ``inf`` at ``tau = 1``. ``kappa = inf`` is :func:`ridgeless_error` (times ``1 + rho``
     conventions aside; tested).
     """
-    a = _positive_array("alpha", alpha)
-    k = _kappa_array(kappa)
-    t = _positive_array("tau", tau)
-    r = _nonneg_array("rho", rho)
-    a, k, t, r = np.broadcast_arrays(a, k, t, r)
-    xs = (1 + r) / a
-    m = np.asarray(wishart_stieltjes(xs, k))
-    mu = xs * np.asarray(wishart_stieltjes(xs, k / t))
+    k, t, r, xs, m, mu = _ridgeless_pool_terms(alpha, kappa, tau, rho)
     with np.errstate(divide="ignore", invalid="ignore"):
         below = (
             t * (1 + xs) / (1 - t) * (1 - t * (1 - mu) ** 2 - (xs - r) / xs * mu)
@@ -378,14 +386,7 @@ def ridgeless_idg(alpha: object, kappa: object, tau: object, rho: object = 0.0):
                            + (rho + x* - 2 x* (1 - tau)(x*/eps + 1)) / (1 - tau - c (1 - tau)^2)]
         tau > 1:  e = tau (rho + x* (1 - x* m*)) / (tau - 1)
     """
-    a = _positive_array("alpha", alpha)
-    k = _kappa_array(kappa)
-    t = _positive_array("tau", tau)
-    r = _nonneg_array("rho", rho)
-    a, k, t, r = np.broadcast_arrays(a, k, t, r)
-    xs = (1 + r) / a
-    m = np.asarray(wishart_stieltjes(xs, k))
-    mu = xs * np.asarray(wishart_stieltjes(xs, k / t))
+    k, t, r, xs, m, mu = _ridgeless_pool_terms(alpha, kappa, tau, rho)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         eps = (1 - t) * xs / (t * mu)
         kk = np.where(np.isinf(k), 0.0, k / (1 + k * eps / (1 - t)) ** 2)

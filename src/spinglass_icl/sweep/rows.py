@@ -301,28 +301,33 @@ def run_chunk(
 
 
 def _test_errors(W, idx, tasks, opts: RowOptions, batched: bool) -> list[tuple]:
-    """``(absolute, stderr, relative)`` test errors of rows ``idx`` (one N and test
-    seed): one :func:`~spinglass_icl.observables.test_error` call on the batched path,
-    one per row on the per-instance path (the same numbers)."""
-    p = tasks[idx[0]].params
+    """``(absolute, stderr, relative, idg, idg_stderr)`` test errors of rows ``idx`` (one
+    N, test seed and task law): one :func:`~spinglass_icl.observables.test_error` call
+    per kind on the batched path, one per row on the per-instance path (the same
+    numbers). ``absolute`` is over fresh tasks (e_ICL); ``idg`` over the tasks of the
+    rows' pool (e_IDG, the closed form of the pool's moments with ``exact``), None
+    without a pool."""
+    t0 = tasks[idx[0]]
+    p = t0.params
     kw = dict(convention=p["convention"], noise=p["noise"])
-    if tasks[idx[0]].distribution != "gaussian":  # its own fresh tasks
-        kw = dict(task=tasks[idx[0]].task_config)
+    if t0.distribution != "gaussian" or t0.law:  # its own tasks: fresh, and its pool
+        kw = dict(task=t0.task_config)
     if opts.test_error == "exact":
         kw["exact"] = True
     else:
-        kw.update(n_tasks=opts.test_tasks, seed=tasks[idx[0]].test_seed)
+        kw.update(n_tasks=opts.test_tasks, seed=t0.test_seed)
     parts = [W[idx]] if batched else [W[i] for i in idx]
     vals = []
     for w in parts:
         e = test_error(w, p["N"], **kw)
-        vals.extend(
-            zip(
-                e.absolute.reshape(-1).tolist(),
-                e.stderr.reshape(-1).tolist(),
-                e.relative.reshape(-1).tolist(),
-            )
-        )
+        cols = [e.absolute.reshape(-1).tolist(), e.stderr.reshape(-1).tolist()]
+        cols.append(e.relative.reshape(-1).tolist())
+        if p["tasks"] is None:
+            cols += [[None] * len(cols[0])] * 2
+        else:  # the in-distribution error, on tasks drawn from the training pool
+            ei = test_error(w, p["N"], **kw, kind="idg")
+            cols += [ei.absolute.reshape(-1).tolist(), ei.stderr.reshape(-1).tolist()]
+        vals.extend(zip(*cols))
     return vals
 
 
@@ -340,10 +345,14 @@ def _make_rows(tasks, res: SolverResult, opts: RowOptions, batched: bool, t0) ->
             "repeat": t.repeat,
             "seed": t.seed,
             "test_seed": t.test_seed,
+            "pool_seed": t.pool_seed,
             "contrast": None,
             "test_error": None,
             "test_error_stderr": None,
             "relative_test_error": None,
+            "test_error_idg": None,
+            "test_error_idg_stderr": None,
+            "gtask": None,
             "converged": bool(conv[i]),
             "status": str(status[i]),
             "n_iter": int(n_iter[i]),
@@ -358,12 +367,16 @@ def _make_rows(tasks, res: SolverResult, opts: RowOptions, batched: bool, t0) ->
             rows[i]["contrast"] = c
     if ok and "test_error" in opts.observables:
         by_n: dict[tuple, list[int]] = defaultdict(list)
-        for i in ok:
-            by_n[(tasks[i].params["N"], tasks[i].test_seed)].append(i)
+        for i in ok:  # one test set (and, with a pool, one pool) per group
+            t = tasks[i]
+            by_n[(t.params["N"], t.test_seed, t.params["tasks"], t.law)].append(i)
         for idx in by_n.values():
-            for i, (a, s, r) in zip(idx, _test_errors(W, idx, tasks, opts, batched)):
+            for i, (a, s, r, ia, si) in zip(idx, _test_errors(W, idx, tasks, opts, batched)):
                 rows[i]["test_error"], rows[i]["test_error_stderr"] = a, s
                 rows[i]["relative_test_error"] = r
+                if ia is not None:  # g_task = e_ICL - e_IDG
+                    rows[i]["test_error_idg"], rows[i]["test_error_idg_stderr"] = ia, si
+                    rows[i]["gtask"] = a - ia
     if opts.store_arrays:
         for i, row in enumerate(rows):
             row["m"] = ms[i].detach().double().cpu().numpy()

@@ -39,7 +39,14 @@ from ..solvers import (
     get_solver,
     solver_names,
 )
-from ..tasks import SAMPLERS, TASK_DISTRIBUTIONS, TaskConfig, get_task_distribution
+from ..tasks import (
+    ASSIGNMENTS,
+    SAMPLERS,
+    TASK_DISTRIBUTIONS,
+    TASK_NORMS,
+    TaskConfig,
+    get_task_distribution,
+)
 
 __all__ = [
     "PARAMS",
@@ -51,12 +58,16 @@ __all__ = [
     "Task",
     "derive_seed",
     "canonical_json",
+    "NO_POOL",
+    "check_pool_size",
 ]
 
 #: parameters a sweep may vary (grid) or fix
-PARAMS: tuple[str, ...] = ("D", "N", "P", "lam", "beta", "convention", "solver", "noise")
+PARAMS: tuple[str, ...] = (
+    "D", "N", "P", "lam", "beta", "convention", "solver", "noise", "tasks",
+)  # fmt: skip
 #: parameters that define the training data, hence the instance seed
-DATA_PARAMS: tuple[str, ...] = ("D", "N", "P", "convention", "noise")
+DATA_PARAMS: tuple[str, ...] = ("D", "N", "P", "convention", "noise", "tasks")
 #: observables a sweep can record
 OBSERVABLES: tuple[str, ...] = ("contrast", "test_error")
 #: how the test error is computed: the closed form (no sampling) or Monte Carlo
@@ -67,12 +78,18 @@ DEFAULTS: dict[str, Any] = {
     "convention": DEFAULT_CONVENTION,
     "solver": DEFAULT_SOLVER,
     "noise": 0.0,
+    "tasks": None,
 }
+#: how a spec writes "no pool" (K = None: a fresh task per prompt, the paper's setting):
+#: TOML has no null, so the string "none" (``inf``, the K -> infinity limit, is also read)
+NO_POOL = "none"
 #: solver options and their defaults: the authors' AMP settings
 #: (:data:`~spinglass_icl.solvers.PAPER_SETTINGS`; docs/solvers.md#convergence-and-divergence)
 SOLVER_OPTIONS: dict[str, Any] = PAPER_SETTINGS.as_dict()
 
 _SEED_MASK = (1 << 63) - 1
+#: fields of a task distribution's key that the test prompts do not depend on
+_POOL_FIELDS = ("P", "tasks", "pool_seed", "assignment")
 
 
 def canonical_json(obj: Any) -> str:
@@ -90,8 +107,35 @@ def derive_seed(*parts: Any) -> int:
     return int(_hash(list(parts))[:16], 16) & _SEED_MASK
 
 
+def check_pool_size(value: Any, name: str = "tasks") -> int | None:
+    """The task pool size K of a spec, a CLI flag or a TOML file: None, ``"none"``
+    (any case) or ``inf`` mean no pool (a fresh task per prompt); else an integer >= 1
+    (an integral float such as 8.0 is read as 8). Anything else raises
+    :class:`ParameterError` naming ``name``, the allowed values and the value as typed."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().lower() == NO_POOL:
+        return None
+    if isinstance(value, float) and value == math.inf:
+        return None
+    try:
+        if isinstance(value, str):  # a CLI flag: "8"
+            return check_int(name, int(value.strip()))
+        return check_int(name, value)
+    except ValueError:
+        pass
+    except ParameterError:
+        pass
+    raise ParameterError(
+        f"{name} (the task pool size K) must be an integer >= 1 or {NO_POOL!r} "
+        f"(a fresh task per prompt), got {value!r}"
+    )
+
+
 def _check_value(name: str, value: Any) -> Any:
     """Validate one parameter value and return it in canonical type (int / float / str)."""
+    if name == "tasks":
+        return check_pool_size(value)
     if name in ("D", "N", "P"):
         return check_int(name, value)
     if name == "lam":
@@ -121,6 +165,12 @@ class Task:
         Repeat index in ``range(spec.repeats)``.
     seed, test_seed : int
         Seeds of the training instance and of the test prompts (see module docstring).
+    distribution : str
+        The registered task distribution.
+    law : tuple of (name, value)
+        The other :class:`~spinglass_icl.tasks.TaskConfig` fields of the instance
+        (``pool_seed``, ``assignment``, ``task_norm``) where they are not the defaults;
+        ``pool_seed`` is this repeat's (:meth:`SweepSpec.pool_seed_of`).
     """
 
     key: str
@@ -129,6 +179,12 @@ class Task:
     seed: int
     test_seed: int
     distribution: str = "gaussian"
+    law: tuple = ()
+
+    @property
+    def pool_seed(self) -> int | None:
+        """The seed of this row's task pool; None without a pool."""
+        return dict(self.law).get("pool_seed") if self.params.get("tasks") else None
 
     @property
     def family(self) -> tuple:
@@ -139,10 +195,11 @@ class Task:
 
     @property
     def task_config(self) -> TaskConfig:
-        """The prompt distribution of the task's instance (D, N, P, convention, noise)."""
+        """The prompt distribution of the task's instance (D, N, P, convention, noise,
+        and the task pool K with its options)."""
         p = self.params
         cls = get_task_distribution(self.distribution)
-        return cls(p["D"], p["N"], p["P"], p["convention"], p["noise"])
+        return cls(*(p[k] for k in DATA_PARAMS), **dict(self.law))
 
     @property
     def group(self) -> tuple:
@@ -163,8 +220,16 @@ class SweepSpec:
         product. Values are kept in the given order for running and sorted on export.
     fixed : dict
         ``{param: value}`` for parameters not in the grid. D, N, P and lam must appear
-        in ``grid`` or ``fixed``; beta (100), convention (authors), solver (amp) and
-        noise (0) have defaults.
+        in ``grid`` or ``fixed``; beta (100), convention (authors), solver (amp),
+        noise (0) and tasks (None) have defaults.
+
+        ``tasks`` is the task pool size K (docs/theory.md#task-diversity): the P
+        training prompts take their tasks from a pool of K tasks, so P and K are two
+        axes (``grid = {"tasks": [8, 32, None]}``). None -- written ``"none"`` in
+        TOML, which has no null -- is the paper's setting, a fresh task per prompt:
+        its rows have the keys, seeds and numbers they had before the option. Rows
+        with a pool also report the in-distribution test error (``test_error_idg``)
+        and ``gtask = test_error - test_error_idg`` (``test_error`` is then e_ICL).
     repeats : int
         Independent instances per point (>= 1).
     seed : int
@@ -212,6 +277,19 @@ class SweepSpec:
         (:func:`spinglass_icl.tasks.sample_factors`; ``O(D + N)`` numbers per prompt
         instead of ``O(N D)``): the same distribution, another draw, so rows with their
         own keys. Combines with ``nested_p`` and ``matfree``.
+    distribution : str
+        A registered task distribution (:data:`~spinglass_icl.tasks.TASK_DISTRIBUTIONS`).
+    pool_seed : int
+        Base seed (>= 0) of the task pools (rows with ``tasks`` not None): repeat r
+        draws its pool from :meth:`pool_seed_of` ``(r)``, shared by every point of the
+        repeat (all P, N, lam, ...; a pool of K tasks is the first K tasks of the
+        repeat's larger pools), so repeats average over pools as Lu et al.'s theory does.
+    assignment : str
+        ``"uniform"`` (default): each prompt takes a pool task at random; ``"equal"``:
+        prompt mu takes task ``mu mod K`` (Lu et al.; needs K <= P at every point).
+    task_norm : str
+        ``"gaussian"`` (default): ``w ~ N(0, I_D)``; ``"sphere"``: rescaled to norm
+        ``sqrt(D)`` (Lu et al.'s tasks; pool and fresh test tasks alike).
     """
 
     grid: dict = field(default_factory=dict)
@@ -228,6 +306,9 @@ class SweepSpec:
     nested_p: bool = False
     sampler: str = "prompts"
     distribution: str = "gaussian"
+    pool_seed: int = 0
+    assignment: str = "uniform"
+    task_norm: str = "gaussian"
 
     def __post_init__(self) -> None:
         self._check_params()
@@ -321,6 +402,7 @@ class SweepSpec:
         check_choice("distribution", self.distribution, TASK_DISTRIBUTIONS)
         if self.matfree and self.distribution != "gaussian":
             raise ParameterError("distribution must be 'gaussian' when matfree = true")
+        self._check_pool()
         for s_ in self.grid.get("solver", [self.fixed.get("solver")]):
             if self.matfree and not get_solver(s_).matrix_free:
                 raise ParameterError(
@@ -331,6 +413,49 @@ class SweepSpec:
                 raise ParameterError(
                     f"solver must run on the pair backend when nested_p = true, got {s_!r}"
                 )
+
+    def _check_pool(self) -> None:
+        """Check the task-pool options against the grid: K <= P with equal repetition,
+        no pool on the matrix-free path, the law's fields."""
+        object.__setattr__(self, "pool_seed", check_int("pool_seed", self.pool_seed, minimum=0))
+        check_choice("assignment", self.assignment, ASSIGNMENTS)
+        check_choice("task_norm", self.task_norm, TASK_NORMS)
+        if self.matfree and self.task_norm != "gaussian":
+            raise ParameterError("task_norm must be 'gaussian' when matfree = true")
+        pools = [K for K in self.pool_sizes if K is not None]
+        if not pools:
+            return
+        if self.matfree:
+            raise ParameterError(
+                f"tasks must be {NO_POOL!r} when matfree = true (the matrix-free path draws "
+                f"a fresh task per prompt), got {pools[0]}"
+            )
+        P = min(self.grid["P"] if "P" in self.grid else [self.fixed["P"]])
+        if self.assignment == "equal" and max(pools) > P:
+            raise ParameterError(
+                f"tasks must be <= P = {P} with assignment 'equal' (each task used P/K >= 1 "
+                f"times), got {max(pools)}"
+            )
+
+    @property
+    def pool_sizes(self) -> list:
+        """The values of ``tasks`` (the pool size K; None: no pool) the spec runs."""
+        return list(self.grid["tasks"]) if "tasks" in self.grid else [self.fixed["tasks"]]
+
+    def pool_seed_of(self, repeat: int) -> int:
+        """The seed of repeat ``repeat``'s task pool: hashed from :attr:`pool_seed` and
+        the repeat (not from K: the pools of one repeat are nested)."""
+        return derive_seed("pool", self.pool_seed, repeat)
+
+    def _law(self, repeat: int, K: int | None) -> tuple:
+        """The :class:`Task.law` of a row of pool size ``K`` in repeat ``repeat``."""
+        law = []
+        if K is not None:
+            law.append(("pool_seed", self.pool_seed_of(repeat)))
+            law.append(("assignment", self.assignment))
+        if self.task_norm != "gaussian":
+            law.append(("task_norm", self.task_norm))
+        return tuple(law)
 
     # ------------------------------------------------------------------ size
     @property
@@ -380,21 +505,30 @@ class SweepSpec:
         out = []
         law = get_task_distribution(self.distribution)
         for p in self.points():
-            # the distribution's key: {D, N, P, convention, noise} for the paper's law, so
-            # the seeds (and keys) of the rows of before are unchanged
-            data = law(*(p[k] for k in DATA_PARAMS)).key()
-            test_data = {k: v for k, v in data.items() if k != "P"}
-            if self.nested_p:  # one prompt stream per (D, N, convention, noise, repeat)
-                data = {k: v for k, v in data.items() if k != "P"}
+            values = [p[k] for k in DATA_PARAMS]
+            # rows without a pool hash as before the option (no "tasks" entry)
+            kp = p if p["tasks"] is not None else {k: v for k, v in p.items() if k != "tasks"}
+            keys: dict[tuple, dict] = {}
             for r in range(self.repeats):
+                items = self._law(r, p["tasks"])  # the repeat's pool seed, if any
+                if items not in keys:
+                    # the distribution's key: {D, N, P, convention, noise} for the paper's
+                    # law, so the seeds (and keys) of the rows of before are unchanged
+                    keys[items] = law(*values, **dict(items)).key()
+                data = keys[items]
+                # the test prompts of every K are the same (e_ICL compares across K)
+                test_data = {k: v for k, v in data.items() if k not in _POOL_FIELDS}
+                if self.nested_p:  # one prompt stream per (D, N, convention, noise, repeat)
+                    data = {k: v for k, v in data.items() if k != "P"}
                 seed = derive_seed(
                     "instance-nested" if self.nested_p else "instance", self.seed, data, r
                 )
                 test_seed = derive_seed("test", self.seed, test_data)
-                key = _hash(
-                    {"params": p, "repeat": r, "seed": seed, "test_seed": test_seed, **common}
-                )
-                out.append(Task(key, p, r, seed, test_seed, self.distribution))
+                body = {"params": kp, "repeat": r, "seed": seed, "test_seed": test_seed}
+                if items:  # the pool (seed, assignment) and task law: explicit in the key
+                    body["law"] = dict(items)
+                key = _hash({**body, **common})
+                out.append(Task(key, p, r, seed, test_seed, self.distribution, items))
         return out
 
     # --------------------------------------------------------- serialization
@@ -408,6 +542,11 @@ class SweepSpec:
             del d["sampler"]
         if self.distribution == "gaussian":
             del d["distribution"]
+        for k, v in (("pool_seed", 0), ("assignment", "uniform"), ("task_norm", "gaussian")):
+            if d[k] == v:  # specs (and their hashes) from before the options
+                del d[k]
+        if d["fixed"].get("tasks", 0) is None:
+            del d["fixed"]["tasks"]
         return d
 
     @classmethod
@@ -482,6 +621,10 @@ class SweepSpec:
             "matfree",
             "nested_p",
             "sampler",
+            "distribution",
+            "pool_seed",
+            "assignment",
+            "task_norm",
         ):
             if k in d:
                 lines.append(f"{k} = {_toml_value(d[k])}")
@@ -499,6 +642,8 @@ class SweepSpec:
 
 
 def _toml_value(v: Any) -> str:
+    if v is None:  # the task pool size K = None (TOML has no null)
+        return json.dumps(NO_POOL)
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):

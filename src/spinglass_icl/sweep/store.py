@@ -14,6 +14,13 @@ Tables
     Parameters, seeds, observables (NULL where the solver did not converge), status,
     iterations, seconds and optional ``m``/``v`` blobs (``numpy.save`` bytes).
 
+    ``tasks`` (the pool size K; NULL: a fresh task per prompt), ``pool_seed``,
+    ``test_error_idg``, ``test_error_idg_stderr`` and ``gtask`` (NULL without a pool)
+    came with task pools. A store made before them is migrated when it is opened for
+    writing: the columns are added (``ALTER TABLE ... ADD COLUMN``, nothing else
+    changes), and its rows read back with ``tasks = None`` -- the K of every row it can
+    hold -- so a sweep resumes them. Opened read-only, such a store is read as it is.
+
 Writes use ``INSERT OR IGNORE`` with a 60 s busy timeout, so several processes may
 write one store at once; the executors of :mod:`.executors` write only from the parent.
 Recognition, creation, connections, blob encoding and failed writes are those of every
@@ -51,6 +58,9 @@ VALUE_COLUMNS: tuple[str, ...] = (
     "test_error",
     "test_error_stderr",
     "relative_test_error",
+    "test_error_idg",
+    "test_error_idg_stderr",
+    "gtask",
     "converged",
     "status",
     "n_iter",
@@ -62,6 +72,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "repeat",
     "seed",
     "test_seed",
+    "pool_seed",
     *VALUE_COLUMNS,
     "m",
     "v",
@@ -80,8 +91,18 @@ CREATE TABLE IF NOT EXISTS results (
     repeat INTEGER NOT NULL, seed INTEGER NOT NULL, test_seed INTEGER NOT NULL,
     contrast REAL, test_error REAL, test_error_stderr REAL, relative_test_error REAL,
     converged INTEGER NOT NULL, status TEXT NOT NULL, n_iter INTEGER NOT NULL,
-    seconds REAL NOT NULL, m BLOB, v BLOB, finished REAL NOT NULL);
+    seconds REAL NOT NULL, m BLOB, v BLOB, finished REAL NOT NULL,
+    tasks INTEGER, pool_seed INTEGER,
+    test_error_idg REAL, test_error_idg_stderr REAL, gtask REAL);
 """
+#: columns added after the first stores were written (NULL in their rows: no pool)
+_ADDED_COLUMNS: dict[str, str] = {
+    "tasks": "INTEGER",
+    "pool_seed": "INTEGER",
+    "test_error_idg": "REAL",
+    "test_error_idg_stderr": "REAL",
+    "gtask": "REAL",
+}
 
 
 def _finite_or_none(x: Any) -> Any:
@@ -109,6 +130,34 @@ class Store:
         self.readonly = bool(readonly)
         _validate_existing(self.path)
         self._con = self._connect_ro() if self.readonly else self._connect()
+        if not self.readonly:
+            self._migrate()
+        self._columns = self._table_columns()
+
+    def _migrate(self) -> None:
+        """Add the columns of :data:`_ADDED_COLUMNS` that a store made before them lacks
+        (NULL in its rows), all in one transaction: another process opening the store
+        at the same time waits, then finds them."""
+        if set(_ADDED_COLUMNS) <= self._table_columns():
+            return
+        try:
+            self._con.execute("BEGIN IMMEDIATE")
+            try:
+                have = self._table_columns()
+                for name, kind in _ADDED_COLUMNS.items():
+                    if name not in have:
+                        self._con.execute(f"ALTER TABLE results ADD COLUMN {name} {kind}")
+                self._con.execute("COMMIT")
+            except BaseException:
+                if self._con.in_transaction:
+                    self._con.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            self._con.close()
+            raise storage.write_error(_WHAT, self.path, exc) from None
+
+    def _table_columns(self) -> set[str]:
+        return {r[1] for r in self._con.execute("PRAGMA table_info(results)")}
 
     def _connect(self) -> sqlite3.Connection:
         return storage.connect(self.path, _WHAT)
@@ -220,7 +269,9 @@ class Store:
         spec = self._resolve_spec(spec)
         tasks = spec.tasks()
         cols = [c for c in RESULT_COLUMNS if arrays or c not in ("m", "v")]
-        cur = self._con.execute(f"SELECT {', '.join(cols)} FROM results")
+        # a store from before the task pools (opened read-only): those columns are NULL
+        sel = [c if c in self._columns else "NULL" for c in cols]
+        cur = self._con.execute(f"SELECT {', '.join(sel)} FROM results")
         by_key = {r[0]: dict(zip(cols, r)) for r in cur}
         out = []
         for t in tasks:
@@ -277,16 +328,28 @@ class Store:
         ``status`` (str; ``"missing"`` where not computed yet), ``n_iter`` (-1 missing),
         ``seconds`` (NaN missing), ``seed``. ``attrs`` hold the spec (JSON), the fixed
         parameters, the convention(s) and the store path.
+
+        Task pools: a ``tasks`` grid is a float64 coordinate with ``inf`` for None (a
+        fresh task per prompt: the K -> infinity limit); a fixed ``tasks`` is the attr
+        ``tasks`` (an integer, or ``"none"``). Where some K is not None the dataset
+        also has ``test_error_idg``, ``test_error_idg_stderr`` and ``gtask`` (NaN where
+        missing, not converged, or at ``tasks = inf``, which has no pool to test on);
+        without a pool they are not in the dataset at all.
         """
         import xarray as xr
 
         spec = self._resolve_spec(spec)
         dims = [*spec.grid, "repeat"]
-        coords = {k: sorted(v) for k, v in spec.grid.items()}
+        coords = {k: sorted(v, key=_sort_key) for k, v in spec.grid.items()}
         coords["repeat"] = list(range(spec.repeats))
         shape = tuple(len(coords[d]) for d in dims)
         index = {d: {v: i for i, v in enumerate(coords[d])} for d in dims}
+        if "tasks" in coords:  # None (no pool) is the K -> infinity limit
+            coords["tasks"] = [math.inf if K is None else float(K) for K in coords["tasks"]]
         floats = ("contrast", "test_error", "test_error_stderr", "relative_test_error", "seconds")
+        pools = [K for K in spec.pool_sizes if K is not None]
+        if pools:
+            floats += ("test_error_idg", "test_error_idg_stderr", "gtask")
         data: dict[str, np.ndarray] = {k: np.full(shape, np.nan) for k in floats}
         data["converged"] = np.zeros(shape, dtype=bool)
         data["status"] = np.full(shape, "missing", dtype=object)
@@ -314,10 +377,13 @@ class Store:
             "contrast_kind": spec.contrast_kind,
             "test_tasks": spec.test_tasks,
             "nested_p": int(spec.nested_p),
-            "description": "spinglass-icl sweep (arXiv:2408.02288); NaN = missing or not converged",
+            "description": (
+                "spinglass-icl sweep (arXiv:2408.02288); NaN = missing or not converged"
+                + ("; test_error_idg and gtask NaN at tasks = inf (no pool)" if pools else "")
+            ),
         }
         for k, v in spec.fixed.items():
-            attrs[k] = v
+            attrs[k] = "none" if v is None else v  # (NetCDF attributes have no null)
         ds = xr.Dataset({k: (dims, v) for k, v in data.items()}, coords=coords, attrs=attrs)
         return ds
 
@@ -348,7 +414,9 @@ class Store:
 
     def to_csv(self, path: str | Path, spec: SweepSpec | str | None = None) -> Path:
         """Write the rows (one per point and repeat, task order) as CSV; missing and
-        non-converged observables are empty cells, never ``nan``."""
+        non-converged observables are empty cells, never ``nan``. The ``tasks`` cell of a
+        row without a pool is ``none`` (as in a spec); its ``pool_seed``,
+        ``test_error_idg``, ``test_error_idg_stderr`` and ``gtask`` cells are empty."""
         import csv
 
         path = self._export_target(path)
@@ -359,8 +427,16 @@ class Store:
                 w = csv.writer(fh)
                 w.writerow(cols)
                 for r in rows:
-                    w.writerow(["" if r[c] is None else r[c] for c in cols])
+                    cells = ["" if r[c] is None else r[c] for c in cols]
+                    if r["tasks"] is None:  # a fresh task per prompt, not a missing value
+                        cells[cols.index("tasks")] = "none"
+                    w.writerow(cells)
         return path
+
+
+def _sort_key(v: Any) -> tuple:
+    """Grid values in order, the pool size None (no pool: K -> infinity) last."""
+    return (1, 0) if v is None else (0, v)
 
 
 def open_store(path: str | Path, readonly: bool = False) -> Store:

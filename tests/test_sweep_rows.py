@@ -183,3 +183,89 @@ def test_cuda_float64_and_float32_agree_with_cpu(tmp_path):
             for x, y in zip(a[:3], b[:3]):
                 if x is not None and y is not None:
                     assert abs(x - y) <= (rel * abs(x) if rel else 1e-4)
+
+
+# ------------------------------------------------------------------- task pools
+_POOL = dict(
+    grid={"tasks": [2, 6, None], "P": [48, 64]},
+    fixed={"D": 3, "N": 6, "lam": 0.05, "noise": 0.1, "solver": "exact"},
+    repeats=2,
+    seed=5,
+)
+
+
+def test_pool_rows_report_the_closed_form_e_icl_e_idg_and_gtask():
+    """Every row with a pool: e_ICL (fresh tasks) and e_IDG (the pool's moments) equal
+    the closed forms of the row's TaskConfig at the weights solved from the row's own
+    instance (rel 1e-10); g_task is their difference; K = None rows have no e_IDG."""
+    from spinglass_icl.hamiltonian import build_instance
+
+    spec = SweepSpec(**_POOL)
+    tasks = spec.tasks()
+    rows = run_chunk(tasks, spec_fields(spec), batched=False)
+    for t, r in zip(tasks, rows):
+        cfg = t.task_config
+        inst = build_instance(cfg.draw_factors(seed=t.seed), t.params["lam"])
+        W = spins_to_W(solve(inst, "exact", beta=t.params["beta"], warn=False).m)
+        icl = float(cfg.exact_test_error(W, "icl"))
+        assert r["test_error"] == pytest.approx(icl, rel=1e-10)
+        assert r["relative_test_error"] == pytest.approx(icl / cfg.label_variance(), rel=1e-10)
+        if t.params["tasks"] is None:
+            assert r["test_error_idg"] is r["gtask"] is r["pool_seed"] is None
+            continue
+        idg = float(cfg.exact_test_error(W, "idg"))
+        assert r["test_error_idg"] == pytest.approx(idg, rel=1e-10)
+        assert r["test_error_idg_stderr"] == 0.0 and r["pool_seed"] == t.pool_seed
+        assert r["gtask"] == r["test_error"] - r["test_error_idg"]
+    # memorizing a pool of 2 tasks: far below the fresh-task error (data: every row)
+    small = [r for r in rows if r["tasks"] == 2]
+    assert all(r["test_error_idg"] < 0.5 * r["test_error"] for r in small)
+
+
+def test_pool_monte_carlo_errors_agree_with_the_closed_forms():
+    """test_error = "mc": e_ICL and e_IDG within 4 standard errors of the closed forms,
+    row by row (4000 test prompts)."""
+    kw = {**_POOL, "grid": {"tasks": [2, 6]}, "fixed": {**_POOL["fixed"], "P": 64}}
+    tasks = SweepSpec(**kw).tasks()
+    ex = run_chunk(tasks, spec_fields(SweepSpec(**kw)))
+    mc = run_chunk(tasks, spec_fields(SweepSpec(**kw, test_error="mc", test_tasks=4000)))
+    for a, b in zip(ex, mc):
+        assert b["test_error_idg_stderr"] > 0.0
+        assert abs(a["test_error"] - b["test_error"]) < 4 * b["test_error_stderr"]
+        assert abs(a["test_error_idg"] - b["test_error_idg"]) < 4 * b["test_error_idg_stderr"]
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_pool_batched_chunks_equal_the_per_instance_solve(nested):
+    spec = SweepSpec(
+        **{**_POOL, "fixed": {**_POOL["fixed"], "solver": "amp", "lam": 1.0}},
+        nested_p=nested, sampler="factors", assignment="equal",
+    )  # fmt: skip
+    fields = spec_fields(spec)
+    for chunk in plan_chunks(spec.tasks(), batched=True):
+        rows_b = run_chunk(chunk, fields, batched=True)
+        rows_s = run_chunk(chunk, fields, batched=False)
+        assert [r["key"] for r in rows_b] == [t.key for t in chunk]
+        for rb, rs in zip(rows_b, rows_s):
+            assert rb["status"] == rs["status"] and rb["tasks"] == rs["tasks"]
+            for k in ("contrast", "test_error", "test_error_idg", "gtask"):
+                if rs[k] is None:
+                    assert rb[k] is None
+                else:
+                    assert rb[k] == pytest.approx(rs[k], rel=1e-9, abs=1e-12)
+        assert any(r["test_error_idg"] is not None for r in rows_b)
+
+
+def test_no_pool_rows_are_unchanged_bit_for_bit(tmp_path):
+    """The K = None rows of a sweep over K are the rows of the same sweep without K:
+    same keys, same numbers exactly."""
+    plain = SweepSpec(**{**_POOL, "grid": {"P": [48, 64]}})
+    pooled = SweepSpec(**_POOL)
+    a = run_sweep(plain, tmp_path / "a.sqlite", executor="serial", progress=False)
+    b = run_sweep(pooled, tmp_path / "b.sqlite", executor="serial", progress=False)
+    ra = {r["key"]: r for r in a.rows()}
+    rb = {r["key"]: r for r in b.rows() if r["tasks"] is None}
+    assert ra.keys() == rb.keys() and len(ra) == plain.n_tasks
+    for k, r in ra.items():
+        for c in ("contrast", "test_error", "relative_test_error", "seed", "test_seed"):
+            assert rb[k][c] == r[c]

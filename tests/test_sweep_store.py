@@ -184,3 +184,139 @@ def test_status_separates_not_converged_from_errored(tmp_path, capsys):
     ]  # fmt: skip
     assert out[1].split()[-5:] == ["7", "8", "4", "2", "1"]
     assert out[2].startswith("done = converged + not conv.")
+
+
+# ------------------------------------------------------------------- task pools
+#: the results table of every store written before task pools (schema 1, first form)
+_OLD_RESULTS = """
+CREATE TABLE results (
+    key TEXT PRIMARY KEY,
+    D INTEGER NOT NULL, N INTEGER NOT NULL, P INTEGER NOT NULL,
+    lam REAL NOT NULL, beta REAL NOT NULL, convention TEXT NOT NULL,
+    solver TEXT NOT NULL, noise REAL NOT NULL,
+    repeat INTEGER NOT NULL, seed INTEGER NOT NULL, test_seed INTEGER NOT NULL,
+    contrast REAL, test_error REAL, test_error_stderr REAL, relative_test_error REAL,
+    converged INTEGER NOT NULL, status TEXT NOT NULL, n_iter INTEGER NOT NULL,
+    seconds REAL NOT NULL, m BLOB, v BLOB, finished REAL NOT NULL);
+"""
+_OLD_COLUMNS = (
+    "key, D, N, P, lam, beta, convention, solver, noise, repeat, seed, test_seed, contrast, "
+    "test_error, test_error_stderr, relative_test_error, converged, status, n_iter, seconds, "
+    "m, v, finished"
+)
+
+
+def _old_store(tmp_path, spec):
+    """A store as the package wrote it before task pools: the spec's rows computed, then
+    copied, with the old columns only, into a file of the old schema."""
+    new = run_sweep(spec, tmp_path / "new.sqlite", executor="serial", progress=False)
+    new.close()
+    path = tmp_path / "old.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE specs (hash TEXT PRIMARY KEY, spec TEXT NOT NULL, created REAL NOT NULL);"
+        + _OLD_RESULTS
+    )
+    con.executemany(
+        "INSERT INTO meta VALUES (?, ?)",
+        [("app", "spinglass-icl-sweep"), ("schema", "1"), ("created_version", "0.1.0")],
+    )
+    con.execute(f"ATTACH DATABASE '{tmp_path / 'new.sqlite'}' AS new")
+    con.execute("INSERT INTO specs SELECT * FROM new.specs")
+    con.execute(f"INSERT INTO results ({_OLD_COLUMNS}) SELECT {_OLD_COLUMNS} FROM new.results")
+    con.commit()
+    con.execute("DETACH DATABASE new")
+    con.close()
+    return path
+
+
+def _columns(path):
+    con = sqlite3.connect(path)
+    try:
+        return [r[1] for r in con.execute("PRAGMA table_info(results)")]
+    finally:
+        con.close()
+
+
+def test_a_store_from_before_task_pools_resumes_and_is_migrated(tmp_path):
+    spec = SweepSpec(**{**SMALL, "repeats": 1})
+    path = _old_store(tmp_path, spec)
+    old_cols = _columns(path)
+    assert "tasks" not in old_cols
+    # read-only: read as it is (the new columns None), never changed
+    before = _snapshot(path)
+    with open_store(path, readonly=True) as ro:
+        rows = ro.rows()
+        assert len(rows) == spec.n_tasks
+        assert all(r["tasks"] is None and r["test_error_idg"] is None for r in rows)
+        assert all(r["pool_seed"] is None and r["gtask"] is None for r in rows)
+        ro.to_xarray()
+    assert _snapshot(path)[0] == before[0] and _columns(path) == old_cols
+    # resumed: nothing is recomputed (the rows of K = None have the keys of before), and
+    # the store gains the new columns, NULL in the old rows
+    finished = {r["key"]: r["finished"] for r in rows}
+    store = run_sweep(spec, path, executor="serial", progress=False)
+    assert {r["key"]: r["finished"] for r in store.rows()} == finished
+    assert _columns(path) == old_cols + [
+        "tasks", "pool_seed", "test_error_idg", "test_error_idg_stderr", "gtask",
+    ]  # fmt: skip
+    assert store.meta()["schema"] == "1"
+    # a sweep with pools then writes into it beside the old rows
+    pool = SweepSpec(**{**SMALL, "repeats": 1, "grid": {"P": [100], "tasks": [3, None]},
+                        "fixed": {**SMALL["fixed"], "N": 4}})  # fmt: skip
+    store.close()
+    store = run_sweep(pool, path, executor="serial", progress=False)
+    rows = store.rows(pool)
+    assert [r["tasks"] for r in rows] == [3, None]
+    assert rows[1]["key"] in finished  # (P = 100, N = 4, no pool) was there already
+    assert len(store) == spec.n_tasks + 1
+    # opening again (another process, a second run) changes nothing
+    store.close()
+    snap = _snapshot(path)[0]
+    open_store(path).close()
+    assert _columns(path) == _columns(tmp_path / "new.sqlite")
+    assert _snapshot(path)[0] == snap
+
+
+def test_pool_rows_export_with_none_spelled_out(tmp_path):
+    import xarray as xr
+
+    spec = SweepSpec(
+        grid={"tasks": [None, 2, 8]}, fixed={"D": 3, "N": 6, "P": 40, "lam": 0.01,
+        "solver": "exact"}, repeats=2, seed=0,
+    )  # fmt: skip
+    store = run_sweep(spec, tmp_path / "s.sqlite", executor="serial", progress=False)
+    ds = store.to_xarray()
+    assert list(ds.tasks.values) == [2.0, 8.0, np.inf]  # None: the K -> infinity limit
+    for r in store.rows():
+        K = np.inf if r["tasks"] is None else r["tasks"]
+        sel = ds.sel(tasks=K, repeat=r["repeat"])
+        assert float(sel.test_error) == r["test_error"]
+        if r["tasks"] is None:
+            assert r["test_error_idg"] is None and r["gtask"] is None
+            assert np.isnan(sel.test_error_idg) and np.isnan(sel.gtask)
+        else:
+            assert float(sel.test_error_idg) == r["test_error_idg"]
+            assert r["gtask"] == r["test_error"] - r["test_error_idg"]
+            assert float(sel.gtask) == r["gtask"]
+    nc = store.to_netcdf(tmp_path / "s.nc")
+    with xr.open_dataset(nc) as back:
+        xr.testing.assert_identical(back.load(), ds)
+    table = list(csv.DictReader(open(store.to_csv(tmp_path / "s.csv"))))
+    assert [t["tasks"] for t in table] == ["none", "none", "2", "2", "8", "8"]
+    for t in table:
+        if t["tasks"] == "none":
+            assert t["test_error_idg"] == t["gtask"] == t["pool_seed"] == ""
+        else:
+            gap = float(t["test_error"]) - float(t["test_error_idg"])
+            assert float(t["gtask"]) == pytest.approx(gap, rel=1e-12)
+            assert int(t["pool_seed"]) >= 0
+    # without a pool the dataset has no e_IDG at all; a fixed K is an attribute
+    plain = run_sweep(SweepSpec(**SMALL), tmp_path / "p.sqlite", executor="serial",
+                      progress=False).to_xarray()  # fmt: skip
+    assert "test_error_idg" not in plain and plain.attrs["tasks"] == "none"
+    rest = {k: v for k, v in spec.fixed.items() if k != "N"}
+    fixed = SweepSpec(grid={"N": [6]}, fixed={**rest, "tasks": 4}, seed=0)
+    ds4 = run_sweep(fixed, tmp_path / "s.sqlite", executor="serial", progress=False).to_xarray()
+    assert ds4.attrs["tasks"] == 4 and "gtask" in ds4

@@ -281,9 +281,9 @@ class SweepSpec:
         A registered task distribution (:data:`~spinglass_icl.tasks.TASK_DISTRIBUTIONS`).
     pool_seed : int
         Base seed (>= 0) of the task pools (rows with ``tasks`` not None): repeat r
-        draws its pool from :meth:`pool_seed_of` ``(r)``, shared by every point of the
-        repeat (all P, N, lam, ...; a pool of K tasks is the first K tasks of the
-        repeat's larger pools), so repeats average over pools as Lu et al.'s theory does.
+        draws its pools from the seed :meth:`pool_seed_of` ``(r)``: the pool of each K
+        is shared by every point of the repeat (all P, N, lam, ...), and repeats
+        average over pools as Lu et al.'s theory does.
     assignment : str
         ``"uniform"`` (default): each prompt takes a pool task at random; ``"equal"``:
         prompt mu takes task ``mu mod K`` (Lu et al.; needs K <= P at every point).
@@ -443,8 +443,8 @@ class SweepSpec:
         return list(self.grid["tasks"]) if "tasks" in self.grid else [self.fixed["tasks"]]
 
     def pool_seed_of(self, repeat: int) -> int:
-        """The seed of repeat ``repeat``'s task pool: hashed from :attr:`pool_seed` and
-        the repeat (not from K: the pools of one repeat are nested)."""
+        """The seed of repeat ``repeat``'s task pools: hashed from :attr:`pool_seed` and
+        the repeat (one seed for every K of the repeat)."""
         return derive_seed("pool", self.pool_seed, repeat)
 
     def _law(self, repeat: int, K: int | None) -> tuple:

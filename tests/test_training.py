@@ -1,5 +1,6 @@
 """Training (eq. 2): the bridge to the spin glass, trial batching, optimizers, bad input."""
 
+import dataclasses
 import math
 
 import pytest
@@ -481,3 +482,56 @@ def test_separate_attention_steps_through_the_couplings_exactly():
     assert (np_loss[-1] < np_loss[0]).all() and fast.W is None and fast.exact_W is None
     factors = train(cfg.replace(sampler="factors"))
     assert torch.isfinite(factors.test_error.relative).all()
+
+
+# ------------------------------------------------------------------- task pools
+def test_training_on_a_pool_reports_e_idg_beside_e_icl():
+    """With tasks=K the trials train on the pool's tasks; e_IDG (Monte Carlo on pool
+    tasks) agrees with the closed form of the pool's moments at the trained W within 4
+    standard errors, and e_ICL with the fresh-task one; g_task = e_ICL - e_IDG."""
+    from spinglass_icl.tasks import TaskConfig
+    from spinglass_icl.training import STREAM_DATA, STREAM_IDG, STREAM_TEST
+
+    task = TaskConfig(D=3, N=6, P=96, noise=0.1, tasks=2, pool_seed=4)
+    cfg = TrainConfig(task=task, model="sla", lam=1e-3, trials=2, epochs=150, seed=1,
+                      test_tasks=3000)  # fmt: skip
+    # the streams: training and e_IDG prompts carry pool tasks, e_ICL prompts fresh ones
+    pool = task.pool
+    quiet = dataclasses.replace(cfg, task=dataclasses.replace(task, noise=0.0))
+    for stream, from_pool in ((STREAM_DATA, True), (STREAM_IDG, True), (STREAM_TEST, False)):
+        X, _ = trial_prompts(quiet, stream, 50)
+        w = _tasks_of(X, task)
+        d = (w[..., None, :] - pool).abs().amax(-1).amin(-1)  # distance to the pool
+        assert bool((d < 1e-9).all()) == from_pool and bool((d > 1e-6).all()) != from_pool
+    res = train(cfg)
+    assert res.test_error_idg is not None and res.test_error_idg.n_tasks == 3000
+    icl, idg = task.exact_test_error(res.W, "icl"), task.exact_test_error(res.W, "idg")
+    assert ((res.test_error_idg.absolute - idg).abs() < 4 * res.test_error_idg.stderr).all()
+    assert ((res.test_error.absolute - icl).abs() < 4 * res.test_error.stderr).all()
+    assert torch.equal(res.gtask, res.test_error.absolute - res.test_error_idg.absolute)
+    assert (res.gtask > 0).all()  # two memorized tasks: far better on them
+    rel = res.test_error_idg.absolute / task.label_variance("idg")
+    assert torch.equal(res.test_error_idg.relative, rel)
+    s = res.summary()
+    assert s["gtask"]["per_trial"] == res.gtask.tolist()
+    assert "relative_test_error_idg=" in repr(res) and "tasks=2" in repr(res)
+    # without a pool: one test error, nothing else
+    plain = train(dataclasses.replace(cfg, task=dataclasses.replace(task, tasks=None), epochs=5))
+    assert plain.test_error_idg is None and plain.gtask is None
+    assert "gtask" not in plain.summary() and "idg" not in repr(plain)
+
+
+def _tasks_of(X, task):
+    """The task of each noiseless prompt, solved from its N > D context examples
+    (labels ``y = w.x`` in the authors' convention)."""
+    ctx = X[..., : task.D, : task.N]  # (T, n, D, N)
+    y = X[..., task.D, : task.N] / task.label_scale
+    return torch.linalg.lstsq(ctx.transpose(-1, -2), y[..., None]).solution[..., 0]
+
+
+def test_a_pool_with_equal_repetition_larger_than_p_is_refused():
+    from spinglass_icl.tasks import TaskConfig
+
+    task = TaskConfig(D=3, N=6, P=16, tasks=32, assignment="equal")
+    with pytest.raises(ParameterError, match=r"tasks must be <= P = 16 .*got 32"):
+        TrainConfig(task=task, model="sla")

@@ -71,6 +71,8 @@ TRAINING_VERSION: str = "3"
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 STREAM_DATA, STREAM_INIT, STREAM_TEST, STREAM_SHUFFLE = 0, 1, 2, 3
+#: the test prompts of the in-distribution error (tasks drawn from the training pool)
+STREAM_IDG = 4
 
 
 def trial_seed(seed: int, trial: int, stream: int) -> int:
@@ -185,6 +187,7 @@ class TrainConfig:
         s = object.__setattr__
         if not isinstance(self.task, TaskConfig):
             raise ParameterError(f"task must be a TaskConfig, got {type(self.task).__name__}")
+        self.task.check_sizes()  # a pool with equal repetition needs K <= P
         if isinstance(self.model, str):
             s(self, "model", model_config(self.model))
         if not isinstance(self.model, ModelConfig):
@@ -305,18 +308,32 @@ class TrainConfig:
         )
 
 
+def stream_law(task: TaskConfig, stream: int, n: int) -> TaskConfig:
+    """The law of ``n`` prompts of a trial's ``stream``: the task's own for the training
+    prompts (with its pool, if any: every trial trains on the config's pool); fresh tasks
+    for the test prompts (e_ICL); tasks drawn uniformly from the pool for
+    :data:`STREAM_IDG` (e_IDG). Without a pool every stream draws fresh tasks."""
+    if stream == STREAM_TEST and task.tasks is not None:
+        return dataclasses.replace(task, P=n, tasks=None)
+    if stream == STREAM_IDG and task.tasks is not None:
+        return dataclasses.replace(task, P=n, assignment="uniform")
+    return dataclasses.replace(task, P=n)
+
+
 def trial_prompts(config: TrainConfig, stream: int = STREAM_DATA, n: int | None = None):
     """Prompts of every trial of ``config``, stacked: X (T, n, D+1, N+1), y (T, n).
 
     ``stream`` 0 gives the training prompts (``n = P``), 2 the test prompts
-    (``n = test_tasks``). Drawn per trial from its own generator, on the CPU in float64.
+    (``n = test_tasks``), 4 the in-distribution test prompts (:func:`stream_law`).
+    Drawn per trial from its own generator, on the CPU in float64.
     """
     t = config.task
     n = t.P if n is None else n
+    law = stream_law(t, stream, n)
     Xs, ys = [], []
     for k in config.trial_indices:
         g = make_generator(trial_seed(config.seed, k, stream))
-        pr = sample_prompts(t.D, t.N, n, convention=t.convention, noise=t.noise, generator=g)
+        pr = sample_prompts(law, generator=g)
         Xs.append(pr.X)
         ys.append(pr.y)
     return torch.stack(Xs), torch.stack(ys)
@@ -330,10 +347,11 @@ def trial_factors(config: TrainConfig, stream: int = STREAM_DATA, n: int | None 
     """
     t = config.task
     n = t.P if n is None else n
+    law = stream_law(t, stream, n)
     us, qs, ys = [], [], []
     for k in config.trial_indices:
         g = make_generator(trial_seed(config.seed, k, stream))
-        f = sample_factors(t.D, t.N, n, convention=t.convention, noise=t.noise, generator=g)
+        f = sample_factors(law, generator=g)
         us.append(f.u)
         qs.append(f.q)
         ys.append(f.y)
@@ -399,7 +417,13 @@ class TrainResult:
     test_error : TestError
         At the end, on ``test_tasks`` fresh prompts per trial (stream 2 of its seed):
         ``absolute``, ``stderr`` (over the test prompts) and ``relative`` (divided by
-        ``E y~^2``), each a tensor of shape (trials,).
+        ``E y~^2``), each a tensor of shape (trials,). With a task pool
+        (``config.task.tasks``) this is the in-context error e_ICL: fresh tasks.
+    test_error_idg : TestError or None
+        With a task pool: the in-distribution error e_IDG, on ``test_tasks`` prompts per
+        trial whose tasks are drawn uniformly from the pool (stream 4 of its seed;
+        ``relative`` divides by the pool's ``E y~^2``). None without a pool (a fresh
+        task per prompt: the two errors are one).
     W : Tensor (trials, D+1, D+1) or None
         The spin model's (SLA's) weight matrix (= spins, row-major); None for other models.
     state : dict of Tensor
@@ -441,6 +465,14 @@ class TrainResult:
     exact_W: torch.Tensor | None = None
     restart: torch.Tensor | None = None
     restart_loss: torch.Tensor | None = None
+    test_error_idg: TestError | None = None
+
+    @property
+    def gtask(self) -> torch.Tensor | None:
+        """The task-generalization gap ``e_ICL - e_IDG`` per trial (None without a pool)."""
+        if self.test_error_idg is None:
+            return None
+        return self.test_error.absolute - self.test_error_idg.absolute
 
     def __repr__(self) -> str:
         rel = self.test_error.relative.double()
@@ -449,10 +481,15 @@ class TrainResult:
         if T > 1:
             err += f" ± {float(rel.std(unbiased=True)) / math.sqrt(T):.2g}"
         c = self.config
+        pool = ""
+        if self.test_error_idg is not None:
+            idg = float(self.test_error_idg.relative.double().mean())
+            pool = f"tasks={c.task.tasks}, "
+            err += f", relative_test_error_idg={idg:.4g}"
         return (
             f"TrainResult(model={c.model.name}, D={c.task.D}, N={c.task.N}, P={c.task.P}, "
-            f"trials={T}, epochs_run={int(self.epochs_run.max())}, relative_test_error={err}, "
-            f"seconds={self.seconds:.3g})"
+            f"{pool}trials={T}, epochs_run={int(self.epochs_run.max())}, "
+            f"relative_test_error={err}, seconds={self.seconds:.3g})"
         )
 
     @property
@@ -475,14 +512,23 @@ class TrainResult:
         """Per-trial values, mean and standard error (over trials) of the test errors."""
         out: dict[str, Any] = {}
         T = self.config.trials
-        for name, x in (
+        values = [
             ("test_error", self.test_error.absolute),
             ("relative_test_error", self.test_error.relative),
-        ):
+        ]
+        if self.test_error_idg is not None:  # a task pool: e_IDG and g_task too
+            values += [
+                ("test_error_idg", self.test_error_idg.absolute),
+                ("relative_test_error_idg", self.test_error_idg.relative),
+                ("gtask", self.gtask),
+            ]
+        for name, x in values:
             x = x.double()
             se = float(x.std(unbiased=True) / math.sqrt(T)) if T > 1 else float("nan")
             out[name] = {"per_trial": x.tolist(), "mean": float(x.mean()), "stderr": se}
         out["test_error_stderr_per_trial"] = self.test_error.stderr.tolist()
+        if self.test_error_idg is not None:
+            out["test_error_idg_stderr_per_trial"] = self.test_error_idg.stderr.tolist()
         out["epochs_run"] = self.epochs_run.tolist()
         out["converged"] = self.converged.tolist()
         if self.grad_norm is not None:
@@ -886,6 +932,7 @@ def train(
         cfg, rec.epochs, [x[keep] for x in rec.losses], [x[keep] for x in rec.errors], label_var
     )
     state = {k: v.detach().cpu()[keep] for k, v in params.items()}
+    idg = _idg_error(cfg, model, params, keep, dev, dtype) if t.tasks is not None else None
     exact_W = None
     if quadratic and cfg.lam > 0 and cfg.model.spins:
         if R > 1:
@@ -906,4 +953,20 @@ def train(
         exact_W=exact_W,
         restart=best,
         restart_loss=final,
+        test_error_idg=idg,
     )
+
+
+def _idg_error(cfg: TrainConfig, model: Model, params: dict, keep, dev, dtype) -> TestError:
+    """The in-distribution :class:`TestError` of the kept weights: ``test_tasks`` prompts
+    per trial with tasks drawn uniformly from the training pool (:data:`STREAM_IDG`)."""
+    data, y = _trial_data(cfg, model, STREAM_IDG, cfg.test_tasks)
+    data = tuple(x.to(device=dev, dtype=dtype) for x in data)
+    y = y.to(device=dev, dtype=dtype)
+    kd = keep.to(dev)
+    with torch.no_grad():
+        kept = {k: v.detach()[kd] for k, v in params.items()}
+        err = _chunked_sq_err(model, kept, data, y).double()
+    te = err.mean(-1).cpu()
+    se = (err.var(-1, unbiased=True) / err.shape[-1]).sqrt().cpu() if err.shape[-1] > 1 else te * 0
+    return TestError(te, se, te / cfg.task.label_variance("idg"), cfg.test_tasks)

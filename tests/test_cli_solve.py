@@ -196,3 +196,51 @@ def test_console_script_exit_status(tmp_path):
     )
     assert p.returncode == 2
     assert p.stderr.strip() == "spinglass-icl: error: beta must be > 0, got 0"
+
+
+def test_solve_with_a_pool_reports_e_idg_and_gtask(tmp_path, capsys):
+    """--tasks K: the instance's prompts take their tasks from the pool; summary.json and
+    the printout carry e_IDG and g_task = e_ICL - e_IDG, equal to the API's Monte Carlo
+    errors on the same test seed."""
+    from spinglass_icl.tasks import TaskConfig
+
+    out = tmp_path / "pool"
+    argv = ["solve", *SMALL, "--lam", "0.01", "--solver", "exact", "--tasks", "3",
+            "--pool-seed", "5", "--noise", "0.1", "--out", str(out)]  # fmt: skip
+    assert run_cli(argv) == 0
+    printed = capsys.readouterr().out
+    assert "tasks=3" in printed and "e_IDG (pool)" in printed and "g_task" in printed
+    s = json.loads((out / "summary.json").read_text())
+    assert (s["config"]["tasks"], s["config"]["pool_seed"]) == (3, 5)
+    task = TaskConfig(4, 20, 200, noise=0.1, tasks=3, pool_seed=5)
+    inst = make_instance(task, lam=0.01, seed=0)
+    W = spins_to_W(solve(inst, "exact").m)
+    icl = task.test_error(W, "icl", n_tasks=2000, seed=1)
+    idg = task.test_error(W, "idg", n_tasks=2000, seed=1)
+    assert s["test_error"] == pytest.approx(float(icl.absolute), rel=1e-12)
+    assert s["test_error_idg"] == pytest.approx(float(idg.absolute), rel=1e-12)
+    assert s["gtask"] == pytest.approx(s["test_error"] - s["test_error_idg"], rel=1e-12)
+    assert s["test_error_idg"] < s["test_error"]  # three tasks, memorized
+    # without --tasks the summary has none of it
+    plain = tmp_path / "plain"
+    assert run_cli(["solve", *SMALL, "--solver", "exact", "--out", str(plain)]) == 0
+    p = json.loads((plain / "summary.json").read_text())
+    assert "test_error_idg" not in p and "tasks" not in p["config"]
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["--tasks", "0"], "tasks (the task pool size K) must be an integer >= 1 or 'none' (a "
+         "fresh task per prompt), got '0'"),
+        (["--tasks", "2.5"], "tasks (the task pool size K) must be an integer >= 1 or 'none' "
+         "(a fresh task per prompt), got '2.5'"),
+        (["--tasks", "201", "--assignment", "equal"], "tasks must be <= P = 200 with assignment "
+         "'equal' (each task used P/K >= 1 times), got 201"),
+    ],
+)  # fmt: skip
+def test_solve_bad_pool_sizes_are_one_line_errors(tmp_path, capsys, extra, match):
+    assert run_cli(["solve", *SMALL, *extra, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"spinglass-icl: error: {match}"
+    assert not (tmp_path / "x").exists()

@@ -88,6 +88,11 @@ def test_train_many_trials_other_model(tmp_path):
         (["--trials", "0"], "trials must be"),
         (["--restarts", "0"], "restarts must be"),
         (["--H", "4"], "H is not a parameter of model 'sla' (its parameters: none)"),
+        (["--tasks", "0"], "tasks (the task pool size K) must be an integer >= 1 or 'none'"),
+        (["--tasks", "1.5"], "or 'none' (a fresh task per prompt), got '1.5'"),
+        (["--tasks", "few"], "got 'few'"),
+        (["--tasks", "81", "--assignment", "equal"], "tasks must be <= P = 80 with assignment"),
+        (["--tasks", "4", "--pool-seed", "-1"], "pool_seed must be an integer"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, match):
@@ -109,3 +114,27 @@ def test_restarts_flag_keeps_the_best_of_several_initializations(tmp_path, capsy
     assert s["config"]["restarts"] == 3
     for k, r in enumerate(s["restart"]):
         assert s["restart_loss"][k][r] == min(s["restart_loss"][k])
+
+
+def test_train_with_a_pool_prints_and_writes_e_idg(tmp_path, capsys):
+    out = tmp_path / "pool"
+    argv = ["train", *ARGS, "--epochs", "30", "--trials", "2", "--tasks", "3", "--pool-seed",
+            "2", "--assignment", "equal", "--task-norm", "sphere", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "tasks=3" in printed and "e_IDG (pool)" in printed and "g_task" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    task = summary["config"]["task"]
+    assert (task["tasks"], task["pool_seed"], task["assignment"], task["task_norm"]) == (
+        3, 2, "equal", "sphere"
+    )  # fmt: skip
+    # the same numbers as the API with the same config
+    cfg = TrainConfig.from_dict(torch.load(out / "weights.pt", weights_only=False)["config"])
+    res = train(cfg)
+    assert summary["test_error_idg"]["per_trial"] == res.test_error_idg.absolute.tolist()
+    assert summary["gtask"]["per_trial"] == res.gtask.tolist()
+    # without --tasks: no e_IDG line, no key
+    assert main(["train", *ARGS, "--epochs", "2", "--out", str(tmp_path / "plain")]) == 0
+    assert "e_IDG" not in capsys.readouterr().out
+    plain = json.loads((tmp_path / "plain" / "summary.json").read_text())
+    assert "test_error_idg" not in plain and plain["config"]["task"]["tasks"] is None

@@ -320,3 +320,30 @@ def test_pool_rows_export_with_none_spelled_out(tmp_path):
     fixed = SweepSpec(grid={"N": [6]}, fixed={**rest, "tasks": 4}, seed=0)
     ds4 = run_sweep(fixed, tmp_path / "s.sqlite", executor="serial", progress=False).to_xarray()
     assert ds4.attrs["tasks"] == 4 and "gtask" in ds4
+
+
+def test_sweep_run_tasks_flag_makes_a_grid_over_k(tmp_path):
+    """``sweep run --tasks 2 none`` replaces the spec's K by a grid; a bad K is one line."""
+    from sweep_helpers import ENV, TINY_TOML
+
+    spec = tmp_path / "t.toml"
+    spec.write_text(TINY_TOML)
+    store = tmp_path / "s.sqlite"
+    args = _cli("run", str(spec), "--store", str(store), "--executor", "serial",
+                "--no-progress")  # fmt: skip
+    done = subprocess.run([*args, "--tasks", "2", "none"], env=ENV, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with open_store(store, readonly=True) as st:
+        rows = st.rows()
+        assert sorted((r["P"], str(r["tasks"])) for r in rows) == [
+            (20, "2"), (20, "None"), (30, "2"), (30, "None"),
+        ]  # fmt: skip
+        assert st.specs()[-1].grid["tasks"] == [2, None]
+    bad = subprocess.run([*args, "--tasks", "2", "0"], env=ENV, capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "spinglass-icl: error: tasks (the task pool size K) must be an integer >= 1 or 'none' "
+        "(a fresh task per prompt), got '0'"
+    ]

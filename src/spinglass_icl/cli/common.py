@@ -73,3 +73,45 @@ def add_solver_settings(p: argparse.ArgumentParser, *, damping_type, auto: bool)
         default=None,
         help=f"iteration cap (default: {_defaults_text('max_iter')})",
     )
+
+
+def add_pool(p: argparse.ArgumentParser) -> None:
+    """``--tasks K`` (the task pool size; docs/theory.md#task-diversity) with the pool's
+    ``--pool-seed``, ``--assignment`` and ``--task-norm``, as in every command."""
+    from ..tasks import ASSIGNMENTS, TASK_NORMS
+
+    p.add_argument(
+        "--tasks",
+        default=None,
+        metavar="K",
+        help="task pool size K: the P prompts take their tasks from K tasks drawn once "
+        "(an integer >= 1; default none: a fresh task per prompt, the paper's setting)",
+    )
+    p.add_argument(
+        "--pool-seed", type=int, default=0, help="seed of the task pool (>= 0; default 0)"
+    )
+    p.add_argument(
+        "--assignment",
+        default="uniform",
+        choices=ASSIGNMENTS,
+        help="prompts take pool tasks at random (uniform, default) or in turn (equal, K <= P)",
+    )
+    p.add_argument(
+        "--task-norm",
+        default="gaussian",
+        choices=TASK_NORMS,
+        help="tasks N(0, I) (gaussian, default) or rescaled to norm sqrt(D) (sphere)",
+    )
+
+
+def pool_fields(args: argparse.Namespace) -> dict:
+    """The :class:`~spinglass_icl.tasks.TaskConfig` fields of :func:`add_pool`'s flags
+    (``--tasks`` checked here: ``none`` or an integer >= 1, quoted as typed if not)."""
+    from ..sweep.spec import check_pool_size
+
+    return {
+        "tasks": check_pool_size(args.tasks),
+        "pool_seed": args.pool_seed,
+        "assignment": args.assignment,
+        "task_norm": args.task_norm,
+    }

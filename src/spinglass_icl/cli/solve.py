@@ -18,7 +18,7 @@ from ..safeio import atomic_path, check_output_dir
 from ..solvers import DEFAULT_SOLVER, SolverConfig, solve, solver_names
 from ..solvers.stability import parse_damping, resolve_auto_damping
 from ..tasks import TaskConfig, resolve_device
-from .common import add_common, add_safety, add_solver_settings, write_json
+from .common import add_common, add_pool, add_safety, add_solver_settings, pool_fields, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--test-tasks", type=int, default=10_000, help="fresh prompts for the test error"
     )
+    add_pool(p)
     add_common(p)
     add_safety(p)
     p.add_argument("--out", type=Path, default=Path("out/solve"), help="output folder")
@@ -72,7 +73,11 @@ def run(args: argparse.Namespace) -> int:
 def _configs(args: argparse.Namespace) -> tuple[TaskConfig, SolverConfig, int]:
     """The task and solver configs of ``args`` (each checks its own fields) and the number
     of test prompts."""
-    task = TaskConfig(D=args.D, N=args.N, P=args.P, convention=args.convention, noise=args.noise)
+    task = TaskConfig(
+        D=args.D, N=args.N, P=args.P, convention=args.convention, noise=args.noise,
+        **pool_fields(args),
+    )  # fmt: skip
+    task.check_sizes()  # K <= P with --assignment equal
     cfg = SolverConfig(
         solver=args.solver,
         beta=args.beta,
@@ -88,22 +93,28 @@ def _observables(inst: Instance, res, test_tasks: int, seed: int) -> dict:
     all None if the solver did not converge (a physics result: reported, but no
     meaningless numbers handed downstream)."""
     names = ("contrast", "test_error", "relative_test_error", "test_error_stderr", "energy")
+    task = inst.config
+    if task.tasks is not None:  # with a pool: e_IDG and g_task too
+        names += _POOL_OBSERVABLES
     if not res.converged:
         return dict.fromkeys(names)
     W = spins_to_W(res.m)
-    err = test_error(
-        W,
-        inst.N,
-        convention=inst.config.convention,
-        noise=inst.config.noise,
-        n_tasks=test_tasks,
-        seed=(seed + 1) % (SEED_MAX + 1),
-    )
+    test_seed = (seed + 1) % (SEED_MAX + 1)
+    if task == TaskConfig(task.D, task.N, task.P, task.convention, task.noise):
+        err = test_error(
+            W, inst.N, convention=task.convention, noise=task.noise, n_tasks=test_tasks,
+            seed=test_seed,
+        )  # fmt: skip
+    else:  # the task law's own fresh tasks (e_ICL)
+        err = task.test_error(W, "icl", n_tasks=test_tasks, seed=test_seed)
     try:
         C = contrast(W)
     except ParameterError:  # W11 = 0 to float64 precision (a huge lam): 0/0, no contrast
         C = float("nan")
-    values = (C, err.absolute, err.relative, err.stderr, inst.energy(res.m))
+    values = [C, err.absolute, err.relative, err.stderr, inst.energy(res.m)]
+    if task.tasks is not None:  # the same test inputs, tasks drawn from the pool
+        idg = task.test_error(W, "idg", n_tasks=test_tasks, seed=test_seed)
+        values += [idg.absolute, idg.relative, idg.stderr, err.absolute - idg.absolute]
     return {k: _finite(float(x)) for k, x in zip(names, values)}
 
 
@@ -137,9 +148,11 @@ def _print(summary: dict, out: Path, auto_note: str | None) -> None:
     conf = summary["config"]
     D, N, P = conf["D"], conf["N"], conf["P"]
     fmt = lambda x: "n/a" if x is None else f"{x:.6g}"  # noqa: E731
+    pool = f" tasks={conf['tasks']}" if conf.get("tasks") is not None else ""
     print(
-        f"spinglass-icl solve  D={D} N={N} P={P} lam={conf['lam']:g} beta={conf['beta']:g} "
-        f"solver={conf['solver']} convention={conf['convention']} seed={conf['seed']}"
+        f"spinglass-icl solve  D={D} N={N} P={P}{pool} lam={conf['lam']:g} "
+        f"beta={conf['beta']:g} solver={conf['solver']} convention={conf['convention']} "
+        f"seed={conf['seed']}"
     )
     print(f"  spins           {(D + 1) ** 2}")
     if auto_note is not None:
@@ -153,6 +166,13 @@ def _print(summary: dict, out: Path, auto_note: str | None) -> None:
         f"  test error      {fmt(summary['test_error'])}  "
         f"(relative {fmt(summary['relative_test_error'])})"
     )
+    if "test_error_idg" in summary:
+        print(
+            f"  e_IDG (pool)    {fmt(summary['test_error_idg'])}  "
+            f"(relative {fmt(summary['relative_test_error_idg'])}; the test error above "
+            "is e_ICL, fresh tasks)"
+        )
+        print(f"  g_task          {fmt(summary['gtask'])}  (e_ICL - e_IDG)")
     print(f"  energy H        {fmt(summary['energy'])}")
     print(f"  wrote           {out}/instance.npz, solution.npz, summary.json")
     if not summary["converged"]:
@@ -170,6 +190,19 @@ def _print(summary: dict, out: Path, auto_note: str | None) -> None:
 #: the files ``solve`` writes into ``--out`` (it replaces only its own earlier ones)
 OUTPUTS = ("instance.npz", "solution.npz", "summary.json")
 _OBSERVABLES = ("contrast", "test_error", "test_error_stderr", "relative_test_error", "energy")
+#: what ``solve`` adds with a task pool (``--tasks K``): e_IDG and g_task = e_ICL - e_IDG
+_POOL_OBSERVABLES = ("test_error_idg", "relative_test_error_idg", "test_error_idg_stderr", "gtask")
+
+
+def _pool_config(task: TaskConfig) -> dict:
+    """The pool's fields for summary.json (none without a pool and with Gaussian tasks:
+    the summary of before)."""
+    if task.tasks is None and task.task_norm == "gaussian":
+        return {}
+    return {
+        "tasks": task.tasks, "pool_seed": task.pool_seed, "assignment": task.assignment,
+        "task_norm": task.task_norm,
+    }  # fmt: skip
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -198,6 +231,7 @@ def _run(args: argparse.Namespace) -> int:
     _write(out, inst, res, cfg)
     summary = {
         **{k: obs[k] for k in _OBSERVABLES},
+        **{k: obs[k] for k in _POOL_OBSERVABLES if k in obs},
         "converged": res.converged,
         "status": res.status,
         "iterations": res.n_iter,
@@ -208,6 +242,7 @@ def _run(args: argparse.Namespace) -> int:
             "P": P,
             "lam": inst.lam,
             "noise": task.noise,
+            **_pool_config(task),
             "convention": task.convention,
             "version": __version__,
             "seed": seed,

@@ -29,6 +29,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="local",
         help="serial, local (process pool; default), dask or slurm (worker jobs via sbatch)",
     )
+    r.add_argument(
+        "--tasks",
+        nargs="+",
+        default=None,
+        metavar="K",
+        help="task pool sizes: replace the spec's tasks by a grid over these (integers >= 1 "
+        "or none: a fresh task per prompt; docs/theory.md#task-diversity)",
+    )
     r.add_argument("--workers", type=int, default=None, help="processes (default: CPU count)")
     r.add_argument("--scheduler", default=None, help="Dask scheduler address (tcp://host:port)")
     r.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
@@ -81,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
     from ..sweep import SweepSpec, run_sweep
 
     spec = SweepSpec.from_toml(args.spec)
+    if args.tasks is not None:
+        spec = with_pool_sizes(spec, args.tasks)
     slurm = slurm_options(args, args.spec)
     with memory_check(not args.no_memory_check):
         store = run_sweep(
@@ -108,6 +118,18 @@ def run(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def with_pool_sizes(spec, values: list[str]):
+    """``spec`` with its ``tasks`` replaced by a grid over ``values`` (as typed on the
+    command line: each checked by :func:`~spinglass_icl.sweep.spec.check_pool_size`)."""
+    from ..sweep import SweepSpec
+    from ..sweep.spec import check_pool_size
+
+    d = spec.to_dict()
+    d["fixed"].pop("tasks", None)
+    d["grid"]["tasks"] = [check_pool_size(v) for v in values]
+    return SweepSpec.from_dict(d)
 
 
 def status(args: argparse.Namespace) -> int:

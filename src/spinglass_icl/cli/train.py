@@ -18,6 +18,7 @@ Writes into ``--out``:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from ..resources import memory_check
 from ..safeio import atomic_path, check_output_dir
 from ..solvers import SolverConfig
 from ..training import OPTIMIZERS, TrainConfig, train
-from .common import add_common, add_safety, write_json
+from .common import add_common, add_pool, add_safety, pool_fields, write_json
 
 #: v2: ``config`` is :meth:`TrainConfig.to_dict` with nested ``task`` and ``model``
 WEIGHTS_FORMAT = "spinglass-icl train weights v2"
@@ -75,6 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--test-tasks", type=int, default=2000, help="fresh test prompts per trial (default 2000)"
     )
+    add_pool(p)
     p.add_argument(
         "--tol", type=float, default=None, help="stop a trial when its loss changes less (rel.)"
     )
@@ -127,6 +129,9 @@ def _run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         restarts=args.restarts,
     )
+    pool = pool_fields(args)
+    if pool != {"tasks": None, "pool_seed": 0, "assignment": "uniform", "task_norm": "gaussian"}:
+        cfg = dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, **pool))
     task = cfg.task
     outputs = ("summary.json", "history.csv", "weights.pt", "instance.npz", "weights.npz")
     out: Path = check_output_dir(args.out, create=False, outputs=outputs)
@@ -172,7 +177,8 @@ def _run(args: argparse.Namespace) -> int:
     )
     print(
         f"spinglass-icl train  model={cfg.model.name} D={task.D} N={task.N} P={task.P} "
-        f"lam={cfg.lam:g} "
+        + (f"tasks={task.tasks} " if task.tasks is not None else "")
+        + f"lam={cfg.lam:g} "
         f"trials={cfg.trials} optimizer={cfg.optimizer} lr={cfg.learning_rate:g} "
         f"convention={task.convention} seed={cfg.seed}"
         + (f" restarts={cfg.restarts}" if cfg.restarts > 1 else "")
@@ -181,5 +187,9 @@ def _run(args: argparse.Namespace) -> int:
     print(f"  train loss      {float(res.history.train_loss[-1].mean()):.6g}  (eq. 2, mean)")
     print(f"  test error      {pm(te)}")
     print(f"  relative error  {pm(rte)}")
+    if res.test_error_idg is not None:  # a task pool: the test error above is e_ICL
+        print(f"  e_IDG (pool)    {pm(summary['test_error_idg'])}  (tasks from the pool)")
+        print(f"  relative e_IDG  {pm(summary['relative_test_error_idg'])}")
+        print(f"  g_task          {pm(summary['gtask'])}  (e_ICL - e_IDG; e_ICL: fresh tasks)")
     print(f"  wrote           {out}/{', '.join(written)}")
     return 0

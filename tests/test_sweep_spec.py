@@ -208,3 +208,13 @@ def test_bad_pool_sizes_and_options_are_one_line_errors(tasks, extra, match):
     del fixed["tasks"]
     with pytest.raises(ParameterError, match=match):  # as a grid value too
         SweepSpec(grid={"tasks": [4, tasks]}, fixed=fixed, **extra)
+
+
+def test_the_pool_example_spec_reads_and_expands():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "sweep-pool.toml"
+    spec = SweepSpec.from_toml(path)
+    assert spec.grid == {"tasks": [2, 4, 8, 16, 32, 64, None]}
+    assert (spec.assignment, spec.task_norm, spec.fixed["solver"]) == ("equal", "sphere", "exact")
+    assert spec.n_tasks == 28 and len({t.key for t in spec.tasks()}) == 28

@@ -6,12 +6,17 @@ seed. It expands into :class:`Task` s, one per (point, repeat), each with
 
 * ``seed``: the seed of its training prompts, a 63-bit integer hashed from the base seed,
   the parameters that define the *data* (D, N, P, convention, noise) and the repeat.
+  With a task pool (``tasks`` = K) the data also include K, the repeat's pool seed
+  and the assignment, with ``task_norm = "sphere"`` the task norm; in the paper's
+  setting (no pool, Gaussian tasks) nothing is added, so its rows keep the seeds and
+  keys they always had.
   Points that differ only in lam, beta or solver therefore see the same instances
   (common random numbers), and the seed never depends on the executor or on the order
   in which tasks run;
 * ``test_seed``: the seed of the fresh test prompts, hashed from the base seed and
   (D, N, convention, noise): every row with the same data distribution is scored on
-  the same test set, so test errors compare without extra noise (and batch);
+  the same test set, so test errors compare without extra noise (and batch); rows
+  that differ only in their pool share it too (e_ICL compares along K);
 * ``key``: a hash of the full configuration (point, fixed values, solver options,
   observables, repeat and seeds) -- the primary key of its row in the store.
 """
@@ -122,9 +127,7 @@ def check_pool_size(value: Any, name: str = "tasks") -> int | None:
         if isinstance(value, str):  # a CLI flag: "8"
             return check_int(name, int(value.strip()))
         return check_int(name, value)
-    except ValueError:
-        pass
-    except ParameterError:
+    except (ValueError, ParameterError):
         pass
     raise ParameterError(
         f"{name} (the task pool size K) must be an integer >= 1 or {NO_POOL!r} "

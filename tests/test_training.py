@@ -515,8 +515,9 @@ def test_training_on_a_pool_reports_e_idg_beside_e_icl():
     s = res.summary()
     assert s["gtask"]["per_trial"] == res.gtask.tolist()
     assert "relative_test_error_idg=" in repr(res) and "tasks=2" in repr(res)
-    # without a pool: one test error, nothing else
-    plain = train(dataclasses.replace(cfg, task=dataclasses.replace(task, tasks=None), epochs=5))
+    # without a pool: one test error, nothing else (replace takes the pool's flat names)
+    assert cfg.replace(tasks=None, epochs=5).task == dataclasses.replace(task, tasks=None)
+    plain = train(cfg.replace(tasks=None, epochs=5))
     assert plain.test_error_idg is None and plain.gtask is None
     assert "gtask" not in plain.summary() and "idg" not in repr(plain)
 

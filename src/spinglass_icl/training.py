@@ -71,6 +71,8 @@ TRAINING_VERSION: str = "3"
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 STREAM_DATA, STREAM_INIT, STREAM_TEST, STREAM_SHUFFLE = 0, 1, 2, 3
+#: the task-pool fields of a TaskConfig (docs/theory.md#task-diversity)
+_POOL_NAMES = ("tasks", "pool_seed", "assignment", "task_norm")
 #: the test prompts of the in-distribution error (tasks drawn from the training pool)
 STREAM_IDG = 4
 
@@ -257,10 +259,11 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` by flat name: the task's fields (``D``, ``N``, ``P``,
-        ``convention``, ``noise``), ``model`` (a name or a :class:`ModelConfig`; a name
+        ``convention``, ``noise``, and the pool's ``tasks``, ``pool_seed``,
+        ``assignment``, ``task_norm``), ``model`` (a name or a :class:`ModelConfig`; a name
         keeps the hyperparameters the new model shares), the model's hyperparameters
         (``H``, ``M``, ...) and the training fields."""
-        task_names = ("D", "N", "P", "convention", "noise")
+        task_names = ("D", "N", "P", "convention", "noise", *_POOL_NAMES)
         task = {k: changes.pop(k) for k in task_names if k in changes}
         model = changes.pop("model", self.model)
         own = {f.name for f in dataclasses.fields(self)}

@@ -344,11 +344,12 @@ def test_exact_W_is_the_ground_state_of_the_instances():
     assert res0.exact_W is None and bool(torch.isfinite(res0.W).all())
 
 
-@pytest.mark.parametrize("name", ["mhla", "sa"])
+@pytest.mark.parametrize("name", ["mhla", "sa", "tf"])
 def test_statistics_paths_train_as_the_token_formulas(name, monkeypatch):
-    """50 full-batch Adam steps of MHLA (prompt Gram pairs) and SA (one stacked token
-    product) follow the trajectory of the same steps through the literal token formulas
-    (per-head eq. 41; the full attention mix of eq. 43-44) to 1e-10 (float64)."""
+    """50 full-batch Adam steps of MHLA (prompt Gram pairs), SA (one stacked token
+    product) and TF (the tokens in two layouts, row-block products) follow the trajectory of
+    the same steps through the literal token formulas (per-head eq. 41; the full attention
+    mix of eq. 43-44 on one token layout) to 1e-10 (float64)."""
     from spinglass_icl import models
 
     cfg = _cfg(model=name, trials=2, epochs=50, seed=3, eval_every=10, **SMALL)
@@ -368,9 +369,16 @@ def test_statistics_paths_train_as_the_token_formulas(name, monkeypatch):
     def literal_sa(self, params, data):
         return models._attention_query(params, data[0], self.H)[..., self.D]
 
-    cls = models.MHLA if name == "mhla" else models.SA
-    monkeypatch.setattr(cls, "prepare", models.Model.prepare)  # the tokens
-    monkeypatch.setattr(cls, "predict", literal_mhla if name == "mhla" else literal_sa)
+    def literal_tf(self, params, data):
+        (Xt,) = data
+        z1 = models._attention_query(params, Xt, self.H) + Xt[:, :, -1, :]
+        z2 = torch.relu(z1 @ params["W_1"].transpose(1, 2) + params["b_1"][:, None])
+        return (z1 + z2 @ params["W_2"].transpose(1, 2) + params["b_2"][:, None])[..., self.D]
+
+    cls = {"mhla": models.MHLA, "sa": models.SA, "tf": models.TF}[name]
+    literal = {"mhla": literal_mhla, "sa": literal_sa, "tf": literal_tf}[name]
+    monkeypatch.setattr(cls, "prepare", models.Model.prepare)  # the tokens, one layout
+    monkeypatch.setattr(cls, "predict", literal)
     slow = train(cfg)
     for k in fast.state:
         torch.testing.assert_close(fast.state[k], slow.state[k], rtol=1e-10, atol=1e-12)

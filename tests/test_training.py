@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -489,3 +490,33 @@ def test_separate_attention_steps_through_the_couplings_exactly():
     assert (np_loss[-1] < np_loss[0]).all() and fast.W is None and fast.exact_W is None
     factors = train(cfg.replace(sampler="factors"))
     assert torch.isfinite(factors.test_error.relative).all()
+
+
+@pytest.mark.parametrize(
+    "model,quadratic,kw",
+    [
+        ("sla", False, {}),  # full batch, prompts
+        ("sla", None, {"optimizer": "sgd", "lr": 0.2, "batch_size": 16}),  # minibatch SGD
+        ("sla-separate", False, {}),  # prompts
+        ("sla-separate", True, {}),  # couplings, penalty apart
+    ],
+)
+def test_sla_like_steps_without_autograd_follow_autograd(model, quadratic, kw, monkeypatch):
+    """SLA and sla-separate step with the exact gradient ``dL/dW`` of the merged W and the
+    chain rule, no autograd (training._merged_step): 50 steps give autograd's weights,
+    gradient norms and losses to 1e-10 (float64), on every path (prompts, couplings,
+    minibatch SGD)."""
+    from spinglass_icl import training
+
+    cfg = _cfg(model=model, trials=2, epochs=50, seed=4, eval_every=10, **SMALL, **kw)
+    fast = train(cfg, quadratic=quadratic)
+    monkeypatch.setattr(training, "_merged_grads", lambda m: None)  # autograd on eq. 2
+    slow = train(cfg, quadratic=quadratic)
+    for k in fast.state:
+        torch.testing.assert_close(fast.state[k], slow.state[k], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(fast.grad_norm, slow.grad_norm, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        fast.history["train_loss"].values, slow.history["train_loss"].values, rtol=1e-10
+    )
+    first = train(TrainConfig.replace(cfg, epochs=1), quadratic=quadratic).state
+    assert all(_rel(fast.state[k], first[k]) > 1e-3 for k in fast.state)  # it moved

@@ -163,6 +163,11 @@ class SLA(Model):
         """The weight W of ``y^ = c u^T W q``: the SLA's own."""
         return params["W"]
 
+    @staticmethod
+    def merged_grads(params: Params, G: torch.Tensor) -> Params:
+        """The gradients of the weights from ``G = dL/dW`` of the merged W (chain rule)."""
+        return {"W": G}
+
 
 def _tokens(X: torch.Tensor) -> torch.Tensor:
     """Token-major copy of prompts: (T, B, D+1, N+1) -> (T, B, N+1, D+1), contiguous, so that
@@ -484,6 +489,11 @@ class SeparateSLA(Model):
     def merged(params: Params) -> torch.Tensor:
         """The merged weight ``W = W_Q^T W_K`` (T, D+1, D+1) of the same function."""
         return params["W_Q"].transpose(1, 2) @ params["W_K"]
+
+    @staticmethod
+    def merged_grads(params: Params, G: torch.Tensor) -> Params:
+        """``dL/dW_Q = W_K G^T``, ``dL/dW_K = W_Q G`` from ``G = dL/dW``, ``W = W_Q^T W_K``."""
+        return {"W_Q": params["W_K"] @ G.transpose(1, 2), "W_K": params["W_Q"] @ G}
 
 
 # ------------------------------------------------------------------ registry

@@ -1,12 +1,13 @@
-"""One full-batch training step of SA and TF: the token products before and after.
+"""One full-batch training step of SA, TF, SLA and sla-separate: before and after.
 
 Usage::
 
     python benchmarks/train_step.py [--N 50,200] [--P 10000] [--rounds 5] [--threads 1]
-                                    [--dtype float32] [--models sa,tf]
+                                    [--dtype float32] [--models sa,tf] [--trials 1]
 
-For each model and context length N (D = 20, H = 32, one trial, the Fig. 6 / Fig. S8
-setting) this times the gradient of eq. (2) (forward and backward, no optimizer update)
+For each model and context length N (D = 20, H = 32, ``--trials`` trials, the Fig. 6 /
+Fig. S8 setting; Fig. S1's is ``--models sla-separate --N 100 --P 800 --trials 10
+--dtype float64``) this times the gradient of eq. (2) (forward and backward, no optimizer update)
 through two implementations on the same data and weights, interleaved (before, after,
 before, after, ...) ``--rounds`` times, and prints the minimum wall and thread-CPU
 milliseconds of each beside the largest relative difference of the gradients:
@@ -16,7 +17,10 @@ milliseconds of each beside the largest relative difference of the gradients:
   per prompt), the softmax over a strided axis (the package's code until this benchmark);
 * after: :func:`spinglass_icl.models._query_scores_and_mix`, the tokens held in both
   layouts so that every pass (two forward, two backward) is a product with the rows on
-  the left, and the softmax over a contiguous last axis.
+  the left, and the softmax over a contiguous last axis;
+* sla, sla-separate: before, autograd on eq. (2); after, ``training._merged_step``, the
+  exact gradient of the merged W, ``(c/P) sum_mu (y^ - y) u q^T``, and the chain rule
+  (``merged_grads``), no autograd graph.
 
 The minimum over rounds is reported because the development machine is shared: the
 minimum is the least disturbed measurement (say the load average when quoting).
@@ -31,7 +35,13 @@ import time
 
 import torch
 
-from spinglass_icl.training import TrainConfig, _device_data, _initial_params, _loss
+from spinglass_icl.training import (
+    TrainConfig,
+    _device_data,
+    _initial_params,
+    _loss,
+    _merged_step,
+)
 
 
 def _before_sa(model, params, data):
@@ -58,6 +68,9 @@ def _before_tf(model, params, data):
 
 
 BEFORE = {"sa": _before_sa, "tf": _before_tf}
+#: models whose "after" is training._merged_step (no autograd) and "before" autograd on
+#: the same predict (the package's code until this benchmark)
+MERGED = ("sla", "sla-separate")
 
 
 class _Wrap:
@@ -71,6 +84,9 @@ class _Wrap:
 
 
 def _grad(model, params, data, y, lam):
+    if isinstance(model, tuple):  # ("merged", model, cfg): the step without autograd
+        _, m, cfg = model
+        return _merged_step(cfg, m, params, data, y, None, m.merged_grads)[1]
     loss = _loss(model, params, data, y, lam)
     return torch.autograd.grad(loss.sum(), list(params.values()))
 
@@ -89,9 +105,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--models", default="sa,tf")
+    ap.add_argument("--trials", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"# one full-batch gradient step, D=20, H=32, P={args.P}, 1 trial, {args.dtype}, "
+    print(f"# one full-batch gradient step, D=20, H=32, P={args.P}, {args.trials} trial(s), "
+          f"{args.dtype}, "
           f"threads {args.threads}, min of {args.rounds} interleaved rounds, "
           f"load average {os.getloadavg()[0]:.1f} at start")  # fmt: skip
     print("| model | N | before ms (wall / cpu) | after ms (wall / cpu) | cpu ratio | "
@@ -100,15 +118,18 @@ def main() -> None:
     dev = torch.device("cpu")
     for m in args.models.split(","):
         for N in (int(x) for x in args.N.split(",")):
-            cfg = TrainConfig.of(model=m, D=20, N=N, P=args.P, lam=0.005, trials=1, epochs=1,
-                                 dtype=args.dtype, test_tasks=2)  # fmt: skip
+            cfg = TrainConfig.of(model=m, D=20, N=N, P=args.P, lam=0.005, trials=args.trials,
+                                 epochs=1, dtype=args.dtype, test_tasks=2)  # fmt: skip
             model = cfg.build_model()
             dtype = getattr(torch, args.dtype)
             data, y, _, _ = _device_data(cfg, model, dev, dtype)
             params = _initial_params(cfg, model, None, dev, dtype)
             for p in params.values():
                 p.requires_grad_(True)
-            old = _Wrap(model, BEFORE[m])
+            if m in MERGED:  # before: autograd; after: the exact gradient of the merged W
+                old, model = model, ("merged", model, cfg)
+            else:
+                old = _Wrap(model, BEFORE[m])
             runs = {"before": [], "after": []}
             grads = {}
             for _ in range(args.rounds):

@@ -520,3 +520,20 @@ def test_sla_like_steps_without_autograd_follow_autograd(model, quadratic, kw, m
     )
     first = train(TrainConfig.replace(cfg, epochs=1), quadratic=quadratic).state
     assert all(_rel(fast.state[k], first[k]) > 1e-3 for k in fast.state)  # it moved
+
+
+def test_a_subclass_with_its_own_predict_steps_through_autograd():
+    """A subclass of the SLA that changes ``predict`` is not stepped with the SLA's exact
+    gradient (that would silently train another model): it goes through autograd."""
+    from dataclasses import dataclass
+
+    from spinglass_icl import models, training
+
+    @dataclass(frozen=True)
+    class Doubled(models.SLA):
+        def predict(self, params, data):
+            return 2 * super().predict(params, data)
+
+    assert training._merged_grads(models.SLA(D=3, N=5)) is not None
+    assert training._merged_grads(models.SeparateSLA(D=3, N=5)) is not None
+    assert training._merged_grads(Doubled(D=3, N=5)) is None

@@ -638,8 +638,14 @@ def _batches(cfg: TrainConfig, shuffle_g, dev) -> list[torch.Tensor | None]:
 
 
 def _merged_grads(model: Model):
-    """The model's ``merged_grads`` (SLA-like models, ``y^ = c u^T W q`` with W a function
-    of the weights: SLA, sla-separate), or None (autograd)."""
+    """The model's ``merged_grads`` where its prediction is the SLA's ``y^ = c u^T W q`` on
+    ``(u, q)`` with W a function of the weights (SLA, sla-separate), or None (autograd; also
+    for a subclass that changes ``predict`` or ``prepare``, whose gradient this is not)."""
+    from .models import SLA, SeparateSLA
+
+    cls = type(model)
+    if cls.predict not in (SLA.predict, SeparateSLA.predict) or cls.prepare is not SLA.prepare:
+        return None
     return getattr(model, "merged_grads", None)
 
 

@@ -43,7 +43,7 @@ class SANoQueryKey(SA):
     name = "sa-noquery"
 
     def predict(self, params, data):
-        (Xt,) = data
+        Xt = data[0]  # the token-major layout (SA.prepare also returns the feature-major)
         T, B, n, d = Xt.shape
         r = Xt[:, :, -1, :] @ (params["W_Q"].transpose(1, 2) @ params["W_K"])
         u = (params["W_O"] @ params["W_V"])[:, self.D, :]

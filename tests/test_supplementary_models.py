@@ -3,6 +3,7 @@ preset: the numbers result.json promises, claims with verdicts, resumable chunks
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -51,3 +52,27 @@ def test_figS8_every_model_on_its_own_N_grid(tmp_path):
     assert any("AMP follows the trained SLA" in c for c in names)
     rec = json.loads((tmp_path / "figS8" / "result.json").read_text())
     assert rec["params"]["N_sa"] == list(p.N_sa)
+
+
+@pytest.mark.parametrize(
+    "fig,key,cap,authors",
+    [("figS1", "repeats", "cpu_repeats", 50), ("figS8", "trials", "cpu_trials", 10)],
+)
+def test_paper_counts_are_the_authors_on_a_gpu_and_scaled_on_a_cpu(fig, key, cap, authors):
+    """The paper presets hold the authors' count (figS1: 50 repeats, figS8: at least 10
+    trials per point); a CPU runs the smaller CPU count and says so, CUDA or an explicit
+    count runs as given (experiments.supp.budget_count)."""
+    from pathlib import Path
+
+    from spinglass_icl.experiments.common import Context
+    from spinglass_icl.experiments.supp import budget_count
+
+    p = get_preset("paper", fig)
+    assert p[key] == authors and 1 <= p[cap] < authors
+    ctx = Context(figure=fig, out=Path("."), preset="paper", params=p)
+    n, notes = budget_count(ctx, key, cap)
+    assert n == p[cap] and f"{p[cap]} of the authors' {authors}" in notes[0]
+    cuda = Context(figure=fig, out=Path("."), preset="paper", params=p, device="cuda")
+    assert budget_count(cuda, key, cap) == (authors, [])
+    asked = dataclasses.replace(ctx, params=p.replace(**{key: 7}))
+    assert budget_count(asked, key, cap) == (7, [])

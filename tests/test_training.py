@@ -3,6 +3,7 @@
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -345,11 +346,12 @@ def test_exact_W_is_the_ground_state_of_the_instances():
     assert res0.exact_W is None and bool(torch.isfinite(res0.W).all())
 
 
-@pytest.mark.parametrize("name", ["mhla", "sa"])
+@pytest.mark.parametrize("name", ["mhla", "sa", "tf"])
 def test_statistics_paths_train_as_the_token_formulas(name, monkeypatch):
-    """50 full-batch Adam steps of MHLA (prompt Gram pairs) and SA (one stacked token
-    product) follow the trajectory of the same steps through the literal token formulas
-    (per-head eq. 41; the full attention mix of eq. 43-44) to 1e-10 (float64)."""
+    """50 full-batch Adam steps of MHLA (prompt Gram pairs), SA (one stacked token
+    product) and TF (the tokens in two layouts, row-block products) follow the trajectory of
+    the same steps through the literal token formulas (per-head eq. 41; the full attention
+    mix of eq. 43-44 on one token layout) to 1e-10 (float64)."""
     from spinglass_icl import models
 
     cfg = _cfg(model=name, trials=2, epochs=50, seed=3, eval_every=10, **SMALL)
@@ -369,9 +371,16 @@ def test_statistics_paths_train_as_the_token_formulas(name, monkeypatch):
     def literal_sa(self, params, data):
         return models._attention_query(params, data[0], self.H)[..., self.D]
 
-    cls = models.MHLA if name == "mhla" else models.SA
-    monkeypatch.setattr(cls, "prepare", models.Model.prepare)  # the tokens
-    monkeypatch.setattr(cls, "predict", literal_mhla if name == "mhla" else literal_sa)
+    def literal_tf(self, params, data):
+        (Xt,) = data
+        z1 = models._attention_query(params, Xt, self.H) + Xt[:, :, -1, :]
+        z2 = torch.relu(z1 @ params["W_1"].transpose(1, 2) + params["b_1"][:, None])
+        return (z1 + z2 @ params["W_2"].transpose(1, 2) + params["b_2"][:, None])[..., self.D]
+
+    cls = {"mhla": models.MHLA, "sa": models.SA, "tf": models.TF}[name]
+    literal = {"mhla": literal_mhla, "sa": literal_sa, "tf": literal_tf}[name]
+    monkeypatch.setattr(cls, "prepare", models.Model.prepare)  # the tokens, one layout
+    monkeypatch.setattr(cls, "predict", literal)
     slow = train(cfg)
     for k in fast.state:
         torch.testing.assert_close(fast.state[k], slow.state[k], rtol=1e-10, atol=1e-12)
@@ -536,3 +545,50 @@ def test_a_pool_with_equal_repetition_larger_than_p_is_refused():
     task = TaskConfig(D=3, N=6, P=16, tasks=32, assignment="equal")
     with pytest.raises(ParameterError, match=r"tasks must be <= P = 16 .*got 32"):
         TrainConfig(task=task, model="sla")
+
+
+@pytest.mark.parametrize(
+    "model,quadratic,kw",
+    [
+        ("sla", False, {}),  # full batch, prompts
+        ("sla", None, {"optimizer": "sgd", "lr": 0.2, "batch_size": 16}),  # minibatch SGD
+        ("sla-separate", False, {}),  # prompts
+        ("sla-separate", True, {}),  # couplings, penalty apart
+    ],
+)
+def test_sla_like_steps_without_autograd_follow_autograd(model, quadratic, kw, monkeypatch):
+    """SLA and sla-separate step with the exact gradient ``dL/dW`` of the merged W and the
+    chain rule, no autograd (training._merged_step): 50 steps give autograd's weights,
+    gradient norms and losses to 1e-10 (float64), on every path (prompts, couplings,
+    minibatch SGD)."""
+    from spinglass_icl import training
+
+    cfg = _cfg(model=model, trials=2, epochs=50, seed=4, eval_every=10, **SMALL, **kw)
+    fast = train(cfg, quadratic=quadratic)
+    monkeypatch.setattr(training, "_merged_grads", lambda m: None)  # autograd on eq. 2
+    slow = train(cfg, quadratic=quadratic)
+    for k in fast.state:
+        torch.testing.assert_close(fast.state[k], slow.state[k], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(fast.grad_norm, slow.grad_norm, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        fast.history["train_loss"].values, slow.history["train_loss"].values, rtol=1e-10
+    )
+    first = train(TrainConfig.replace(cfg, epochs=1), quadratic=quadratic).state
+    assert all(_rel(fast.state[k], first[k]) > 1e-3 for k in fast.state)  # it moved
+
+
+def test_a_subclass_with_its_own_predict_steps_through_autograd():
+    """A subclass of the SLA that changes ``predict`` is not stepped with the SLA's exact
+    gradient (that would silently train another model): it goes through autograd."""
+    from dataclasses import dataclass
+
+    from spinglass_icl import models, training
+
+    @dataclass(frozen=True)
+    class Doubled(models.SLA):
+        def predict(self, params, data):
+            return 2 * super().predict(params, data)
+
+    assert training._merged_grads(models.SLA(D=3, N=5)) is not None
+    assert training._merged_grads(models.SeparateSLA(D=3, N=5)) is not None
+    assert training._merged_grads(Doubled(D=3, N=5)) is None

@@ -163,6 +163,11 @@ class SLA(Model):
         """The weight W of ``y^ = c u^T W q``: the SLA's own."""
         return params["W"]
 
+    @staticmethod
+    def merged_grads(params: Params, G: torch.Tensor) -> Params:
+        """The gradients of the weights from ``G = dL/dW`` of the merged W (chain rule)."""
+        return {"W": G}
+
 
 def _tokens(X: torch.Tensor) -> torch.Tensor:
     """Token-major copy of prompts: (T, B, D+1, N+1) -> (T, B, N+1, D+1), contiguous, so that
@@ -277,6 +282,56 @@ def _pairs(d: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     return a, b
 
 
+class _RowsTimes(torch.autograd.Function):
+    """``out = V @ M`` for batched row blocks ``V`` (B, k, a) and a constant ``M`` (B, a, b)
+    whose transpose ``Mt`` (B, b, a) is held as a contiguous copy; ``dV = dout @ Mt``.
+
+    A batched product with few rows on the left runs on CPU about twice as fast as one with
+    few columns on the right (``M @ v``: one tiny GEMM per prompt); holding the tokens in
+    both layouts lets the forward and the backward pass both take the fast form (the same
+    numbers, to float rounding)."""
+
+    @staticmethod
+    def forward(ctx, V, M, Mt):
+        ctx.save_for_backward(Mt)
+        return V @ M
+
+    @staticmethod
+    def backward(ctx, g):
+        (Mt,) = ctx.saved_tensors
+        return g @ Mt, None, None
+
+
+def _token_layouts(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(tokens, features)``: the prompts token-major (T, B, N+1, D+1) and feature-major
+    (T, B, D+1, N+1), both contiguous (what :class:`SA` and :class:`TF` read)."""
+    return _tokens(X), X.contiguous()
+
+
+def _query_scores_and_mix(params: Params, data, H: int, u: torch.Tensor | None = None):
+    """Softmax weights of the query column and what they mix, from both token layouts.
+
+    ``alpha_i = softmax_i(X_i . r / sqrt(H))``, ``r = W_K^T W_Q x_q`` (eq. 44, the query
+    column). With ``u`` (T, D+1) given, returns ``sum_i alpha_i (u . X_i)`` (T, B) (one
+    row of the mix: :class:`SA`'s label readout); otherwise the mix ``sum_i alpha_i X_i``
+    (T, B, D+1) (:class:`TF`). Each pass over the tokens is a row-block product
+    (:class:`_RowsTimes`), and the softmax runs over a contiguous last axis.
+    """
+    Xt, Xf = data  # (T, B, n, d), (T, B, d, n)
+    T, B, n, d = Xt.shape
+    Xt2, Xf2 = Xt.reshape(T * B, n, d), Xf.reshape(T * B, d, n)
+    W = params["W_Q"].transpose(1, 2) @ params["W_K"]  # (T, d, d)
+    r = Xt[:, :, -1, :] @ (W / math.sqrt(H))  # (T, B, d): W_K^T W_Q x_q / sqrt(H)
+    if u is not None:  # scores and values in one pass: [r; u] X^T
+        rows = torch.stack([r, u[:, None].expand(T, B, d)], -2).reshape(T * B, 2, d)
+        sz = _RowsTimes.apply(rows, Xf2, Xt2)  # (T*B, 2, n)
+        alpha = torch.softmax(sz[:, 0], dim=-1)
+        return (alpha * sz[:, 1]).sum(-1).reshape(T, B)
+    s = _RowsTimes.apply(r.reshape(T * B, 1, d), Xf2, Xt2)[:, 0]  # (T*B, n)
+    alpha = torch.softmax(s, dim=-1)
+    return _RowsTimes.apply(alpha[:, None], Xt2, Xf2).reshape(T, B, d)
+
+
 def _attention_query(params: Params, Xt: torch.Tensor, H: int) -> torch.Tensor:
     """Query column of single-head softmax attention (eq. 43-44) projected back by W_O.
 
@@ -336,20 +391,16 @@ class SA(Model):
     def init_params(self, generators, *, device=None, dtype=torch.float64) -> Params:
         return _attention_params(generators, self.D, self.H, device, dtype)
 
+    prepare = staticmethod(_token_layouts)
+
     def predict(self, params: Params, data: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """``y^ = sum_i alpha_i(N) z_i`` with ``z_i = u . X_i``, ``u = (W_O W_V)[D, :]``:
         only the label row of ``W_O attn(N)`` is read, so the scores ``X_i . r`` and the
-        values ``z_i`` come from one batched product ``X [r, u]`` (one pass over the tokens
-        forward and one backward, instead of two each for the full mix of
-        :func:`_attention_query`; the same number)."""
-        (Xt,) = data
-        T, B, n, d = Xt.shape
-        r = Xt[:, :, -1, :] @ (params["W_Q"].transpose(1, 2) @ params["W_K"])  # (T, B, D+1)
+        values ``z_i`` come from one batched product ``[r; u] X^T`` (one pass over the
+        tokens forward and one backward, instead of two each for the full mix of
+        :func:`_attention_query`; the same number). ``data``: :func:`_token_layouts`."""
         u = (params["W_O"] @ params["W_V"])[:, self.D, :]  # (T, D+1)
-        ru = torch.stack([r / math.sqrt(self.H), u[:, None].expand(T, B, d)], -1)  # (T,B,d,2)
-        sz = Xt.reshape(T * B, n, d) @ ru.reshape(T * B, d, 2)  # (T*B, N+1, 2)
-        alpha = torch.softmax(sz[..., 0], dim=-1)
-        return (alpha * sz[..., 1]).sum(-1).reshape(T, B)
+        return _query_scores_and_mix(params, data, self.H, u)
 
 
 @dataclass(frozen=True)
@@ -385,9 +436,12 @@ class TF(Model):
         p["b_2"] = torch.zeros(T, d1, device=device, dtype=dtype)
         return p
 
+    prepare = staticmethod(_token_layouts)
+
     def predict(self, params: Params, data: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        (Xt,) = data
-        z1 = _attention_query(params, Xt, self.H) + Xt[:, :, -1, :]  # (T, B, D+1)
+        """Eq. (45) at the query column; ``data``: :func:`_token_layouts`."""
+        mix = _query_scores_and_mix(params, data, self.H)  # sum_i alpha_i X_i
+        z1 = mix @ (params["W_O"] @ params["W_V"]).transpose(1, 2) + data[0][:, :, -1, :]
         z2 = torch.relu(z1 @ params["W_1"].transpose(1, 2) + params["b_1"][:, None])  # (T, B, H)
         z3 = z2 @ params["W_2"].transpose(1, 2) + params["b_2"][:, None]  # (T, B, D+1)
         return (z1 + z3)[..., self.D]
@@ -435,6 +489,11 @@ class SeparateSLA(Model):
     def merged(params: Params) -> torch.Tensor:
         """The merged weight ``W = W_Q^T W_K`` (T, D+1, D+1) of the same function."""
         return params["W_Q"].transpose(1, 2) @ params["W_K"]
+
+    @staticmethod
+    def merged_grads(params: Params, G: torch.Tensor) -> Params:
+        """``dL/dW_Q = W_K G^T``, ``dL/dW_K = W_Q G`` from ``G = dL/dW``, ``W = W_Q^T W_K``."""
+        return {"W_Q": params["W_K"] @ G.transpose(1, 2), "W_K": params["W_Q"] @ G}
 
 
 # ------------------------------------------------------------------ registry
@@ -629,6 +688,9 @@ class SAConfig(ModelConfig):
     default_lr = {"adam": 3e-3, "sgd": 0.1}
     _parameter_constraints = {"H": Int(1)}
 
+    def prompt_items(self, D: int, N: int) -> int:
+        return 2 * (D + 1) * (N + 1)  # the tokens in both layouts (_token_layouts)
+
 
 @register_model
 @dataclass(frozen=True)
@@ -640,6 +702,9 @@ class TFConfig(ModelConfig):
     model_class = TF
     default_lr = {"adam": 3e-3, "sgd": 0.05}
     _parameter_constraints = {"H": Int(1)}
+
+    def prompt_items(self, D: int, N: int) -> int:
+        return 2 * (D + 1) * (N + 1)  # the tokens in both layouts (_token_layouts)
 
     def step_items(self, D: int, N: int) -> int:
         return 3 * (D + 1) * (N + 1) + 2 * (D + 1) ** 2 + 4 * self.H

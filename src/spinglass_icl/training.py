@@ -686,6 +686,50 @@ def _batches(cfg: TrainConfig, shuffle_g, dev) -> list[torch.Tensor | None]:
     return list(perm.split(cfg.batch_size, dim=1))
 
 
+def _merged_grads(model: Model):
+    """The model's ``merged_grads`` where its prediction is the SLA's ``y^ = c u^T W q`` on
+    ``(u, q)`` with W a function of the weights (SLA, sla-separate), or None (autograd; also
+    for a subclass that changes ``predict`` or ``prepare``, whose gradient this is not)."""
+    from .models import SLA, SeparateSLA
+
+    cls = type(model)
+    if cls.predict not in (SLA.predict, SeparateSLA.predict) or cls.prepare is not SLA.prepare:
+        return None
+    return getattr(model, "merged_grads", None)
+
+
+@torch.no_grad()
+def _merged_step(cfg, model, params, data, y, quad, merged_grads):
+    """Eq. (2) and its exact gradient for an SLA-like model, without autograd.
+
+    ``G = dL/dW`` of the merged ``W`` is ``A sigma - h`` on the couplings path (``quad``
+    of :func:`sla_quadratic`) or ``(c/B) sum_mu (y^_mu - y_mu) u_mu q_mu^T`` on the
+    prompts (``y^ = c u^T W q``); the weights' gradients follow by the model's chain rule
+    (``merged_grads``), plus ``lam`` times the weights where the penalty is not inside
+    ``A`` (the SLA's couplings hold it). The same numbers as autograd to rounding (tested).
+    """
+    W = model.merged(params)
+    T, d = W.shape[0], W.shape[-1]
+    lam_in_A = quad is not None and set(params) == {"W"}
+    if quad is not None:
+        A, h_q, const_q = quad
+        sig = W.reshape(T, -1)
+        As = (A @ sig[:, :, None])[..., 0]
+        loss = 0.5 * (sig * As).sum(-1) - (h_q * sig).sum(-1) + const_q
+        G = (As - h_q).reshape(T, d, d)
+    else:
+        u, q = data
+        B = y.shape[-1]
+        e = model.c * (u * (q @ W.transpose(1, 2))).sum(-1) - y  # (T, B): y^ - y
+        loss = (e * e).sum(-1) / (2 * B)
+        G = (model.c / B) * ((u * e[..., None]).transpose(1, 2) @ q)
+    g = merged_grads(params, G)
+    if not lam_in_A:
+        loss = loss + 0.5 * cfg.lam * sum((p * p).flatten(1).sum(-1) for p in params.values())
+        g = {k: g[k] + cfg.lam * p for k, p in params.items()}
+    return loss, tuple(g[k] for k in params)
+
+
 def _epoch(cfg, model, params, opt, data, y, batches, active, grad_norm, quad):
     """One epoch of optimizer steps over ``batches``; ``(epoch_loss, grad_norm)``.
 
@@ -700,13 +744,9 @@ def _epoch(cfg, model, params, opt, data, y, batches, active, grad_norm, quad):
         else:
             rows = torch.arange(T, device=dev)[:, None]
             d_b, y_b = tuple(t[rows, idx] for t in data), y[rows, idx]
-        if quad is not None and set(params) == {"W"}:  # SLA: the gradient A sigma - h
-            A, h_q, const_q = quad
-            W = params["W"]
-            sig = W.reshape(T, -1)
-            As = (A @ sig[:, :, None])[..., 0]
-            loss = 0.5 * (sig * As).sum(-1) - (h_q * sig).sum(-1) + const_q
-            grads = ((As - h_q).reshape(W.shape),)
+        merged_grads = _merged_grads(model)
+        if merged_grads is not None:  # SLA-like: dL/dW of the merged W, then the chain rule
+            loss, grads = _merged_step(cfg, model, params, d_b, y_b, quad, merged_grads)
         elif quad is not None:  # W = model.merged(params): chain rule through W, penalty apart
             A, h_q, const_q = quad
             sig = model.merged(params).reshape(T, -1)
@@ -911,7 +951,7 @@ def train(
     quad = None
     if quadratic:  # the penalty is in A only where the weight is W itself (SLA)
         quad = sla_quadratic(model, data, y, cfg.lam if set(params) == {"W"} else 0.0)
-    if not quadratic or set(params) != {"W"}:
+    if _merged_grads(model) is None:  # autograd steps
         for p in params.values():
             p.requires_grad_(True)
     shuffle_g = _restart_generators(cfg, STREAM_SHUFFLE)

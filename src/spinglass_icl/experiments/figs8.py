@@ -19,6 +19,7 @@ from . import fig6
 from .claims import Claim, at_least, at_most
 from .common import Context, Outcome, new_figure, save_dataset, save_figure
 from .presets import Fig6Preset
+from .supp import budget_count
 
 TITLE = "Every model against the context length N (supplement, Fig. S8)"
 CLAIM = (
@@ -27,8 +28,10 @@ CLAIM = (
     "trained SLA at every N, the linear models reach the SLA's error, SA and TF stay above it."
 )
 NOTES = [
-    "Trials: the paper preset trains 10 trials per (model, N) (the authors' count is not "
-    "stated in their script); training is Fig. 6's (lam = 0.005 = the authors' Adam weight "
+    "Trials: the paper preset trains 10 trials per (model, N) on a GPU and 4 on a CPU (the "
+    "2-hour budget of the supplementary figures: TF alone costs about 5 min per trial over "
+    "its N grid on 2 cores; `--trials K` runs K; the authors' count is not stated in their "
+    "script); training is Fig. 6's (lam = 0.005 = the authors' Adam weight "
     "decay 0.01, docs/conventions.md#lam-mapping; AMP solved at lam = 0.01).",
     "Error bars are standard deviations across trials (not standard errors), as in the "
     "authors' plot.",
@@ -53,6 +56,8 @@ def _fig6_params(p, N: int, models: list[str]) -> Fig6Preset:
 def compute(ctx: Context) -> xr.Dataset:
     """Relative test error per (model, N, trial); NaN where a model has no point at N or
     AMP did not converge. Chunks are stored in ``<out>/trials.sqlite`` (resumable)."""
+    R, notes = budget_count(ctx, "trials", "cpu_trials")  # the CPU count (2-hour budget)
+    ctx = dataclasses.replace(ctx, params=ctx.params.replace(trials=R))
     p = ctx.params
     Ns = sorted({N for m in MODELS for N in _grid(p, m)})
     names = list(MODELS) + ["amp"]
@@ -76,6 +81,7 @@ def compute(ctx: Context) -> xr.Dataset:
             "train_lam": p.train_lam,
             "trials": p.trials,
             "epochs": p.epochs,
+            "budget_note": " ".join(notes),
         },  # fmt: skip
     )
 
@@ -186,4 +192,5 @@ def run(ctx: Context) -> Outcome:
         )
         for N in Ns
     }
-    return dataclasses.replace(out, seeds=seeds, files=files)
+    note = ds.attrs.get("budget_note", "")
+    return dataclasses.replace(out, seeds=seeds, files=files, notes=[note] if note else [])

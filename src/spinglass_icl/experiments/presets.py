@@ -508,13 +508,15 @@ class FigS1Preset(FigurePreset):
     """Fig. S1: the SLA with separate W_Q, W_K against the merged W (eq. 40), test MSE vs
     alpha = P / D^2 (Adam lr 0.01, 3000 epochs, lam = 0, 1000 test prompts; the authors'
     data-a script), and learning curves at P = 120 (lr 0.008) and 680 (lr 0.02), 200
-    epochs (their data-bc script). The authors ran 50 repeats; the paper preset runs 5
-    on the 2-core CPU (``--trials 50`` restores theirs)."""
+    epochs (their data-bc script). ``repeats``: the authors' 50; ``cpu_repeats``: the
+    count run on a CPU in its place (the 2-hour budget of the supplementary figures;
+    :func:`~spinglass_icl.experiments.supp.budget_count`)."""
 
     D: int = 20
     N: int = 100
     alphas: tuple[float, ...] = _S1_ALPHAS
-    repeats: int = 5
+    repeats: int = 50
+    cpu_repeats: int | None = 10
     epochs: int = 3000
     lr: float = 0.01
     lam: float = 0.0
@@ -529,6 +531,7 @@ class FigS1Preset(FigurePreset):
             k: _int()
             for k in ("D", "N", "repeats", "epochs", "test_tasks", "curve_epochs", "curve_trials")
         },  # fmt: skip
+        "cpu_repeats": _opt_int,
         "alphas": _seq(_pos, minimum=2),
         "lr": _pos,
         "lam": _nonneg,
@@ -550,7 +553,9 @@ class FigS8Preset(FigurePreset):
     """Fig. S8: every model against N at D = 20, P = 10 000 (AMP at lam = 0.01 on the SLA
     trials' data; training as Fig. 6: lam = 0.005, Adam, stop 1e-7 over 50 epochs, cap
     2000, H = 32, M = 10); each model on its own N grid, as the authors'; ``trials`` per
-    point (at least 10 at the paper preset)."""
+    point (10 at the paper preset); ``cpu_trials``: the count run on a CPU in its place
+    (the 2-hour budget of the supplementary figures;
+    :func:`~spinglass_icl.experiments.supp.budget_count`)."""
 
     D: int = 20
     P: int = 10000
@@ -560,6 +565,7 @@ class FigS8Preset(FigurePreset):
     H: int = 32
     M: int = 10
     trials: int = 10
+    cpu_trials: int | None = 4
     epochs: int = 2000
     train_tol: float | None = 1e-7
     train_window: int = 50
@@ -594,6 +600,7 @@ class FigS8Preset(FigurePreset):
         },  # fmt: skip
         "train_tol": _opt_pos,
         "chunk": _opt_int,
+        "cpu_trials": _opt_int,
         "dtype": _dtypes,
         "lam": _pos,
         "train_lam": _nonneg,

@@ -19,7 +19,7 @@ import xarray as xr
 from ..hamiltonian import build_instance, make_instance
 from ..tasks import make_generator, sample_factors
 from .claims import Claim, at_least, at_most
-from .common import Context, Outcome, figure_seed, new_figure, save_dataset, save_figure
+from .common import Context, figure_seed, new_figure, record_attrs
 from .presets import Fig5Preset
 
 TITLE = "KL divergence of block laws when the prompt grows (supplement Fig. 5)"
@@ -115,7 +115,7 @@ def n_chunks(p: Fig5Preset) -> int:
     return -(-p.instances // p.chunk)
 
 
-def compute(p: Fig5Preset, convention: str, seeds: dict, device="cpu", progress=False):
+def kl_data(p: Fig5Preset, convention: str, seeds: dict, device="cpu", progress=False):
     """KL of every block between N and N + dN (row dN = 0: an independent sample at N,
     the estimator's noise floor); ``seeds[dN]`` holds the chunk and subsample seeds."""
     from tqdm.auto import tqdm
@@ -138,6 +138,25 @@ def compute(p: Fig5Preset, convention: str, seeds: dict, device="cpu", progress=
         coords={"dN": dNs, "block": list(BLOCKS)},
         attrs={"D": p.D, "N": p.N, "P": p.P, "lam": p.lam, "convention": convention},
     )
+
+
+def compute(ctx: Context) -> xr.Dataset:
+    """:func:`kl_data` at the preset's parameters: the base prompt length and each longer
+    one draw their instances in seeded chunks."""
+    p = ctx.params
+
+    def draw_seeds(which: str, N: int) -> dict:
+        return {
+            "chunks": [
+                figure_seed(ctx, "instances", which=which, D=p.D, N=N, P=p.P, chunk=k)
+                for k in range(n_chunks(p))
+            ],  # fmt: skip
+            "subsample": figure_seed(ctx, "subsample", which=which, N=N),
+        }
+
+    seeds = {"base": draw_seeds("base", p.N)}
+    seeds |= {f"dN={dN}": draw_seeds("other", p.N + dN) for dN in [0, *p.dN_list]}
+    return record_attrs(kl_data(p, ctx.convention, seeds, ctx.device, ctx.progress), seeds=seeds)
 
 
 def draw(ds: xr.Dataset):
@@ -205,23 +224,3 @@ def summarize(ds: xr.Dataset) -> tuple[dict, str]:
         "KL / floor: " + " > ".join(f"{b} ({last[BLOCKS.index(b)]:.2g})" for b in order) + "."
     )
     return numbers, summary
-
-
-def run(ctx: Context) -> Outcome:
-    p = ctx.params
-
-    def draw_seeds(which: str, N: int) -> dict:
-        return {
-            "chunks": [
-                figure_seed(ctx, "instances", which=which, D=p.D, N=N, P=p.P, chunk=k)
-                for k in range(n_chunks(p))
-            ],  # fmt: skip
-            "subsample": figure_seed(ctx, "subsample", which=which, N=N),
-        }
-
-    seeds = {"base": draw_seeds("base", p.N)}
-    seeds |= {f"dN={dN}": draw_seeds("other", p.N + dN) for dN in [0, *p.dN_list]}
-    ds = compute(p, ctx.convention, seeds, ctx.device, ctx.progress)
-    files = save_figure(draw(ds), ctx.out) + save_dataset(ds, ctx.out)
-    numbers, summary = summarize(ds)
-    return Outcome(numbers=numbers, summary=summary, claims=claims(ds), seeds=seeds, files=files)

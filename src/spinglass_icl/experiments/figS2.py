@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from .claims import Claim, at_least, at_most
-from .common import Context, Outcome, figure_seed, new_figure, save_dataset, save_figure
+from .common import Context, figure_seed, new_figure, record_attrs
 from .fig5 import BLOCKS, block_samples
 from .supp import budget_count, repeated
 
@@ -98,7 +98,7 @@ def compute(ctx: Context) -> xr.Dataset:
         other = floor if N == p.base_N else counts("grid", N)
         kl[i] = [kl_bits(base[b], other[b]) for b in BLOCKS]
     fl = np.array([kl_bits(base[b], floor[b]) for b in BLOCKS])
-    return xr.Dataset(
+    ds = xr.Dataset(
         {
             "kl": (("N", "block"), kl, {"long_name": "D_KL[P_base || P_N] (bits)"}),
             "floor": (("block",), fl, {"long_name": "KL of two independent base samples"}),
@@ -116,6 +116,7 @@ def compute(ctx: Context) -> xr.Dataset:
             "convention": ctx.convention,
         },  # fmt: skip
     )
+    return record_attrs(ds, files=["trials.sqlite"])
 
 
 def draw(ds: xr.Dataset):
@@ -185,12 +186,3 @@ def summarize(ds: xr.Dataset) -> tuple[dict, str]:
         + ")."
     )
     return numbers, summary
-
-
-def run(ctx: Context) -> Outcome:
-    ds = compute(ctx)
-    files = ["trials.sqlite"] + save_figure(draw(ds), ctx.out) + save_dataset(ds, ctx.out)
-    numbers, summary = summarize(ds)
-    note = ds.attrs.get("budget_note", "")
-    return Outcome(numbers=numbers, summary=summary, claims=claims(ds), files=files,
-                   notes=[note] if note else [])  # fmt: skip

@@ -16,6 +16,7 @@ from .figure import (
     figure_seed,
     make,
     record_attrs,
+    register_figure,
     save_dataset,
 )
 from .plotting import (
@@ -47,6 +48,7 @@ __all__ = [
     "plain_number",
     "plot_style",
     "record_attrs",
+    "register_figure",
     "repeated",
     "save_dataset",
     "save_figure",

@@ -95,20 +95,31 @@ def block_samples(
     return {b: np.concatenate(v) for b, v in out.items()}
 
 
+def quantile_edges(x: np.ndarray, bins: int) -> np.ndarray:
+    """``bins`` histogram bins for ``x``: ``bins - 2`` equal bins between its 0.1% and
+    99.9% quantiles and the two tails as outer bins to -inf and +inf (Fig. 5, Fig. S2)."""
+    lo, hi = np.quantile(x, [0.001, 0.999])
+    return np.concatenate([[-np.inf], np.linspace(lo, hi, bins - 1), [np.inf]])
+
+
+def kl_counts(cx: np.ndarray, cy: np.ndarray, log=np.log) -> float:
+    """``D_KL[p || q]`` of two histograms' counts on the same bins, 0.5 pseudo-count per
+    bin; ``log``: ``np.log`` (nats) or ``np.log2`` (bits)."""
+    px, py = cx + 0.5, cy + 0.5
+    px, py = px / px.sum(), py / py.sum()
+    return float(np.sum(px * log(px / py)))
+
+
 def kl_hist(x: np.ndarray, y: np.ndarray, bins: int) -> float:
-    """Histogram estimate of ``D_KL[P_x || P_y]`` on common bins (0.5 pseudo-counts).
+    """Histogram estimate of ``D_KL[P_x || P_y]`` on common bins (:func:`quantile_edges`
+    of the pooled sample, :func:`kl_counts`).
 
     The number of bins is ``min(bins, 2 n^(1/3))`` (Rice's rule, n the smaller sample)
     so that blocks with few entries (B, E) do not get a large small-sample bias.
     """
     bins = int(max(8, min(bins, 2 * min(len(x), len(y)) ** (1 / 3))))
-    both = np.concatenate([x, y])
-    lo, hi = np.quantile(both, [0.001, 0.999])
-    edges = np.concatenate([[-np.inf], np.linspace(lo, hi, bins - 1), [np.inf]])
-    px = np.histogram(x, edges)[0] + 0.5
-    py = np.histogram(y, edges)[0] + 0.5
-    px, py = px / px.sum(), py / py.sum()
-    return float(np.sum(px * np.log(px / py)))
+    edges = quantile_edges(np.concatenate([x, y]), bins)
+    return kl_counts(np.histogram(x, edges)[0], np.histogram(y, edges)[0])
 
 
 def n_chunks(p: Fig5Preset) -> int:

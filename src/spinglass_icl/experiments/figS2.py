@@ -18,7 +18,7 @@ import xarray as xr
 
 from .claims import Claim, at_least, at_most
 from .common import Context, figure_seed, new_figure, record_attrs
-from .fig5 import BLOCKS, block_samples
+from .fig5 import BLOCKS, block_samples, kl_counts, quantile_edges
 from .supp import budget_count, repeated
 
 TITLE = "KL divergence of the block laws from the shortest prompt (supplement Fig. S2)"
@@ -45,21 +45,15 @@ QUOTE = (
 
 
 def kl_bits(p: np.ndarray, q: np.ndarray) -> float:
-    """``D_KL[p || q]`` in bits of two count vectors (0.5 pseudo-count per bin)."""
-    p = p + 0.5
-    q = q + 0.5
-    p, q = p / p.sum(), q / q.sum()
-    return float(np.sum(p * np.log2(p / q)))
+    """``D_KL[p || q]`` in bits of two count vectors (0.5 pseudo-count per bin,
+    :func:`.fig5.kl_counts`)."""
+    return kl_counts(p, q, np.log2)
 
 
 def block_edges(sample: dict[str, np.ndarray], bins: int) -> dict[str, np.ndarray]:
     """Per block: ``bins - 1`` inner edges on the 0.1% / 99.9% quantiles and two outer
-    bins to +-inf."""
-    out = {}
-    for b in BLOCKS:
-        lo, hi = np.quantile(sample[b], [0.001, 0.999])
-        out[b] = np.concatenate([[-np.inf], np.linspace(lo, hi, bins - 1), [np.inf]])
-    return out
+    bins to +-inf (:func:`.fig5.quantile_edges`)."""
+    return {b: quantile_edges(sample[b], bins) for b in BLOCKS}
 
 
 def compute(ctx: Context) -> xr.Dataset:

@@ -184,6 +184,38 @@ def check_module(mod: ModuleType | Any) -> list[str]:
     return problems
 
 
+#: figures registered from outside the package (:func:`register_figure`): name -> module
+REGISTERED: dict[str, Any] = {}
+
+
+def register_figure(name: str, module: ModuleType | Any, presets: Any) -> None:
+    """Add figure ``name``, made by ``module`` (a module, or any object with the
+    template's attributes and steps), to :data:`~spinglass_icl.experiments.FIGURES`, so
+    that :func:`.runner.run_figure` and the report know it.
+
+    ``presets``: one :class:`FigurePreset` used at every preset, or a dict with one per
+    preset name (``tiny``, ``quick``, ``paper``). Raises :class:`ParameterError` if the
+    name is taken, a preset is missing or not a :class:`FigurePreset`, or the module
+    departs from the template (:func:`check_module`, every problem listed).
+    """
+    from ..errors import ParameterError
+    from . import FIGURES
+    from .presets import PRESETS, add_presets
+
+    if not isinstance(name, str) or not name or name in FIGURES:
+        raise ParameterError(
+            f"name must be a new figure name (not one of {', '.join(FIGURES)}), got {name!r}"
+        )
+    problems = check_module(module)
+    if problems:
+        raise ParameterError(f"module of figure {name} departs from the template: "
+                             + "; ".join(problems))  # fmt: skip
+    table = presets if isinstance(presets, dict) else dict.fromkeys(PRESETS, presets)
+    add_presets(name, table)
+    REGISTERED[name] = module
+    FIGURES[name] = getattr(module, "__name__", name)
+
+
 def make(mod: ModuleType | Any, ctx: Context) -> Outcome:
     """Make one figure: ``compute`` -> Dataset -> ``draw`` (saved as ``figure.png`` and
     ``.pdf``) -> ``claims`` -> ``summarize``, the Dataset saved as ``data.nc``.

@@ -1055,6 +1055,24 @@ del _r
 _ALL = {"tiny": _TINY, "quick": _QUICK, "paper": _PAPER}
 
 
+def add_presets(figure: str, presets: dict[str, FigurePreset]) -> None:
+    """Add the presets of a figure registered from outside the package, one per name of
+    :data:`PRESETS` (:func:`spinglass_icl.experiments.figure.register_figure`)."""
+    missing = [k for k in PRESETS if k not in presets]
+    if missing or set(presets) - set(PRESETS):
+        raise ParameterError(
+            f"presets must have exactly the keys {', '.join(PRESETS)}, got {sorted(presets)}"
+        )
+    for k, p in presets.items():
+        if not isinstance(p, FigurePreset):
+            raise ParameterError(
+                f"presets[{k!r}] must be a FigurePreset (a frozen dataclass), "
+                f"got {type(p).__name__}"
+            )
+    for k, p in presets.items():
+        _ALL[k][figure] = p
+
+
 def get_preset(name: str, figure: str) -> FigurePreset:
     """The (frozen) parameters of ``figure`` under preset ``name``."""
     check_choice("preset", name, PRESETS)

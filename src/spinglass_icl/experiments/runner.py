@@ -26,14 +26,17 @@ from ..io import write_json
 from ..sweep.executors import EXECUTORS
 from . import FIGURES
 from .claims import overall
-from .figure import Context, Outcome, make
+from .figure import REGISTERED, Context, Outcome, make
 from .plotting import plot_style
 from .presets import FigurePreset, get_preset
 
 
 def figure_module(name: str) -> Any:
-    """The module that makes figure ``name``."""
+    """The module that makes figure ``name`` (one of the package's, or one added by
+    :func:`.figure.register_figure`)."""
     check_choice("figure", name, tuple(FIGURES))
+    if name in REGISTERED:
+        return REGISTERED[name]
     return importlib.import_module(f"{__package__}.{FIGURES[name]}")
 
 

@@ -384,19 +384,28 @@ def _fake_figure():
 
     import xarray as xr
 
-    from spinglass_icl.experiments.common import Outcome, new_figure, save_dataset, save_figure
+    from spinglass_icl.experiments.claims import at_least
+    from spinglass_icl.experiments.common import new_figure
 
     calls = []
 
-    def run(ctx):
+    def compute(ctx):
         calls.append(1)
+        return xr.Dataset({"x": ("i", np.arange(3.0))})
+
+    def draw(ds):
         fig, axes = new_figure(1)
         axes[0, 0].plot([0, 1], [0, 1])
-        files = save_figure(fig, ctx.out)
-        files += save_dataset(xr.Dataset({"x": ("i", np.arange(3.0))}), ctx.out)
-        return Outcome(numbers={"x": 1.0}, summary="fake", agrees=True, files=files)
+        return fig
 
-    mod = types.SimpleNamespace(TITLE="t", CLAIM="c", NOTES=[], run=run)
+    def claims(ds):
+        return [at_least("fake", "x", 1.0, agree=0.5, partly=0.1)]
+
+    def summarize(ds):
+        return {"x": 1.0}, "fake"
+
+    mod = types.SimpleNamespace(TITLE="t", CLAIM="c", NOTES=[], compute=compute, draw=draw,
+                                claims=claims, summarize=summarize)  # fmt: skip
     return mod, calls
 
 

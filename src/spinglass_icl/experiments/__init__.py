@@ -1,12 +1,14 @@
 """Experiments: the paper's figures, remade from scratch (docs/experiments.md).
 
-Each figure lives in its own module ``spinglass_icl.experiments.<module>`` exposing
-``TITLE``, ``CLAIM`` (what the paper says), ``NOTES`` (where we differ from the paper, and why;
-docs/experiments.md) and ``run(ctx) -> Outcome`` (see :mod:`.common`), built from ``compute``
-(an xarray Dataset), ``draw`` and ``claims`` (the paper's sentences with verdicts,
-:mod:`.claims`); its parameters are a frozen dataclass of :mod:`.presets`.
-``spinglass-icl reproduce`` runs them through :func:`.runner.run_figure` and rebuilds the
-report with :mod:`.report`.
+Each figure lives in its own module ``spinglass_icl.experiments.<module>`` (named as the
+figure) that follows one template (:mod:`.figure`): ``TITLE``, ``CLAIM`` (what the paper
+says), ``NOTES`` (where we differ from the paper, and why; docs/experiments.md) and four
+steps, ``compute(ctx) -> xarray.Dataset``, ``draw(ds) -> Figure``, ``claims(ds) ->
+list[Claim]`` (the paper's sentences with verdicts, :mod:`.claims`) and ``summarize(ds) ->
+(numbers, summary)``; its parameters are a frozen dataclass of :mod:`.presets`.
+``spinglass-icl reproduce`` runs the steps in order through :func:`.runner.run_figure` and
+rebuilds the report with :mod:`.report`; :func:`.figure.register_figure` adds a figure
+from outside the package.
 
 Nothing heavy is imported here.
 """
@@ -25,14 +27,14 @@ FIGURES: dict[str, str] = {
     "fig5": "fig5",
     "fig6": "fig6",
     "double-descent": "double_descent",
-    "figS1": "figs1",
+    "figS1": "figS1",
     "figS2": "figS2",
     "figS3": "figS3",
     "figS4": "figS4",
     "figS5": "figS5",
     "figS6": "figS6",
     "figS7": "figS7",
-    "figS8": "figs8",
+    "figS8": "figS8",
 }
 
 #: the paper's supplementary figures, in order; ``reproduce supplementary`` runs those

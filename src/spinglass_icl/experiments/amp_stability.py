@@ -18,9 +18,10 @@ import math
 import warnings
 
 import numpy as np
+import xarray as xr
 
-from .claims import at_least
-from .common import Context, Outcome, figure_seed, new_figure, save_dataset, save_figure
+from .claims import Claim, at_least
+from .common import Context, figure_seed, new_figure, record_attrs
 
 TITLE = "Where AMP converges: variance margin and spectral radius of the damped iteration"
 CLAIM = (
@@ -153,7 +154,7 @@ def _nanmedian(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def _compute(ctx: Context) -> dict:
+def _measure(ctx: Context) -> dict:
     """Per (lam, P, instance): the predicted stability numbers and the solver's status."""
     import torch
 
@@ -197,8 +198,9 @@ def _compute(ctx: Context) -> dict:
                 closed=closed)  # fmt: skip
 
 
-def _draw(a: dict):
+def draw(ds: xr.Dataset):
     """The three panels: variance margin, Perron root of the variance map, radius."""
+    a = _arrays(ds)
     D, lams, closed, damping = a["D"], a["lams"], a["closed"], a["damping"]
     margin, rad, rad0, vrate = a["margin"], a["rad"], a["rad0"], a["vrate"]
     x = np.array(a["Ps"], float) / D**2
@@ -245,12 +247,15 @@ def _draw(a: dict):
     return fig
 
 
-def _dataset(a: dict, convention: str):
-    import xarray as xr
-
+def compute(ctx: Context) -> xr.Dataset:
+    """Per (lam, P, repeat): variance margin, Perron root of the variance map, spectral
+    radius (damped and undamped), smallest stable damping, predicted and measured status;
+    the closed-form boundary per lam."""
+    a = _measure(ctx)
+    convention = ctx.convention
     margin, rad, rad0, vrate = a["margin"], a["rad"], a["rad0"], a["vrate"]
     dims = ("lam", "P", "repeat")
-    return xr.Dataset(
+    ds = xr.Dataset(
         {
             "margin": (dims, margin),
             "variance_rate": (dims, np.where(np.isfinite(vrate), vrate, np.nan)),
@@ -258,15 +263,36 @@ def _dataset(a: dict, convention: str):
             "radius_undamped": (dims, np.where(np.isfinite(rad0), rad0, np.nan)),
             "predicted_converged": (dims, a["pred"]),
             "solver_converged": (dims, a["actual"]),
+            "damping_min": (dims, a["dmin"]),
+            "closed_form_P_over_D2": (("lam",), np.asarray(a["closed"], float)),
         },
         coords={"lam": a["lams"], "P": a["Ps"], "repeat": list(range(a["R"]))},
         attrs={"D": a["D"], "N": a["N"], "solver": a["solver"], "damping": a["damping"],
                "convention": convention},
     )  # fmt: skip
+    seeds = {"instances": "figure_seed(seed, D, N, P), the same at every lam"}
+    return record_attrs(ds, seeds=seeds)
 
 
-def _summarize(a: dict) -> tuple[dict, str, list]:
-    """Numbers, summary and claims: how often the prediction matches the solver."""
+def _arrays(ds: xr.Dataset) -> dict:
+    """The Dataset of :func:`compute` as the arrays that :func:`draw` and
+    :func:`summarize` read (non-finite radii and rates are NaN)."""
+    return dict(
+        D=int(ds.attrs["D"]), N=int(ds.attrs["N"]), R=int(ds.sizes["repeat"]),
+        solver=ds.attrs["solver"], damping=ds.attrs["damping"],
+        lams=[float(x) for x in ds["lam"].values], Ps=[int(x) for x in ds["P"].values],
+        margin=ds["margin"].values, vrate=ds["variance_rate"].values, rad=ds["radius"].values,
+        rad0=ds["radius_undamped"].values, dmin=ds["damping_min"].values,
+        pred=ds["predicted_converged"].values.astype(bool),
+        actual=ds["solver_converged"].values.astype(bool),
+        closed=[float(x) for x in ds["closed_form_P_over_D2"].values],
+    )  # fmt: skip
+
+
+def summarize(ds: xr.Dataset) -> tuple[dict, str]:
+    """Numbers and summary: where the variance fixed point appears, how often the
+    prediction matches the solver."""
+    a = _arrays(ds)
     D, lams, Ps, closed = a["D"], a["lams"], a["Ps"], a["closed"]
     pred, actual, margin, dmin = a["pred"], a["actual"], a["margin"], a["dmin"]
     agree = float((pred == actual).mean())
@@ -293,7 +319,14 @@ def _summarize(a: dict) -> tuple[dict, str, list]:
         "; ".join(parts)
         + f". Prediction vs the solver's status: {100 * agree:.1f}% of {pred.size} instances."
     )
-    claims = [
+    return numbers, summary
+
+
+def claims(ds: xr.Dataset) -> list[Claim]:
+    """The stability analysis predicts which AMP runs converge."""
+    a = _arrays(ds)
+    agree = float((a["pred"] == a["actual"]).mean())
+    return [
         at_least(
             '(Not in the paper, whose Fig. 4 caption only says "In the left-bottom corner, AMP '
             'does not converge") The stability analysis predicts which AMP runs converge.',
@@ -303,17 +336,6 @@ def _summarize(a: dict) -> tuple[dict, str, list]:
             partly=0.8,
         )
     ]
-    return numbers, summary, claims
-
-
-def run(ctx: Context) -> Outcome:
-    a = _compute(ctx)
-    files = save_figure(_draw(a), ctx.out)
-    files += save_dataset(_dataset(a, ctx.convention), ctx.out)
-    numbers, summary, claims = _summarize(a)
-    return Outcome(numbers=numbers, summary=summary, claims=claims,
-                   seeds={"instances": "figure_seed(seed, D, N, P), the same at every lam"},
-                   files=files)  # fmt: skip
 
 
 def stability_numbers(pred: dict, measured: dict, D: int, lam: float, convention: str) -> dict:

@@ -33,7 +33,7 @@ from ..observables import spins_to_W
 from ..solvers import get_solver, solve
 from ..theory import asymptotic_error, relative_exact_test_error, ridgeless_error, theory_params
 from .claims import Claim, at_most
-from .common import Context, Outcome, save_dataset, save_figure
+from .common import Context, record_attrs
 
 __all__ = ["DEFAULT_TAUS", "double_descent_data", "plot_double_descent", "point_seed"]
 
@@ -399,7 +399,7 @@ IN_PAPER = False
 def compute(ctx: Context) -> xr.Dataset:
     """:func:`double_descent_data` at the preset's parameters."""
     p = ctx.params
-    return double_descent_data(
+    ds = double_descent_data(
         D=p.D,
         alphas=p.alphas,
         taus=np.geomspace(p.tau_range[0], p.tau_range[1], p.taus),
@@ -411,6 +411,13 @@ def compute(ctx: Context) -> xr.Dataset:
         convention=ctx.convention,
         device=ctx.device,
     )
+    seeds = {"base": ctx.seed, "points": "double_descent.point_seed(seed, D, N, P, ...)"}
+    return record_attrs(ds, seeds=seeds)
+
+
+def draw(ds: xr.Dataset):
+    """:func:`plot_double_descent` of the figure's Dataset."""
+    return plot_double_descent(ds)
 
 
 def claims(ds: xr.Dataset) -> list[Claim]:
@@ -464,16 +471,3 @@ def summarize(ds: xr.Dataset) -> tuple[dict, str]:
         f"lam = {ds.attrs['lam']:g}."
     )
     return numbers, summary
-
-
-def run(ctx: Context) -> Outcome:
-    ds = compute(ctx)
-    files = save_figure(plot_double_descent(ds), ctx.out) + save_dataset(ds, ctx.out)
-    numbers, summary = summarize(ds)
-    return Outcome(
-        numbers=numbers,
-        summary=summary,
-        claims=claims(ds),
-        seeds={"base": ctx.seed, "points": "double_descent.point_seed(seed, D, N, P, ...)"},
-        files=files,
-    )

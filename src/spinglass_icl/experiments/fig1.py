@@ -34,7 +34,7 @@ import xarray as xr
 from ..conventions import get_convention
 from ..tasks import make_generator, sample_prompts
 from .claims import Claim, at_least, at_most
-from .common import Context, Outcome, figure_seed, new_figure, save_dataset, save_figure
+from .common import Context, figure_seed, new_figure, record_attrs
 from .presets import Fig1Preset
 
 TITLE = "Block statistics of fields and couplings (fat tails)"
@@ -157,7 +157,7 @@ def _kurt(x: np.ndarray) -> float:
     return float(np.mean(x**4) / np.mean(x**2) ** 2 - 3.0)
 
 
-def compute(p: Fig1Preset, convention: str, seeds: dict[str, Any]) -> xr.Dataset:
+def block_data(p: Fig1Preset, convention: str, seeds: dict[str, Any]) -> xr.Dataset:
     """Histograms of the measured entries and of the law samples, each divided by its own
     standard deviation, on common bins per block; stds and excess kurtoses."""
     meas = block_entries(p.D, p.N, p.P, seeds["prompts"], p.max_entries, convention, seeds["pairs"])
@@ -185,6 +185,19 @@ def compute(p: Fig1Preset, convention: str, seeds: dict[str, Any]) -> xr.Dataset
         coords={"block": list(BLOCKS)},
         attrs={"D": p.D, "N": p.N, "P": p.P, "convention": convention},
     )
+
+
+def compute(ctx: Context) -> xr.Dataset:
+    """:func:`block_data` at the preset's parameters, with seeds derived from the context."""
+    p = ctx.params
+    seeds = {
+        "prompts": [
+            figure_seed(ctx, "prompts", D=p.D, N=p.N, P=p.P, instance=k) for k in range(p.instances)
+        ],  # fmt: skip
+        "pairs": figure_seed(ctx, "pairs"),
+        "law": figure_seed(ctx, "law", D=p.D, N=p.N),
+    }
+    return record_attrs(block_data(p, ctx.convention, seeds), seeds=seeds)
 
 
 def draw(ds: xr.Dataset):
@@ -275,18 +288,3 @@ def summarize(ds: xr.Dataset) -> tuple[dict, str]:
         + f"{numbers['A_std_ratio_expected']:.3g})."
     )
     return numbers, summary
-
-
-def run(ctx: Context) -> Outcome:
-    p = ctx.params
-    seeds = {
-        "prompts": [
-            figure_seed(ctx, "prompts", D=p.D, N=p.N, P=p.P, instance=k) for k in range(p.instances)
-        ],  # fmt: skip
-        "pairs": figure_seed(ctx, "pairs"),
-        "law": figure_seed(ctx, "law", D=p.D, N=p.N),
-    }
-    ds = compute(p, ctx.convention, seeds)
-    files = save_figure(draw(ds), ctx.out) + save_dataset(ds, ctx.out)
-    numbers, summary = summarize(ds)
-    return Outcome(numbers=numbers, summary=summary, claims=claims(ds), seeds=seeds, files=files)

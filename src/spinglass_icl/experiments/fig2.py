@@ -19,15 +19,7 @@ from ..observables import contrast, spins_to_W
 from ..solvers import ground_state, solve
 from ..training import TrainConfig
 from .claims import Claim, at_least, at_most
-from .common import (
-    Context,
-    Outcome,
-    figure_seed,
-    new_figure,
-    plain_log_axis,
-    save_dataset,
-    save_figure,
-)
+from .common import Context, figure_seed, new_figure, plain_log_axis, record_attrs
 
 TITLE = "Learning curves, trained weights and AMP's m and v"
 CLAIM = (
@@ -128,7 +120,9 @@ def compute(ctx: Context) -> xr.Dataset:
     ds = xr.merge([train_curves(ctx), amp_matrices(ctx)], combine_attrs="drop_conflicts")
     ds.attrs.update({"D": p.D, "N": p.N, "convention": ctx.convention, "amp_P": p.amp_P,
                      "amp_lam": p.amp_lam, "beta": p.beta, "optimizer": p.optimizer})  # fmt: skip
-    return ds
+    seeds = {f"train_P{P}": figure_seed(ctx, "train", D=p.D, N=p.N, P=P) for P in p.P_list}
+    seeds["amp_instance"] = figure_seed(ctx, "amp_instance", D=p.D, N=p.N, P=p.amp_P)
+    return record_attrs(ds, seeds=seeds)
 
 
 def _matrix(fig, ax, M: np.ndarray, title: str, cmap: str = "RdBu_r", sym: bool = True) -> None:
@@ -176,7 +170,7 @@ def draw(ds: xr.Dataset):
     return fig
 
 
-def summarize(ds: xr.Dataset) -> dict:
+def key_numbers(ds: xr.Dataset) -> dict:
     """Key numbers of every panel."""
     D, N = int(ds.attrs["D"]), int(ds.attrs["N"])
     numbers: dict = {}
@@ -213,9 +207,10 @@ def summarize(ds: xr.Dataset) -> dict:
     return numbers
 
 
-def claims(ds: xr.Dataset, n: dict) -> list[Claim]:
+def claims(ds: xr.Dataset) -> list[Claim]:
     """SGD needs large P; W unstructured at small P, diagonal at large P, W11 = I; AMP's
     m like the trained W; m = 0, v = 1 on the last column."""
+    n = key_numbers(ds)
     Ps = sorted(int(P) for P in ds["P"].values)
     N = int(ds.attrs["N"])
     errs = [n[f"P{P}_relative_test_error"] for P in Ps]
@@ -281,12 +276,10 @@ def claims(ds: xr.Dataset, n: dict) -> list[Claim]:
     return out
 
 
-def run(ctx: Context) -> Outcome:
-    p = ctx.params
-    ds = compute(ctx)
-    files = save_figure(draw(ds), ctx.out) + save_dataset(ds, ctx.out)
-    n = summarize(ds)
-    Ps = sorted(p.P_list)
+def summarize(ds: xr.Dataset) -> tuple[dict, str]:
+    """The key numbers (:func:`key_numbers`) and a summary of every panel."""
+    n = key_numbers(ds)
+    Ps = sorted(int(P) for P in ds["P"].values)
     Pl, Ph = Ps[0], Ps[-1]
     summary = (
         "Final relative test error "
@@ -299,6 +292,4 @@ def run(ctx: Context) -> Outcome:
         f"m = 0, v = {n['amp_last_column_v_mean']:.3g}; eq. 34a's mean is "
         f"{100 * n['amp_mean_rel_error_vs_exact']:.2g}% off the exact mean."
     )
-    seeds = {f"train_P{P}": figure_seed(ctx, "train", D=p.D, N=p.N, P=P) for P in p.P_list}
-    seeds["amp_instance"] = figure_seed(ctx, "amp_instance", D=p.D, N=p.N, P=p.amp_P)
-    return Outcome(numbers=n, summary=summary, claims=claims(ds, n), seeds=seeds, files=files)
+    return n, summary

@@ -17,7 +17,7 @@ from ..hamiltonian import make_instance
 from ..solvers import ground_state
 from ..tasks import make_generator
 from .claims import Claim, at_least, holds
-from .common import Context, Outcome, figure_seed, new_figure, save_dataset, save_figure
+from .common import Context, figure_seed, new_figure, record_attrs
 from .hessian import count_near_lam, plot_spectra
 from .presets import Fig3Preset
 
@@ -72,7 +72,7 @@ def landscape(
     }
 
 
-def compute(p: Fig3Preset, convention: str, seeds: dict[str, dict[int, int]]) -> xr.Dataset:
+def landscapes(p: Fig3Preset, convention: str, seeds: dict[str, dict[int, int]]) -> xr.Dataset:
     """Per P: the landscape sample (:func:`landscape`), the Hessian spectrum and the
     rank correlation between energy and distance to the ground state."""
     from scipy.stats import spearmanr
@@ -104,6 +104,17 @@ def compute(p: Fig3Preset, convention: str, seeds: dict[str, dict[int, int]]) ->
             "target": "last point",
         },  # fmt: skip
     )
+
+
+def compute(ctx: Context) -> xr.Dataset:
+    """:func:`landscapes` at the preset's parameters, with seeds derived from the context."""
+    p = ctx.params
+    seeds = {
+        purpose: {P: figure_seed(ctx, purpose, D=p.D, N=p.N, P=P) for P in p.P_list}
+        for purpose in ("instance", "points", "tsne")
+    }
+    ds = landscapes(p, ctx.convention, seeds)
+    return record_attrs(ds, seeds={k: {f"P{P}": s for P, s in v.items()} for k, v in seeds.items()})
 
 
 def draw(ds: xr.Dataset):
@@ -197,21 +208,3 @@ def summarize(ds: xr.Dataset) -> tuple[dict, str]:
         + ("Every random W has higher energy than the target." if above else "")
     )
     return numbers, summary.strip()
-
-
-def run(ctx: Context) -> Outcome:
-    p = ctx.params
-    seeds = {
-        purpose: {P: figure_seed(ctx, purpose, D=p.D, N=p.N, P=P) for P in p.P_list}
-        for purpose in ("instance", "points", "tsne")
-    }
-    ds = compute(p, ctx.convention, seeds)
-    files = save_figure(draw(ds), ctx.out) + save_dataset(ds, ctx.out)
-    numbers, summary = summarize(ds)
-    return Outcome(
-        numbers=numbers,
-        summary=summary,
-        claims=claims(ds),
-        seeds={k: {f"P{P}": s for P, s in v.items()} for k, v in seeds.items()},
-        files=files,
-    )

@@ -19,6 +19,7 @@ half the repeats are marked with a red x, and the stability prediction
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import xarray as xr
@@ -26,15 +27,7 @@ import xarray as xr
 from ..sweep import SweepSpec, run_sweep
 from .amp_stability import draw_stability_boundary, predicted_convergence, stability_numbers
 from .claims import Claim, at_least, at_most
-from .common import (
-    Context,
-    Outcome,
-    new_figure,
-    nice_log_ticks,
-    plain_log_ticks,
-    save_dataset,
-    save_figure,
-)
+from .common import Context, new_figure, nice_log_ticks, plain_log_ticks, record_attrs
 from .presets import Fig4aPreset
 
 TITLE = "Phase diagram of the contrast ratio (AMP vs exact)"
@@ -140,8 +133,11 @@ def compute(ctx: Context) -> xr.Dataset:
                      "amp_solver": p.amp_solver, "damping": p.damping,
                      "max_iter": p.max_iter, "authors_cap": p.authors_cap,
                      "authors_tol": p.authors_tol,
-                     "grid_kind": p.grid_kind})  # fmt: skip
-    return ds
+                     "grid_kind": p.grid_kind, "convention": ctx.convention,
+                     "predict_every": p.predict_every,
+                     "predicted": json.dumps(_pred_rows(predict(ctx)))})  # fmt: skip
+    seeds = {"sweep_seed": ctx.seed, "instances": "derived from (seed, D, N, P, repeat)"}
+    return record_attrs(ds, seeds=seeds, files=["sweep.sqlite", "sweep_authors.sqlite"])
 
 
 def predict(ctx: Context) -> dict:
@@ -156,6 +152,18 @@ def predict(ctx: Context) -> dict:
         sub = {"P": sorted(set(Ps[::k]) | {Ps[-1]}), "N": sorted(set(Ns[::k]) | {Ns[-1]})}
         spec = dataclasses.replace(spec, grid={**spec.grid, **sub})
     return predicted_convergence(spec, p.amp_solver, device=ctx.device)
+
+
+def _pred_rows(pred: dict) -> list:
+    """:func:`predict`'s dict as JSON-able rows ``[P, N, converges, kinds, damping_min]``."""
+    return [[P, N, v["converges"], v["kinds"], v["damping_min"]] for (P, N), v in pred.items()]
+
+
+def predicted(ds: xr.Dataset) -> dict:
+    """The prediction stored by :func:`compute` (``predicted`` attr), as :func:`predict`
+    returned it."""
+    rows = json.loads(ds.attrs["predicted"])
+    return {(P, N): {"converges": c, "kinds": k, "damping_min": d} for P, N, c, k, d in rows}
 
 
 def _map(fig, ax, ds: xr.Dataset, var: str, solver: str, title: str, linear: bool):
@@ -198,12 +206,13 @@ def _legend_proxies() -> dict:
     }
 
 
-def draw(ds: xr.Dataset, pred: dict | None = None, convention: str = "authors"):
+def draw(ds: xr.Dataset):
     """Four heat maps of C over (P/D^2, N/D): AMP at the authors' step cap with their
     cosine contrast (as they made it), AMP at the converged cap with the text's contrast,
     and the exact solution with each contrast; a cross where AMP failed in at least half
-    the repeats; the predicted boundary (closed form, and per instance from ``pred``) on
-    both AMP maps. The legend sits below the maps, never over a cell."""
+    the repeats; the predicted boundary (closed form, and per instance from the stored
+    prediction, :func:`predicted`) on both AMP maps. The legend sits below the maps, never
+    over a cell."""
     a = ds.attrs
     D, amp = a["D"], a["amp_solver"]
     linear = a.get("grid_kind", "log") == "linear"
@@ -218,8 +227,8 @@ def draw(ds: xr.Dataset, pred: dict | None = None, convention: str = "authors"):
     _crosses(a1, ds, "converged_fraction_authors", x, y)
     _crosses(a2, ds, "converged_fraction", x, y)
     Ns = ds["N"].values
-    for ax, p in ((a1, None), (a2, pred)):
-        draw_stability_boundary(ax, D, a["lam"], convention, (min(Ns), max(Ns)), solver=amp,
+    for ax, p in ((a1, None), (a2, predicted(ds))):
+        draw_stability_boundary(ax, D, a["lam"], a["convention"], (min(Ns), max(Ns)), solver=amp,
                                 damping=a["damping"], predicted=p)  # fmt: skip
     for ax in (a1, a2, a3, a4):  # the same limits on every map
         if linear:  # the cells' edges
@@ -369,28 +378,11 @@ def summarize(ds: xr.Dataset) -> tuple[dict, str]:
         f"the corner runs and {100 * float(ra):.0f}% outside it; the exact cosine contrast "
         f"reaches {numbers['exact_C_cosine_largest_P']:.2f} at the largest P."
     )
-    return numbers, summary
-
-
-def run(ctx: Context) -> Outcome:
-    ds = compute(ctx)
-    pred = predict(ctx)
-    derived = ["C", "converged_fraction", "C_authors", "converged_fraction_authors"]
-    files = ["sweep.sqlite", "sweep_authors.sqlite"]
-    files += save_dataset(ds.drop_vars(derived), ctx.out)
-    files += save_figure(draw(ds, pred, ctx.convention), ctx.out)
-    numbers, summary = summarize(ds)
-    cv = ds["converged"].sel(solver=ctx.params.amp_solver)
+    cv = ds["converged"].sel(solver=amp)
     measured = {(P, N): cv.sel(P=P, N=N).values.astype(bool).tolist()
                 for P in ds["P"].values.tolist() for N in ds["N"].values.tolist()}  # fmt: skip
-    numbers["stability"] = stability_numbers(pred, measured, ds.attrs["D"], ds.attrs["lam"],
-                                             ctx.convention)  # fmt: skip
-    numbers["stability"]["predict_every"] = ctx.params.predict_every
+    numbers["stability"] = stability_numbers(predicted(ds), measured, D, ds.attrs["lam"],
+                                             ds.attrs["convention"])  # fmt: skip
+    numbers["stability"]["predict_every"] = ds.attrs["predict_every"]
     summary += " " + numbers["stability"]["sentence"]
-    return Outcome(
-        numbers=numbers,
-        summary=summary,
-        claims=claims(ds),
-        seeds={"sweep_seed": ctx.seed, "instances": "derived from (seed, D, N, P, repeat)"},
-        files=files,
-    )
+    return numbers, summary

@@ -29,13 +29,11 @@ from ..trials import TrialStore, run_chunks
 from .claims import Claim, at_most
 from .common import (
     Context,
-    Outcome,
     figure_seed,
     new_figure,
     plain_log_axis,
     plain_log_ticks,
-    save_dataset,
-    save_figure,
+    record_attrs,
     trial_chunks,
 )
 from .presets import Fig4bPreset
@@ -206,7 +204,11 @@ def compute(ctx: Context) -> xr.Dataset:
     ds = ds.assign_coords(N_fine=Nf)
     ds.attrs.update({"D": p.D, "P": p.P, "lam": p.lam, "beta": p.beta, "trials": p.trials,
                      "optimizer": p.optimizer, "convention": ctx.convention})  # fmt: skip
-    return ds
+    seeds: dict = {"sweep_seed": ctx.seed}
+    if p.sgd:
+        seeds["sgd"] = {f"N{N}": sgd_seed(ctx, N) for N in p.N_list}
+    files = ["sweep.sqlite", "sweep.nc"] + (["trials.sqlite"] if p.sgd else [])
+    return record_attrs(ds, seeds=seeds, files=files)
 
 
 _STYLE = {"exact": ("o", "k"), "amp": ("s", "C0"), "amp-paper": ("^", "C1")}
@@ -283,7 +285,8 @@ def _main_lam(ds: xr.Dataset) -> float:
     return ds.attrs["lam"] if ds.attrs["lam"] in lams else lams[0]
 
 
-def summarize(ds: xr.Dataset) -> dict:
+def key_numbers(ds: xr.Dataset) -> dict:
+    """Key numbers: every curve, SGD's gaps to the solvers, the offsets at the largest N."""
     numbers: dict = {"N": ds["N"].values.tolist()}
     for s in SOLVERS:
         numbers[f"{s}_relative_error"] = ds["solver_mean"].sel(solver=s).values.tolist()
@@ -340,8 +343,9 @@ def offsets(n: dict, lam: float, lams: list) -> dict:
     return out
 
 
-def why(n: dict) -> str:
+def why(ds: xr.Dataset) -> str:
     """Why AMP as printed misses SGD, with both offsets' sizes from this run."""
+    n = key_numbers(ds)
     o = n.get("offsets_at_N_max")
     if not o or o.get("onsager") is None:
         return WHY
@@ -365,8 +369,9 @@ def why(n: dict) -> str:
     )
 
 
-def claims(ds: xr.Dataset, n: dict) -> list[Claim]:
+def claims(ds: xr.Dataset) -> list[Claim]:
     """The error falls with N; AMP (as printed) coincides with SGD, at every SGD lam."""
+    n = key_numbers(ds)
     ex = np.asarray(n["exact_relative_error"])
     out = [
         at_most(
@@ -392,12 +397,9 @@ def claims(ds: xr.Dataset, n: dict) -> list[Claim]:
     return out
 
 
-def run(ctx: Context) -> Outcome:
-    p = ctx.params
-    ds = compute(ctx)
-    files = ["sweep.sqlite", "sweep.nc"] + (["trials.sqlite"] if p.sgd else [])
-    files += save_figure(draw(ds), ctx.out) + save_dataset(ds, ctx.out)
-    n = summarize(ds)
+def summarize(ds: xr.Dataset) -> tuple[dict, str]:
+    """The key numbers (:func:`key_numbers`) and the curves' ends in a sentence."""
+    n = key_numbers(ds)
     Ns = n["N"]
     gaps = n.get("gaps", {})
     gap_txt = "; ".join(
@@ -419,8 +421,4 @@ def run(ctx: Context) -> Outcome:
         )
         + f"; theory {n['theory_at_N'][-1]:.3g}."
     )
-    seeds = {"sweep_seed": ctx.seed}
-    if p.sgd:
-        seeds["sgd"] = {f"N{N}": sgd_seed(ctx, N) for N in p.N_list}
-    return Outcome(numbers=n, summary=summary, claims=claims(ds, n), seeds=seeds, files=files,
-                   why=why(n))  # fmt: skip
+    return n, summary

@@ -19,7 +19,7 @@ import xarray as xr
 from ..hamiltonian import build_instance, make_instance
 from ..tasks import make_generator, sample_factors
 from .claims import Claim, at_least, at_most
-from .common import Context, Outcome, figure_seed, new_figure, save_dataset, save_figure
+from .common import Context, figure_seed, new_figure, record_attrs
 from .presets import Fig5Preset
 
 TITLE = "KL divergence of block laws when the prompt grows (supplement Fig. 5)"
@@ -95,27 +95,38 @@ def block_samples(
     return {b: np.concatenate(v) for b, v in out.items()}
 
 
+def quantile_edges(x: np.ndarray, bins: int) -> np.ndarray:
+    """``bins`` histogram bins for ``x``: ``bins - 2`` equal bins between its 0.1% and
+    99.9% quantiles and the two tails as outer bins to -inf and +inf (Fig. 5, Fig. S2)."""
+    lo, hi = np.quantile(x, [0.001, 0.999])
+    return np.concatenate([[-np.inf], np.linspace(lo, hi, bins - 1), [np.inf]])
+
+
+def kl_counts(cx: np.ndarray, cy: np.ndarray, log=np.log) -> float:
+    """``D_KL[p || q]`` of two histograms' counts on the same bins, 0.5 pseudo-count per
+    bin; ``log``: ``np.log`` (nats) or ``np.log2`` (bits)."""
+    px, py = cx + 0.5, cy + 0.5
+    px, py = px / px.sum(), py / py.sum()
+    return float(np.sum(px * log(px / py)))
+
+
 def kl_hist(x: np.ndarray, y: np.ndarray, bins: int) -> float:
-    """Histogram estimate of ``D_KL[P_x || P_y]`` on common bins (0.5 pseudo-counts).
+    """Histogram estimate of ``D_KL[P_x || P_y]`` on common bins (:func:`quantile_edges`
+    of the pooled sample, :func:`kl_counts`).
 
     The number of bins is ``min(bins, 2 n^(1/3))`` (Rice's rule, n the smaller sample)
     so that blocks with few entries (B, E) do not get a large small-sample bias.
     """
     bins = int(max(8, min(bins, 2 * min(len(x), len(y)) ** (1 / 3))))
-    both = np.concatenate([x, y])
-    lo, hi = np.quantile(both, [0.001, 0.999])
-    edges = np.concatenate([[-np.inf], np.linspace(lo, hi, bins - 1), [np.inf]])
-    px = np.histogram(x, edges)[0] + 0.5
-    py = np.histogram(y, edges)[0] + 0.5
-    px, py = px / px.sum(), py / py.sum()
-    return float(np.sum(px * np.log(px / py)))
+    edges = quantile_edges(np.concatenate([x, y]), bins)
+    return kl_counts(np.histogram(x, edges)[0], np.histogram(y, edges)[0])
 
 
 def n_chunks(p: Fig5Preset) -> int:
     return -(-p.instances // p.chunk)
 
 
-def compute(p: Fig5Preset, convention: str, seeds: dict, device="cpu", progress=False):
+def kl_data(p: Fig5Preset, convention: str, seeds: dict, device="cpu", progress=False):
     """KL of every block between N and N + dN (row dN = 0: an independent sample at N,
     the estimator's noise floor); ``seeds[dN]`` holds the chunk and subsample seeds."""
     from tqdm.auto import tqdm
@@ -138,6 +149,25 @@ def compute(p: Fig5Preset, convention: str, seeds: dict, device="cpu", progress=
         coords={"dN": dNs, "block": list(BLOCKS)},
         attrs={"D": p.D, "N": p.N, "P": p.P, "lam": p.lam, "convention": convention},
     )
+
+
+def compute(ctx: Context) -> xr.Dataset:
+    """:func:`kl_data` at the preset's parameters: the base prompt length and each longer
+    one draw their instances in seeded chunks."""
+    p = ctx.params
+
+    def draw_seeds(which: str, N: int) -> dict:
+        return {
+            "chunks": [
+                figure_seed(ctx, "instances", which=which, D=p.D, N=N, P=p.P, chunk=k)
+                for k in range(n_chunks(p))
+            ],  # fmt: skip
+            "subsample": figure_seed(ctx, "subsample", which=which, N=N),
+        }
+
+    seeds = {"base": draw_seeds("base", p.N)}
+    seeds |= {f"dN={dN}": draw_seeds("other", p.N + dN) for dN in [0, *p.dN_list]}
+    return record_attrs(kl_data(p, ctx.convention, seeds, ctx.device, ctx.progress), seeds=seeds)
 
 
 def draw(ds: xr.Dataset):
@@ -205,23 +235,3 @@ def summarize(ds: xr.Dataset) -> tuple[dict, str]:
         "KL / floor: " + " > ".join(f"{b} ({last[BLOCKS.index(b)]:.2g})" for b in order) + "."
     )
     return numbers, summary
-
-
-def run(ctx: Context) -> Outcome:
-    p = ctx.params
-
-    def draw_seeds(which: str, N: int) -> dict:
-        return {
-            "chunks": [
-                figure_seed(ctx, "instances", which=which, D=p.D, N=N, P=p.P, chunk=k)
-                for k in range(n_chunks(p))
-            ],  # fmt: skip
-            "subsample": figure_seed(ctx, "subsample", which=which, N=N),
-        }
-
-    seeds = {"base": draw_seeds("base", p.N)}
-    seeds |= {f"dN={dN}": draw_seeds("other", p.N + dN) for dN in [0, *p.dN_list]}
-    ds = compute(p, ctx.convention, seeds, ctx.device, ctx.progress)
-    files = save_figure(draw(ds), ctx.out) + save_dataset(ds, ctx.out)
-    numbers, summary = summarize(ds)
-    return Outcome(numbers=numbers, summary=summary, claims=claims(ds), seeds=seeds, files=files)

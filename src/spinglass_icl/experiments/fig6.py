@@ -22,15 +22,7 @@ from ..tasks import TaskConfig
 from ..training import TrainConfig
 from ..trials import TrialStore, run_chunks
 from .claims import Claim, at_least, at_most
-from .common import (
-    Context,
-    Outcome,
-    figure_seed,
-    new_figure,
-    save_dataset,
-    save_figure,
-    trial_chunks,
-)
+from .common import Context, figure_seed, new_figure, record_attrs, trial_chunks
 
 TITLE = "Test error of other architectures vs AMP"
 CLAIM = (
@@ -182,7 +174,7 @@ def compute(ctx: Context) -> xr.Dataset:
     names = list(p.models) + ["amp"]
     err = np.stack([per_trial[k] for k in p.models] + [np.where(ok, per_trial["amp"], np.nan)])
     tm = ("trained_model", "trial")
-    return xr.Dataset(
+    ds = xr.Dataset(
         {
             "relative_test_error": (("model", "trial"), err),
             "amp_converged": (("trial",), ok),
@@ -204,6 +196,7 @@ def compute(ctx: Context) -> xr.Dataset:
             "convention": ctx.convention,
         },  # fmt: skip
     )
+    return record_attrs(ds, seeds={"train": train_seed(ctx)}, files=["trials.sqlite"])
 
 
 def _stats(ds: xr.Dataset) -> tuple[dict[str, float], dict[str, float]]:
@@ -326,9 +319,8 @@ def claims(ds: xr.Dataset) -> list[Claim]:
     return out
 
 
-def run(ctx: Context) -> Outcome:
-    ds = compute(ctx)
-    files = ["trials.sqlite"] + save_figure(draw(ds), ctx.out) + save_dataset(ds, ctx.out)
+def summarize(ds: xr.Dataset) -> tuple[dict, str]:
+    """Mean, standard error, median and basins of every model; training diagnostics."""
     means, ses = _stats(ds)
     numbers = {f"{k}_relative_error": means[k] for k in means}
     numbers.update({f"{k}_stderr": ses[k] for k in means})
@@ -370,10 +362,4 @@ def run(ctx: Context) -> Outcome:
             for m in soft
         )
     )
-    return Outcome(
-        numbers=numbers,
-        summary=summary,
-        claims=claims(ds),
-        seeds={"train": train_seed(ctx)},
-        files=files,
-    )
+    return numbers, summary

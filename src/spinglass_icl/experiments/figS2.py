@@ -17,8 +17,8 @@ import numpy as np
 import xarray as xr
 
 from .claims import Claim, at_least, at_most
-from .common import Context, Outcome, figure_seed, new_figure, save_dataset, save_figure
-from .fig5 import BLOCKS, block_samples
+from .common import Context, figure_seed, new_figure, record_attrs
+from .fig5 import BLOCKS, block_samples, kl_counts, quantile_edges
 from .supp import budget_count, repeated
 
 TITLE = "KL divergence of the block laws from the shortest prompt (supplement Fig. S2)"
@@ -45,21 +45,15 @@ QUOTE = (
 
 
 def kl_bits(p: np.ndarray, q: np.ndarray) -> float:
-    """``D_KL[p || q]`` in bits of two count vectors (0.5 pseudo-count per bin)."""
-    p = p + 0.5
-    q = q + 0.5
-    p, q = p / p.sum(), q / q.sum()
-    return float(np.sum(p * np.log2(p / q)))
+    """``D_KL[p || q]`` in bits of two count vectors (0.5 pseudo-count per bin,
+    :func:`.fig5.kl_counts`)."""
+    return kl_counts(p, q, np.log2)
 
 
 def block_edges(sample: dict[str, np.ndarray], bins: int) -> dict[str, np.ndarray]:
     """Per block: ``bins - 1`` inner edges on the 0.1% / 99.9% quantiles and two outer
-    bins to +-inf."""
-    out = {}
-    for b in BLOCKS:
-        lo, hi = np.quantile(sample[b], [0.001, 0.999])
-        out[b] = np.concatenate([[-np.inf], np.linspace(lo, hi, bins - 1), [np.inf]])
-    return out
+    bins to +-inf (:func:`.fig5.quantile_edges`)."""
+    return {b: quantile_edges(sample[b], bins) for b in BLOCKS}
 
 
 def compute(ctx: Context) -> xr.Dataset:
@@ -98,7 +92,7 @@ def compute(ctx: Context) -> xr.Dataset:
         other = floor if N == p.base_N else counts("grid", N)
         kl[i] = [kl_bits(base[b], other[b]) for b in BLOCKS]
     fl = np.array([kl_bits(base[b], floor[b]) for b in BLOCKS])
-    return xr.Dataset(
+    ds = xr.Dataset(
         {
             "kl": (("N", "block"), kl, {"long_name": "D_KL[P_base || P_N] (bits)"}),
             "floor": (("block",), fl, {"long_name": "KL of two independent base samples"}),
@@ -116,6 +110,7 @@ def compute(ctx: Context) -> xr.Dataset:
             "convention": ctx.convention,
         },  # fmt: skip
     )
+    return record_attrs(ds, files=["trials.sqlite"])
 
 
 def draw(ds: xr.Dataset):
@@ -185,12 +180,3 @@ def summarize(ds: xr.Dataset) -> tuple[dict, str]:
         + ")."
     )
     return numbers, summary
-
-
-def run(ctx: Context) -> Outcome:
-    ds = compute(ctx)
-    files = ["trials.sqlite"] + save_figure(draw(ds), ctx.out) + save_dataset(ds, ctx.out)
-    numbers, summary = summarize(ds)
-    note = ds.attrs.get("budget_note", "")
-    return Outcome(numbers=numbers, summary=summary, claims=claims(ds), files=files,
-                   notes=[note] if note else [])  # fmt: skip

@@ -36,7 +36,7 @@ from ..solvers.amp import amp_rule
 from ..solvers.engine import iterate
 from ..solvers.result import SolverResult
 from .claims import Claim, at_least, at_most
-from .common import Context, Outcome, figure_seed, new_figure, save_dataset, save_figure
+from .common import Context, figure_seed, new_figure
 
 TITLE = "AMP on synthetic couplings with the fitted block laws (supplement Fig. S3)"
 CLAIM = (
@@ -291,10 +291,3 @@ def summarize(ds: xr.Dataset) -> tuple[dict, str]:
         f"{numbers['reference_contrast']:.3f}, |W21| / |diag W11| "
         f"{numbers['reference_w21_ratio']:.2g}."
     )
-
-
-def run(ctx: Context) -> Outcome:
-    ds = compute(ctx)
-    files = save_figure(draw(ds), ctx.out) + save_dataset(ds, ctx.out)
-    numbers, summary = summarize(ds)
-    return Outcome(numbers=numbers, summary=summary, claims=claims(ds), files=files)

@@ -25,7 +25,7 @@ from ..solvers import solve
 from ..solvers.exact import ground_state
 from ..tasks import make_generator
 from .claims import Claim, at_least, at_most
-from .common import Context, Outcome, new_figure, save_dataset, save_figure
+from .common import Context, new_figure, record_attrs
 from .supp import budget_count, repeated
 
 TITLE = "Correlated tokens: AMP against SGD across the token correlation (supplement Fig. S4)"
@@ -118,7 +118,7 @@ def compute(ctx: Context) -> xr.Dataset:
             per.setdefault(k, []).append(v)
     d2 = ("c", "repeat")
     data = {k: (d2, np.stack(v)) for k, v in per.items()}
-    return xr.Dataset(
+    ds = xr.Dataset(
         data,
         coords={"c": list(p.c_list), "repeat": np.arange(R)},
         attrs={
@@ -134,6 +134,7 @@ def compute(ctx: Context) -> xr.Dataset:
             "convention": ctx.convention,
         },  # fmt: skip
     )
+    return record_attrs(ds, files=["trials.sqlite"])
 
 
 def stats(ds: xr.Dataset, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -234,12 +235,3 @@ def summarize(ds: xr.Dataset) -> tuple[dict, str]:
         f"{100 * float(np.mean(numbers['amp_converged_fraction'])):.0f}% of the repeats."
     )
     return numbers, summary
-
-
-def run(ctx: Context) -> Outcome:
-    ds = compute(ctx)
-    files = ["trials.sqlite"] + save_figure(draw(ds), ctx.out) + save_dataset(ds, ctx.out)
-    numbers, summary = summarize(ds)
-    note = ds.attrs.get("budget_note", "")
-    return Outcome(numbers=numbers, summary=summary, claims=claims(ds), files=files,
-                   notes=[note] if note else [])  # fmt: skip

@@ -21,7 +21,7 @@ import torch
 import xarray as xr
 
 from .claims import Claim, at_most
-from .common import Context, Outcome, new_figure, save_dataset, save_figure
+from .common import Context, new_figure, record_attrs
 from .supp import repeated
 
 TITLE = "Spectrum of X X^T / N against Marchenko-Pastur (supplement Fig. S5)"
@@ -144,7 +144,7 @@ def compute(ctx: Context) -> xr.Dataset:
         mean.append(float(mu))
         std.append(float(np.sqrt(got["s2"].sum() / total - mu**2)))
         above.append(int(got["over"].sum()))
-    return xr.Dataset(
+    ds = xr.Dataset(
         {
             "density": (("N", "bin"), np.array(hist), {"long_name": "eigenvalue density"}),
             "ks": (("N",), ks, {"long_name": "KS distance to Marchenko-Pastur"}),
@@ -156,6 +156,7 @@ def compute(ctx: Context) -> xr.Dataset:
         coords={"N": list(p.N_list), "bin": np.arange(BINS)},
         attrs={"D": p.D, "repeats": p.repeats, "sampler": p.sampler, "bins": BINS},
     )
+    return record_attrs(ds, files=["trials.sqlite"])
 
 
 def draw(ds: xr.Dataset):
@@ -235,10 +236,3 @@ def summarize(ds: xr.Dataset) -> tuple[dict, str]:
         f"{numbers['mp_std'][-1]:.3g})."
     )
     return numbers, summary
-
-
-def run(ctx: Context) -> Outcome:
-    ds = compute(ctx)
-    files = ["trials.sqlite"] + save_figure(draw(ds), ctx.out) + save_dataset(ds, ctx.out)
-    numbers, summary = summarize(ds)
-    return Outcome(numbers=numbers, summary=summary, claims=claims(ds), files=files)

@@ -25,7 +25,7 @@ import xarray as xr
 
 from ..tasks import make_generator
 from .claims import Claim, at_least, at_most
-from .common import Context, Outcome, new_figure, plain_log_axis, save_dataset, save_figure
+from .common import Context, new_figure, plain_log_axis, record_attrs
 from .supp import repeated
 
 TITLE = "Eq. 39 as a learning problem: is W11 = 1, W21 = 0 reached? (supplement Fig. S6)"
@@ -136,7 +136,7 @@ def compute(ctx: Context) -> xr.Dataset:
         for k, v in got.items():
             per.setdefault(k, []).append(v)
     curves = ("P", "repeat", "epoch")
-    return xr.Dataset(
+    ds = xr.Dataset(
         {
             "loss": (curves, np.stack(per["loss"])),
             "dist_identity": (curves, np.stack(per["dist_identity"])),
@@ -150,6 +150,7 @@ def compute(ctx: Context) -> xr.Dataset:
         coords={"P": list(p.P_list), "repeat": np.arange(p.repeats), "epoch": ep},
         attrs={"D": p.D, "N": p.N, "lr": p.lr, "epochs": p.epochs, "repeats": p.repeats},
     )
+    return record_attrs(ds, files=["trials.sqlite"])
 
 
 def draw(ds: xr.Dataset):
@@ -247,10 +248,3 @@ def summarize(ds: xr.Dataset) -> tuple[dict, str]:
             f"{numbers[f'dist_solution_final_median_P{P}']:.2g}"
         )
     return numbers, "Medians over repeats after the last epoch: " + "; ".join(parts) + "."
-
-
-def run(ctx: Context) -> Outcome:
-    ds = compute(ctx)
-    files = ["trials.sqlite"] + save_figure(draw(ds), ctx.out) + save_dataset(ds, ctx.out)
-    numbers, summary = summarize(ds)
-    return Outcome(numbers=numbers, summary=summary, claims=claims(ds), files=files)

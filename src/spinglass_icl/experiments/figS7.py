@@ -20,7 +20,7 @@ import xarray as xr
 
 from ..hamiltonian import make_instance
 from .claims import Claim, at_least, at_most
-from .common import Context, Outcome, new_figure, save_dataset, save_figure
+from .common import Context, new_figure, record_attrs
 from .supp import budget_count, repeated
 
 TITLE = "Hessian spectra and the fraction of zero eigenvalues (supplement Fig. S7)"
@@ -117,7 +117,7 @@ def compute(ctx: Context) -> xr.Dataset:
             ratio[i, j] = float(got["zeros"].mean()) / (D + 1) ** 2
     ident = np.array([[identity_ratio(D, P) for P in p.map_P] for D in p.map_D])
     centers = 0.5 * (_LOG_EDGES[1:] + _LOG_EDGES[:-1])
-    return xr.Dataset(
+    ds = xr.Dataset(
         {
             "spectrum_hist": (
                 ("P_spectrum", "log10_rel_eig"),
@@ -145,6 +145,7 @@ def compute(ctx: Context) -> xr.Dataset:
             "budget_note": " ".join(notes),
         },  # fmt: skip
     )
+    return record_attrs(ds, files=["trials.sqlite"])
 
 
 def draw(ds: xr.Dataset):
@@ -243,12 +244,3 @@ def summarize(ds: xr.Dataset) -> tuple[dict, str]:
         f"the measured fraction differs from (n - min(P, D(D+1)))/n by at most {dev:.2g}."
     )
     return numbers, summary
-
-
-def run(ctx: Context) -> Outcome:
-    ds = compute(ctx)
-    files = ["trials.sqlite"] + save_figure(draw(ds), ctx.out) + save_dataset(ds, ctx.out)
-    numbers, summary = summarize(ds)
-    note = ds.attrs.get("budget_note", "")
-    return Outcome(numbers=numbers, summary=summary, claims=claims(ds), files=files,
-                   notes=[note] if note else [])  # fmt: skip

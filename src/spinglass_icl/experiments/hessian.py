@@ -14,7 +14,7 @@ import xarray as xr
 
 from ..hamiltonian import make_instance
 from .claims import Claim, at_least, at_most
-from .common import Context, Outcome, figure_seed, new_figure, save_dataset, save_figure
+from .common import Context, figure_seed, new_figure, record_attrs
 from .presets import HessianPreset
 
 TITLE = "Hessian spectrum of the spin-glass Hamiltonian"
@@ -67,7 +67,9 @@ def plot_spectra(ax, evs: dict[int, np.ndarray], lam: float) -> None:
     ax.legend()
 
 
-def compute(p: HessianPreset, convention: str, seeds: dict[int, int], device="cpu") -> xr.Dataset:
+def hessian_data(
+    p: HessianPreset, convention: str, seeds: dict[int, int], device="cpu"
+) -> xr.Dataset:
     """Eigenvalues of A for ``p.instances`` instances at each P (seed ``seeds[P]``)."""
     evs = [spectra(p.D, p.N, P, p.lam, p.instances, convention, seeds[P], device) for P in p.P_list]
     n = (p.D + 1) ** 2
@@ -81,6 +83,14 @@ def compute(p: HessianPreset, convention: str, seeds: dict[int, int], device="cp
         coords={"P": list(p.P_list)},
         attrs={"D": p.D, "N": p.N, "lam": p.lam, "convention": convention, "n_spins": n},
     )
+
+
+def compute(ctx: Context) -> xr.Dataset:
+    """:func:`hessian_data` at the preset's parameters, one instance seed per P."""
+    p = ctx.params
+    seeds = {P: figure_seed(ctx, "instances", D=p.D, N=p.N, P=P) for P in p.P_list}
+    ds = hessian_data(p, ctx.convention, seeds, ctx.device)
+    return record_attrs(ds, seeds={f"P{P}": s for P, s in seeds.items()})
 
 
 def draw(ds: xr.Dataset):
@@ -132,18 +142,3 @@ def summarize(ds: xr.Dataset) -> tuple[dict, str]:
         for P in ds["P"].values
     )
     return numbers, summary + "."
-
-
-def run(ctx: Context) -> Outcome:
-    p = ctx.params
-    seeds = {P: figure_seed(ctx, "instances", D=p.D, N=p.N, P=P) for P in p.P_list}
-    ds = compute(p, ctx.convention, seeds, ctx.device)
-    files = save_figure(draw(ds), ctx.out) + save_dataset(ds, ctx.out)
-    numbers, summary = summarize(ds)
-    return Outcome(
-        numbers=numbers,
-        summary=summary,
-        claims=claims(ds),
-        seeds={f"P{P}": s for P, s in seeds.items()},
-        files=files,
-    )

@@ -423,16 +423,13 @@ class Fig5Preset(FigurePreset):
 
 
 @dataclass(frozen=True)
-class Fig6Preset(FigurePreset):
-    """Fig. 6: lam = 0.01, P = 10 000, D = 20, beta = 100, H = 32, M = 10, 100 trials.
-
-    ``train_lam``: the paper's lam = 0.01 read as the authors' Adam ``weight_decay``,
-    which is lam = wd / 2 = 0.005 in eq. 2; at lam = 0.01 SA and TF stay at the trivial
-    predictor (the figure's notes).
-    """
+class TrainedModelsPreset(FigurePreset):
+    """What Fig. 6 and Fig. S8 share: the task (D, P), AMP's lam, beta and damping, and
+    how every model is trained (``train_lam``, H, M, ``trials``, epochs, stopping rule,
+    chunks, dtypes, optimizer, restarts). Fig. 6 adds one N and its models, Fig. S8 an N
+    grid per model."""
 
     D: int = 20
-    N: int = 50
     P: int = 10000
     lam: float = 0.01
     train_lam: float = 0.005
@@ -451,27 +448,40 @@ class Fig6Preset(FigurePreset):
                                                  "tf": "float32"})  # fmt: skip
     lr: float | None = None
     optimizer: str = "adam"
-    models: tuple[str, ...] = ("sla", "fla", "sa", "tf", "mhla")
     test_tasks: int = 2000
     damping: float = PAPER_SETTINGS.damping  # the authors' AMP settings
     #: initializations per trial (``reproduce --restarts``); the lowest training loss is kept
     restarts: int = 1
     _constraints: ClassVar = {
-        **{
-            k: _int()
-            for k in ("D", "N", "P", "H", "M", "epochs", "test_tasks", "train_window", "restarts")
-        },  # fmt: skip
+        **{k: _int() for k in ("D", "P", "H", "M", "trials", "epochs", "test_tasks")},
+        **{k: _int() for k in ("train_window", "restarts")},
         "train_tol": _opt_pos,
         "chunk": _opt_int,
         "dtype": _dtypes,
-        "trials": _int(),
         "lam": _pos,
         "train_lam": _nonneg,
         "beta": _pos,
         "lr": _opt_pos,
         "optimizer": _choice(*_OPTIMIZERS),
-        "models": _seq(_model),
         "damping": _unit,
+    }
+
+
+@dataclass(frozen=True)
+class Fig6Preset(TrainedModelsPreset):
+    """Fig. 6: lam = 0.01, P = 10 000, D = 20, beta = 100, H = 32, M = 10, 100 trials.
+
+    ``train_lam``: the paper's lam = 0.01 read as the authors' Adam ``weight_decay``,
+    which is lam = wd / 2 = 0.005 in eq. 2; at lam = 0.01 SA and TF stay at the trivial
+    predictor (the figure's notes).
+    """
+
+    N: int = 50
+    models: tuple[str, ...] = ("sla", "fla", "sa", "tf", "mhla")
+    _constraints: ClassVar = {
+        **TrainedModelsPreset._constraints,
+        "N": _int(),
+        "models": _seq(_model),
     }
 
 
@@ -549,7 +559,7 @@ class FigS1Preset(FigurePreset):
 
 
 @dataclass(frozen=True)
-class FigS8Preset(FigurePreset):
+class FigS8Preset(TrainedModelsPreset):
     """Fig. S8: every model against N at D = 20, P = 10 000 (AMP at lam = 0.01 on the SLA
     trials' data; training as Fig. 6: lam = 0.005, Adam, stop 1e-7 over 50 epochs, cap
     2000, H = 32, M = 10); each model on its own N grid, as the authors'; ``trials`` per
@@ -557,26 +567,8 @@ class FigS8Preset(FigurePreset):
     (the 2-hour budget of the supplementary figures;
     :func:`~spinglass_icl.experiments.supp.budget_count`)."""
 
-    D: int = 20
-    P: int = 10000
-    lam: float = 0.01
-    train_lam: float = 0.005
-    beta: float = 100.0
-    H: int = 32
-    M: int = 10
     trials: int = 10
     cpu_trials: int | None = 4
-    epochs: int = 2000
-    train_tol: float | None = 1e-7
-    train_window: int = 50
-    chunk: int | None = 1
-    dtype: dict = field(default_factory=lambda: {"fla": "float32", "sa": "float32",
-                                                 "tf": "float32"})  # fmt: skip
-    lr: float | None = None
-    optimizer: str = "adam"
-    test_tasks: int = 2000
-    damping: float = 0.9
-    restarts: int = 1
     #: N grid per model (AMP runs on the SLA's)
     N_sla: tuple[int, ...] = tuple(range(10, 201, 10))
     N_fla: tuple[int, ...] = tuple(range(30, 191, 20))
@@ -584,30 +576,8 @@ class FigS8Preset(FigurePreset):
     N_sa: tuple[int, ...] = tuple(range(40, 201, 20))
     N_tf: tuple[int, ...] = tuple(range(50, 191, 20))
     _constraints: ClassVar = {
-        **{
-            k: _int()
-            for k in (
-                "D",
-                "P",
-                "H",
-                "M",
-                "epochs",
-                "test_tasks",
-                "train_window",
-                "restarts",
-                "trials",
-            )
-        },  # fmt: skip
-        "train_tol": _opt_pos,
-        "chunk": _opt_int,
+        **TrainedModelsPreset._constraints,
         "cpu_trials": _opt_int,
-        "dtype": _dtypes,
-        "lam": _pos,
-        "train_lam": _nonneg,
-        "beta": _pos,
-        "lr": _opt_pos,
-        "optimizer": _choice(*_OPTIMIZERS),
-        "damping": _unit,
         **{f"N_{m}": _seq(_int(), minimum=0) for m in ("sla", "fla", "mhla", "sa", "tf")},
     }
 
@@ -1090,6 +1060,24 @@ _TINY: dict[str, FigurePreset] = {
 del _r
 
 _ALL = {"tiny": _TINY, "quick": _QUICK, "paper": _PAPER}
+
+
+def add_presets(figure: str, presets: dict[str, FigurePreset]) -> None:
+    """Add the presets of a figure registered from outside the package, one per name of
+    :data:`PRESETS` (:func:`spinglass_icl.experiments.figure.register_figure`)."""
+    missing = [k for k in PRESETS if k not in presets]
+    if missing or set(presets) - set(PRESETS):
+        raise ParameterError(
+            f"presets must have exactly the keys {', '.join(PRESETS)}, got {sorted(presets)}"
+        )
+    for k, p in presets.items():
+        if not isinstance(p, FigurePreset):
+            raise ParameterError(
+                f"presets[{k!r}] must be a FigurePreset (a frozen dataclass), "
+                f"got {type(p).__name__}"
+            )
+    for k, p in presets.items():
+        _ALL[k][figure] = p
 
 
 def get_preset(name: str, figure: str) -> FigurePreset:

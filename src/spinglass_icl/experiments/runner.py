@@ -1,7 +1,8 @@
 """Running a figure: options checked once, parameters from the preset, the made-before
 check (cache), the ``result.json`` record and its verification.
 
-:func:`run_figure` times a figure module's ``run(ctx)`` (:mod:`.common`), writes
+:func:`run_figure` times a figure module's steps, run in order by :func:`.figure.make`
+(the template: :mod:`.figure`), writes
 ``<out>/<figure>/result.json`` (parameters, seeds, seconds, key numbers, the claims with
 their verdicts, the overall verdict, files) and returns the record that :mod:`.report`
 turns into a section of ``report.md`` / ``report.html``; a figure already made with the
@@ -25,13 +26,17 @@ from ..io import write_json
 from ..sweep.executors import EXECUTORS
 from . import FIGURES
 from .claims import overall
-from .common import Context, Outcome, plot_style
+from .figure import REGISTERED, Context, Outcome, make
+from .plotting import plot_style
 from .presets import FigurePreset, get_preset
 
 
 def figure_module(name: str) -> Any:
-    """The module that makes figure ``name``."""
+    """The module that makes figure ``name`` (one of the package's, or one added by
+    :func:`.figure.register_figure`)."""
     check_choice("figure", name, tuple(FIGURES))
+    if name in REGISTERED:
+        return REGISTERED[name]
     return importlib.import_module(f"{__package__}.{FIGURES[name]}")
 
 
@@ -202,7 +207,7 @@ def run_figure(
     ctx.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with plot_style():
-        outcome: Outcome = mod.run(ctx)
+        outcome = make(mod, ctx)
     record = _record(name, mod, outcome, ctx, trials, time.perf_counter() - t0)
     if redone is not None:
         record["redone"] = redone
@@ -214,9 +219,7 @@ def run_figure(
 
 
 def _verdict(outcome: Outcome) -> str:
-    if outcome.claims:
-        return overall(outcome.claims)
-    return {True: "agrees", False: "disagrees"}.get(outcome.agrees, "not comparable")
+    return overall(outcome.claims) if outcome.claims else "not comparable"
 
 
 def trial_key(name: str, params: FigurePreset) -> str | None:

@@ -1,5 +1,5 @@
-"""Shared pieces of the supplementary figures (``figS2`` ... ``figS7``): resumable
-repeats.
+"""Chunking of a figure's random draws: resumable repeats, trained trials in chunks that fit
+in memory, and the CPU budget of the supplementary figures.
 
 A supplementary figure that repeats a random draw many times (Hessian spectra, coupling
 histograms, fits) runs its repeats in chunks through :func:`spinglass_icl.trials.run_chunks`:
@@ -16,12 +16,28 @@ from typing import Any
 import numpy as np
 
 from ..trials import TrialStore, run_chunks
-from .common import Context, figure_seed
+from .figure import Context, figure_seed
 
 
 def chunks(total: int, size: int) -> list[tuple[int, int]]:
     """``(first, n)`` pieces of ``total`` repeats, ``size`` at a time."""
     return [(k, min(size, total - k)) for k in range(0, total, size)]
+
+
+def trial_chunks(
+    trials: int, P: int, D: int, N: int, device: str = "cpu", max_floats: float | None = None
+) -> list[tuple]:
+    """Split ``trials`` into ``(first_trial, n)`` chunks whose prompts hold at most about
+    ``max_floats`` numbers (``n P (D+1) (N+1)``; default 5e7 on CPU, 5e8 on CUDA), so
+    paper-size runs fit in memory.
+
+    The training module derives every stream of trial k from ``(seed, k)``, so chunked
+    runs give the same numbers as one batched run.
+    """
+    if max_floats is None:
+        max_floats = 5e8 if str(device).startswith("cuda") else 5e7
+    per = max(1, int(max_floats // (P * (D + 1) * (N + 1))))
+    return [(k, min(per, trials - k)) for k in range(0, trials, per)]
 
 
 def repeated(

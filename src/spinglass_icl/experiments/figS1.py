@@ -22,15 +22,7 @@ from ..tasks import TaskConfig
 from ..training import TrainConfig
 from ..trials import TrialStore, run_chunks
 from .claims import Claim, at_most
-from .common import (
-    Context,
-    Outcome,
-    figure_seed,
-    new_figure,
-    save_dataset,
-    save_figure,
-    trial_chunks,
-)
+from .common import Context, figure_seed, new_figure, record_attrs, trial_chunks
 from .supp import budget_count
 
 TITLE = "Separate W_Q, W_K versus the merged W (supplement, Fig. S1)"
@@ -109,13 +101,17 @@ def curves(ctx: Context) -> dict[str, np.ndarray]:
 
 
 def compute(ctx: Context) -> xr.Dataset:
+    """Test and train MSE of both models per (alpha, repeat), and the learning curves at
+    ``curve_P``; chunks in ``<out>/trials.sqlite`` (resumable)."""
     R, notes = budget_count(ctx)  # the CPU count of repeats (the 2-hour budget)
     ctx = dataclasses.replace(ctx, params=ctx.params.replace(repeats=R))
     p = ctx.params
     s, c = sweep(ctx), curves(ctx)
+    seeds = {f"train_P{_P(p, a)}": figure_seed(ctx, "train", D=p.D, N=p.N, P=_P(p, a))
+             for a in p.alphas}  # fmt: skip
     dims = ("model", "alpha", "repeat")
     cd = ("model", "curve_P", "epoch")
-    return xr.Dataset(
+    ds = xr.Dataset(
         {
             "test_mse": (dims, s["test"], {"long_name": "test MSE (fresh prompts)"}),
             "train_mse": (dims, s["train"]),
@@ -141,6 +137,7 @@ def compute(ctx: Context) -> xr.Dataset:
             "budget_note": " ".join(notes),
         },  # fmt: skip
     )
+    return record_attrs(ds, seeds=seeds, files=["trials.sqlite"])
 
 
 def _label(m: str) -> str:
@@ -217,7 +214,7 @@ def claims(ds: xr.Dataset) -> list[Claim]:
     return out
 
 
-def summarize(ds: xr.Dataset) -> Outcome:
+def summarize(ds: xr.Dataset) -> tuple[dict, str]:
     a = [float(x) for x in ds["alpha"].values]
     numbers: dict = {"alpha": a, "P": [int(x) for x in ds["P"].values]}
     names = {"sla": "merged", "sla-separate": "separate"}
@@ -242,15 +239,4 @@ def summarize(ds: xr.Dataset) -> Outcome:
         if "merged" in numbers and "separate" in numbers
         else "Test MSE against alpha."
     )
-    return Outcome(numbers=numbers, summary=summary, claims=claims(ds), seeds={}, files=[])
-
-
-def run(ctx: Context) -> Outcome:
-    ds = compute(ctx)
-    files = ["trials.sqlite"] + save_figure(draw(ds), ctx.out) + save_dataset(ds, ctx.out)
-    out = summarize(ds)
-    p = ctx.params
-    seeds = {f"train_P{_P(p, a)}": figure_seed(ctx, "train", D=p.D, N=p.N, P=_P(p, a))
-             for a in p.alphas}  # fmt: skip
-    note = ds.attrs.get("budget_note", "")
-    return dataclasses.replace(out, seeds=seeds, files=files, notes=[note] if note else [])
+    return numbers, summary

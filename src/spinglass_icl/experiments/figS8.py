@@ -17,8 +17,8 @@ import xarray as xr
 
 from . import fig6
 from .claims import Claim, at_least, at_most
-from .common import Context, Outcome, new_figure, save_dataset, save_figure
-from .presets import Fig6Preset
+from .common import Context, new_figure, record_attrs
+from .presets import Fig6Preset, TrainedModelsPreset
 from .supp import budget_count
 
 TITLE = "Every model against the context length N (supplement, Fig. S8)"
@@ -48,9 +48,8 @@ def _grid(p, m: str) -> tuple[int, ...]:
 
 def _fig6_params(p, N: int, models: list[str]) -> Fig6Preset:
     """The Fig. 6 parameters of one N (the models trained there)."""
-    names = {f.name for f in dataclasses.fields(Fig6Preset)}
-    same = {k: getattr(p, k) for k in names if hasattr(p, k) and k not in ("N", "models")}
-    return Fig6Preset(**same, N=N, models=tuple(models))
+    shared = {f.name: getattr(p, f.name) for f in dataclasses.fields(TrainedModelsPreset)}
+    return Fig6Preset(**shared, N=N, models=tuple(models))
 
 
 def compute(ctx: Context) -> xr.Dataset:
@@ -71,7 +70,11 @@ def compute(ctx: Context) -> xr.Dataset:
         if N in _grid(p, "amp"):
             ok = per_trial["amp_converged"].astype(bool)
             err[names.index("amp"), j] = np.where(ok, per_trial["amp"], np.nan)
-    return xr.Dataset(
+    seeds = {
+        f"train_N{N}": fig6.train_seed(dataclasses.replace(ctx, params=_fig6_params(p, N, ["sla"])))
+        for N in Ns
+    }
+    ds = xr.Dataset(
         {"relative_test_error": (("model", "N", "trial"), err)},
         coords={"model": names, "N": Ns, "trial": np.arange(p.trials)},
         attrs={
@@ -84,6 +87,7 @@ def compute(ctx: Context) -> xr.Dataset:
             "budget_note": " ".join(notes),
         },  # fmt: skip
     )
+    return record_attrs(ds, seeds=seeds, files=["trials.sqlite"])
 
 
 def _series(ds: xr.Dataset, m: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -162,7 +166,7 @@ def claims(ds: xr.Dataset) -> list[Claim]:
     return out
 
 
-def summarize(ds: xr.Dataset) -> Outcome:
+def summarize(ds: xr.Dataset) -> tuple[dict, str]:
     numbers: dict = {}
     parts = []
     for m in ds["model"].values:
@@ -178,19 +182,4 @@ def summarize(ds: xr.Dataset) -> Outcome:
     numbers["amp_converged_fraction"] = [float(x) for x in np.isfinite(amp[on]).mean(-1)]
     numbers["trials"] = ds.attrs["trials"]
     summary = "Mean relative test error: " + "; ".join(parts) + "."
-    return Outcome(numbers=numbers, summary=summary, claims=claims(ds), seeds={}, files=[])
-
-
-def run(ctx: Context) -> Outcome:
-    ds = compute(ctx)
-    files = ["trials.sqlite"] + save_figure(draw(ds), ctx.out) + save_dataset(ds, ctx.out)
-    out = summarize(ds)
-    Ns = [int(n) for n in ds["N"].values]
-    seeds = {
-        f"train_N{N}": fig6.train_seed(
-            dataclasses.replace(ctx, params=_fig6_params(ctx.params, N, ["sla"]))
-        )
-        for N in Ns
-    }
-    note = ds.attrs.get("budget_note", "")
-    return dataclasses.replace(out, seeds=seeds, files=files, notes=[note] if note else [])
+    return numbers, summary

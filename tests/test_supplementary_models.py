@@ -76,3 +76,22 @@ def test_paper_counts_are_the_authors_on_a_gpu_and_scaled_on_a_cpu(fig, key, cap
     assert budget_count(cuda, key, cap) == (authors, [])
     asked = dataclasses.replace(ctx, params=p.replace(**{key: 7}))
     assert budget_count(asked, key, cap) == (7, [])
+
+
+@pytest.mark.parametrize(
+    "fig,key,authors", [("figS1", "repeats", 50), ("figS8", "trials", 10), ("fig6", "trials", 100)]
+)
+def test_the_record_states_the_count_that_ran(fig, key, authors):
+    """``result.json``'s ``trials`` is the count that ran: the CPU count where it replaced
+    the authors' (runner._trials_run), the preset's own elsewhere and on CUDA."""
+    from pathlib import Path
+
+    from spinglass_icl.experiments.common import Context
+    from spinglass_icl.experiments.runner import _trials_run
+
+    p = get_preset("paper", fig)
+    ctx = Context(figure=fig, out=Path("."), preset="paper", params=p)
+    cap = p.get(f"cpu_{key}")
+    assert _trials_run(fig, ctx) == (cap if cap is not None else authors)
+    cuda = Context(figure=fig, out=Path("."), preset="paper", params=p, device="cuda")
+    assert _trials_run(fig, cuda) == authors

@@ -141,13 +141,26 @@ def _record(
         "executor": ctx.executor,
         "params": p.to_dict(),
         "numbers": outcome.numbers,
-        "trials": p.get(trial_key(name, p) or "", None),
+        "trials": _trials_run(name, ctx),
         "trials_override": trials,
         "files": outcome.files,
         "seconds": seconds,
         "machine": f"{platform.node()} ({platform.machine()}, {_cpu_count()} CPU cores)",
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
+
+
+def _trials_run(name: str, ctx: Context) -> int | None:
+    """The trial count the figure ran: its ``trials``/``repeats`` entry, or the CPU count
+    that replaced it (``cpu_trials``/``cpu_repeats``; :func:`.supp.budget_count`)."""
+    key = trial_key(name, ctx.params)
+    if key is None:
+        return None
+    if ctx.params.get(f"cpu_{key}") is None:
+        return ctx.params[key]
+    from .supp import budget_count
+
+    return budget_count(ctx, key, f"cpu_{key}")[0]
 
 
 def run_figure(

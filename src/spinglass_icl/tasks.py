@@ -26,8 +26,9 @@ from typing import Any, ClassVar
 
 import torch
 
-from .conventions import DEFAULT_CONVENTION, Convention, get_convention
+from .conventions import CONVENTION, DEFAULT_CONVENTION, Convention, get_convention
 from .errors import (
+    Check,
     Choice,
     Int,
     ParameterError,
@@ -145,6 +146,19 @@ def _optional_pool_size(name: str, value: Any) -> int | None:
         ) from None
 
 
+#: the field constraint of a task pool size
+POOL_SIZE = Check(
+    _optional_pool_size, "an integer >= 1 or None", [(0, "0"), ("7", "'7'"), (2.5, "2.5")]
+)
+
+#: the field constraint of a device (kept as its name: ``cpu``, ``cuda``, ``cuda:1``)
+DEVICE = Check(
+    lambda name, value: str(resolve_device(value)),
+    "'cpu', 'cuda' or 'cuda:N'",
+    [("no-such-device", "'no-such-device'"), (3, "3")],
+)
+
+
 @dataclass(frozen=True)
 class TaskMoments:
     """The task moments the closed-form test error needs (docs/theory.md#task-diversity).
@@ -260,9 +274,9 @@ class TaskConfig:
         "D": Int(1),
         "N": Int(1),
         "P": Int(1),
-        "convention": lambda name, value: get_convention(value).name,
+        "convention": CONVENTION,
         "noise": Real(low=0.0),
-        "tasks": _optional_pool_size,
+        "tasks": POOL_SIZE,
         "pool_seed": Int(0, 2**63 - 1),
         "assignment": Choice(ASSIGNMENTS),
         "task_norm": Choice(TASK_NORMS),

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..errors import Int, ParameterError, Real, validate_fields
+from ..errors import Constraint, Int, ParameterError, Real, validate_fields
 
 __all__ = [
     "BACKENDS",
@@ -212,10 +212,27 @@ def solver_names(**capabilities: bool) -> tuple[str, ...]:
     )
 
 
-def check_solver(name: str, value: Any) -> str:
+class SolverName(Constraint):
     """A field constraint (:func:`~spinglass_icl.errors.validate_fields`): a registered
-    solver name."""
-    return get_solver(value, field=name).name
+    solver's name (with the capability ``need``, if given; a :class:`Solver` is kept as
+    its name)."""
+
+    def __init__(self, need: str | None = None, *, label: str | None = None) -> None:
+        self.need, self.label = need, label
+
+    def check(self, name: str, value: Any) -> str:
+        return get_solver(value, need=self.need, field=name).name
+
+    @property
+    def rule(self) -> str:
+        return f"one of {', '.join(solver_names(**({self.need: True} if self.need else {})))}"
+
+    def invalid(self) -> list[tuple[Any, str]]:
+        return [("no-such-solver", "'no-such-solver'"), (3, "3")]
+
+
+#: a registered solver's name (:class:`SolverName`)
+check_solver = SolverName()
 
 
 def check_auto_damping(name: str) -> Solver:

@@ -510,14 +510,17 @@ class Table(Constraint):
     """A dict whose keys and values ``key`` and ``value`` accept (``what``: the table in
     words, ``model -> dtype``)."""
 
-    def __init__(self, key: Constraint, value: Constraint, what: str, *, label=None) -> None:
+    def __init__(
+        self, key: Constraint, value: Constraint, what: str, *, key_name="key", label=None
+    ):
         self.key, self.value, self.what, self.label = key, value, what, label
+        self.key_name = key_name
 
     def check(self, name: str, value: Any) -> dict:
         if not isinstance(value, dict):
             raise ParameterError(f"{name} must be a table {self.what}, got {value!r}")
         return {
-            self.key.check(f"{name} key", k): self.value.check(f"{name}[{k}]", v)
+            self.key.check(f"{name} {self.key_name}", k): self.value.check(f"{name}[{k}]", v)
             for k, v in value.items()
         }
 

@@ -408,10 +408,11 @@ class Text(Constraint):
 
 class OrNone(Constraint):
     """``inner`` or None: None is kept, any other value is checked by ``inner`` and a
-    refusal says "or None" (``lr must be > 0 or None, got -1.0``)."""
+    refusal says "or None" (``lr must be > 0 or None, got -1.0``; ``state_none=False``:
+    the message is ``inner``'s, for a message that options files and tests quote)."""
 
-    def __init__(self, inner: Constraint, *, label: str | None = None) -> None:
-        self.inner, self.label = inner, label
+    def __init__(self, inner: Constraint, *, state_none: bool = True, label=None) -> None:
+        self.inner, self.state_none, self.label = inner, state_none, label
 
     def check(self, name: str, value: Any) -> Any:
         if value is None:
@@ -419,6 +420,8 @@ class OrNone(Constraint):
         try:
             return self.inner.check(name, value)
         except ParameterError as e:
+            if not self.state_none:
+                raise
             msg = str(e)
             for sep in (", got ", "; got "):
                 if sep in msg:

@@ -108,13 +108,13 @@ def check_float(
 ) -> float:
     """Return ``value`` as a finite float in the given interval, or raise ParameterError."""
     rule = _float_rule(low, high, low_open, high_open)
+    within = "" if rule == "finite" else f" {rule}"
     try:
         x = float(value)
     except (TypeError, ValueError):
-        within = "" if rule == "finite" else f" {rule}"
         raise ParameterError(f"{name} must be a real number{within}, got {value!r}") from None
     if not math.isfinite(x):
-        raise ParameterError(f"{name} must be a finite number {rule}, got {quote_number(value)}")
+        raise ParameterError(f"{name} must be a finite number{within}, got {quote_number(value)}")
     bad = (low is not None and (x < low or (low_open and x == low))) or (
         high is not None and (x > high or (high_open and x == high))
     )
@@ -265,8 +265,8 @@ class Constraint:
     the value normalized or raises a one-line :class:`ParameterError` naming the field
     (``label``, if given, else the field's name), stating :attr:`rule` and quoting the
     value as typed. :meth:`invalid` gives values it refuses, each with the text its
-    message quotes (the common test of every config class builds its bad inputs from
-    them)."""
+    message quotes and the rule it states (the common test of every config class builds
+    its bad inputs from them)."""
 
     label: str | None = None
 
@@ -281,9 +281,15 @@ class Constraint:
         """The allowed values in words, as the error message states them."""
         raise NotImplementedError  # pragma: no cover - abstract
 
-    def invalid(self) -> list[tuple[Any, str]]:
-        """``[(value, quoted)]``: values refused, with the text the message quotes."""
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        """``[(value, quoted, rule)]``: values refused, with the text the message quotes
+        and the allowed values it states."""
         raise NotImplementedError  # pragma: no cover - abstract
+
+    def _bad(self, *cases: tuple) -> list[tuple[Any, str, str]]:
+        """``cases`` of ``(value, quoted)`` or ``(value, quoted, rule)``; :attr:`rule`
+        where none is given."""
+        return [c if len(c) == 3 else (*c, self.rule) for c in cases]
 
 
 def _int_rule(minimum: int, maximum: int | None) -> str:
@@ -303,12 +309,12 @@ class Int(Constraint):
     def rule(self) -> str:
         return _int_rule(self.minimum, self.maximum)
 
-    def invalid(self) -> list[tuple[Any, str]]:
+    def invalid(self) -> list[tuple[Any, str, str]]:
         out = [(self.minimum - 1, str(self.minimum - 1)), ("7", "'7'"), (2.5, "2.5")]
         out += [(True, "True")]
         if self.maximum is not None:
             out.append((self.maximum + 1, str(self.maximum + 1)))
-        return out
+        return self._bad(*out)
 
 
 def _float_rule(low, high, low_open, high_open) -> str:
@@ -320,7 +326,7 @@ def _float_rule(low, high, low_open, high_open) -> str:
         return f"{'>' if low_open else '>='} {low:g}"
     if high is not None:
         return f"{'<' if high_open else '<='} {high:g}"
-    return "finite"
+    return "finite"  # the message then says "a finite number" only
 
 
 class Real(Constraint):
@@ -337,16 +343,16 @@ class Real(Constraint):
     def rule(self) -> str:
         return _float_rule(**self.kw)
 
-    def invalid(self) -> list[tuple[Any, str]]:
+    def invalid(self) -> list[tuple[Any, str, str]]:
         out = [("x", "'x'"), (math.nan, "nan"), (math.inf, "inf"), (None, "None")]
         low, high = self.kw["low"], self.kw["high"]
-        if low is not None:
+        if low is not None:  # as typed: "-1.00e0" stays "-1.00e0", never -1.0
             bad = float(low) if self.kw["low_open"] else float(low) - 1.0
-            out.append((bad, repr(bad)))
+            out += [(bad, repr(bad)), (TypedFloat(f"{bad:.2e}"), f"{bad:.2e}")]
         if high is not None:
             bad = float(high) if self.kw["high_open"] else float(high) + 1.0
-            out.append((bad, repr(bad)))
-        return out
+            out += [(bad, repr(bad)), (TypedFloat(f"{bad:.2e}"), f"{bad:.2e}")]
+        return self._bad(*out)
 
 
 class Choice(Constraint):
@@ -368,8 +374,8 @@ class Choice(Constraint):
     def rule(self) -> str:
         return f"one of {', '.join(self.choices)}"
 
-    def invalid(self) -> list[tuple[Any, str]]:
-        return [("no-such-choice", "'no-such-choice'"), (3, "3")]
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        return self._bad(("no-such-choice", "'no-such-choice'"), (3, "3"))
 
 
 class Flag(Constraint):
@@ -385,8 +391,8 @@ class Flag(Constraint):
 
     rule = "true or false"
 
-    def invalid(self) -> list[tuple[Any, str]]:
-        return [("yes", "'yes'"), (1, "1")]
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        return self._bad(("yes", "'yes'"), (1, "1"))
 
 
 class Text(Constraint):
@@ -402,8 +408,8 @@ class Text(Constraint):
 
     rule = "a string"
 
-    def invalid(self) -> list[tuple[Any, str]]:
-        return [(3, "3"), (None, "None")]
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        return self._bad((3, "3"), (None, "None"))
 
 
 class OrNone(Constraint):
@@ -431,15 +437,20 @@ class OrNone(Constraint):
 
     @property
     def rule(self) -> str:
-        return f"{self.inner.rule} or None"
+        return f"{self.inner.rule} or None" if self.state_none else self.inner.rule
 
-    def invalid(self) -> list[tuple[Any, str]]:
-        return [(v, q) for v, q in self.inner.invalid() if v is not None]
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        return [
+            (v, q, f"{r} or None" if self.state_none else r)
+            for v, q, r in self.inner.invalid()
+            if v is not None
+        ]
 
 
 class Either(Constraint):
     """One of the names ``literals`` (kept as given) or a value ``inner`` accepts, e.g. a
-    damping in [0, 1) or ``"auto"``; a refusal is ``inner``'s message."""
+    damping in [0, 1) or ``"auto"``; a refusal says so (``damping must be in [0, 1) or
+    auto, got 1.5``)."""
 
     def __init__(self, inner: Constraint, *literals: str, label: str | None = None) -> None:
         self.inner, self.literals, self.label = inner, literals, label
@@ -447,14 +458,24 @@ class Either(Constraint):
     def check(self, name: str, value: Any) -> Any:
         if isinstance(value, str) and value in self.literals:
             return value
-        return self.inner.check(name, value)
+        try:
+            return self.inner.check(name, value)
+        except ParameterError as e:
+            head, sep, tail = str(e).rpartition(", got ")
+            if not sep:
+                raise
+            raise ParameterError(f"{head} or {' or '.join(self.literals)}, got {tail}") from None
 
     @property
     def rule(self) -> str:
-        return f"{self.inner.rule} (or {', '.join(self.literals)})"
+        return f"{self.inner.rule} or {' or '.join(self.literals)}"
 
-    def invalid(self) -> list[tuple[Any, str]]:
-        return [(v, q) for v, q in self.inner.invalid() if v not in self.literals]
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        return [
+            (v, q, f"{r} or {' or '.join(self.literals)}")
+            for v, q, r in self.inner.invalid()
+            if v not in self.literals
+        ]
 
 
 class Seq(Constraint):
@@ -480,12 +501,14 @@ class Seq(Constraint):
     def rule(self) -> str:
         return "a list"
 
-    def invalid(self) -> list[tuple[Any, str]]:
+    def invalid(self) -> list[tuple[Any, str, str]]:
         out = [("abc", "'abc'"), (5, "5")]
-        out += [((v,) * max(self.length or 1, 1), q) for v, q in self.item.invalid()[:2]]
-        if self.minimum >= 1:
-            out.append(((), "got 0"))
-        return out
+        out += [((v,) * (self.length or 1), q, r) for v, q, r in self.item.invalid()[:3]]
+        if self.length is not None:
+            out.append(((), "got 0", f"hold {self.length} values"))
+        elif self.minimum >= 1:
+            out.append(((), "got 0", f"hold at least {self.minimum}"))
+        return self._bad(*out)
 
 
 class Interval(Constraint):
@@ -505,8 +528,13 @@ class Interval(Constraint):
 
     rule = "[low, high] with low < high"
 
-    def invalid(self) -> list[tuple[Any, str]]:
-        return [((2.0, 1.0), "[2, 1]"), ((1.0, 2.0, 3.0), "got 3"), ((-1.0, 2.0), "-1.0")]
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        return self._bad(
+            ((2.0, 1.0), "[2, 1]"),
+            ((1.0, 2.0, 3.0), "got 3", "hold 2 values"),
+            ((-1.0, 2.0), "-1.0", "> 0"),
+            ("x", "'x'", "a list"),
+        )
 
 
 class Table(Constraint):
@@ -531,9 +559,8 @@ class Table(Constraint):
     def rule(self) -> str:
         return f"a table {self.what}"
 
-    def invalid(self) -> list[tuple[Any, str]]:
-        bad_key = self.key.invalid()[0]
-        return [("x", "'x'"), ({bad_key[0]: None}, bad_key[1])]
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        return self._bad(("x", "'x'"), *(({v: None}, q, r) for v, q, r in self.key.invalid()))
 
 
 class InstanceOf(Constraint):
@@ -551,8 +578,8 @@ class InstanceOf(Constraint):
     def rule(self) -> str:
         return self.what
 
-    def invalid(self) -> list[tuple[Any, str]]:
-        return [("x", "str"), (None, "NoneType")]
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        return self._bad(("x", "str"), (None, "NoneType"))
 
 
 class Tensor(Constraint):
@@ -567,14 +594,15 @@ class Tensor(Constraint):
 
     rule = "a real tensor or array"
 
-    def invalid(self) -> list[tuple[Any, str]]:
-        return [("x", "str"), (None, "NoneType"), (1j, "complex")]
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        return self._bad(("x", "str"), (None, "NoneType"), (1j, "complex"))
 
 
 class Check(Constraint):
     """A constraint from a function ``func(name, value) -> value`` that raises
     :class:`ParameterError` itself; ``rule`` says what it allows and ``invalid`` lists
-    values it refuses with the text their message quotes."""
+    values it refuses as ``(value, quoted)`` or ``(value, quoted, rule)`` (the rule its
+    message states, where not ``rule``)."""
 
     def __init__(self, func, rule: str, invalid, *, label: str | None = None) -> None:
         self.func, self._rule, self._invalid, self.label = func, rule, list(invalid), label
@@ -586,8 +614,8 @@ class Check(Constraint):
     def rule(self) -> str:
         return self._rule
 
-    def invalid(self) -> list[tuple[Any, str]]:
-        return list(self._invalid)
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        return self._bad(*self._invalid)
 
 
 def validate_fields(obj: Any) -> None:

@@ -215,8 +215,11 @@ class TrainConfig:
         "task": InstanceOf(TaskConfig),
         "model": Check(
             _check_model,
-            "a ModelConfig or a registered model's name",
-            [("no-such-model", "'no-such-model'"), (3, "int")],
+            "a ModelConfig or one of the registered models",
+            [
+                ("no-such-model", "'no-such-model'", "one of sla"),
+                (3, "int", "a ModelConfig or one of sla"),
+            ],
         ),
         "lam": Real(low=0.0),
         **{k: Int(1) for k in ("trials", "epochs", "test_tasks", "restarts", "window")},

@@ -76,9 +76,7 @@ class Claim:
     _parameter_constraints: ClassVar[dict] = {
         "claim": Text(),
         "quantity": Text(),
-        "measured": Check(
-            _measured, "a real number or None (not finite: None)", [("x", "'x'"), ((1,), "(1,)")]
-        ),
+        "measured": Check(_measured, "a real number or None", [("x", "'x'"), ((1,), "(1,)")]),
         "criterion": Text(),
         "verdict": Choice(VERDICTS),
     }

@@ -83,7 +83,7 @@ Rule = Callable[[Any, Any], Any]
 
 def _check_name(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or value != value.strip():
-        raise ParameterError(f"solver {name} must be a non-empty string, got {value!r}")
+        raise ParameterError(f"{name} must be a non-empty string, got {value!r}")
     return value
 
 
@@ -163,7 +163,10 @@ class Solver:
 
     _parameter_constraints: ClassVar[dict] = {
         "name": Check(
-            _check_name, "a non-empty string", [("", "''"), (" amp", "' amp'"), (3, "3")]
+            _check_name,
+            "a non-empty string",
+            [("", "''"), (" amp", "' amp'"), (3, "3")],
+            label="solver name",
         ),
         "rule": Check(_check_rule, "callable", [("x", "str"), (None, "NoneType")]),
         "summary": Text(),
@@ -266,8 +269,8 @@ class SolverName(Constraint):
     def rule(self) -> str:
         return f"one of {', '.join(solver_names(**({self.need: True} if self.need else {})))}"
 
-    def invalid(self) -> list[tuple[Any, str]]:
-        return [("no-such-solver", "'no-such-solver'"), (3, "3")]
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        return self._bad(("no-such-solver", "'no-such-solver'"), (3, "3"))
 
 
 #: a registered solver's name (:class:`SolverName`)

@@ -167,7 +167,7 @@ class SlurmOptions:
 
     _parameter_constraints: ClassVar[dict] = {
         **{
-            k: Check(_check_name, "a SLURM name or None", [("a b", "'a b'")], label=f"slurm {k}")
+            k: Check(_check_name, "a SLURM name", [("a b", "'a b'")], label=f"slurm {k}")
             for k in ("partition", "account")
         },
         "walltime": Check(
@@ -175,23 +175,26 @@ class SlurmOptions:
             "minutes, MM:SS, HH:MM:SS or D-HH[:MM[:SS]]",
             [("1 hour", "'1 hour'"), (60, "60")],
             label="slurm walltime",
-        ),  # fmt: skip
+        ),
         "cores": Int(1, label="slurm cores"),
         "memory": Check(
             lambda _, v: _check_memory(v),
             "a size of at least 16MB per job",
             [("lots", "'lots'"), ("1MB", "'1MB'")],
             label="slurm memory",
-        ),  # fmt: skip
+        ),
         "jobs": Int(1, label="slurm jobs"),
         "extra": Check(
             lambda _, v: _check_extra(v),
             "one-line sbatch options",
-            [(3, "3"), (["--a\n--b"], "'--a\\n--b'")],
+            [
+                (3, "3", "a list of sbatch options"),
+                (["--a\n--b"], "'--a\\n--b'", "hold one-line sbatch options"),
+            ],
             label="slurm extra",
-        ),  # fmt: skip
+        ),
         **{
-            k: Check(_check_path, "a path or None", [(3, "3"), ("", "''")], label=f"slurm {k}")
+            k: Check(_check_path, "a path", [(3, "3"), ("", "''")], label=f"slurm {k}")
             for k in ("log_directory", "python")
         },
         "resubmits": OrNone(Int(0), state_none=False, label="slurm resubmits"),

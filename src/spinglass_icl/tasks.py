@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -39,6 +37,8 @@ from .errors import (
     validate_fields,
 )
 from .resources import check_prompt_memory
+from .seeds import joined
+from .storage import canonical_json, sha256_hex
 
 __all__ = [
     "TaskConfig",
@@ -332,8 +332,7 @@ class TaskConfig:
 
     def key_hash(self) -> str:
         """SHA-256 of the canonical JSON of :meth:`key`."""
-        text = json.dumps(self.key(), sort_keys=True, separators=(",", ":"), allow_nan=False)
-        return hashlib.sha256(text.encode()).hexdigest()
+        return sha256_hex(canonical_json(self.key()))
 
     def same_law(self, other: TaskConfig) -> bool:
         """Whether ``other`` draws prompts from the same law (equal keys but for P)."""
@@ -660,9 +659,9 @@ def concat_prompts(parts: list[Prompts]) -> Prompts:
 
 
 def _block_seed(seed: int, index: int) -> int:
-    """63-bit seed of block ``index`` of the nested stream with base ``seed``."""
-    h = hashlib.sha256(f"nested-prompts:{seed}:{index}".encode()).hexdigest()
-    return int(h[:16], 16) & ((1 << 63) - 1)
+    """63-bit seed of block ``index`` of the nested stream with base ``seed``
+    (:func:`spinglass_icl.seeds.joined`, kept bit for bit)."""
+    return joined("nested-prompts", seed, index)
 
 
 def _block(draw, cfg: TaskConfig, index: int, *, seed, device, dtype):

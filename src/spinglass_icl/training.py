@@ -56,6 +56,7 @@ from .errors import (
 from .hamiltonian import Instance, gram_rank_one
 from .models import Model, ModelConfig, SLAConfig, get_model, model_config, model_names
 from .observables import TestError
+from .seeds import trial_stream
 from .tasks import (
     DEVICE,
     TaskConfig,
@@ -91,9 +92,9 @@ STREAM_DATA, STREAM_INIT, STREAM_TEST, STREAM_SHUFFLE = 0, 1, 2, 3
 
 
 def trial_seed(seed: int, trial: int, stream: int) -> int:
-    """The seed of one random stream of one trial (see the module docstring)."""
-    ss = np.random.SeedSequence([int(seed), int(trial), int(stream)])
-    return int(ss.generate_state(1, dtype=np.uint32)[0])
+    """The seed of one random stream of one trial (see the module docstring;
+    :func:`spinglass_icl.seeds.trial_stream`)."""
+    return trial_stream(seed, trial, stream)
 
 
 def _shared(name: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -614,8 +615,7 @@ def _restart_generators(cfg: TrainConfig, stream: int) -> list[torch.Generator]:
             if r == 0:
                 out.append(make_generator(trial_seed(cfg.seed, k, stream)))
             else:
-                ss = np.random.SeedSequence([int(cfg.seed), int(k), int(stream), r])
-                out.append(make_generator(int(ss.generate_state(1, dtype=np.uint32)[0])))
+                out.append(make_generator(trial_stream(cfg.seed, k, stream, r)))
     return out
 
 

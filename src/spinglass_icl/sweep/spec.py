@@ -42,6 +42,7 @@ from ..errors import (
     validate_fields,
 )
 from ..observables import CONTRASTS
+from ..seeds import derive
 from ..solvers import (
     DEFAULT_SOLVER,
     PAPER_SETTINGS,
@@ -83,8 +84,6 @@ DEFAULTS: dict[str, Any] = {
 #: (:data:`~spinglass_icl.solvers.PAPER_SETTINGS`; docs/solvers.md#convergence-and-divergence)
 SOLVER_OPTIONS: dict[str, Any] = PAPER_SETTINGS.as_dict()
 
-_SEED_MASK = (1 << 63) - 1
-
 
 def canonical_json(obj: Any) -> str:
     """JSON with sorted keys and no spaces: the text that is hashed
@@ -96,9 +95,9 @@ def _hash(obj: Any) -> str:
     return storage.sha256_hex(canonical_json(obj))
 
 
-def derive_seed(*parts: Any) -> int:
-    """A 63-bit seed from the SHA-256 of the canonical JSON of ``parts``."""
-    return int(_hash(list(parts))[:16], 16) & _SEED_MASK
+#: a 63-bit seed from the SHA-256 of the canonical JSON of its parts: the package's one
+#: seed derivation (:func:`spinglass_icl.seeds.derive`)
+derive_seed = derive
 
 
 def _check_value(name: str, value: Any) -> Any:

@@ -234,3 +234,14 @@ def test_or_none_and_cross_checks():
         Window(low=3, high=2)
     with pytest.raises(ParameterError, match=r"^low must be a finite number, got nan$"):
         Window(low=float("nan"))
+
+
+def test_a_registry_choice_is_read_when_checked():
+    from spinglass_icl.errors import Choice
+
+    registry = {"a": 1}
+    c = Choice(registry)
+    registry["b"] = 2  # registered after the constraint was made
+    assert c("kind", "b") == "b"
+    with pytest.raises(ParameterError, match=r"^kind must be one of a, b; got 'c'$"):
+        c("kind", "c")

@@ -357,10 +357,11 @@ class Real(Constraint):
 
 class Choice(Constraint):
     """A field that is one of a few names (:func:`check_choice`); ``choices`` may be a
-    callable returning them (a registry read when the field is checked)."""
+    dict (a registry: its keys when the field is checked) or a callable returning them."""
 
     def __init__(self, choices, *, label: str | None = None) -> None:
-        self._choices = choices if callable(choices) else tuple(choices)
+        live = callable(choices) or isinstance(choices, dict)
+        self._choices = choices if live else tuple(choices)
         self.label = label
 
     @property

@@ -3,6 +3,31 @@
 Every public entry point validates its arguments here, so that bad input gives one
 clear sentence naming the parameter, its value and the allowed range, instead of a
 traceback from deep inside torch ("validate at the entry point").
+
+Every config object (a frozen dataclass: :class:`~spinglass_icl.TaskConfig`,
+``TrainConfig``, ``SweepSpec``, the model configs, the figure presets, ...) checks its
+fields in one way: its class declares ``_parameter_constraints = {field: constraint}``
+with the constraints below (:class:`Int`, :class:`Real`, :class:`Choice`,
+:class:`OrNone` for "or None", :class:`Seq` for lists, ...), and checks that involve
+several fields as ``_cross_checks``, and its ``__post_init__`` calls
+:func:`validate_fields`. A constraint states its rule and lists values it refuses, so
+one test gives every field of every config class an invalid value and checks the
+one-line error::
+
+    @dataclass(frozen=True)
+    class MyConfig:
+        K: int = 4
+        rate: float | None = None
+        _parameter_constraints: ClassVar[dict] = {
+            "K": Int(1),
+            "rate": OrNone(Real(low=0.0, low_open=True)),
+        }
+
+        def __post_init__(self) -> None:
+            validate_fields(self)
+
+``MyConfig(K=0)``: ``K must be an integer >= 1, got 0``; ``MyConfig(rate=-1.5)``:
+``rate must be > 0 or None, got -1.5``.
 """
 
 from __future__ import annotations

@@ -57,13 +57,7 @@ from .hamiltonian import Instance, gram_rank_one
 from .models import Model, ModelConfig, SLAConfig, get_model, model_config, model_names
 from .observables import TestError
 from .seeds import trial_stream
-from .tasks import (
-    DEVICE,
-    TaskConfig,
-    make_generator,
-    sample_factors,
-    sample_prompts,
-)
+from .tasks import DEVICE, TaskConfig, make_generator, sample_factors, sample_prompts
 
 __all__ = [
     "OPTIMIZERS",

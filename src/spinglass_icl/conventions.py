@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
-from .errors import check_choice, finite_derived
+from .errors import Check, Choice, check_choice, finite_derived, validate_fields
 
 CONVENTIONS: tuple[str, ...] = ("authors", "paper-text", "normalized")
 DEFAULT_CONVENTION = "authors"
@@ -34,8 +35,10 @@ class Convention:
 
     name: str = DEFAULT_CONVENTION
 
+    _parameter_constraints: ClassVar[dict] = {"name": Choice(CONVENTIONS, label="convention")}
+
     def __post_init__(self) -> None:
-        check_choice("convention", self.name, CONVENTIONS)
+        validate_fields(self)
 
     def label_scale(self, D: int) -> float:
         """Factor multiplying ``w.x`` in every label (1/sqrt(D) or 1)."""
@@ -81,3 +84,11 @@ def get_convention(convention: str | Convention | None) -> Convention:
 
 
 _BY_NAME: dict[str, Convention] = {name: Convention(name) for name in CONVENTIONS}
+
+
+#: the field constraint of a convention (a name or a :class:`Convention`; kept as its name)
+CONVENTION = Check(
+    lambda name, value: get_convention(value).name,
+    f"one of {', '.join(CONVENTIONS)}",
+    [("no-such-convention", "'no-such-convention'"), (3, "3")],
+)

@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import torch
 
-from .conventions import DEFAULT_CONVENTION, Convention, get_convention
+from .conventions import CONVENTION, DEFAULT_CONVENTION, Convention, get_convention
 from .errors import Int, ParameterError, Real, check_int, validate_fields
 from .tasks import Prompts, TaskConfig, make_generator, resolve_device
 
@@ -54,7 +54,7 @@ class CorrelatedTaskConfig:
         "N": Int(1),
         "P": Int(1),
         "c": Real(low=0.0, high=1.0, high_open=True),
-        "convention": lambda name, value: get_convention(value).name,
+        "convention": CONVENTION,
         "noise": Real(low=0.0),
     }
 

@@ -36,6 +36,7 @@ import torch
 
 from .errors import ConvergenceWarning, ParameterError, check_choice, check_float, check_int
 from .resources import check_memory
+from .seeds import joined
 from .tasks import Factors, TaskConfig
 
 __all__ = [
@@ -53,17 +54,13 @@ __all__ = [
 #: estimators a task-diversity curve reports
 ESTIMATORS: tuple[str, ...] = ("exact", "amp", "dmmse", "ridge", "theory")
 
-_SEED_MASK = (1 << 63) - 1
-
 #: up to this many weights D (D+1) the exact solution forms the normal equations densely
 DENSE_MAX_WEIGHTS = 420
 
 
 def _seed(*parts) -> int:
-    import hashlib
-
-    h = hashlib.sha256(":".join(map(str, ("task-diversity", *parts))).encode()).hexdigest()
-    return int(h[:16], 16) & _SEED_MASK
+    """A task-diversity seed (:func:`spinglass_icl.seeds.joined`, kept bit for bit)."""
+    return joined("task-diversity", *parts)
 
 
 # ------------------------------------------------------------------ sampling

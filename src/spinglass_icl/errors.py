@@ -3,6 +3,31 @@
 Every public entry point validates its arguments here, so that bad input gives one
 clear sentence naming the parameter, its value and the allowed range, instead of a
 traceback from deep inside torch ("validate at the entry point").
+
+Every config object (a frozen dataclass: :class:`~spinglass_icl.TaskConfig`,
+``TrainConfig``, ``SweepSpec``, the model configs, the figure presets, ...) checks its
+fields in one way: its class declares ``_parameter_constraints = {field: constraint}``
+with the constraints below (:class:`Int`, :class:`Real`, :class:`Choice`,
+:class:`OrNone` for "or None", :class:`Seq` for lists, ...), and checks that involve
+several fields as ``_cross_checks``, and its ``__post_init__`` calls
+:func:`validate_fields`. A constraint states its rule and lists values it refuses, so
+one test gives every field of every config class an invalid value and checks the
+one-line error::
+
+    @dataclass(frozen=True)
+    class MyConfig:
+        K: int = 4
+        rate: float | None = None
+        _parameter_constraints: ClassVar[dict] = {
+            "K": Int(1),
+            "rate": OrNone(Real(low=0.0, low_open=True)),
+        }
+
+        def __post_init__(self) -> None:
+            validate_fields(self)
+
+``MyConfig(K=0)``: ``K must be an integer >= 1, got 0``; ``MyConfig(rate=-1.5)``:
+``rate must be > 0 or None, got -1.5``.
 """
 
 from __future__ import annotations
@@ -107,22 +132,14 @@ def check_float(
     high_open: bool = False,
 ) -> float:
     """Return ``value`` as a finite float in the given interval, or raise ParameterError."""
+    rule = _float_rule(low, high, low_open, high_open)
+    within = "" if rule == "finite" else f" {rule}"
     try:
         x = float(value)
     except (TypeError, ValueError):
-        raise ParameterError(f"{name} must be a real number, got {value!r}") from None
-    lo_s = "" if low is None else ("(" if low_open else "[") + f"{low:g}"
-    hi_s = "" if high is None else f"{high:g}" + (")" if high_open else "]")
-    if low is not None and high is not None:
-        rule = f"in {lo_s}, {hi_s}"
-    elif low is not None:
-        rule = f"{'>' if low_open else '>='} {low:g}"
-    elif high is not None:
-        rule = f"{'<' if high_open else '<='} {high:g}"
-    else:
-        rule = "finite"
+        raise ParameterError(f"{name} must be a real number{within}, got {value!r}") from None
     if not math.isfinite(x):
-        raise ParameterError(f"{name} must be a finite number {rule}, got {quote_number(value)}")
+        raise ParameterError(f"{name} must be a finite number{within}, got {quote_number(value)}")
     bad = (low is not None and (x < low or (low_open and x == low))) or (
         high is not None and (x > high or (high_open and x == high))
     )
@@ -268,41 +285,375 @@ def as_float_tensor(name: str, value: Any, *, ndim: int | None = None, min_ndim:
 
 
 # ------------------------------------------------ declared field constraints
-class Int:
+class Constraint:
+    """A field constraint of :func:`validate_fields`: ``constraint(name, value)`` returns
+    the value normalized or raises a one-line :class:`ParameterError` naming the field
+    (``label``, if given, else the field's name), stating :attr:`rule` and quoting the
+    value as typed. :meth:`invalid` gives values it refuses, each with the text its
+    message quotes and the rule it states (the common test of every config class builds
+    its bad inputs from them)."""
+
+    label: str | None = None
+
+    def __call__(self, name: str, value: Any) -> Any:
+        return self.check(self.label or name, value)
+
+    def check(self, name: str, value: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def rule(self) -> str:
+        """The allowed values in words, as the error message states them."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        """``[(value, quoted, rule)]``: values refused, with the text the message quotes
+        and the allowed values it states."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def _bad(self, *cases: tuple) -> list[tuple[Any, str, str]]:
+        """``cases`` of ``(value, quoted)`` or ``(value, quoted, rule)``; :attr:`rule`
+        where none is given."""
+        return [c if len(c) == 3 else (*c, self.rule) for c in cases]
+
+
+def _int_rule(minimum: int, maximum: int | None) -> str:
+    return f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+
+
+class Int(Constraint):
     """An integer field in ``[minimum, maximum]`` (:func:`check_int`)."""
 
-    def __init__(self, minimum: int = 1, maximum: int | None = None) -> None:
-        self.minimum, self.maximum = minimum, maximum
+    def __init__(self, minimum: int = 1, maximum: int | None = None, *, label=None) -> None:
+        self.minimum, self.maximum, self.label = minimum, maximum, label
 
-    def __call__(self, name: str, value: Any) -> int:
+    def check(self, name: str, value: Any) -> int:
         return check_int(name, value, minimum=self.minimum, maximum=self.maximum)
 
+    @property
+    def rule(self) -> str:
+        return _int_rule(self.minimum, self.maximum)
 
-class Real:
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        out = [(self.minimum - 1, str(self.minimum - 1)), ("7", "'7'"), (2.5, "2.5")]
+        out += [(True, "True")]
+        if self.maximum is not None:
+            out.append((self.maximum + 1, str(self.maximum + 1)))
+        return self._bad(*out)
+
+
+def _float_rule(low, high, low_open, high_open) -> str:
+    lo_s = "" if low is None else ("(" if low_open else "[") + f"{low:g}"
+    hi_s = "" if high is None else f"{high:g}" + (")" if high_open else "]")
+    if low is not None and high is not None:
+        return f"in {lo_s}, {hi_s}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        return f"{'<' if high_open else '<='} {high:g}"
+    return "finite"  # the message then says "a finite number" only
+
+
+class Real(Constraint):
     """A finite real field in an interval (:func:`check_float`)."""
 
-    def __init__(self, low=None, high=None, *, low_open=False, high_open=False) -> None:
+    def __init__(self, low=None, high=None, *, low_open=False, high_open=False, label=None):
         self.kw = dict(low=low, high=high, low_open=low_open, high_open=high_open)
+        self.label = label
 
-    def __call__(self, name: str, value: Any) -> float:
+    def check(self, name: str, value: Any) -> float:
         return check_float(name, value, **self.kw)
 
+    @property
+    def rule(self) -> str:
+        return _float_rule(**self.kw)
 
-class Choice:
-    """A field that is one of a few names (:func:`check_choice`)."""
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        out = [("x", "'x'"), (math.nan, "nan"), (math.inf, "inf"), (None, "None")]
+        low, high = self.kw["low"], self.kw["high"]
+        if low is not None:  # as typed: "-1.00e0" stays "-1.00e0", never -1.0
+            bad = float(low) if self.kw["low_open"] else float(low) - 1.0
+            out += [(bad, repr(bad)), (TypedFloat(f"{bad:.2e}"), f"{bad:.2e}")]
+        if high is not None:
+            bad = float(high) if self.kw["high_open"] else float(high) + 1.0
+            out += [(bad, repr(bad)), (TypedFloat(f"{bad:.2e}"), f"{bad:.2e}")]
+        return self._bad(*out)
 
-    def __init__(self, choices: Iterable[str]) -> None:
-        self.choices = tuple(choices)
 
-    def __call__(self, name: str, value: Any) -> str:
+class Choice(Constraint):
+    """A field that is one of a few names (:func:`check_choice`); ``choices`` may be a
+    dict (a registry: its keys when the field is checked) or a callable returning them."""
+
+    def __init__(self, choices, *, label: str | None = None) -> None:
+        live = callable(choices) or isinstance(choices, dict)
+        self._choices = choices if live else tuple(choices)
+        self.label = label
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return tuple(self._choices() if callable(self._choices) else self._choices)
+
+    def check(self, name: str, value: Any) -> str:
         return check_choice(name, value, self.choices)
+
+    @property
+    def rule(self) -> str:
+        return f"one of {', '.join(self.choices)}"
+
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        return self._bad(("no-such-choice", "'no-such-choice'"), (3, "3"))
+
+
+class Flag(Constraint):
+    """A boolean field (``True`` or ``False``; not 0, 1 or a string)."""
+
+    def __init__(self, *, label: str | None = None) -> None:
+        self.label = label
+
+    def check(self, name: str, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ParameterError(f"{name} must be true or false, got {value!r}")
+        return value
+
+    rule = "true or false"
+
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        return self._bad(("yes", "'yes'"), (1, "1"))
+
+
+class Text(Constraint):
+    """A string field."""
+
+    def __init__(self, *, label: str | None = None) -> None:
+        self.label = label
+
+    def check(self, name: str, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ParameterError(f"{name} must be a string, got {value!r}")
+        return value
+
+    rule = "a string"
+
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        return self._bad((3, "3"), (None, "None"))
+
+
+class OrNone(Constraint):
+    """``inner`` or None: None is kept, any other value is checked by ``inner`` and a
+    refusal says "or None" (``lr must be > 0 or None, got -1.0``; ``state_none=False``:
+    the message is ``inner``'s, for a message that options files and tests quote)."""
+
+    def __init__(self, inner: Constraint, *, state_none: bool = True, label=None) -> None:
+        self.inner, self.state_none, self.label = inner, state_none, label
+
+    def check(self, name: str, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return self.inner.check(name, value)
+        except ParameterError as e:
+            if not self.state_none:
+                raise
+            msg = str(e)
+            for sep in (", got ", "; got "):
+                if sep in msg:
+                    head, tail = msg.rsplit(sep, 1)
+                    raise ParameterError(f"{head} or None{sep}{tail}") from None
+            raise
+
+    @property
+    def rule(self) -> str:
+        return f"{self.inner.rule} or None" if self.state_none else self.inner.rule
+
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        return [
+            (v, q, f"{r} or None" if self.state_none else r)
+            for v, q, r in self.inner.invalid()
+            if v is not None
+        ]
+
+
+class Either(Constraint):
+    """One of the names ``literals`` (kept as given) or a value ``inner`` accepts, e.g. a
+    damping in [0, 1) or ``"auto"``; a refusal says so (``damping must be in [0, 1) or
+    auto, got 1.5``)."""
+
+    def __init__(self, inner: Constraint, *literals: str, label: str | None = None) -> None:
+        self.inner, self.literals, self.label = inner, literals, label
+
+    def check(self, name: str, value: Any) -> Any:
+        if isinstance(value, str) and value in self.literals:
+            return value
+        try:
+            return self.inner.check(name, value)
+        except ParameterError as e:
+            head, sep, tail = str(e).rpartition(", got ")
+            if not sep:
+                raise
+            raise ParameterError(f"{head} or {' or '.join(self.literals)}, got {tail}") from None
+
+    @property
+    def rule(self) -> str:
+        return f"{self.inner.rule} or {' or '.join(self.literals)}"
+
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        return [
+            (v, q, f"{r} or {' or '.join(self.literals)}")
+            for v, q, r in self.inner.invalid()
+            if v not in self.literals
+        ]
+
+
+class Seq(Constraint):
+    """A tuple of items each checked by ``item`` (a list or tuple is accepted; at least
+    ``minimum`` items, exactly ``length`` if given)."""
+
+    def __init__(self, item: Constraint, length=None, minimum: int = 1, *, label=None) -> None:
+        self.item, self.length, self.minimum, self.label = item, length, minimum, label
+
+    def check(self, name: str, value: Any) -> tuple:
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            raise ParameterError(f"{name} must be a list, got {value!r}")
+        out = tuple(self.item.check(name, x) for x in value)
+        if self.length is not None and len(out) != self.length:
+            raise ParameterError(f"{name} must hold {self.length} values, got {len(out)}")
+        if len(out) < self.minimum:
+            raise ParameterError(
+                f"{name} must hold at least {self.minimum} value(s), got {len(out)}"
+            )
+        return out
+
+    @property
+    def rule(self) -> str:
+        return "a list"
+
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        out = [("abc", "'abc'"), (5, "5")]
+        out += [((v,) * (self.length or 1), q, r) for v, q, r in self.item.invalid()[:3]]
+        if self.length is not None:
+            out.append(((), "got 0", f"hold {self.length} values"))
+        elif self.minimum >= 1:
+            out.append(((), "got 0", f"hold at least {self.minimum}"))
+        return self._bad(*out)
+
+
+class Interval(Constraint):
+    """A pair ``(low, high)`` of reals > 0 with ``low < high``."""
+
+    def __init__(self, *, label: str | None = None) -> None:
+        self.label = label
+        self.pair = Seq(Real(low=0.0, low_open=True), length=2)
+
+    def check(self, name: str, value: Any) -> tuple:
+        lo, hi = self.pair.check(name, value)
+        if not lo < hi:
+            raise ParameterError(
+                f"{name} must be [low, high] with low < high, got [{lo:g}, {hi:g}]"
+            )
+        return (lo, hi)
+
+    rule = "[low, high] with low < high"
+
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        return self._bad(
+            ((2.0, 1.0), "[2, 1]"),
+            ((1.0, 2.0, 3.0), "got 3", "hold 2 values"),
+            ((-1.0, 2.0), "-1.0", "> 0"),
+            ("x", "'x'", "a list"),
+        )
+
+
+class Table(Constraint):
+    """A dict whose keys and values ``key`` and ``value`` accept (``what``: the table in
+    words, ``model -> dtype``)."""
+
+    def __init__(
+        self, key: Constraint, value: Constraint, what: str, *, key_name="key", label=None
+    ):
+        self.key, self.value, self.what, self.label = key, value, what, label
+        self.key_name = key_name
+
+    def check(self, name: str, value: Any) -> dict:
+        if not isinstance(value, dict):
+            raise ParameterError(f"{name} must be a table {self.what}, got {value!r}")
+        return {
+            self.key.check(f"{name} {self.key_name}", k): self.value.check(f"{name}[{k}]", v)
+            for k, v in value.items()
+        }
+
+    @property
+    def rule(self) -> str:
+        return f"a table {self.what}"
+
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        return self._bad(("x", "'x'"), *(({v: None}, q, r) for v, q, r in self.key.invalid()))
+
+
+class InstanceOf(Constraint):
+    """An object of class ``cls`` (``what``: its name in messages)."""
+
+    def __init__(self, cls: type, what: str | None = None, *, label=None) -> None:
+        self.cls, self.what, self.label = cls, what or f"a {cls.__name__}", label
+
+    def check(self, name: str, value: Any) -> Any:
+        if not isinstance(value, self.cls):
+            raise ParameterError(f"{name} must be {self.what}, got {type(value).__name__}")
+        return value
+
+    @property
+    def rule(self) -> str:
+        return self.what
+
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        return self._bad(("x", "str"), (None, "NoneType"))
+
+
+class Tensor(Constraint):
+    """A real tensor or array of at least ``min_ndim`` dimensions, kept as a floating
+    torch tensor (:func:`as_float_tensor`)."""
+
+    def __init__(self, min_ndim: int = 0, *, label: str | None = None) -> None:
+        self.min_ndim, self.label = min_ndim, label
+
+    def check(self, name: str, value: Any) -> Any:
+        return as_float_tensor(name, value, min_ndim=self.min_ndim)
+
+    rule = "a real tensor or array"
+
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        return self._bad(("x", "str"), (None, "NoneType"), (1j, "complex"))
+
+
+class Check(Constraint):
+    """A constraint from a function ``func(name, value) -> value`` that raises
+    :class:`ParameterError` itself; ``rule`` says what it allows and ``invalid`` lists
+    values it refuses as ``(value, quoted)`` or ``(value, quoted, rule)`` (the rule its
+    message states, where not ``rule``)."""
+
+    def __init__(self, func, rule: str, invalid, *, label: str | None = None) -> None:
+        self.func, self._rule, self._invalid, self.label = func, rule, list(invalid), label
+
+    def check(self, name: str, value: Any) -> Any:
+        return self.func(name, value)
+
+    @property
+    def rule(self) -> str:
+        return self._rule
+
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        return self._bad(*self._invalid)
 
 
 def validate_fields(obj: Any) -> None:
     """Check (and normalize) every field of a frozen dataclass named in its class's
-    ``_parameter_constraints`` (``{field: constraint}``, a constraint being a callable
-    ``(name, value) -> value`` such as :class:`Int`, :class:`Real`, :class:`Choice`),
-    as scikit-learn does: each object checks its own fields once, in ``__post_init__``,
-    and the code below it trusts them."""
-    for name, check in type(obj)._parameter_constraints.items():
+    ``_parameter_constraints`` (``{field: constraint}``, a :class:`Constraint` such as
+    :class:`Int`, :class:`Real`, :class:`Choice`, :class:`OrNone`, :class:`Seq`), as
+    scikit-learn does: each object checks its own fields once, in ``__post_init__``, and
+    the code below it trusts them. Then the checks of several fields together, the
+    class's ``_cross_checks`` (callables of the object, or names of its methods), run in
+    order on the normalized fields."""
+    cls = type(obj)
+    for name, check in cls._parameter_constraints.items():
         object.__setattr__(obj, name, check(name, getattr(obj, name)))
+    for check in getattr(cls, "_cross_checks", ()):
+        (getattr(obj, check) if isinstance(check, str) else (lambda c=check: c(obj)))()

@@ -33,7 +33,15 @@ from typing import ClassVar
 
 import torch
 
-from .errors import ParameterError, Real, as_float_tensor, check_int, validate_fields
+from .errors import (
+    InstanceOf,
+    ParameterError,
+    Real,
+    Tensor,
+    as_float_tensor,
+    check_int,
+    validate_fields,
+)
 from .precision import Precision
 from .tasks import Factors, Prompts, RankOneFactors, TaskConfig, sample_prompts
 
@@ -227,17 +235,21 @@ class Instance(RankOneFactors):
     lam: float
     config: TaskConfig = field(repr=False)
 
-    _parameter_constraints: ClassVar[dict] = {"lam": Real(low=0.0)}
+    # integer / boolean factors are converted to float64 explicitly, never truncated
+    _parameter_constraints: ClassVar[dict] = {
+        "lam": Real(low=0.0),
+        "config": InstanceOf(TaskConfig),
+        "u": Tensor(2),
+        "q": Tensor(2),
+        "y": Tensor(1),
+    }
+    _cross_checks: ClassVar[tuple] = ("_check_shapes",)
 
     def __post_init__(self) -> None:
         validate_fields(self)
-        if not isinstance(self.config, TaskConfig):
-            raise ParameterError(f"config must be a TaskConfig, got {type(self.config).__name__}")
-        # integer / boolean factors are converted to float64 explicitly, never truncated
-        for name, ndim in (("u", 2), ("q", 2), ("y", 1)):
-            object.__setattr__(
-                self, name, as_float_tensor(name, getattr(self, name), min_ndim=ndim)
-            )
+
+    def _check_shapes(self) -> None:
+        """The factors' shapes, dtypes and devices agree with each other and the config."""
         if tuple(self.y.shape) != tuple(self.u.shape[:-1]):
             raise ParameterError(
                 f"y must have shape {tuple(self.u.shape[:-1])} (the leading dims of u), "

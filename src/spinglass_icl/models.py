@@ -37,8 +37,8 @@ from typing import Any, ClassVar
 
 import torch
 
-from .conventions import DEFAULT_CONVENTION, get_convention
-from .errors import Int, ParameterError, check_int, validate_fields
+from .conventions import CONVENTION, DEFAULT_CONVENTION, get_convention
+from .errors import Int, OrNone, ParameterError, validate_fields
 
 __all__ = [
     "Model",
@@ -96,11 +96,10 @@ class Model:
     convention: str = DEFAULT_CONVENTION
 
     name = "model"
+    _parameter_constraints: ClassVar[dict] = {"D": Int(1), "N": Int(1), "convention": CONVENTION}
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "D", check_int("D", self.D))
-        object.__setattr__(self, "N", check_int("N", self.N))
-        object.__setattr__(self, "convention", get_convention(self.convention).name)
+        validate_fields(self)
 
     @property
     def c(self) -> float:
@@ -240,6 +239,7 @@ class MHLA(Model):
 
     M: int = 10
     name = "mhla"
+    _parameter_constraints = {**Model._parameter_constraints, "M": Int(1)}
 
     def prepare(self, X: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``(C_pairs, q)``: the upper triangle ``C_ab, a <= b`` of ``C = X X^T`` over all
@@ -247,10 +247,6 @@ class MHLA(Model):
         C, q = _gram_and_query(X)
         a, b = _pairs(C.shape[-1], C.device)
         return C[..., a, b].contiguous(), q
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        object.__setattr__(self, "M", check_int("M", self.M))
 
     def init_params(self, generators, *, device=None, dtype=torch.float64) -> Params:
         d1, M = self.D + 1, self.M
@@ -383,10 +379,7 @@ class SA(Model):
 
     H: int = 32
     name = "sa"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        object.__setattr__(self, "H", check_int("H", self.H))
+    _parameter_constraints = {**Model._parameter_constraints, "H": Int(1)}
 
     def init_params(self, generators, *, device=None, dtype=torch.float64) -> Params:
         return _attention_params(generators, self.D, self.H, device, dtype)
@@ -421,10 +414,7 @@ class TF(Model):
 
     H: int = 32
     name = "tf"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        object.__setattr__(self, "H", check_int("H", self.H))
+    _parameter_constraints = {**Model._parameter_constraints, "H": Int(1)}
 
     def init_params(self, generators, *, device=None, dtype=torch.float64) -> Params:
         d1, H = self.D + 1, self.H
@@ -460,11 +450,7 @@ class SeparateSLA(Model):
 
     d_k: int | None = None
     name = "sla-separate"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.d_k is not None:
-            object.__setattr__(self, "d_k", check_int("d_k", self.d_k))
+    _parameter_constraints = {**Model._parameter_constraints, "d_k": OrNone(Int(1))}
 
     @property
     def key_size(self) -> int:
@@ -721,7 +707,7 @@ class SeparateSLAConfig(ModelConfig):
     model_class = SeparateSLA
     quadratic = True
     default_lr = {"adam": 1e-2, "sgd": 0.5}
-    _parameter_constraints = {"d_k": lambda name, v: None if v is None else check_int(name, v)}
+    _parameter_constraints = {"d_k": OrNone(Int(1))}
 
     def prompt_items(self, D: int, N: int) -> int:
         return 2 * (D + 1)  # (u, q), as SLA

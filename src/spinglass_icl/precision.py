@@ -26,7 +26,7 @@ class Precision:
 
     name: str = "float64"
 
-    _parameter_constraints: ClassVar[dict] = {"name": lambda _, v: Choice(PRECISIONS)("dtype", v)}
+    _parameter_constraints: ClassVar[dict] = {"name": Choice(PRECISIONS, label="dtype")}
 
     def __post_init__(self) -> None:
         validate_fields(self)

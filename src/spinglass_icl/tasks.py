@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 
-from .conventions import DEFAULT_CONVENTION, Convention, get_convention
+from .conventions import CONVENTION, DEFAULT_CONVENTION, Convention, get_convention
 from .errors import (
+    Check,
     Choice,
     Int,
     ParameterError,
@@ -38,6 +37,8 @@ from .errors import (
     validate_fields,
 )
 from .resources import check_prompt_memory
+from .seeds import joined
+from .storage import canonical_json, sha256_hex
 
 __all__ = [
     "TaskConfig",
@@ -143,6 +144,19 @@ def _optional_pool_size(name: str, value: Any) -> int | None:
         raise ParameterError(
             f"{name} (the task pool size K) must be an integer >= 1 or None, got {value!r}"
         ) from None
+
+
+#: the field constraint of a task pool size
+POOL_SIZE = Check(
+    _optional_pool_size, "an integer >= 1 or None", [(0, "0"), ("7", "'7'"), (2.5, "2.5")]
+)
+
+#: the field constraint of a device (kept as its name: ``cpu``, ``cuda``, ``cuda:1``)
+DEVICE = Check(
+    lambda name, value: str(resolve_device(value)),
+    "'cpu', 'cuda' or 'cuda:N'",
+    [("no-such-device", "'no-such-device'")],
+)
 
 
 @dataclass(frozen=True)
@@ -260,9 +274,9 @@ class TaskConfig:
         "D": Int(1),
         "N": Int(1),
         "P": Int(1),
-        "convention": lambda name, value: get_convention(value).name,
+        "convention": CONVENTION,
         "noise": Real(low=0.0),
-        "tasks": _optional_pool_size,
+        "tasks": POOL_SIZE,
         "pool_seed": Int(0, 2**63 - 1),
         "assignment": Choice(ASSIGNMENTS),
         "task_norm": Choice(TASK_NORMS),
@@ -318,8 +332,7 @@ class TaskConfig:
 
     def key_hash(self) -> str:
         """SHA-256 of the canonical JSON of :meth:`key`."""
-        text = json.dumps(self.key(), sort_keys=True, separators=(",", ":"), allow_nan=False)
-        return hashlib.sha256(text.encode()).hexdigest()
+        return sha256_hex(canonical_json(self.key()))
 
     def same_law(self, other: TaskConfig) -> bool:
         """Whether ``other`` draws prompts from the same law (equal keys but for P)."""
@@ -646,9 +659,9 @@ def concat_prompts(parts: list[Prompts]) -> Prompts:
 
 
 def _block_seed(seed: int, index: int) -> int:
-    """63-bit seed of block ``index`` of the nested stream with base ``seed``."""
-    h = hashlib.sha256(f"nested-prompts:{seed}:{index}".encode()).hexdigest()
-    return int(h[:16], 16) & ((1 << 63) - 1)
+    """63-bit seed of block ``index`` of the nested stream with base ``seed``
+    (:func:`spinglass_icl.seeds.joined`, kept bit for bit)."""
+    return joined("nested-prompts", seed, index)
 
 
 def _block(draw, cfg: TaskConfig, index: int, *, seed, device, dtype):

@@ -35,17 +35,29 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from .conventions import DEFAULT_CONVENTION, get_convention
-from .errors import ParameterError, check_choice, check_float, check_int, check_seed
+from .errors import (
+    SEED_MAX,
+    Check,
+    Choice,
+    InstanceOf,
+    Int,
+    OrNone,
+    ParameterError,
+    Real,
+    check_int,
+    validate_fields,
+)
 from .hamiltonian import Instance, gram_rank_one
 from .models import Model, ModelConfig, SLAConfig, get_model, model_config, model_names
 from .observables import TestError
-from .tasks import TaskConfig, make_generator, resolve_device, sample_factors, sample_prompts
+from .seeds import trial_stream
+from .tasks import DEVICE, TaskConfig, make_generator, sample_factors, sample_prompts
 
 __all__ = [
     "OPTIMIZERS",
@@ -78,9 +90,9 @@ STREAM_IDG = 4
 
 
 def trial_seed(seed: int, trial: int, stream: int) -> int:
-    """The seed of one random stream of one trial (see the module docstring)."""
-    ss = np.random.SeedSequence([int(seed), int(trial), int(stream)])
-    return int(ss.generate_state(1, dtype=np.uint32)[0])
+    """The seed of one random stream of one trial (see the module docstring;
+    :func:`spinglass_icl.seeds.trial_stream`)."""
+    return trial_stream(seed, trial, stream)
 
 
 def _shared(name: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -98,6 +110,19 @@ def _task_dict(task: TaskConfig) -> dict[str, Any]:
     if dataclasses.is_dataclass(task):
         return {f.name: getattr(task, f.name) for f in dataclasses.fields(task)}
     return {k: getattr(task, k) for k in ("D", "N", "P", "convention", "noise")}
+
+
+def _check_model(name: str, value: Any) -> ModelConfig:
+    """A :class:`ModelConfig` of a registered model, or a registered model's name."""
+    if isinstance(value, str):
+        value = model_config(value)
+    if not isinstance(value, ModelConfig):
+        raise ParameterError(
+            f"{name} must be a ModelConfig or one of {', '.join(model_names())}, "
+            f"got {type(value).__name__}"
+        )
+    get_model(value.name)  # registered
+    return value
 
 
 @dataclass(frozen=True)
@@ -185,37 +210,40 @@ class TrainConfig:
     sampler: str = "prompts"
     restarts: int = 1
 
+    _parameter_constraints: ClassVar[dict] = {
+        "task": InstanceOf(TaskConfig),
+        "model": Check(
+            _check_model,
+            "a ModelConfig or one of the registered models",
+            [
+                ("no-such-model", "'no-such-model'", "one of sla"),
+                (3, "int", "a ModelConfig or one of sla"),
+            ],
+        ),
+        "lam": Real(low=0.0),
+        **{k: Int(1) for k in ("trials", "epochs", "test_tasks", "restarts", "window")},
+        "lr": OrNone(Real(low=0.0, low_open=True)),
+        "optimizer": Choice(OPTIMIZERS),
+        "batch_size": OrNone(Int(1)),
+        "seed": Int(0, SEED_MAX),
+        "device": DEVICE,
+        "tol": OrNone(Real(low=0.0, low_open=True)),
+        "eval_every": OrNone(Int(1)),
+        "first_trial": Int(0),
+        "dtype": Choice(DTYPES),
+        "sampler": Choice(SAMPLERS),
+    }
+    _cross_checks: ClassVar[tuple] = ("_check_together",)
+
     def __post_init__(self) -> None:
-        s = object.__setattr__
-        if not isinstance(self.task, TaskConfig):
-            raise ParameterError(f"task must be a TaskConfig, got {type(self.task).__name__}")
-        self.task.check_sizes()  # a pool with equal repetition needs K <= P
-        if isinstance(self.model, str):
-            s(self, "model", model_config(self.model))
-        if not isinstance(self.model, ModelConfig):
-            raise ParameterError(
-                f"model must be a ModelConfig or one of {', '.join(model_names())}, "
-                f"got {type(self.model).__name__}"
-            )
-        get_model(self.model.name)  # registered
-        for name in ("trials", "epochs", "test_tasks", "restarts"):
-            s(self, name, check_int(name, getattr(self, name)))
-        s(self, "lam", check_float("lam", self.lam, low=0.0))
-        if self.lr is not None:
-            s(self, "lr", check_float("lr", self.lr, low=0.0, low_open=True))
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        validate_fields(self)
+
+    def _check_together(self) -> None:
+        """A pool with equal repetition needs K <= P; a batch of at most P prompts; factors
+        only for a quadratic model."""
+        self.task.check_sizes()
         if self.batch_size is not None:
-            s(self, "batch_size", check_int("batch_size", self.batch_size, 1, self.task.P))
-        s(self, "seed", check_seed(self.seed))
-        s(self, "device", str(resolve_device(self.device)))
-        if self.tol is not None:
-            s(self, "tol", check_float("tol", self.tol, low=0.0, low_open=True))
-        s(self, "window", check_int("window", self.window))
-        if self.eval_every is not None:
-            s(self, "eval_every", check_int("eval_every", self.eval_every))
-        s(self, "first_trial", check_int("first_trial", self.first_trial, minimum=0))
-        check_choice("dtype", self.dtype, tuple(DTYPES))
-        check_choice("sampler", self.sampler, SAMPLERS)
+            check_int("batch_size", self.batch_size, 1, self.task.P)
         if self.sampler == "factors" and not self.model.quadratic:
             raise ParameterError(
                 f"sampler='factors' needs model='sla' (the other models see whole prompts), "
@@ -631,8 +659,7 @@ def _restart_generators(cfg: TrainConfig, stream: int) -> list[torch.Generator]:
             if r == 0:
                 out.append(make_generator(trial_seed(cfg.seed, k, stream)))
             else:
-                ss = np.random.SeedSequence([int(cfg.seed), int(k), int(stream), r])
-                out.append(make_generator(int(ss.generate_state(1, dtype=np.uint32)[0])))
+                out.append(make_generator(trial_stream(cfg.seed, k, stream, r)))
     return out
 
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
 
-from ..errors import ParameterError
+from ..errors import Check, Choice, ParameterError, Text, validate_fields
 
 __all__ = [
     "VERDICTS",
@@ -35,6 +36,17 @@ __all__ = [
 
 #: the verdicts, from best to worst agreement (and the untestable case)
 VERDICTS: tuple[str, ...] = ("agrees", "partly", "disagrees", "not comparable")
+
+
+def _measured(name: str, value: Any) -> float | None:
+    """A measured number, kept as a float; None, NaN or inf (nothing measured) as None."""
+    if value is None:
+        return None
+    try:
+        m = float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be a real number or None, got {value!r}") from None
+    return m if math.isfinite(m) else None
 
 
 @dataclass(frozen=True)
@@ -61,14 +73,16 @@ class Claim:
     criterion: str
     verdict: str
 
+    _parameter_constraints: ClassVar[dict] = {
+        "claim": Text(),
+        "quantity": Text(),
+        "measured": Check(_measured, "a real number or None", [("x", "'x'"), ((1,), "(1,)")]),
+        "criterion": Text(),
+        "verdict": Choice(VERDICTS),
+    }
+
     def __post_init__(self) -> None:
-        if self.verdict not in VERDICTS:
-            raise ParameterError(
-                f"verdict must be one of {', '.join(VERDICTS)}, got {self.verdict!r}"
-            )
-        if self.measured is not None:
-            m = float(self.measured)
-            object.__setattr__(self, "measured", m if math.isfinite(m) else None)
+        validate_fields(self)
 
     def to_dict(self) -> dict:
         """JSON-able fields (``measured`` None where not finite)."""

@@ -48,11 +48,11 @@ def _sizes(D: int, alpha: float, tau: float) -> tuple[int, int]:
 def point_seed(seed: int, D: int, N: int, P: int, convention: str, noise: float = 0.0) -> int:
     """The seed of the training sets at one point: a 63-bit hash of the base seed and the
     parameters that define the data, as a sweep derives its instance seeds
-    (:func:`spinglass_icl.sweep.spec.derive_seed`)."""
-    from ..sweep.spec import derive_seed
+    (:func:`spinglass_icl.seeds.derive`)."""
+    from ..seeds import derive
 
     data = {"D": D, "N": N, "P": P, "convention": convention, "noise": float(noise)}
-    return derive_seed("double-descent", seed, data)
+    return derive("double-descent", seed, data)
 
 
 def double_descent_data(

@@ -44,7 +44,7 @@ from typing import Any
 
 from .. import __version__
 from ..safeio import atomic_path
-from ..sweep.spec import derive_seed
+from ..seeds import derive
 from .claims import Claim
 from .plotting import save_figure
 from .presets import FigurePreset
@@ -137,9 +137,9 @@ class Outcome:
 def figure_seed(ctx: Context, purpose: str, **config: Any) -> int:
     """The seed of one random draw of a figure: a 63-bit hash of the base seed, the
     figure, the draw's ``purpose`` and the point's ``config`` (as the sweeps derive their
-    instance seeds, :func:`spinglass_icl.sweep.spec.derive_seed`), so no two draws share
+    instance seeds, :func:`spinglass_icl.seeds.derive`), so no two draws share
     a stream and none depends on the order in which they run."""
-    return derive_seed("figure", ctx.figure, purpose, ctx.seed, ctx.convention, config)
+    return derive("figure", ctx.figure, purpose, ctx.seed, ctx.convention, config)
 
 
 def record_attrs(ds: Any, seeds: dict | None = None, files: list[str] | tuple = ()) -> Any:

@@ -4,20 +4,35 @@ Each figure's class holds the paper's parameters as its defaults (docs/experimen
 from the captions and, where they are silent, the authors' released data); ``quick``
 (every figure on a 2-core CPU in about a minute: smaller D, P, trials; same physics) and
 ``tiny`` (seconds per figure, for the tests) are :func:`dataclasses.replace` of them.
-Every class checks its own fields once, on construction, from its ``_constraints``
-table (as scikit-learn's ``_parameter_constraints``); a figure's seeds are derived from
-the ``--seed`` given on the command line (:func:`spinglass_icl.experiments.common.figure_seed`).
+Every class checks its own fields once, on construction, from its
+``_parameter_constraints`` table (:func:`spinglass_icl.errors.validate_fields`, as
+scikit-learn's); a figure's seeds are derived from the ``--seed`` given on the command
+line (:func:`spinglass_icl.experiments.common.figure_seed`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..errors import ParameterError, check_choice, check_float, check_int
-from ..solvers import PAPER_SETTINGS, get_solver
+from ..errors import (
+    Choice,
+    Constraint,
+    Either,
+    Flag,
+    Int,
+    Interval,
+    OrNone,
+    ParameterError,
+    Real,
+    Seq,
+    Table,
+    check_choice,
+    validate_fields,
+)
+from ..solvers import PAPER_SETTINGS
+from ..solvers.registry import SolverName
 
 __all__ = [
     "PRESETS",
@@ -45,77 +60,28 @@ __all__ = [
 
 PRESETS: tuple[str, ...] = ("tiny", "quick", "paper")
 
-# --- field checks: each takes (name, value) and returns the normalized value --------------
+# --- field constraints (:mod:`spinglass_icl.errors`), by their short names here ---------
+
+_int = Int
+_pos = Real(low=0.0, low_open=True)
+_nonneg = Real(low=0.0)
+_unit = Real(low=0.0, high=1.0, high_open=True)
+#: a damping in [0, 1), or ``auto`` (the smallest predicted to converge, per batch)
+_damping = Either(_unit, "auto")
+_opt_pos = OrNone(_pos)
+_opt_int = OrNone(Int(1))
+_flag = Flag()
+_seq = Seq
+_range = Interval()
 
 
-def _int(minimum: int = 1) -> Callable[[str, Any], int]:
-    return lambda name, v: check_int(name, v, minimum=minimum)
+def _choice(*choices: str) -> Choice:
+    return Choice(choices)
 
 
-def _pos(name: str, v: Any) -> float:
-    return check_float(name, v, low=0.0, low_open=True)
-
-
-def _nonneg(name: str, v: Any) -> float:
-    return check_float(name, v, low=0.0)
-
-
-def _unit(name: str, v: Any) -> float:
-    return check_float(name, v, low=0.0, high=1.0, high_open=True)
-
-
-def _damping(name: str, v: Any) -> float | str:
-    """A damping in [0, 1), or ``auto`` (the smallest predicted to converge, per batch)."""
-    return "auto" if v == "auto" else _unit(name, v)
-
-
-def _opt_pos(name: str, v: Any) -> float | None:
-    return None if v is None else _pos(name, v)
-
-
-def _opt_int(name: str, v: Any) -> int | None:
-    return None if v is None else check_int(name, v)
-
-
-def _dtypes(name: str, v: Any) -> dict[str, str]:
-    """A model -> dtype table (``float64`` or ``float32``)."""
-    if not isinstance(v, dict):
-        raise ParameterError(f"{name} must be a table model -> dtype, got {v!r}")
-    for m, d in v.items():
-        check_choice(f"{name} model", m, _model_names())
-        check_choice(f"{name}[{m}]", d, ("float64", "float32"))
-    return dict(v)
-
-
-def _choice(*choices: str) -> Callable[[str, Any], str]:
-    return lambda name, v: check_choice(name, v, choices)
-
-
-def _solver(need: str | None = None) -> Callable[[str, Any], str]:
+def _solver(need: str | None = None) -> SolverName:
     """A registered solver (with the capability ``need``, if given)."""
-    return lambda name, v: get_solver(v, need=need, field=name).name
-
-
-def _flag(name: str, v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise ParameterError(f"{name} must be true or false, got {v!r}")
-    return v
-
-
-def _seq(item: Callable[[str, Any], Any], length: int | None = None, minimum: int = 1):
-    """A non-empty tuple of items (``length`` exactly, if given)."""
-
-    def check(name: str, v: Any) -> tuple:
-        if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):
-            raise ParameterError(f"{name} must be a list, got {v!r}")
-        out = tuple(item(name, x) for x in v)
-        if length is not None and len(out) != length:
-            raise ParameterError(f"{name} must hold {length} values, got {len(out)}")
-        if len(out) < minimum:
-            raise ParameterError(f"{name} must hold at least {minimum} value(s), got {len(out)}")
-        return out
-
-    return check
+    return SolverName(need)
 
 
 _OPTIMIZERS = ("adam", "sgd")
@@ -128,9 +94,9 @@ def _model_names() -> tuple[str, ...]:
     return model_names()
 
 
-def _model(name: str, v: Any) -> str:
-    return check_choice(name, v, _model_names())
-
+_model = Choice(_model_names)
+#: a model -> dtype table (``float64`` or ``float32``)
+_dtypes = Table(_model, Choice(("float64", "float32")), "model -> dtype", key_name="model")
 
 _SAMPLERS = ("prompts", "factors")
 
@@ -139,14 +105,11 @@ _SAMPLERS = ("prompts", "factors")
 class FigurePreset:
     """Base of the per-figure presets: validates and normalizes every field once."""
 
-    _constraints: ClassVar[dict[str, Callable[[str, Any], Any]]] = {}
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {}
+    _cross_checks: ClassVar[tuple] = ("_check_together",)
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            check = self._constraints.get(f.name)
-            if check is not None:
-                object.__setattr__(self, f.name, check(f.name, getattr(self, f.name)))
-        self._check_together()
+        validate_fields(self)
 
     def _check_together(self) -> None:
         """Checks that involve several fields (none by default)."""
@@ -184,13 +147,6 @@ class FigurePreset:
         return dataclasses.replace(self, **changes)
 
 
-def _range(name: str, v: Any) -> tuple:
-    lo, hi = _seq(_pos, length=2)(name, v)
-    if not lo < hi:
-        raise ParameterError(f"{name} must be [low, high] with low < high, got [{lo:g}, {hi:g}]")
-    return (lo, hi)
-
-
 @dataclass(frozen=True)
 class Fig1Preset(FigurePreset):
     """Fig. 1: (P, D, N) = (1000, 5, 100); '100 000 ensembles' read as 100 instances of
@@ -203,7 +159,7 @@ class Fig1Preset(FigurePreset):
     law_samples: int = 2_000_000
     max_entries: int = 2_000_000
     bins: int = 120
-    _constraints: ClassVar = {k: _int() for k in ("D", "N", "P", "instances", "bins")} | {
+    _parameter_constraints: ClassVar = {k: _int() for k in ("D", "N", "P", "instances", "bins")} | {
         "law_samples": _int(2),
         "max_entries": _int(2),
     }
@@ -226,7 +182,7 @@ class Fig2Preset(FigurePreset):
     amp_lam: float = 0.01
     beta: float = 100.0
     damping: float = PAPER_SETTINGS.damping  # the authors' AMP settings
-    _constraints: ClassVar = {
+    _parameter_constraints: ClassVar = {
         **{k: _int() for k in ("D", "N", "epochs", "trials", "test_tasks", "amp_P")},
         "P_list": _seq(_int(), minimum=2),
         "lr": _opt_pos,
@@ -248,7 +204,7 @@ class Fig3Preset(FigurePreset):
     points: int = 2000
     perplexity: float = 30.0
     tsne_iter: int = 1000
-    _constraints: ClassVar = {
+    _parameter_constraints: ClassVar = {
         "D": _int(),
         "N": _int(),
         "lam": _pos,
@@ -268,7 +224,7 @@ class HessianPreset(FigurePreset):
     lam: float = 0.01
     P_list: tuple[int, ...] = (10, 1000)
     instances: int = 10
-    _constraints: ClassVar = {
+    _parameter_constraints: ClassVar = {
         "D": _int(),
         "N": _int(),
         "lam": _pos,
@@ -305,7 +261,7 @@ class Fig4aPreset(FigurePreset):
     predict_every: int = 5
     amp_solver: str = "amp-paper"
     test_tasks: int = 500
-    _constraints: ClassVar = {
+    _parameter_constraints: ClassVar = {
         **{
             k: _int()
             for k in ("D", "repeats", "max_iter", "authors_cap", "predict_every", "test_tasks")
@@ -339,7 +295,7 @@ class AmpStabilityPreset(FigurePreset):
     damping: float = PAPER_SETTINGS.damping  # the authors' AMP settings
     tol: float = PAPER_SETTINGS.tol
     max_iter: int = PAPER_SETTINGS.max_iter
-    _constraints: ClassVar = {
+    _parameter_constraints: ClassVar = {
         **{k: _int() for k in ("D", "N", "repeats", "max_iter")},
         "points": _int(2),
         "beta": _pos,
@@ -384,7 +340,7 @@ class Fig4bPreset(FigurePreset):
     chunk: int | None = 25
     lr: float | None = None
     optimizer: str = "adam"
-    _constraints: ClassVar = {
+    _parameter_constraints: ClassVar = {
         **{k: _int() for k in ("D", "P", "max_iter", "test_tasks", "epochs", "train_window")},
         "trials": _int(),
         "lam": _pos,
@@ -414,7 +370,7 @@ class Fig5Preset(FigurePreset):
     dN_list: tuple[int, ...] = (1, 2, 5, 10, 20, 50)
     bins: int = 100
     chunk: int = 50
-    _constraints: ClassVar = {
+    _parameter_constraints: ClassVar = {
         **{k: _int() for k in ("D", "N", "P", "instances", "chunk")},
         "bins": _int(8),
         "lam": _pos,
@@ -452,7 +408,7 @@ class TrainedModelsPreset(FigurePreset):
     damping: float = PAPER_SETTINGS.damping  # the authors' AMP settings
     #: initializations per trial (``reproduce --restarts``); the lowest training loss is kept
     restarts: int = 1
-    _constraints: ClassVar = {
+    _parameter_constraints: ClassVar = {
         **{k: _int() for k in ("D", "P", "H", "M", "trials", "epochs", "test_tasks")},
         **{k: _int() for k in ("train_window", "restarts")},
         "train_tol": _opt_pos,
@@ -478,8 +434,8 @@ class Fig6Preset(TrainedModelsPreset):
 
     N: int = 50
     models: tuple[str, ...] = ("sla", "fla", "sa", "tf", "mhla")
-    _constraints: ClassVar = {
-        **TrainedModelsPreset._constraints,
+    _parameter_constraints: ClassVar = {
+        **TrainedModelsPreset._parameter_constraints,
         "N": _int(),
         "models": _seq(_model),
     }
@@ -497,7 +453,7 @@ class DoubleDescentPreset(FigurePreset):
     lam: float = 1e-3
     repeats: int = 10
     solvers: tuple[str, ...] = ("exact", "amp", "amp-paper")
-    _constraints: ClassVar = {
+    _parameter_constraints: ClassVar = {
         "D": _int(),
         "alphas": _seq(_pos),
         "tau_range": _range,
@@ -536,7 +492,7 @@ class FigS1Preset(FigurePreset):
     curve_lr: tuple[float, ...] = (0.008, 0.02)
     curve_epochs: int = 200
     curve_trials: int = 1
-    _constraints: ClassVar = {
+    _parameter_constraints: ClassVar = {
         **{
             k: _int()
             for k in ("D", "N", "repeats", "epochs", "test_tasks", "curve_epochs", "curve_trials")
@@ -575,8 +531,8 @@ class FigS8Preset(TrainedModelsPreset):
     N_mhla: tuple[int, ...] = tuple(range(20, 201, 20))
     N_sa: tuple[int, ...] = tuple(range(40, 201, 20))
     N_tf: tuple[int, ...] = tuple(range(50, 191, 20))
-    _constraints: ClassVar = {
-        **TrainedModelsPreset._constraints,
+    _parameter_constraints: ClassVar = {
+        **TrainedModelsPreset._parameter_constraints,
         "cpu_trials": _opt_int,
         **{f"N_{m}": _seq(_int(), minimum=0) for m in ("sla", "fla", "mhla", "sa", "tf")},
     }
@@ -606,7 +562,7 @@ class FigS7Preset(FigurePreset):
     cpu_repeats: int | None = 4
     chunk: int = 100
     zero_rtol: float = 1e-9
-    _constraints: ClassVar = {
+    _parameter_constraints: ClassVar = {
         "cpu_spectra_repeats": _opt_int,
         "cpu_repeats": _opt_int,
         **{k: _int() for k in ("D", "N", "spectra_repeats", "map_N", "repeats", "chunk")},
@@ -629,7 +585,7 @@ class FigS5Preset(FigurePreset):
     repeats: int = 10000
     chunk: int = 1000
     sampler: str = "bartlett"
-    _constraints: ClassVar = {
+    _parameter_constraints: ClassVar = {
         **{k: _int() for k in ("D", "repeats", "chunk")},
         "N_list": _seq(_int()),
         "sampler": _choice("bartlett", "tokens"),
@@ -663,7 +619,7 @@ class FigS2Preset(FigurePreset):
     bins: int = 100
     per_instance: int = 4000
     sampler: str = "factors"
-    _constraints: ClassVar = {
+    _parameter_constraints: ClassVar = {
         "cpu_repeats": _opt_int,
         **{k: _int() for k in ("D", "P", "base_N", "repeats", "chunk", "per_instance")},
         "bins": _int(8),
@@ -686,7 +642,7 @@ class FigS6Preset(FigurePreset):
     lr: float = 1e-2
     repeats: int = 5000
     chunk: int = 500
-    _constraints: ClassVar = {
+    _parameter_constraints: ClassVar = {
         **{k: _int() for k in ("D", "N", "epochs", "repeats", "chunk")},
         "P_list": _seq(_int()),
         "lr": _pos,
@@ -714,7 +670,7 @@ class FigS3Preset(FigurePreset):
     repeats: int = 20
     reference_N: int = 100
     reference_P: int = 5000
-    _constraints: ClassVar = {
+    _parameter_constraints: ClassVar = {
         **{
             k: _int() for k in ("D", "steps", "max_iter", "repeats", "reference_N", "reference_P")
         },  # fmt: skip
@@ -751,7 +707,7 @@ class FigS4Preset(FigurePreset):
     damping: float = 0.9
     steps: int = 200
     amp_tol: float = 5e-6
-    _constraints: ClassVar = {
+    _parameter_constraints: ClassVar = {
         "cpu_repeats": _opt_int,
         **{
             k: _int()

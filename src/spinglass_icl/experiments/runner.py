@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .. import __version__
+from ..conventions import CONVENTION
 from ..errors import SEED_MAX, Choice, Int, ParameterError, check_choice, check_int, validate_fields
 from ..io import write_json
 from ..sweep.executors import EXECUTORS
+from ..tasks import DEVICE
 from . import FIGURES
 from .claims import overall
 from .figure import REGISTERED, Context, Outcome, make
@@ -73,7 +75,8 @@ class RunOptions:
         "executor": Choice(EXECUTORS),
         "workers": Int(1),
         "seed": Int(0, SEED_MAX),
-        "device": lambda _, v: str(v),
+        "convention": CONVENTION,
+        "device": DEVICE,
     }
 
     def __post_init__(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..errors import Real, validate_fields
+from ..errors import OrNone, Real, validate_fields
 from .registry import Settings, check_solver, get_solver
 
 #: the solver :func:`~spinglass_icl.solvers.solve`, the CLI and sweeps use by default
@@ -43,7 +43,8 @@ class SolverConfig:
     _parameter_constraints: ClassVar[dict] = {
         "solver": check_solver,
         "beta": Real(low=0.0, low_open=True),
-        **Settings._parameter_constraints,  # damping, tol, max_iter: checked alike
+        # damping, tol, max_iter: checked as Settings' (None: the solver's default)
+        **{k: OrNone(c, state_none=False) for k, c in Settings._parameter_constraints.items()},
     }
 
     def __post_init__(self) -> None:

@@ -23,7 +23,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..errors import Int, ParameterError, Real, validate_fields
+from ..errors import (
+    Check,
+    Constraint,
+    Flag,
+    InstanceOf,
+    Int,
+    ParameterError,
+    Real,
+    Table,
+    Text,
+    validate_fields,
+)
 
 __all__ = [
     "BACKENDS",
@@ -68,6 +79,30 @@ PAPER_SETTINGS = Settings(damping=0.9, tol=1e-6, max_iter=2000)
 #: ``rule(ops, config) -> SolverResult`` (:class:`~.operators.Operators`,
 #: :class:`~.config.SolverConfig`, :class:`~.result.SolverResult`)
 Rule = Callable[[Any, Any], Any]
+
+
+def _check_name(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or value != value.strip():
+        raise ParameterError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _check_rule(name: str, value: Any) -> Any:
+    if not callable(value):
+        raise ParameterError(f"{name} must be callable, got {type(value).__name__}")
+    return value
+
+
+def _check_backends(name: str, value: Any) -> tuple[str, ...]:
+    value = tuple(value) if isinstance(value, (list, tuple)) else value
+    if not isinstance(value, tuple) or not value or any(b not in BACKENDS for b in value):
+        raise ParameterError(
+            f"{name} must be a non-empty tuple of {', '.join(BACKENDS)}; got {value!r}"
+        )
+    return value
+
+
+_CAPABILITIES = ("iterative", "uses_damping", "stability", "reaction_term", "factor_matvec")
 
 
 @dataclass(frozen=True)
@@ -126,23 +161,30 @@ class Solver:
     memory: str = "O(n^2)"
     plot_style: dict = field(default_factory=lambda: {"marker": "."})
 
+    _parameter_constraints: ClassVar[dict] = {
+        "name": Check(
+            _check_name,
+            "a non-empty string",
+            [("", "''"), (" amp", "' amp'"), (3, "3")],
+            label="solver name",
+        ),
+        "rule": Check(_check_rule, "callable", [("x", "str"), (None, "NoneType")]),
+        "summary": Text(),
+        "defaults": InstanceOf(Settings),
+        "backends": Check(
+            _check_backends,
+            f"a non-empty tuple of {', '.join(BACKENDS)}",
+            [(("gpu",), "('gpu',)"), ((), "()")],
+        ),
+        **{k: Flag() for k in _CAPABILITIES},
+        "dense_matrices": Int(0),
+        "batch_matrices": Int(0),
+        "memory": Text(),
+        "plot_style": Table(Text(), Check(lambda n, v: v, "any value", []), "name -> value"),
+    }
+
     def __post_init__(self) -> None:
-        if (
-            not isinstance(self.name, str)
-            or not self.name.strip()
-            or self.name != self.name.strip()
-        ):
-            raise ParameterError(f"solver name must be a non-empty string, got {self.name!r}")
-        if not callable(self.rule):
-            raise ParameterError(f"rule must be callable, got {type(self.rule).__name__}")
-        if not isinstance(self.defaults, Settings):
-            raise ParameterError(f"defaults must be a Settings, got {type(self.defaults).__name__}")
-        bad = [b for b in self.backends if b not in BACKENDS]
-        if bad or not self.backends:
-            raise ParameterError(
-                f"backends must be a non-empty tuple of {', '.join(BACKENDS)}; "
-                f"got {self.backends!r}"
-            )
+        validate_fields(self)
 
     @property
     def matrix_free(self) -> bool:
@@ -212,10 +254,27 @@ def solver_names(**capabilities: bool) -> tuple[str, ...]:
     )
 
 
-def check_solver(name: str, value: Any) -> str:
+class SolverName(Constraint):
     """A field constraint (:func:`~spinglass_icl.errors.validate_fields`): a registered
-    solver name."""
-    return get_solver(value, field=name).name
+    solver's name (with the capability ``need``, if given; a :class:`Solver` is kept as
+    its name)."""
+
+    def __init__(self, need: str | None = None, *, label: str | None = None) -> None:
+        self.need, self.label = need, label
+
+    def check(self, name: str, value: Any) -> str:
+        return get_solver(value, need=self.need, field=name).name
+
+    @property
+    def rule(self) -> str:
+        return f"one of {', '.join(solver_names(**({self.need: True} if self.need else {})))}"
+
+    def invalid(self) -> list[tuple[Any, str, str]]:
+        return self._bad(("no-such-solver", "'no-such-solver'"), (3, "3"))
+
+
+#: a registered solver's name (:class:`SolverName`)
+check_solver = SolverName()
 
 
 def check_auto_damping(name: str) -> Solver:

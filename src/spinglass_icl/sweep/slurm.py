@@ -35,9 +35,17 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from ..errors import ConfigError, ParameterError, ResourceError, check_int
+from ..errors import (
+    Check,
+    ConfigError,
+    Int,
+    OrNone,
+    ParameterError,
+    ResourceError,
+    validate_fields,
+)
 
 __all__ = [
     "SlurmOptions",
@@ -107,6 +115,12 @@ def _check_extra(value: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _check_path(name: str, value: Any) -> str | None:
+    if value is not None and (not isinstance(value, (str, Path)) or not str(value)):
+        raise ParameterError(f"{name} must be a path, got {value!r}")
+    return None if value is None else str(value)
+
+
 @dataclass(frozen=True)
 class SlurmOptions:
     """How the ``slurm`` executor asks SLURM for workers.
@@ -151,22 +165,43 @@ class SlurmOptions:
     python: str | None = None
     resubmits: int | None = None
 
+    _parameter_constraints: ClassVar[dict] = {
+        **{
+            k: Check(_check_name, "a SLURM name", [("a b", "'a b'")], label=f"slurm {k}")
+            for k in ("partition", "account")
+        },
+        "walltime": Check(
+            lambda _, v: _check_walltime(v),
+            "minutes, MM:SS, HH:MM:SS or D-HH[:MM[:SS]]",
+            [("1 hour", "'1 hour'"), (60, "60")],
+            label="slurm walltime",
+        ),
+        "cores": Int(1, label="slurm cores"),
+        "memory": Check(
+            lambda _, v: _check_memory(v),
+            "a size of at least 16MB per job",
+            [("lots", "'lots'"), ("1MB", "'1MB'")],
+            label="slurm memory",
+        ),
+        "jobs": Int(1, label="slurm jobs"),
+        "extra": Check(
+            lambda _, v: _check_extra(v),
+            "one-line sbatch options",
+            [
+                (3, "3", "a list of sbatch options"),
+                (["--a\n--b"], "'--a\\n--b'", "hold one-line sbatch options"),
+            ],
+            label="slurm extra",
+        ),
+        **{
+            k: Check(_check_path, "a path", [(3, "3"), ("", "''")], label=f"slurm {k}")
+            for k in ("log_directory", "python")
+        },
+        "resubmits": OrNone(Int(0), state_none=False, label="slurm resubmits"),
+    }
+
     def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        set_(self, "partition", _check_name("slurm partition", self.partition))
-        set_(self, "account", _check_name("slurm account", self.account))
-        set_(self, "walltime", _check_walltime(self.walltime))
-        set_(self, "cores", check_int("slurm cores", self.cores))
-        set_(self, "memory", _check_memory(self.memory))
-        set_(self, "jobs", check_int("slurm jobs", self.jobs))
-        set_(self, "extra", _check_extra(self.extra))
-        for name in ("log_directory", "python"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, (str, Path)) or not str(v)):
-                raise ParameterError(f"slurm {name} must be a path, got {v!r}")
-            set_(self, name, None if v is None else str(v))
-        if self.resubmits is not None:
-            set_(self, "resubmits", check_int("slurm resubmits", self.resubmits, minimum=0))
+        validate_fields(self)
 
     def __repr__(self) -> str:
         where = f"partition={self.partition!r}, " if self.partition else ""

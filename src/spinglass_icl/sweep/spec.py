@@ -30,12 +30,24 @@ import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from .. import storage
 from ..conventions import CONVENTIONS, DEFAULT_CONVENTION
-from ..errors import ConfigError, ParameterError, check_choice, check_float, check_int
+from ..errors import (
+    Check,
+    Choice,
+    ConfigError,
+    Flag,
+    Int,
+    ParameterError,
+    check_choice,
+    check_float,
+    check_int,
+    validate_fields,
+)
 from ..observables import CONTRASTS
+from ..seeds import derive
 from ..solvers import (
     DEFAULT_SOLVER,
     PAPER_SETTINGS,
@@ -92,7 +104,6 @@ NO_POOL = "none"
 #: (:data:`~spinglass_icl.solvers.PAPER_SETTINGS`; docs/solvers.md#convergence-and-divergence)
 SOLVER_OPTIONS: dict[str, Any] = PAPER_SETTINGS.as_dict()
 
-_SEED_MASK = (1 << 63) - 1
 #: fields of a task distribution's key that the test prompts do not depend on
 _POOL_FIELDS = ("P", "tasks", "pool_seed", "assignment")
 
@@ -107,9 +118,9 @@ def _hash(obj: Any) -> str:
     return storage.sha256_hex(canonical_json(obj))
 
 
-def derive_seed(*parts: Any) -> int:
-    """A 63-bit seed from the SHA-256 of the canonical JSON of ``parts``."""
-    return int(_hash(list(parts))[:16], 16) & _SEED_MASK
+#: a 63-bit seed from the SHA-256 of the canonical JSON of its parts: the package's one
+#: seed derivation (:func:`spinglass_icl.seeds.derive`)
+derive_seed = derive
 
 
 def check_pool_size(value: Any, name: str = "tasks") -> int | None:
@@ -210,6 +221,23 @@ class Task:
         solver (hence same instance shape and solver), convention and noise."""
         p = self.params
         return (p["D"], p["P"], p["lam"], p["beta"], p["solver"], p["convention"], p["noise"])
+
+
+def _table(what: str) -> Check:
+    """A field constraint: a dict (``what``: its entries in words)."""
+
+    def check(name: str, value: Any) -> dict:
+        if not isinstance(value, dict):
+            raise ParameterError(f"{name} must be a table {what}, got {value!r}")
+        return value
+
+    return Check(check, f"a table {what}", [("x", "'x'"), ([1], "[1]")])
+
+
+def _check_observables(name: str, value: Any) -> tuple[str, ...]:
+    """One of :data:`OBSERVABLES` or a list of them, as a tuple."""
+    obs = (value,) if isinstance(value, str) or not hasattr(value, "__iter__") else value
+    return tuple(check_choice(name, o, OBSERVABLES) for o in obs)
 
 
 @dataclass(frozen=True)
@@ -313,19 +341,37 @@ class SweepSpec:
     assignment: str = "uniform"
     task_norm: str = "gaussian"
 
+    _parameter_constraints: ClassVar[dict] = {
+        "grid": _table("{param: [values]}"),
+        "fixed": _table("{param: value}"),
+        "repeats": Int(1),
+        "seed": Int(0),
+        "solver_options": _table(f"of {', '.join(SOLVER_OPTIONS)}"),
+        "observables": Check(
+            _check_observables,
+            f"one of {', '.join(OBSERVABLES)}",
+            [("x", "'x'"), (3, "3")],
+            label="observable",
+        ),
+        "test_error": Choice(TEST_ERRORS),
+        "test_tasks": Int(1),
+        "store_arrays": Flag(),
+        "contrast_kind": Choice(CONTRASTS),
+        "matfree": Flag(),
+        "nested_p": Flag(),
+        "sampler": Choice(SAMPLERS),
+        "distribution": Choice(TASK_DISTRIBUTIONS),
+        "pool_seed": Int(0),
+        "assignment": Choice(ASSIGNMENTS),
+        "task_norm": Choice(TASK_NORMS),
+    }
+    _cross_checks: ClassVar[tuple] = ("_check_params", "_check_solver_options", "_check_options")
+
     def __post_init__(self) -> None:
-        self._check_params()
-        object.__setattr__(self, "repeats", check_int("repeats", self.repeats))
-        object.__setattr__(self, "seed", check_int("seed", self.seed, minimum=0))
-        self._check_solver_options()
-        self._check_options()
+        validate_fields(self)
 
     def _check_params(self) -> None:
         """Check and normalize ``grid`` and ``fixed`` (with the defaults filled in)."""
-        if not isinstance(self.grid, dict):
-            raise ParameterError(f"grid must be a table {{param: [values]}}, got {self.grid!r}")
-        if not isinstance(self.fixed, dict):
-            raise ParameterError(f"fixed must be a table {{param: value}}, got {self.fixed!r}")
         grid: dict[str, list] = {}
         for name, values in self.grid.items():
             if name not in PARAMS:
@@ -362,8 +408,6 @@ class SweepSpec:
 
     def _check_solver_options(self) -> None:
         """Check ``solver_options`` and fill in :data:`SOLVER_OPTIONS`' defaults."""
-        if not isinstance(self.solver_options, dict):
-            raise ParameterError(f"solver_options must be a table, got {self.solver_options!r}")
         opts = dict(SOLVER_OPTIONS)
         for k, v in self.solver_options.items():
             if k not in SOLVER_OPTIONS:
@@ -383,26 +427,12 @@ class SweepSpec:
         object.__setattr__(self, "solver_options", opts)
 
     def _check_options(self) -> None:
-        """Check the observables, test-error, storage and path options."""
-        obs = (self.observables,) if isinstance(self.observables, str) else self.observables
-        obs = tuple(check_choice("observable", o, OBSERVABLES) for o in obs)
-        object.__setattr__(self, "observables", obs)
-        check_choice("test_error", self.test_error, TEST_ERRORS)
-        object.__setattr__(self, "test_tasks", check_int("test_tasks", self.test_tasks))
-        if not isinstance(self.store_arrays, bool):
-            raise ParameterError(f"store_arrays must be true or false, got {self.store_arrays!r}")
-        check_choice("contrast_kind", self.contrast_kind, CONTRASTS)
-        if not isinstance(self.matfree, bool):
-            raise ParameterError(f"matfree must be true or false, got {self.matfree!r}")
-        if not isinstance(self.nested_p, bool):
-            raise ParameterError(f"nested_p must be true or false, got {self.nested_p!r}")
+        """Check the options that depend on each other (matfree, nested_p, solvers)."""
         if self.nested_p and self.matfree:
             raise ParameterError(
                 "nested_p must be false when matfree = true (the matrix-free path draws "
                 "its prompts in chunks of its own)"
             )
-        check_choice("sampler", self.sampler, SAMPLERS)
-        check_choice("distribution", self.distribution, TASK_DISTRIBUTIONS)
         if self.matfree and self.distribution != "gaussian":
             raise ParameterError("distribution must be 'gaussian' when matfree = true")
         self._check_pool()
@@ -420,9 +450,6 @@ class SweepSpec:
     def _check_pool(self) -> None:
         """Check the task-pool options against the grid: K <= P with equal repetition,
         no pool on the matrix-free path, the law's fields."""
-        object.__setattr__(self, "pool_seed", check_int("pool_seed", self.pool_seed, minimum=0))
-        check_choice("assignment", self.assignment, ASSIGNMENTS)
-        check_choice("task_norm", self.task_norm, TASK_NORMS)
         if self.matfree and self.task_norm != "gaussian":
             raise ParameterError("task_norm must be 'gaussian' when matfree = true")
         pools = [K for K in self.pool_sizes if K is not None]

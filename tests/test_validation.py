@@ -48,8 +48,8 @@ CONFIGS = [c for c in ALL if "_parameter_constraints" in vars(c) or any(
 NOT_CONFIGS: dict[str, str] = {
     "spinglass_icl.diversity.TestContexts": "test prompts drawn by TestContexts.draw",
     "spinglass_icl.diversity.DiversityRow": "a result row of a task-diversity curve",
-    "spinglass_icl.experiments.common.Context": "built by the runner from RunOptions",
-    "spinglass_icl.experiments.common.Outcome": "a figure's result",
+    "spinglass_icl.experiments.figure.Context": "built by the runner from RunOptions",
+    "spinglass_icl.experiments.figure.Outcome": "a figure's result",
     "spinglass_icl.hamiltonian.CouplingBlocks": "blocks computed from an Instance",
     "spinglass_icl.hamiltonian.FieldBlocks": "blocks computed from an Instance",
     "spinglass_icl.solvers.engine.EngineOutput": "the iteration engine's result",

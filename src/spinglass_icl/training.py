@@ -305,6 +305,16 @@ class TrainConfig:
         )
 
 
+def _stream_task(task: TaskConfig, stream: int, n: int) -> TaskConfig:
+    """The law of ``n`` prompts of ``stream``: the training prompts take the task's own
+    law (its pool, if any); the test prompts take fresh tasks (the in-context test
+    error; without a pool the same law). Draws equal those of ``(D, N, n, convention,
+    noise)`` when there is no pool."""
+    if stream == STREAM_DATA:
+        return task if n == task.P else dataclasses.replace(task, P=n)
+    return dataclasses.replace(task, P=n, tasks=None)
+
+
 def trial_prompts(config: TrainConfig, stream: int = STREAM_DATA, n: int | None = None):
     """Prompts of every trial of ``config``, stacked: X (T, n, D+1, N+1), y (T, n).
 
@@ -316,7 +326,7 @@ def trial_prompts(config: TrainConfig, stream: int = STREAM_DATA, n: int | None 
     Xs, ys = [], []
     for k in config.trial_indices:
         g = make_generator(trial_seed(config.seed, k, stream))
-        pr = sample_prompts(t.D, t.N, n, convention=t.convention, noise=t.noise, generator=g)
+        pr = sample_prompts(_stream_task(t, stream, n), generator=g)
         Xs.append(pr.X)
         ys.append(pr.y)
     return torch.stack(Xs), torch.stack(ys)
@@ -333,7 +343,7 @@ def trial_factors(config: TrainConfig, stream: int = STREAM_DATA, n: int | None 
     us, qs, ys = [], [], []
     for k in config.trial_indices:
         g = make_generator(trial_seed(config.seed, k, stream))
-        f = sample_factors(t.D, t.N, n, convention=t.convention, noise=t.noise, generator=g)
+        f = sample_factors(_stream_task(t, stream, n), generator=g)
         us.append(f.u)
         qs.append(f.q)
         ys.append(f.y)

@@ -1134,7 +1134,7 @@ class ContextLengthPreset(FigurePreset):
     D: int = 32
     settings: tuple[tuple[float, float], ...] = ((0.5, 0.5), (0.5, 0.1), (20.0, 0.1))
     kappa_list: tuple[float, ...] = (0.5, 1.0, 2.0, 0.0)
-    alpha_list: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
+    alpha_list: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
     alpha_range: tuple[float, float] = (0.1, 20.0)
     theory_points: int = 80
     lam_prime: float = 1e-4
@@ -1201,8 +1201,9 @@ _QUICK.update(
         "context-length": _d(
             _PAPER["context-length"],
             D=10,
-            averages=4,
-            alpha_list=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
+            averages=3,
+            kappa_list=(0.5, 2.0, 0.0),
+            alpha_list=(0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
             theory_points=50,
         ),  # fmt: skip
         "spin-glass-pool": _d(

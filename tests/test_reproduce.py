@@ -368,7 +368,7 @@ def test_figure_groups_split_main_and_supplementary():
     """``main`` and ``supplementary`` partition ``all``, in the registry's order."""
     from spinglass_icl.cli.reproduce import _group
 
-    main_, supp = _group("main"), _group("supplementary")
-    assert main_ + supp == _group("all") == list(FIGURES)
+    main_, supp, div = _group("main"), _group("supplementary"), _group("diversity")
+    assert main_ + supp + div == _group("all") == list(FIGURES)
     assert supp == [n for n in SUPPLEMENTARY if n in FIGURES] and "fig1" in main_
     assert _group("fig3") == ["fig3"]

@@ -1089,8 +1089,8 @@ del _r
 class TaskDiversityPreset(FigurePreset):
     """``task-diversity``: g_task against kappa = K/D at alpha = N/D = 10, tau = P/D^2 = 10,
     rho = 0.01 (Lu et al. 2024), for each D of ``D_list``: the exact ground state
-    (``averages`` pools each), AMP with the Onsager term at the D of ``amp_D``
-    (``amp_averages``), dMMSE and ridge (``n_test`` test prompts), a trained SLA at
+    (``averages[i]`` pools per kappa at ``D_list[i]``), AMP with the Onsager term at the
+    D of ``amp_D`` (``amp_averages``), dMMSE and ridge (``n_test`` test prompts), a trained SLA at
     ``sla_kappa`` (D = ``sla_D``, ``sla_trials`` trials, ``sla_epochs`` full-batch Adam
     epochs at ``sla_lr``), and the theory. ``lam_prime`` is Lu et al.'s ridge (the
     package's lam is mapped per convention); pools of tasks of norm sqrt(D), each used
@@ -1102,7 +1102,7 @@ class TaskDiversityPreset(FigurePreset):
     rho: float = 0.01
     lam_prime: float = 1e-4
     kappa_list: tuple[float, ...] = (0.2, 0.3, 0.5, 0.7, 1.0, 1.4, 2.0, 3.0, 4.0, 8.0, 16.0, 32.0)
-    averages: int = 20
+    averages: tuple[int, ...] = (20, 20, 10)
     n_test: int = 500
     amp_D: tuple[int, ...] = (10,)
     amp_averages: int = 4
@@ -1112,7 +1112,8 @@ class TaskDiversityPreset(FigurePreset):
     sla_epochs: int = 3000
     sla_lr: float = 0.05
     _constraints: ClassVar = {
-        **{k: _int() for k in ("averages", "n_test", "amp_averages", "sla_D", "sla_trials")},
+        **{k: _int() for k in ("n_test", "amp_averages", "sla_D", "sla_trials")},
+        "averages": _seq(_int()),
         "sla_epochs": _int(),
         **{k: _pos for k in ("alpha", "tau", "lam_prime", "sla_lr")},
         "rho": _nonneg,
@@ -1121,6 +1122,13 @@ class TaskDiversityPreset(FigurePreset):
         "kappa_list": _seq(_pos, minimum=3),
         "sla_kappa": _seq(_pos, minimum=0),
     }
+
+    def _check_together(self) -> None:
+        if len(self.averages) != len(self.D_list):
+            raise ParameterError(
+                f"averages must hold one count per D of D_list ({len(self.D_list)}), "
+                f"got {len(self.averages)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -1189,7 +1197,7 @@ _QUICK.update(
         "task-diversity": _d(
             _PAPER["task-diversity"],
             D_list=(6, 10, 16),
-            averages=4,
+            averages=(4, 4, 4),
             n_test=200,
             kappa_list=(0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 32.0),
             amp_D=(6,),
@@ -1222,7 +1230,7 @@ _TINY.update(
         "task-diversity": _d(
             _PAPER["task-diversity"],
             D_list=(4, 8),
-            averages=2,
+            averages=(2, 2),
             n_test=100,
             kappa_list=(0.25, 1.0, 4.0, 16.0),
             amp_D=(4,),

@@ -189,7 +189,7 @@ def compute(ctx: Context) -> xr.Dataset:
     data = {f"{e}_{f}": np.full((nD, nk), np.nan) for e in names for f in _FIELDS}
     for i, D in enumerate(p.D_list):
         sig = lu_setting(D, p.alpha, p.tau, p.rho, p.lam_prime, ctx.convention)[4]
-        got = _curve(ctx, D, "exact", p.averages, True)
+        got = _curve(ctx, D, "exact", p.averages[i], True)
         if D in p.amp_D:
             got = {**got, **_curve(ctx, D, "amp", p.amp_averages, False)}
         for k, v in got.items():
@@ -210,7 +210,7 @@ def compute(ctx: Context) -> xr.Dataset:
             "tau": p.tau,
             "rho": p.rho,
             "lam_prime": p.lam_prime,
-            "averages": p.averages,
+            "averages": list(p.averages),
             "amp_averages": p.amp_averages,
             "n_test": p.n_test,
             "amp_D": list(p.amp_D),

@@ -57,16 +57,17 @@ NOTES = [
     "API (TrainConfig with a pool task), a few kappa at the smallest D.",
     "The finite-D theory rows are pool_theory at each D's integer K = round(kappa D); the "
     "solid curve is Lu et al.'s D-free result on a fine kappa grid.",
-    "Run time (measured, 2-core CPU under load from other jobs): quick about 15 s; paper "
-    "estimated at 12 minutes on 2 idle cores, most of it the D = 64 curve "
-    "(20 averages x 12 kappa at P = 40 960) and its dMMSE baselines.",
+    "Run time: quick 19 s on the shared 2-core VM at load average 6-12 (an idle machine "
+    "takes a fraction of that). Paper preset estimated at 13 minutes of CPU time, from the "
+    "CPU time measured per pool of 12 kappa (dMMSE included): 15 s at D = 32 (x 20 "
+    "pools), 43 s at D = 64 (x 10 pools); D = 10, AMP and the trained SLA about a minute.",
 ]
 IN_PAPER = False
 
 QUOTE_PAPER = (
-    "the paper's own caveat: 'We consider an ensemble of P sequences, and P is thus called "
-    "the task diversity. This setting is a bit different from that in recent works "
-    "[19, 21].' (main text, after eq. 1)"
+    "Not a claim of the paper, which says of its own setting: 'We consider an ensemble "
+    "of P sequences, and P is thus called the task diversity. This setting is a bit "
+    "different from that in recent works [19, 21].' (main text, after eq. 1)"
 )
 
 
@@ -308,7 +309,7 @@ def claims(ds: xr.Dataset) -> list[Claim]:
     out = [
         at_most(
             f"{who}: g_task of the linear attention falls through kappa ~ 1 "
-            "(the memorization-to-ICL transition). " + QUOTE_PAPER + ".",
+            "(the memorization-to-ICL transition). " + QUOTE_PAPER,
             f"g_task(kappa = {hi:g}) / g_task(kappa = {lo:g}), exact ground state, D = {Dmax}",
             fall,
             agree=0.2,

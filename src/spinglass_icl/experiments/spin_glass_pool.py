@@ -37,6 +37,7 @@ from .common import (
 from .fig5 import BLOCKS
 from .figS2 import block_edges, kl_bits
 from .supp import repeated
+from .task_diversity import _wrap
 
 TITLE = "The spin glass with a task pool: contrast and block laws against K at fixed P"
 CLAIM = (
@@ -77,9 +78,9 @@ def _instances(ctx: Context, K: int, seed: int, n: int):
     cfgs, facs = [], []
     for j in range(n):
         task = TaskConfig(p.D, p.N, p.P, ctx.convention, 0.0, tasks=K or None,
-                          pool_seed=seed + 2 * j + 1)  # fmt: skip
+                          pool_seed=_wrap(seed + 2 * j + 1))  # fmt: skip
         cfgs.append(task)
-        facs.append(sample_pool_factors(task, seed + 2 * j))
+        facs.append(sample_pool_factors(task, _wrap(seed + 2 * j)))
     u = torch.stack([f.u for f in facs])
     q = torch.stack([f.q for f in facs])
     y = torch.stack([f.y for f in facs])

@@ -83,6 +83,11 @@ def lu_setting(D: int, alpha: float, tau: float, rho: float, lam_p: float, conve
     return N, P, lam, math.sqrt(rho * sig), sig
 
 
+def _wrap(seed: int) -> int:
+    """A derived seed kept in [0, 2**63) (a figure seed plus a small offset)."""
+    return seed & ((1 << 63) - 1)
+
+
 def pool_sizes(D: int, kappas) -> list[int]:
     """``K = round(kappa D)`` (at least 1) for each kappa."""
     return [max(1, round(k * D)) for k in kappas]
@@ -161,11 +166,11 @@ def _trained(ctx: Context) -> dict:
     def f(seed, first, n):
         icl, idg, eicl, eidg = [], [], [], []
         for i, K in enumerate(Ks):
-            task = TaskConfig(D, N, P, ctx.convention, noise, tasks=K, pool_seed=seed + i,
+            task = TaskConfig(D, N, P, ctx.convention, noise, tasks=K, pool_seed=_wrap(seed + i),
                               assignment="equal", task_norm="sphere")  # fmt: skip
             cfg = TrainConfig(task=task, model=model_config("sla"), lam=lam,
                               trials=p.sla_trials, epochs=p.sla_epochs, lr=p.sla_lr,
-                              seed=seed + 1000 + i, test_tasks=10, sampler="factors",
+                              seed=_wrap(seed + 1000 + i), test_tasks=10, sampler="factors",
                               eval_every=p.sla_epochs, device=ctx.device)  # fmt: skip
             res = train(cfg)
             for W, store in ((res.W.to(torch.float64), (icl, idg)), (res.exact_W, (eicl, eidg))):

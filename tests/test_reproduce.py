@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from spinglass_icl.cli import main
-from spinglass_icl.experiments import FIGURES, SUPPLEMENTARY
+from spinglass_icl.experiments import DIVERSITY, FIGURES, SUPPLEMENTARY
 
 ALL = list(FIGURES)
 
@@ -313,7 +313,7 @@ def test_readme_verdicts_match_the_committed_paper_report():
 
     root = Path(__file__).resolve().parents[1]
     recs = collect(root / "docs" / "paper")
-    main_figures = {n for n in FIGURES if n not in SUPPLEMENTARY}
+    main_figures = {n for n in FIGURES if n not in SUPPLEMENTARY and n not in DIVERSITY}
     assert {r["preset"] for r in recs} == {"paper"}
     assert main_figures <= {r["figure"] for r in recs}
     args = [str(root / "docs" / "paper"), "--readme", str(root / "README.md"), "--check"]
@@ -365,7 +365,7 @@ def test_figure_groups_split_main_and_supplementary():
     """``main`` and ``supplementary`` partition ``all``, in the registry's order."""
     from spinglass_icl.cli.reproduce import _group
 
-    main_, supp = _group("main"), _group("supplementary")
-    assert main_ + supp == _group("all") == list(FIGURES)
+    main_, supp, div = _group("main"), _group("supplementary"), _group("diversity")
+    assert main_ + supp + div == _group("all") == list(FIGURES)
     assert supp == [n for n in SUPPLEMENTARY if n in FIGURES] and "fig1" in main_
     assert _group("fig3") == ["fig3"]

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ParameterError, check_int
-from ..experiments import FIGURES, SUPPLEMENTARY
+from ..experiments import DIVERSITY, FIGURES, SUPPLEMENTARY
 from ..resources import memory_check
 from ..safeio import check_output_dir
 from ..solvers.stability import parse_damping
@@ -18,7 +18,7 @@ from .common import add_common
 from .slurmopts import add_slurm_args, slurm_options
 
 #: names that stand for several figures: the main text's, the supplement's, every one
-_GROUPS = ("main", "supplementary", "all")
+_GROUPS = ("main", "supplementary", "diversity", "all")
 #: every registered figure, then the groups
 _NAMES = (*FIGURES, *_GROUPS)
 
@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "figure",
         choices=_NAMES,
-        help="which figure (main: the main text's; supplementary: figS1..figS8; all: every one)",
+        help="which figure (main: the main text's; supplementary: figS1..figS8; diversity: the "
+        "task-pool figures after Lu et al. 2024; all: every one)",
     )
     p.add_argument(
         "--preset",
@@ -179,14 +180,17 @@ def _check(args: argparse.Namespace) -> tuple[Any, int | None, list[str], set[st
 
 def _group(figure: str) -> list[str]:
     """The figures ``figure`` stands for: every registered one (``all``), the main
-    text's (``main``: every one not in the supplement), the registered supplementary
-    ones (``supplementary``), else itself."""
+    text's (``main``: every one not in the supplement nor a task-diversity figure), the
+    registered supplementary ones (``supplementary``), the task-diversity ones
+    (``diversity``), else itself."""
     if figure == "all":
         return list(FIGURES)
     if figure == "main":
-        return [n for n in FIGURES if n not in SUPPLEMENTARY]
+        return [n for n in FIGURES if n not in SUPPLEMENTARY and n not in DIVERSITY]
     if figure == "supplementary":
         return [n for n in SUPPLEMENTARY if n in FIGURES]
+    if figure == "diversity":
+        return [n for n in DIVERSITY if n in FIGURES]
     return [figure]
 
 

@@ -35,10 +35,17 @@ FIGURES: dict[str, str] = {
     "figS6": "figS6",
     "figS7": "figS7",
     "figS8": "figS8",
+    "task-diversity": "task_diversity",
+    "context-length": "context_length",
+    "spin-glass-pool": "spin_glass_pool",
 }
 
 #: the paper's supplementary figures, in order; ``reproduce supplementary`` runs those
 #: of them that are registered in :data:`FIGURES`
 SUPPLEMENTARY: tuple[str, ...] = tuple(f"figS{k}" for k in range(1, 9))
 
-__all__ = ["FIGURES", "SUPPLEMENTARY"]
+#: the task-diversity figures (a finite task pool, Lu et al. 2024; not the paper's own):
+#: ``reproduce diversity`` runs them, ``reproduce all`` includes them, ``main`` does not
+DIVERSITY: tuple[str, ...] = ("task-diversity", "context-length", "spin-glass-pool")
+
+__all__ = ["FIGURES", "SUPPLEMENTARY", "DIVERSITY"]

@@ -1015,6 +1015,186 @@ _TINY: dict[str, FigurePreset] = {
 }
 del _r
 
+# --- task diversity (a finite task pool; Lu et al. 2024): not the paper's figures ---------
+
+
+@dataclass(frozen=True)
+class TaskDiversityPreset(FigurePreset):
+    """``task-diversity``: g_task against kappa = K/D at alpha = N/D = 10, tau = P/D^2 = 10,
+    rho = 0.01 (Lu et al. 2024), for each D of ``D_list``: the exact ground state
+    (``averages[i]`` pools per kappa at ``D_list[i]``), AMP with the Onsager term at the
+    D of ``amp_D`` (``amp_averages``), dMMSE and ridge (``n_test`` test prompts), a trained SLA at
+    ``sla_kappa`` (D = ``sla_D``, ``sla_trials`` trials, ``sla_epochs`` full-batch Adam
+    epochs at ``sla_lr``), and the theory. ``lam_prime`` is Lu et al.'s ridge (the
+    package's lam is mapped per convention); pools of tasks of norm sqrt(D), each used
+    P/K times."""
+
+    D_list: tuple[int, ...] = (10, 32, 64)
+    alpha: float = 10.0
+    tau: float = 10.0
+    rho: float = 0.01
+    lam_prime: float = 1e-4
+    kappa_list: tuple[float, ...] = (0.2, 0.3, 0.5, 0.7, 1.0, 1.4, 2.0, 3.0, 4.0, 8.0, 16.0, 32.0)
+    averages: tuple[int, ...] = (20, 20, 10)
+    n_test: int = 500
+    amp_D: tuple[int, ...] = (10,)
+    amp_averages: int = 4
+    sla_D: int = 10
+    sla_kappa: tuple[float, ...] = (0.5, 1.0, 2.0, 8.0)
+    sla_trials: int = 2
+    sla_epochs: int = 3000
+    sla_lr: float = 0.05
+    _constraints: ClassVar = {
+        **{k: _int() for k in ("n_test", "amp_averages", "sla_D", "sla_trials")},
+        "averages": _seq(_int()),
+        "sla_epochs": _int(),
+        **{k: _pos for k in ("alpha", "tau", "lam_prime", "sla_lr")},
+        "rho": _nonneg,
+        "D_list": _seq(_int(2)),
+        "amp_D": _seq(_int(2), minimum=0),
+        "kappa_list": _seq(_pos, minimum=3),
+        "sla_kappa": _seq(_pos, minimum=0),
+    }
+
+    def _check_together(self) -> None:
+        if len(self.averages) != len(self.D_list):
+            raise ParameterError(
+                f"averages must hold one count per D of D_list ({len(self.D_list)}), "
+                f"got {len(self.averages)}"
+            )
+
+
+@dataclass(frozen=True)
+class ContextLengthPreset(FigurePreset):
+    """``context-length``: e_ICL and e_IDG against alpha = N/D for the pool ratios of
+    ``kappa_list`` (0: no pool, kappa = inf) in the settings ``(tau, rho)`` of Lu et al.'s
+    Fig. 2 (``settings``); the theory on ``theory_points`` values of alpha in
+    ``alpha_range``, the exact ground state at D = ``D`` for each alpha of ``alpha_list``
+    (``averages`` pools each); ``lam_prime`` as in :class:`TaskDiversityPreset`."""
+
+    D: int = 32
+    settings: tuple[tuple[float, float], ...] = ((0.5, 0.5), (0.5, 0.1), (20.0, 0.1))
+    kappa_list: tuple[float, ...] = (0.5, 1.0, 2.0, 0.0)
+    alpha_list: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
+    alpha_range: tuple[float, float] = (0.1, 20.0)
+    theory_points: int = 80
+    lam_prime: float = 1e-4
+    averages: int = 10
+    _constraints: ClassVar = {
+        **{k: _int() for k in ("D", "averages")},
+        "theory_points": _int(8),
+        "lam_prime": _pos,
+        "settings": _seq(_seq(_nonneg, length=2)),
+        "kappa_list": _seq(_nonneg),
+        "alpha_list": _seq(_pos, minimum=3),
+        "alpha_range": _range,
+    }
+
+
+@dataclass(frozen=True)
+class SpinGlassPoolPreset(FigurePreset):
+    """``spin-glass-pool``: the ground state's contrast and the block laws of the fields
+    and couplings (Fig. 1's blocks A-E, eq. 5) at fixed (D, N, P) = (20, 50, 1000) as the
+    pool grows through ``K_list`` (0: no pool, the paper's setting), ``instances``
+    instances per K (pools of Gaussian tasks drawn uniformly; ``lam`` the paper's ridge);
+    block laws compared with the no-pool one by their KL divergence (``bins`` bins, at
+    most ``per_instance`` entries per block and instance; a second no-pool sample gives
+    the noise floor)."""
+
+    D: int = 20
+    N: int = 50
+    P: int = 1000
+    lam: float = 0.01
+    K_list: tuple[int, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 0)
+    instances: int = 100
+    bins: int = 60
+    per_instance: int = 4000
+    _constraints: ClassVar = {
+        **{k: _int() for k in ("D", "N", "P", "instances", "per_instance")},
+        "bins": _int(8),
+        "lam": _pos,
+        "K_list": _seq(_int(0), minimum=3),
+    }
+
+
+_d = dataclasses.replace
+_PAPER.update(
+    {
+        "task-diversity": TaskDiversityPreset(),
+        "context-length": ContextLengthPreset(),
+        "spin-glass-pool": SpinGlassPoolPreset(),
+    }
+)
+_QUICK.update(
+    {
+        "task-diversity": _d(
+            _PAPER["task-diversity"],
+            D_list=(6, 10, 16),
+            averages=(4, 4, 4),
+            n_test=200,
+            kappa_list=(0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 32.0),
+            amp_D=(6,),
+            amp_averages=2,
+            sla_D=6,
+            sla_kappa=(0.5, 2.0, 8.0),
+            sla_epochs=1500,
+        ),  # fmt: skip
+        "context-length": _d(
+            _PAPER["context-length"],
+            D=10,
+            averages=3,
+            kappa_list=(0.5, 2.0, 0.0),
+            alpha_list=(0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
+            theory_points=50,
+        ),  # fmt: skip
+        "spin-glass-pool": _d(
+            _PAPER["spin-glass-pool"],
+            D=8,
+            N=20,
+            P=300,
+            K_list=(1, 3, 10, 30, 100, 300, 0),
+            instances=20,
+            bins=40,
+        ),  # fmt: skip
+    }
+)
+_TINY.update(
+    {
+        "task-diversity": _d(
+            _PAPER["task-diversity"],
+            D_list=(4, 8),
+            averages=(2, 2),
+            n_test=100,
+            kappa_list=(0.25, 1.0, 4.0, 16.0),
+            amp_D=(4,),
+            amp_averages=1,
+            sla_D=4,
+            sla_kappa=(1.0, 4.0),
+            sla_trials=1,
+            sla_epochs=300,
+        ),  # fmt: skip
+        "context-length": _d(
+            _PAPER["context-length"],
+            D=6,
+            averages=2,
+            settings=((0.5, 0.5), (20.0, 0.1)),
+            kappa_list=(0.5, 0.0),
+            alpha_list=(0.5, 2.0, 4.0, 16.0),
+            theory_points=20,
+        ),  # fmt: skip
+        "spin-glass-pool": _d(
+            _PAPER["spin-glass-pool"],
+            D=4,
+            N=10,
+            P=60,
+            K_list=(1, 4, 15, 60, 0),
+            instances=6,
+            bins=20,
+        ),  # fmt: skip
+    }
+)
+del _d
+
 _ALL = {"tiny": _TINY, "quick": _QUICK, "paper": _PAPER}
 
 

@@ -22,7 +22,8 @@ DRAWN: dict = {}
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    from spinglass_icl.experiments.common import save_figure
+    from spinglass_icl.experiments import figure
+    from spinglass_icl.experiments.plotting import save_figure
 
     def keep(fig, folder, stem="figure"):
         DRAWN[Path(folder).name] = fig
@@ -33,8 +34,8 @@ def tiny(tmp_path_factory) -> Path:
     torch.set_num_threads(1)
     try:
         with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(figure, "save_figure", keep)  # the runner saves every figure
             for name in DIVERSITY:
-                mp.setattr(figure_module(name), "save_figure", keep)
                 run_figure(name, out, preset="tiny", progress=False)
     finally:
         torch.set_num_threads(threads)

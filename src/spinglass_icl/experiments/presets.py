@@ -1044,7 +1044,7 @@ class TaskDiversityPreset(FigurePreset):
     sla_trials: int = 2
     sla_epochs: int = 3000
     sla_lr: float = 0.05
-    _constraints: ClassVar = {
+    _parameter_constraints: ClassVar = {
         **{k: _int() for k in ("n_test", "amp_averages", "sla_D", "sla_trials")},
         "averages": _seq(_int()),
         "sla_epochs": _int(),
@@ -1080,7 +1080,7 @@ class ContextLengthPreset(FigurePreset):
     theory_points: int = 80
     lam_prime: float = 1e-4
     averages: int = 10
-    _constraints: ClassVar = {
+    _parameter_constraints: ClassVar = {
         **{k: _int() for k in ("D", "averages")},
         "theory_points": _int(8),
         "lam_prime": _pos,
@@ -1109,7 +1109,7 @@ class SpinGlassPoolPreset(FigurePreset):
     instances: int = 100
     bins: int = 60
     per_instance: int = 4000
-    _constraints: ClassVar = {
+    _parameter_constraints: ClassVar = {
         **{k: _int() for k in ("D", "N", "P", "instances", "per_instance")},
         "bins": _int(8),
         "lam": _pos,

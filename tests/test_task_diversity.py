@@ -451,6 +451,25 @@ def test_curve_mixed_equals_double():
             assert getattr(b, k) == pytest.approx(getattr(a, k), rel=1e-10, abs=1e-14), k
 
 
+def test_cost_model_picks_dense_or_cg_and_both_agree(monkeypatch):
+    """At tau = 10 the dense normal equations up to D = 11, CG from D = 12 (never past
+    DENSE_MAX_WEIGHTS); both routes give the same W at the switch (1e-9)."""
+    from spinglass_icl import diversity as dv
+
+    assert [dv.dense_is_cheaper(D, 10 * D * D) for D in (4, 10, 11, 12, 32)] == [
+        True, True, True, False, False,
+    ]  # fmt: skip
+    assert not dv.dense_is_cheaper(30, 10**9) and not dv.dense_is_cheaper(4, 20)
+    t = TaskConfig(12, 24, 1440, "normalized", 0.1, tasks=6, task_norm="sphere")
+    f = sample_pool_factors(t, 3)
+    args = (f.u[None], f.q[None], f.y[None], t.prefactor, 1e-6)
+    cg = exact_weights(*args)
+    monkeypatch.setattr(dv, "GEMM_ADVANTAGE", 100.0)
+    assert dv.dense_is_cheaper(12, 1440)
+    dense = exact_weights(*args)
+    assert torch.allclose(cg, dense, rtol=0, atol=1e-9 * float(dense.abs().max()))
+
+
 # ---------------------------------------------------------------- bad inputs
 
 

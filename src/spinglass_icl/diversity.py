@@ -55,8 +55,30 @@ ESTIMATORS: tuple[str, ...] = ("exact", "amp", "dmmse", "ridge", "theory")
 
 _SEED_MASK = (1 << 63) - 1
 
-#: up to this many weights D (D+1) the exact solution forms the normal equations densely
+#: the exact solution never forms the dense normal equations beyond this many weights
+#: ``n = D (D+1)`` (their ``P x n`` features would dominate the memory)
 DENSE_MAX_WEIGHTS = 420
+
+#: CG steps the cost model assumes (22-24 measured at tau = 10, tolerance 1e-11)
+CG_STEPS = 24
+
+#: how many times faster per multiply-add the dense route's GEMM and Cholesky run than
+#: CG's batched skinny products (1.4-1.7 measured on the 2-core development CPU, one
+#: thread, D = 10-24, 10 instances per batch; benchmarks/RESULTS.md, task diversity)
+GEMM_ADVANTAGE = 1.6
+
+
+def dense_is_cheaper(D: int, P: int) -> bool:
+    """The cost model of :func:`exact_weights` for ``P > n = D (D+1)``: the dense normal
+    equations (Gram ``F^T F`` of the ``P x n`` features by one GEMM with P as the long
+    dimension, ``P n^2`` multiply-adds, then a Cholesky, ``n^3 / 3``) when that is
+    cheaper than ``CG_STEPS`` conjugate-gradient steps of ``4 P n`` each, counting the
+    GEMM's advantage per multiply-add; never beyond ``DENSE_MAX_WEIGHTS``. At tau = 10
+    the switch falls between D = 11 (dense) and D = 12 (CG)."""
+    n = D * (D + 1)
+    if P <= n or n > DENSE_MAX_WEIGHTS:
+        return False
+    return P * n * n + n**3 / 3 < GEMM_ADVANTAGE * CG_STEPS * 4 * P * n
 
 
 def _seed(*parts) -> int:
@@ -279,10 +301,11 @@ def exact_weights(
     Only the ``D (D+1)`` weights ``W[:, :D]`` enter (the last column is 0). With
     ``n = D (D+1)``: for ``P <= n`` the dual form ``W = c sum_mu a_mu u_mu q_mu^T``,
     ``(K + P lam) a = y``, ``K_{mu nu} = c^2 (u_mu.u_nu)(q_mu.q_nu)`` (one Cholesky of
-    size P); for ``P > n`` and ``n <= DENSE_MAX_WEIGHTS`` the ``n x n`` normal
-    equations (Cholesky); else conjugate gradients on the normal equations
-    ``(c^2/P) sum_mu (u^T M q) u q^T + lam M = (c/P) sum_mu y u q^T`` with the Kronecker
-    preconditioner (``O(P D^2)`` per iteration), stopped at relative residual ``tol``.
+    size P); for ``P > n`` where the cost model :func:`dense_is_cheaper` says so, the
+    ``n x n`` normal equations (one GEMM, one Cholesky); else conjugate gradients on
+    the normal equations ``(c^2/P) sum_mu (u^T M q) u q^T + lam M = (c/P) sum_mu y u q^T``
+    with the Kronecker preconditioner (``O(P D^2)`` per iteration), stopped at relative
+    residual ``tol``.
     ``precision`` (CG only): ``"double"`` runs CG in float64; ``"mixed"`` runs it in
     float32 as corrections to a float64 solution (iterative refinement on the float64
     residual, stopped at the same ``tol`` on that residual), about twice as fast on CPUs.
@@ -307,7 +330,7 @@ def _exact_weights(u, qa, y, c, lam, tol=1e-11, max_iter=1000, precision="double
         W[..., :D] = c * (u * a[..., None]).transpose(-1, -2) @ qa
         return W
 
-    if n <= DENSE_MAX_WEIGHTS:  # small: the n x n normal equations, one Cholesky
+    if dense_is_cheaper(D, P):  # small: the n x n normal equations, one Cholesky
         F = (c * u[..., :, None] * qa[..., None, :]).flatten(-2)  # (*B, P, n)
         A = F.transpose(-1, -2) @ F / P
         A.diagonal(dim1=-2, dim2=-1).add_(lam)
@@ -444,7 +467,7 @@ def instance_bytes(D: int, N: int, P: int, solver: str = "exact", precision: str
         return b + 8 * 6 * (D + 1) ** 4
     if P <= n:
         return b + 8 * 2 * P * P
-    if n <= DENSE_MAX_WEIGHTS:
+    if dense_is_cheaper(D, P):
         return b + 8 * (P * n + 2 * n * n)
     return b + (4 * P * (4 * D + 2) if precision == "mixed" else 0)
 

@@ -17,7 +17,10 @@ setting), 12 pool sizes K = kappa D for kappa in 0.2 ... 32. Columns:
   and extrapolated (``numpy (est.)``) to the curve (``--ref-instances 0`` skips it);
 - ``speedup``: numpy/inst over ours/inst;
 - ``|dW|``: max relative difference of W between our solver and the NumPy one on the
-  same factors (the NumPy instance's), a correctness check.
+  same factors (the NumPy instance's), a correctness check;
+- ``load``: the 1-minute load average when the row started.
+
+``--precision double`` times the float64 CG instead of the default mixed precision.
 
 The machine may be shared: read the times as rough, and see the load average printed.
 """
@@ -74,6 +77,7 @@ def main() -> None:
     ap.add_argument("--D", type=int, nargs="+", default=[32, 64])
     ap.add_argument("--averages", type=int, default=20)
     ap.add_argument("--ref-instances", type=int, default=2)
+    ap.add_argument("--precision", choices=("mixed", "double"), default="mixed")
     args = ap.parse_args()
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
@@ -90,6 +94,7 @@ def main() -> None:
         "numpy (est.)",
         "speedup",
         "|dW|",
+        "load",
     )
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
@@ -97,10 +102,12 @@ def main() -> None:
         N, P = 10 * D, 10 * D * D
         Ks = pool_sizes(D)
         n_inst = len(Ks) * args.averages
+        load = os.getloadavg()[0]
         t0 = time.perf_counter()
         task_diversity(
             D, N, P, Ks, noise=NOISE, lam=LAM, convention=CONV, task_norm="sphere",
             assignment="equal", averages=args.averages, seed=0, baselines=False,
+            precision=args.precision,
         )  # fmt: skip
         ours = time.perf_counter() - t0
         ref_t, dw = [], 0.0
@@ -109,17 +116,22 @@ def main() -> None:
             W, u, q, y = numpy_instance(D, N, P, Ks[j % len(Ks)], seed=j)
             ref_t.append(time.perf_counter() - t1)
             T = torch.from_numpy
-            Wo = exact_weights(T(u)[None], T(q)[None], T(y)[None], 1 / N, LAM)[0].numpy()
+            Wo = exact_weights(
+                T(u)[None], T(q)[None], T(y)[None], 1 / N, LAM, precision=args.precision
+            )[0].numpy()
             dw = max(dw, float(np.abs(Wo - W).max() / np.abs(W).max()))
         if not ref_t:  # the reference skipped (too large)
             print(
-                f"| {D} | {len(Ks)} | {n_inst} | {ours:.1f} | {ours / n_inst:.3f} | - | - | - | - |"
+                f"| {D} | {len(Ks)} | {n_inst} | {ours:.1f} | {ours / n_inst:.3f} | - | - | - | - "
+                f"| {load:.1f} |",
+                flush=True,
             )
             continue
         per_ref = float(np.mean(ref_t))
         print(
             f"| {D} | {len(Ks)} | {n_inst} | {ours:.1f} | {ours / n_inst:.3f} | {per_ref:.2f} "
-            f"| {per_ref * n_inst:.0f} | {per_ref / (ours / n_inst):.1f}x | {dw:.1e} |",
+            f"| {per_ref * n_inst:.0f} | {per_ref / (ours / n_inst):.1f}x | {dw:.1e} "
+            f"| {load:.1f} |",
             flush=True,
         )
 

@@ -18,6 +18,8 @@ setting), 12 pool sizes K = kappa D for kappa in 0.2 ... 32. Columns:
 - ``speedup``: numpy/inst over ours/inst;
 - ``|dW|``: max relative difference of W between our solver and the NumPy one on the
   same factors (the NumPy instance's), a correctness check;
+- ``cpu s``: the process's CPU seconds for ``ours`` (all threads; with ``--threads 1``
+  a load-independent measure of the work, where a shared machine inflates wall time);
 - ``load``: the 1-minute load average when the row started.
 
 ``--precision double`` times the float64 CG instead of the default mixed precision.
@@ -78,7 +80,10 @@ def main() -> None:
     ap.add_argument("--averages", type=int, default=20)
     ap.add_argument("--ref-instances", type=int, default=2)
     ap.add_argument("--precision", choices=("mixed", "double"), default="mixed")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = ap.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
@@ -94,6 +99,7 @@ def main() -> None:
         "numpy (est.)",
         "speedup",
         "|dW|",
+        "cpu s",
         "load",
     )
     print("| " + " | ".join(head) + " |")
@@ -103,13 +109,13 @@ def main() -> None:
         Ks = pool_sizes(D)
         n_inst = len(Ks) * args.averages
         load = os.getloadavg()[0]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         task_diversity(
             D, N, P, Ks, noise=NOISE, lam=LAM, convention=CONV, task_norm="sphere",
             assignment="equal", averages=args.averages, seed=0, baselines=False,
             precision=args.precision,
         )  # fmt: skip
-        ours = time.perf_counter() - t0
+        ours, cpu = time.perf_counter() - t0, time.process_time() - c0
         ref_t, dw = [], 0.0
         for j in range(args.ref_instances):
             t1 = time.perf_counter()
@@ -123,7 +129,7 @@ def main() -> None:
         if not ref_t:  # the reference skipped (too large)
             print(
                 f"| {D} | {len(Ks)} | {n_inst} | {ours:.1f} | {ours / n_inst:.3f} | - | - | - | - "
-                f"| {load:.1f} |",
+                f"| {cpu:.1f} | {load:.1f} |",
                 flush=True,
             )
             continue
@@ -131,7 +137,7 @@ def main() -> None:
         print(
             f"| {D} | {len(Ks)} | {n_inst} | {ours:.1f} | {ours / n_inst:.3f} | {per_ref:.2f} "
             f"| {per_ref * n_inst:.0f} | {per_ref / (ours / n_inst):.1f}x | {dw:.1e} "
-            f"| {load:.1f} |",
+            f"| {cpu:.1f} | {load:.1f} |",
             flush=True,
         )
 

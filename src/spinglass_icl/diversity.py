@@ -9,11 +9,19 @@ Pehlevan 2024). This module computes, per pool size:
 
 * the exact ground state of eq. 2 (the ridge minimizer; :func:`exact_weights`), fast:
   the training set's rank-one factors are drawn from their exact law with the context
-  sums as a 2 x 2 Wishart draw (:func:`sample_pool_factors`, ``2D + 5`` numbers per
-  prompt), and the normal equations are solved in their dual form for ``P`` at most the
-  number of weights, else by conjugate gradients on the matrix-free operator with a
-  Kronecker preconditioner ``c^2 C_u (x) C_q + lam`` (``O(P D^2)`` per step, never the
-  ``(D(D+1))^2`` Gram);
+  sums as a 2 x 2 Wishart draw (:func:`sample_pool_factors`, ``2D + 5`` numbers and
+  ``O(D)`` work per prompt, written straight into the batch of averages, on threads),
+  and the normal equations are solved in their dual form for ``P`` at most the number
+  of weights ``n = D (D+1)``; densely (one GEMM ``F^T F`` with P as the long dimension,
+  one Cholesky) where a cost model says that is cheaper (:func:`dense_is_cheaper`: at
+  tau = 10 up to D = 11); else by conjugate gradients on the matrix-free operator
+  (``_RankOneOperator``: three batched products per step over all the averages
+  of a chunk, ``O(P D^2)``, never the ``n^2`` Gram) with the Kronecker preconditioner
+  ``c^2 C_u (x) C_q + lam``. The curve runs the CG in mixed precision: float32 CG
+  solves for corrections of a float64 solution, the float64 residual recomputed after
+  each (iterative refinement), stopped at the same relative residual 1e-11 on that
+  float64 residual as the float64 CG (``precision="double"``); e_ICL and e_IDG agree
+  with the float64 solution to 1e-10 (tested);
 * its e_ICL, e_IDG in closed form (:meth:`TaskConfig.exact_test_error`);
 * the baselines: dMMSE, the posterior mean over the pool given the context with the
   label noise (:func:`dmmse_predict`), and ridge, the Bayes estimator for Gaussian tasks

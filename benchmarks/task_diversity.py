@@ -17,7 +17,12 @@ setting), 12 pool sizes K = kappa D for kappa in 0.2 ... 32. Columns:
   and extrapolated (``numpy (est.)``) to the curve (``--ref-instances 0`` skips it);
 - ``speedup``: numpy/inst over ours/inst;
 - ``|dW|``: max relative difference of W between our solver and the NumPy one on the
-  same factors (the NumPy instance's), a correctness check.
+  same factors (the NumPy instance's), a correctness check;
+- ``cpu s``: the process's CPU seconds for ``ours`` (all threads; with ``--threads 1``
+  a load-independent measure of the work, where a shared machine inflates wall time);
+- ``load``: the 1-minute load average when the row started.
+
+``--precision double`` times the float64 CG instead of the default mixed precision.
 
 The machine may be shared: read the times as rough, and see the load average printed.
 """
@@ -74,7 +79,11 @@ def main() -> None:
     ap.add_argument("--D", type=int, nargs="+", default=[32, 64])
     ap.add_argument("--averages", type=int, default=20)
     ap.add_argument("--ref-instances", type=int, default=2)
+    ap.add_argument("--precision", choices=("mixed", "double"), default="mixed")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = ap.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
@@ -90,6 +99,8 @@ def main() -> None:
         "numpy (est.)",
         "speedup",
         "|dW|",
+        "cpu s",
+        "load",
     )
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
@@ -97,29 +108,36 @@ def main() -> None:
         N, P = 10 * D, 10 * D * D
         Ks = pool_sizes(D)
         n_inst = len(Ks) * args.averages
-        t0 = time.perf_counter()
+        load = os.getloadavg()[0]
+        t0, c0 = time.perf_counter(), time.process_time()
         task_diversity(
             D, N, P, Ks, noise=NOISE, lam=LAM, convention=CONV, task_norm="sphere",
             assignment="equal", averages=args.averages, seed=0, baselines=False,
+            precision=args.precision,
         )  # fmt: skip
-        ours = time.perf_counter() - t0
+        ours, cpu = time.perf_counter() - t0, time.process_time() - c0
         ref_t, dw = [], 0.0
         for j in range(args.ref_instances):
             t1 = time.perf_counter()
             W, u, q, y = numpy_instance(D, N, P, Ks[j % len(Ks)], seed=j)
             ref_t.append(time.perf_counter() - t1)
             T = torch.from_numpy
-            Wo = exact_weights(T(u)[None], T(q)[None], T(y)[None], 1 / N, LAM)[0].numpy()
+            Wo = exact_weights(
+                T(u)[None], T(q)[None], T(y)[None], 1 / N, LAM, precision=args.precision
+            )[0].numpy()
             dw = max(dw, float(np.abs(Wo - W).max() / np.abs(W).max()))
         if not ref_t:  # the reference skipped (too large)
             print(
-                f"| {D} | {len(Ks)} | {n_inst} | {ours:.1f} | {ours / n_inst:.3f} | - | - | - | - |"
+                f"| {D} | {len(Ks)} | {n_inst} | {ours:.1f} | {ours / n_inst:.3f} | - | - | - | - "
+                f"| {cpu:.1f} | {load:.1f} |",
+                flush=True,
             )
             continue
         per_ref = float(np.mean(ref_t))
         print(
             f"| {D} | {len(Ks)} | {n_inst} | {ours:.1f} | {ours / n_inst:.3f} | {per_ref:.2f} "
-            f"| {per_ref * n_inst:.0f} | {per_ref / (ours / n_inst):.1f}x | {dw:.1e} |",
+            f"| {per_ref * n_inst:.0f} | {per_ref / (ours / n_inst):.1f}x | {dw:.1e} "
+            f"| {cpu:.1f} | {load:.1f} |",
             flush=True,
         )
 

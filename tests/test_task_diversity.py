@@ -326,6 +326,150 @@ def test_exact_weights_equal_ground_state(P):
     assert torch.allclose(W, ref, rtol=0, atol=1e-8 * float(ref.abs().max()))
 
 
+def _cg_instances(B=3, D=22, P=2400, K=5, seed=0):
+    """B instances on the CG path (n = D (D+1) = 506 > 420 dense weights, P > n)."""
+    cfgs = [
+        TaskConfig(D, 2 * D, P, "normalized", 0.1, tasks=K, pool_seed=seed + j, task_norm="sphere")
+        for j in range(B)
+    ]
+    fs = [sample_pool_factors(t, seed + 10 + j) for j, t in enumerate(cfgs)]
+    u, q, y = (torch.stack([getattr(f, k) for f in fs]) for k in ("u", "q", "y"))
+    return cfgs, u, q, y
+
+
+def _errors(cfgs, W):
+    return torch.tensor(
+        [[float(t.exact_test_error(W[j], k)) for k in ("icl", "idg")] for j, t in enumerate(cfgs)],
+        dtype=torch.float64,
+    )
+
+
+def test_mixed_precision_cg_keeps_float64_accuracy():
+    """float32 CG corrections on the float64 residual stop at the same float64 residual
+    as the float64 CG: W within 1e-8 (relative, the largest entry), e_ICL and e_IDG
+    within 1e-10 (relative), both against a float64 solution 1000x tighter; and the
+    solver is really float32 inside (the corrections' products run in float32)."""
+    from spinglass_icl import diversity as dv
+
+    cfgs, u, q, y = _cg_instances()
+    c, lam = cfgs[0].prefactor, 1e-6
+    ref = exact_weights(u, q, y, c, lam, tol=1e-14, max_iter=500)
+    e_ref = _errors(cfgs, ref)
+    seen = []
+    orig = dv._RankOneOperator.__call__
+
+    def spy(self, M):
+        seen.append(M.dtype)
+        return orig(self, M)
+
+    Ws = {"double": exact_weights(u, q, y, c, lam, precision="double")}
+    dv._RankOneOperator.__call__ = spy
+    try:
+        Ws["mixed"] = exact_weights(u, q, y, c, lam, precision="mixed")
+    finally:
+        dv._RankOneOperator.__call__ = orig
+    assert 1 <= seen.count(torch.float64) <= 4 < seen.count(torch.float32)
+    for p, W in Ws.items():
+        assert W.dtype == torch.float64
+        rel = ((W - ref).abs().amax((-2, -1)) / ref.abs().amax((-2, -1))).max()
+        assert rel < 1e-8, p
+        assert ((_errors(cfgs, W) - e_ref).abs() / e_ref).max() < 1e-10, p
+    # the float64 residual of the mixed solution meets the tolerance (1e-11)
+    D, P = u.shape[-1] - 1, u.shape[-2]
+    X, qa = Ws["mixed"][..., :D], q[..., :D]
+    op = dv._RankOneOperator(u, qa, c, lam, torch.float64)
+    b = (c / P) * (u * y[..., None]).transpose(-1, -2) @ qa
+    res = (b - op(X)).flatten(1).norm(dim=1) / b.flatten(1).norm(dim=1)
+    assert (res <= 1e-11).all()
+
+
+def test_batched_solution_equals_one_instance_at_a_time():
+    """The batch (every instance iterates until all converge) against each instance
+    alone: W within 1e-8, errors within 1e-10 (relative), both precisions."""
+    cfgs, u, q, y = _cg_instances(B=3, seed=5)
+    c = cfgs[0].prefactor
+    for p in ("double", "mixed"):
+        Wb = exact_weights(u, q, y, c, 1e-6, precision=p)
+        W1 = torch.cat([exact_weights(u[j : j + 1], q[j : j + 1], y[j : j + 1], c, 1e-6,
+                                      precision=p) for j in range(3)])  # fmt: skip
+        rel = ((Wb - W1).abs().amax((-2, -1)) / W1.abs().amax((-2, -1))).max()
+        assert rel < 1e-8
+        e1 = _errors(cfgs, W1)
+        assert ((_errors(cfgs, Wb) - e1).abs() / e1).max() < 1e-10
+
+
+def test_batch_draw_is_the_per_instance_draw():
+    """task_diversity's batch is filled (on threads) with sample_pool_factors's numbers,
+    bit for bit, for every assignment and without a pool."""
+    from spinglass_icl.diversity import _draw_batch
+
+    for kw in (dict(tasks=3), dict(tasks=4, assignment="uniform"), dict(tasks=None)):
+        cfgs = [TaskConfig(5, 7, 60, "normalized", 0.2, pool_seed=j, **kw) for j in range(3)]
+        u, qa, y = _draw_batch(cfgs, [11, 12, 13])
+        for j, t in enumerate(cfgs):
+            f = sample_pool_factors(t, 11 + j)
+            assert torch.equal(u[j], f.u) and torch.equal(y[j], f.y)
+            assert torch.equal(qa[j], f.q[:, :5]) and not f.q[:, 5].any()
+
+
+def test_pool_factor_sampler_matches_its_formula():
+    """The streamlined sampler (pool directions normalized once, the projection folded
+    into one coefficient) against the formula written out plainly on the same draws
+    (1e-13 relative)."""
+    D, N, P, sig = 6, 9, 50, 0.3
+    for kw in (dict(tasks=4, assignment="uniform"), dict(tasks=5, assignment="equal")):
+        t = TaskConfig(D, N, P, "normalized", sig, pool_seed=2, **kw)
+        f = sample_pool_factors(t, 7)
+        rng = np.random.default_rng(7)
+        pool = t.pool.numpy()
+        uniform = t.assignment == "uniform"
+        idx = rng.integers(t.tasks, size=P) if uniform else np.arange(P) % t.tasks
+        w = pool[idx]
+        xq, gp = rng.standard_normal((P, D)), rng.standard_normal((P, D))
+        c1, c2 = np.sqrt(rng.chisquare(N, size=P)), np.sqrt(rng.chisquare(N - 1, size=P))
+        nn = rng.standard_normal(P)
+        s, r = t.label_scale, np.linalg.norm(w, axis=1)
+        e = w / r[:, None]
+        syz = s * r * c1 * c1 + sig * c1 * nn
+        syy = (s * r) ** 2 * c1 * c1 + 2 * s * r * sig * c1 * nn + sig**2 * (nn * nn + c2 * c2)
+        perp = gp - e * (e * gp).sum(1, keepdims=True)
+        u = np.concatenate([syz[:, None] * e + np.sqrt(syy)[:, None] * perp, syy[:, None]], 1)
+        yq = s * (w * xq).sum(1) + sig * rng.standard_normal(P)
+        for a, b in ((f.u, u), (f.y, yq), (f.q[:, :D], xq)):
+            assert np.abs(a.numpy() - b).max() <= 1e-13 * np.abs(b).max()
+
+
+def test_curve_mixed_equals_double():
+    """The whole curve (CG path, D = 21) with mixed and float64 CG: every row within
+    1e-10 (relative)."""
+    kw = dict(noise=0.1, lam=1e-6, convention="normalized", averages=2, baselines=False)
+    rows = {
+        p: task_diversity(21, 42, 2000, [4, 40], precision=p, **kw) for p in ("double", "mixed")
+    }
+    for a, b in zip(rows["double"], rows["mixed"]):
+        for k in ("icl", "idg", "gtask"):
+            assert getattr(b, k) == pytest.approx(getattr(a, k), rel=1e-10, abs=1e-14), k
+
+
+def test_cost_model_picks_dense_or_cg_and_both_agree(monkeypatch):
+    """At tau = 10 the dense normal equations up to D = 11, CG from D = 12 (never past
+    DENSE_MAX_WEIGHTS); both routes give the same W at the switch (1e-9)."""
+    from spinglass_icl import diversity as dv
+
+    assert [dv.dense_is_cheaper(D, 10 * D * D) for D in (4, 10, 11, 12, 32)] == [
+        True, True, True, False, False,
+    ]  # fmt: skip
+    assert not dv.dense_is_cheaper(30, 10**9) and not dv.dense_is_cheaper(4, 20)
+    t = TaskConfig(12, 24, 1440, "normalized", 0.1, tasks=6, task_norm="sphere")
+    f = sample_pool_factors(t, 3)
+    args = (f.u[None], f.q[None], f.y[None], t.prefactor, 1e-6)
+    cg = exact_weights(*args)
+    monkeypatch.setattr(dv, "GEMM_ADVANTAGE", 100.0)
+    assert dv.dense_is_cheaper(12, 1440)
+    dense = exact_weights(*args)
+    assert torch.allclose(cg, dense, rtol=0, atol=1e-9 * float(dense.abs().max()))
+
+
 # ---------------------------------------------------------------- bad inputs
 
 

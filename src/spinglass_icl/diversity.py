@@ -9,11 +9,19 @@ Pehlevan 2024). This module computes, per pool size:
 
 * the exact ground state of eq. 2 (the ridge minimizer; :func:`exact_weights`), fast:
   the training set's rank-one factors are drawn from their exact law with the context
-  sums as a 2 x 2 Wishart draw (:func:`sample_pool_factors`, ``2D + 5`` numbers per
-  prompt), and the normal equations are solved in their dual form for ``P`` at most the
-  number of weights, else by conjugate gradients on the matrix-free operator with a
-  Kronecker preconditioner ``c^2 C_u (x) C_q + lam`` (``O(P D^2)`` per step, never the
-  ``(D(D+1))^2`` Gram);
+  sums as a 2 x 2 Wishart draw (:func:`sample_pool_factors`, ``2D + 5`` numbers and
+  ``O(D)`` work per prompt, written straight into the batch of averages, on threads),
+  and the normal equations are solved in their dual form for ``P`` at most the number
+  of weights ``n = D (D+1)``; densely (one GEMM ``F^T F`` with P as the long dimension,
+  one Cholesky) where a cost model says that is cheaper (:func:`dense_is_cheaper`: at
+  tau = 10 up to D = 11); else by conjugate gradients on the matrix-free operator
+  (``_RankOneOperator``: three batched products per step over all the averages
+  of a chunk, ``O(P D^2)``, never the ``n^2`` Gram) with the Kronecker preconditioner
+  ``c^2 C_u (x) C_q + lam``. The curve runs the CG in mixed precision: float32 CG
+  solves for corrections of a float64 solution, the float64 residual recomputed after
+  each (iterative refinement), stopped at the same relative residual 1e-11 on that
+  float64 residual as the float64 CG (``precision="double"``); e_ICL and e_IDG agree
+  with the float64 solution to 1e-10 (tested);
 * its e_ICL, e_IDG in closed form (:meth:`TaskConfig.exact_test_error`);
 * the baselines: dMMSE, the posterior mean over the pool given the context with the
   label noise (:func:`dmmse_predict`), and ridge, the Bayes estimator for Gaussian tasks
@@ -54,8 +62,30 @@ __all__ = [
 #: estimators a task-diversity curve reports
 ESTIMATORS: tuple[str, ...] = ("exact", "amp", "dmmse", "ridge", "theory")
 
-#: up to this many weights D (D+1) the exact solution forms the normal equations densely
+#: the exact solution never forms the dense normal equations beyond this many weights
+#: ``n = D (D+1)`` (their ``P x n`` features would dominate the memory)
 DENSE_MAX_WEIGHTS = 420
+
+#: CG steps the cost model assumes (22-24 measured at tau = 10, tolerance 1e-11)
+CG_STEPS = 24
+
+#: how many times faster per multiply-add the dense route's GEMM and Cholesky run than
+#: CG's batched skinny products (1.4-1.7 measured on the 2-core development CPU, one
+#: thread, D = 10-24, 10 instances per batch; benchmarks/RESULTS.md, task diversity)
+GEMM_ADVANTAGE = 1.6
+
+
+def dense_is_cheaper(D: int, P: int) -> bool:
+    """The cost model of :func:`exact_weights` for ``P > n = D (D+1)``: the dense normal
+    equations (Gram ``F^T F`` of the ``P x n`` features by one GEMM with P as the long
+    dimension, ``P n^2`` multiply-adds, then a Cholesky, ``n^3 / 3``) when that is
+    cheaper than ``CG_STEPS`` conjugate-gradient steps of ``4 P n`` each, counting the
+    GEMM's advantage per multiply-add; never beyond ``DENSE_MAX_WEIGHTS``. At tau = 10
+    the switch falls between D = 11 (dense) and D = 12 (CG)."""
+    n = D * (D + 1)
+    if P <= n or n > DENSE_MAX_WEIGHTS:
+        return False
+    return P * n * n + n**3 / 3 < GEMM_ADVANTAGE * CG_STEPS * 4 * P * n
 
 
 def _seed(*parts) -> int:
@@ -76,58 +106,187 @@ def sample_pool_factors(task: TaskConfig, seed: int = 0) -> Factors:
     linear in the 2 x 2 scatter matrix of the i.i.d. pairs ``(z_i, eps_i)``, which is
     Wishart(N, I_2): ``L L^T`` with ``L = [[c1, 0], [n, c2]]``, ``c1^2 ~ chi^2_N``,
     ``c2^2 ~ chi^2_{N-1}``, ``n ~ N(0, 1)`` (Bartlett). So a prompt costs ``2D + 5``
-    numbers however long its context. Drawn with NumPy's PCG64 from ``seed``
-    (float64, CPU).
+    numbers however long its context, and ``O(P D)`` work. Drawn with NumPy's PCG64
+    from ``seed`` (float64, CPU).
     """
     task.check_sizes()
-    rng = np.random.default_rng(check_int("seed", seed, minimum=0))
+    seed = check_int("seed", seed, minimum=0)
+    P, D = task.P, task.D
+    u = np.empty((P, D + 1))
+    q = np.zeros((P, D + 1))
+    y = np.empty(P)
+    xq = np.empty((P, D))
+    _draw_pool_factors(task, seed, u, xq, y)
+    q[:, :D] = xq
+    return Factors(u=torch.from_numpy(u), q=torch.from_numpy(q), y=torch.from_numpy(y), config=task)
+
+
+def _draw_pool_factors(task: TaskConfig, seed: int, u, xq, y) -> None:
+    """:func:`sample_pool_factors`'s draw written into ``u`` (P, D+1), the queries ``xq``
+    (P, D, C-contiguous) and ``y`` (P,): NumPy arrays or views, as the batched path of
+    :func:`task_diversity` fills one slice of its batch per instance (the same numbers)."""
+    rng = np.random.default_rng(seed)
     D, N, P = task.D, task.N, task.P
     s = task.label_scale
     sig = task.noise
     if task.tasks is None:
         g = torch.Generator().manual_seed(int(rng.integers(2**62)))
         w = task.fresh_tasks((P,), g).numpy()
-    elif task.assignment == "equal":
-        w = task.pool.numpy()[np.arange(P) % task.tasks]
-    else:
-        w = task.pool.numpy()[rng.integers(task.tasks, size=P)]
-    xq = rng.standard_normal((P, D))
+        r = np.linalg.norm(w, axis=1)
+        e = w / np.maximum(r, 1e-300)[:, None]
+    else:  # unit directions and norms of the K pool tasks, then one gather each
+        pool = task.pool.numpy()
+        rk = np.linalg.norm(pool, axis=1)
+        ek = pool / np.maximum(rk, 1e-300)[:, None]
+        idx = (
+            np.arange(P) % task.tasks
+            if task.assignment == "equal"
+            else rng.integers(task.tasks, size=P)
+        )
+        r, e = rk[idx], ek[idx]
+    rng.standard_normal(out=xq)
     gp = rng.standard_normal((P, D))
     c1 = np.sqrt(rng.chisquare(N, size=P))
     c2 = np.sqrt(rng.chisquare(N - 1, size=P)) if N > 1 else np.zeros(P)
     nn = rng.standard_normal(P)
     Szz, Sze, See = c1 * c1, c1 * nn, nn * nn + c2 * c2
-    r = np.linalg.norm(w, axis=1)
-    e = w / np.maximum(r, 1e-300)[:, None]
-    syz = s * r * Szz + sig * Sze
-    syy = (s * r) ** 2 * Szz + 2 * s * r * sig * Sze + sig * sig * See
-    perp = gp - e * (e * gp).sum(1, keepdims=True)
-    yq = s * (w * xq).sum(1)
+    sr = s * r
+    syz = sr * Szz + sig * Sze
+    syy = sr * sr * Szz + 2 * sr * sig * Sze + sig * sig * See
+    # y~ = s w.x~ (+ noise); u = [syz e + sqrt(syy) (g - e (e.g)); syy], as
+    # sqrt(syy) g + (syz - sqrt(syy) e.g) e without a (P, D) temporary for the projection
+    np.multiply(sr, np.einsum("ij,ij->i", e, xq), out=y)
     if sig > 0:
-        yq = yq + sig * rng.standard_normal(P)
-    u = np.concatenate([syz[:, None] * e + np.sqrt(syy)[:, None] * perp, syy[:, None]], 1)
-    q = np.concatenate([xq, np.zeros((P, 1))], 1)
-    return Factors(
-        u=torch.from_numpy(u), q=torch.from_numpy(q), y=torch.from_numpy(yq), config=task
-    )
+        y += sig * rng.standard_normal(P)
+    root = np.sqrt(syy)
+    coef = syz - root * np.einsum("ij,ij->i", e, gp)
+    ua = u[:, :D]
+    np.multiply(gp, root[:, None], out=ua)
+    e *= coef[:, None]
+    ua += e
+    u[:, D] = syy
 
 
 # ------------------------------------------------------------------ exact solution
 
 
-def _kron_precond(u, q, c, lam):
+class _RankOneOperator:
+    """The normal operator ``M -> (c^2/P) sum_mu (u_mu^T M q_mu) u_mu q_mu^T + lam M`` of
+    a batch of rank-one instances (B, P, D+1) x (B, P, D), in ``dtype``, as three batched
+    matrix products and one broadcast multiply into preallocated buffers: ``T = U M``
+    (B, P, D), the per-prompt predictions ``pred = rowsum(T * Q)`` as a batched product of
+    1 x D by D x 1 blocks (faster on CPUs than a multiply-and-sum), then
+    ``U^T (pred * Q)``. Cost ``4 P D (D+1)`` multiply-adds per instance, no allocation
+    of size P per call."""
+
+    def __init__(self, u, qa, c: float, lam: float, dtype):
+        B, P, D1 = u.shape
+        D = qa.shape[-1]
+        self.shape = (B, P, D)
+        self.u = u.to(dtype).contiguous()
+        self.uT = self.u.transpose(1, 2).contiguous()
+        self.q = qa.to(dtype).contiguous()
+        self.T = torch.empty(B, P, D, dtype=dtype, device=u.device)
+        self.pred = torch.empty(B, P, 1, dtype=dtype, device=u.device)
+        self.scale = c * c / P
+        self.lam = lam
+
+    def __call__(self, M):
+        B, P, D = self.shape
+        torch.bmm(self.u, M, out=self.T)
+        torch.bmm(
+            self.T.view(B * P, 1, D), self.q.view(B * P, D, 1), out=self.pred.view(B * P, 1, 1)
+        )
+        torch.mul(self.q, self.pred, out=self.T)
+        out = torch.bmm(self.uT, self.T)
+        return out.mul_(self.scale).add_(M, alpha=self.lam)
+
+
+def _kron_precond(u, q, c, lam, dtype=None):
     """The inverse of ``c^2 C_u (x) C_q + lam`` (``C_u = U^T U / P``, ``C_q`` alike) as a
-    function of a residual R (*B, D+1, D)."""
+    function of a residual R (*B, D+1, D); the eigendecompositions in u's dtype, applied
+    in ``dtype`` (default u's)."""
     P = u.shape[-2]
     lu, Vu = torch.linalg.eigh(u.transpose(-1, -2) @ u / P)
     lq, Vq = torch.linalg.eigh(q.transpose(-1, -2) @ q / P)
     den = c * c * lu.clamp_min(0)[..., :, None] * lq.clamp_min(0)[..., None, :] + lam
     den = den.clamp_min(1e-300)
+    if dtype is not None:
+        Vu, Vq, den = Vu.to(dtype), Vq.to(dtype), den.to(dtype)
+    VuT, VqT = Vu.transpose(-1, -2).contiguous(), Vq.transpose(-1, -2).contiguous()
 
     def apply(R):
-        return Vu @ ((Vu.transpose(-1, -2) @ R @ Vq) / den) @ Vq.transpose(-1, -2)
+        return Vu @ ((VuT @ R @ Vq) / den) @ VqT
 
     return apply
+
+
+def _pcg(op, pre, b, tol, max_iter: int):
+    """Preconditioned conjugate gradients from 0 on a batch (B, D+1, D), in b's dtype,
+    until every instance's (recursive) residual is at most ``tol`` (a number or one per
+    instance) times its ``|b|``; returns ``(X, steps)``."""
+    X = torch.zeros_like(b)
+    R = b.clone()
+    Z = pre(R)
+    Pd = Z.clone()
+    rz = (R * Z).sum((-2, -1))
+    lim = tol * b.flatten(-2).norm(dim=-1)
+    steps = 0
+    while steps < max_iter:
+        if bool((R.flatten(-2).norm(dim=-1) <= lim).all()):
+            break
+        Ap = op(Pd)
+        alpha = rz / (Pd * Ap).sum((-2, -1)).clamp_min(torch.finfo(b.dtype).tiny)
+        X.add_(alpha[:, None, None] * Pd)
+        R.sub_(alpha[:, None, None] * Ap)
+        Z = pre(R)
+        rz_new = (R * Z).sum((-2, -1))
+        Pd = Z.add_((rz_new / rz.clamp_min(torch.finfo(b.dtype).tiny))[:, None, None] * Pd)
+        rz = rz_new
+        steps += 1
+    return X, steps
+
+
+#: relative residual each float32 correction solve of the mixed-precision CG aims at
+MIXED_INNER_TOL = 1e-5
+
+
+def _cg_weights(u, qa, y, c, lam, tol, max_iter, precision):
+    """X (B, D+1, D) of the normal equations by preconditioned CG (see
+    :func:`exact_weights`); ``precision="mixed"``: iterative refinement, float32 CG on
+    the float64 residual ``R = b - A X`` until the float64 residual is below ``tol``."""
+    P = u.shape[-2]
+    f64 = u.dtype
+    b = (c / P) * torch.bmm((u * y[..., None]).transpose(-1, -2), qa)
+    op = _RankOneOperator(u, qa, c, lam, f64)
+    if precision == "double":
+        X, _ = _pcg(op, _kron_precond(u, qa, c, lam), b, tol, max_iter)
+        return X
+    op32 = _RankOneOperator(u, qa, c, lam, torch.float32)
+    pre32 = _kron_precond(u, qa, c, lam, torch.float32)
+    bn = b.flatten(-2).norm(dim=-1)
+    X = torch.zeros_like(b)
+    R = b
+    rn = rn_new = bn
+    used = 0
+    while used < max_iter:
+        if bool((rn <= tol * bn).all()):
+            return X
+        s = rn.clamp_min(1e-300)[:, None, None]
+        # each correction solves only as far as needed (0.5 for the rounding of X + d)
+        inner = (0.5 * tol * bn / rn.clamp_min(1e-300)).clamp_min(MIXED_INNER_TOL)
+        d, k = _pcg(op32, pre32, (R / s).to(torch.float32), inner.float(), max_iter - used)
+        used += max(k, 1)
+        X = X + d.to(f64) * s
+        R = b - op(X)
+        rn_new = R.flatten(-2).norm(dim=-1)
+        if bool((rn_new > 0.5 * rn).any()):  # float32 no longer helps: finish in float64
+            break
+        rn = rn_new
+    del op32, pre32
+    pre = _kron_precond(u, qa, c, lam)
+    d, _ = _pcg(op, pre, R, tol * float((bn / rn_new.clamp_min(1e-300)).min()), max_iter)
+    return X + d
 
 
 def exact_weights(
@@ -139,6 +298,7 @@ def exact_weights(
     *,
     tol: float = 1e-11,
     max_iter: int = 1000,
+    precision: str = "double",
 ) -> torch.Tensor:
     """The ground state (ridge minimizer of eq. 2) as the matrix W (*B, D+1, D+1) of the
     rank-one instance ``S^mu = c u_mu (x) q_mu`` with ``q = [x~; 0]``.
@@ -146,16 +306,25 @@ def exact_weights(
     Only the ``D (D+1)`` weights ``W[:, :D]`` enter (the last column is 0). With
     ``n = D (D+1)``: for ``P <= n`` the dual form ``W = c sum_mu a_mu u_mu q_mu^T``,
     ``(K + P lam) a = y``, ``K_{mu nu} = c^2 (u_mu.u_nu)(q_mu.q_nu)`` (one Cholesky of
-    size P); for ``P > n`` and ``n <= DENSE_MAX_WEIGHTS`` the ``n x n`` normal
-    equations (Cholesky); else conjugate gradients on the normal equations
-    ``(c^2/P) sum_mu (u^T M q) u q^T + lam M = (c/P) sum_mu y u q^T`` with the Kronecker
-    preconditioner (``O(P D^2)`` per iteration), stopped at relative residual ``tol``.
+    size P); for ``P > n`` where the cost model :func:`dense_is_cheaper` says so, the
+    ``n x n`` normal equations (one GEMM, one Cholesky); else conjugate gradients on
+    the normal equations ``(c^2/P) sum_mu (u^T M q) u q^T + lam M = (c/P) sum_mu y u q^T``
+    with the Kronecker preconditioner (``O(P D^2)`` per iteration), stopped at relative
+    residual ``tol``.
+    ``precision`` (CG only): ``"double"`` runs CG in float64; ``"mixed"`` runs it in
+    float32 as corrections to a float64 solution (iterative refinement on the float64
+    residual, stopped at the same ``tol`` on that residual), about twice as fast on CPUs.
     Agrees with :func:`spinglass_icl.solvers.ground_state` to rounding (tested).
     """
     lam = check_float("lam", lam, low=0.0, low_open=True)
+    check_choice("precision", precision, ("double", "mixed"))
+    return _exact_weights(u, q[..., : u.shape[-1] - 1], y, c, lam, tol, max_iter, precision)
+
+
+def _exact_weights(u, qa, y, c, lam, tol=1e-11, max_iter=1000, precision="double"):
+    """:func:`exact_weights` from the queries ``qa`` (*B, P, D) without q's zero column."""
     D = u.shape[-1] - 1
     P = u.shape[-2]
-    qa = q[..., :D]
     n = D * (D + 1)
     W = torch.zeros(*u.shape[:-2], D + 1, D + 1, dtype=u.dtype, device=u.device)
     if P <= n:
@@ -166,7 +335,7 @@ def exact_weights(
         W[..., :D] = c * (u * a[..., None]).transpose(-1, -2) @ qa
         return W
 
-    if n <= DENSE_MAX_WEIGHTS:  # small: the n x n normal equations, one Cholesky
+    if dense_is_cheaper(D, P):  # small: the n x n normal equations, one Cholesky
         F = (c * u[..., :, None] * qa[..., None, :]).flatten(-2)  # (*B, P, n)
         A = F.transpose(-1, -2) @ F / P
         A.diagonal(dim1=-2, dim2=-1).add_(lam)
@@ -175,30 +344,12 @@ def exact_weights(
         W[..., :D] = X.reshape(*X.shape[:-1], D + 1, D)
         return W
 
-    def op(M):
-        pred = ((u @ M) * qa).sum(-1)  # u^T M q per prompt
-        return (c * c / P) * (u * pred[..., None]).transpose(-1, -2) @ qa + lam * M
-
-    b = (c / P) * (u * y[..., None]).transpose(-1, -2) @ qa
-    pre = _kron_precond(u, qa, c, lam)
-    X = pre(b)
-    R = b - op(X)
-    Z = pre(R)
-    Pd = Z.clone()
-    rz = (R * Z).sum((-2, -1))
-    bn = b.flatten(-2).norm(dim=-1).clamp_min(1e-300)
-    for _ in range(max_iter):
-        if bool((R.flatten(-2).norm(dim=-1) <= tol * bn).all()):
-            break
-        Ap = op(Pd)
-        alpha = rz / (Pd * Ap).sum((-2, -1)).clamp_min(1e-300)
-        X = X + alpha[..., None, None] * Pd
-        R = R - alpha[..., None, None] * Ap
-        Z = pre(R)
-        rz_new = (R * Z).sum((-2, -1))
-        Pd = Z + (rz_new / rz.clamp_min(1e-300))[..., None, None] * Pd
-        rz = rz_new
-    W[..., :D] = X
+    batch = u.shape[:-2]
+    X = _cg_weights(
+        u.reshape(-1, P, D + 1), qa.reshape(-1, P, D), y.reshape(-1, P), c, lam, tol,
+        max_iter, precision,
+    )  # fmt: skip
+    W[..., :D] = X.reshape(*batch, D + 1, D)
     return W
 
 
@@ -306,22 +457,51 @@ def baseline_errors(task: TaskConfig, contexts: TestContexts, seed: int = 0) -> 
 # ------------------------------------------------------------------ the curve
 
 #: instances solved together are limited to about this many bytes of working memory
-CHUNK_BYTES = 1 << 30
+#: (a batch that stays near the CPU's cache runs faster per instance than one batch of all)
+CHUNK_BYTES = 1 << 28
 
 
-def instance_bytes(D: int, N: int, P: int, solver: str = "exact") -> int:
-    """Working memory of one instance of :func:`task_diversity` (bytes, float64): the
-    factors and the operator's temporaries ``~8 P (D+1)`` numbers, plus the dual
-    ``P x P`` system, the dense ``n x n`` one or, for AMP, the package's dense couplings."""
+def instance_bytes(D: int, N: int, P: int, solver: str = "exact", precision: str = "double") -> int:
+    """Working memory of one instance of :func:`task_diversity` (bytes): the float64
+    factors ``u, q~`` and the CG operator's copies and buffers (``U^T``, ``U M``; with
+    ``precision="mixed"`` also their float32 copies), ``~8 P (4 D + 4)`` bytes (``+ 4 P
+    (4 D + 2)``), plus the dual ``P x P`` system, the dense ``n x n`` one or, for AMP,
+    the package's dense couplings."""
     n = D * (D + 1)
-    b = 8 * 8 * P * (D + 1)
+    b = 8 * P * (4 * D + 4)
     if solver == "amp":
         return b + 8 * 6 * (D + 1) ** 4
     if P <= n:
         return b + 8 * 2 * P * P
-    if n <= DENSE_MAX_WEIGHTS:
+    if dense_is_cheaper(D, P):
         return b + 8 * (P * n + 2 * n * n)
-    return b
+    return b + (4 * P * (4 * D + 2) if precision == "mixed" else 0)
+
+
+def _draw_batch(cfgs: list, seeds: list):
+    """The factors of several instances drawn straight into one batch: ``u`` (B, P,
+    D+1), the queries ``qa`` (B, P, D) and ``y`` (B, P), float64 tensors; instance j is
+    ``sample_pool_factors(cfgs[j], seeds[j])`` (the same numbers). The draws run on up
+    to ``torch.get_num_threads()`` threads (NumPy's samplers release the GIL)."""
+    B, t = len(cfgs), cfgs[0]
+    u = np.empty((B, t.P, t.D + 1))
+    qa = np.empty((B, t.P, t.D))
+    y = np.empty((B, t.P))
+
+    def one(j):
+        cfgs[j].check_sizes()
+        _draw_pool_factors(cfgs[j], check_int("seed", seeds[j], minimum=0), u[j], qa[j], y[j])
+
+    workers = max(1, min(B, torch.get_num_threads()))
+    if workers == 1:
+        for j in range(B):
+            one(j)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as ex:
+            list(ex.map(one, range(B)))
+    return torch.from_numpy(u), torch.from_numpy(qa), torch.from_numpy(y)
 
 
 @dataclass(frozen=True)
@@ -376,6 +556,7 @@ def task_diversity(
     baselines: bool = True,
     n_test: int = 500,
     progress=None,
+    precision: str = "mixed",
 ) -> list[DiversityRow]:
     """The task-diversity curve: for every pool size K in ``tasks`` (None: no pool) and
     ``averages`` draws of (pool, training set), the solver's e_ICL, e_IDG and g_task in
@@ -383,12 +564,16 @@ def task_diversity(
     and Lu et al.'s theory. Average j of pool size K uses pool seed and training seed
     derived from ``(seed, K, j)``. ``solver``: ``"exact"`` (:func:`exact_weights`) or
     ``"amp"`` (the package's AMP with the Onsager term, beta 1e4). ``progress`` is
-    called with ``(done, total)`` after each pool size."""
+    called with ``(done, total)`` after each pool size. ``precision``: the exact
+    solution's CG (:func:`exact_weights`): ``"mixed"`` (default; float32 corrections
+    of a float64 solution, the same stopping rule on the float64 residual) or
+    ``"double"``."""
     from .theory import pool_theory
 
     D, N, P = check_int("D", D), check_int("N", N), check_int("P", P)
     averages = check_int("averages", averages)
     check_choice("solver", solver, ("exact", "amp"))
+    check_choice("precision", precision, ("double", "mixed"))
     if not tasks:
         raise ParameterError("tasks must list at least one pool size K")
     rows: list[DiversityRow] = []
@@ -409,22 +594,23 @@ def task_diversity(
             for j in range(averages)
         ]
         cfgs[0].check_sizes()
-        per = instance_bytes(D, N, P, solver)
+        per = instance_bytes(D, N, P, solver, precision)
         if i == 0:
             check_memory(per, f"task-diversity D={D} N={N} P={P}", "use a smaller D or P")
         step = max(1, min(averages, int(CHUNK_BYTES // per)))
+        step = -(-averages // -(-averages // step))  # equal chunks: 10 + 10, not 16 + 4
         Ws = []
         for lo in range(0, averages, step):
             part = range(lo, min(averages, lo + step))
-            facs = [sample_pool_factors(cfgs[j], _seed(seed, K, j, "train")) for j in part]
-            u = torch.stack([f.u for f in facs])
-            q = torch.stack([f.q for f in facs])
-            y = torch.stack([f.y for f in facs])
-            del facs
+            u, qa, y = _draw_batch(
+                [cfgs[j] for j in part], [_seed(seed, K, j, "train") for j in part]
+            )
             if solver == "exact":
-                Ws.append(exact_weights(u, q, y, cfgs[0].prefactor, lam))
+                Ws.append(_exact_weights(u, qa, y, cfgs[0].prefactor, lam, precision=precision))
             else:
+                q = torch.cat([qa, qa.new_zeros(*qa.shape[:-1], 1)], -1)
                 Ws.append(_amp_weights(u, q, y, cfgs[0], lam))
+            del u, qa, y
         W = torch.cat(Ws)
         icl = [float(t.exact_test_error(W[j], "icl")) for j, t in enumerate(cfgs)]
         idg = [float(t.exact_test_error(W[j], "idg")) for j, t in enumerate(cfgs)]

@@ -40,11 +40,14 @@ def amp_rule(
     beta: float,
     onsager: bool,
     v_tol: float = 1e-12,
+    products: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+    | None = None,
 ):
     """The AMP update ``F(m, v) -> (m', v'), ok`` of eq. 34 from two linear maps.
 
     ``couplings_matvec(m) = J m`` and ``j2_matvec(v) = J^2 v`` (``J_ij^2``, zero
-    diagonal).
+    diagonal); ``products(m, v) = (J m, J^2 v)``, if given, takes both at once
+    (:meth:`~spinglass_icl.solvers.operators.Operators.amp_products`).
 
     The variance equation (34b) does not involve ``m``: once every valid instance's
     ``v`` has stopped moving (relative change below ``v_tol``), ``V = beta^2 J^2 v`` is
@@ -56,11 +59,12 @@ def amp_rule(
 
     def update(state):
         m, v = state
-        Jm = couplings_matvec(m)
         if "V" in frozen:
+            Jm = couplings_matvec(m)
             V, v_new = frozen["V"], v
         else:
-            V = beta * beta * j2_matvec(v)
+            Jm, J2v = products(m, v) if products else (couplings_matvec(m), j2_matvec(v))
+            V = beta * beta * J2v
         denom = beta_lam - V
         ok = (denom > 0).all(-1)
         if "V" not in frozen:
@@ -91,7 +95,15 @@ def run_amp(
     if init is None:
         init = (torch.zeros_like(h), 1.0 / (beta * lam_i))
     out = iterate(
-        amp_rule(ops.couplings_matvec, ops.j2_matvec, h, lam_i, beta, onsager),
+        amp_rule(
+            ops.couplings_matvec,
+            ops.j2_matvec,
+            h,
+            lam_i,
+            beta,
+            onsager,
+            products=ops.amp_products,
+        ),  # fmt: skip
         init,
         batch_shape=ops.batch_shape,
         damping=config.damping,

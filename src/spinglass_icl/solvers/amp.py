@@ -21,6 +21,7 @@ matrix-free) supply them, so one rule serves every path.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import torch
@@ -117,14 +118,6 @@ def run_amp(
     return res
 
 
-def _amp(ops: Operators, config: SolverConfig) -> SolverResult:
-    return run_amp(ops, config, onsager=True)
-
-
-def _amp_paper(ops: Operators, config: SolverConfig) -> SolverResult:
-    return run_amp(ops, config, onsager=False)
-
-
 _COMMON = dict(
     backends=("dense", "pair", "matfree"), stability=True, factor_matvec=True,
     defaults=Settings(damping=0.5, tol=1e-8, max_iter=2000), dense_matrices=5,
@@ -133,7 +126,7 @@ _COMMON = dict(
 AMP = register_solver(
     Solver(
         "amp",
-        _amp,
+        functools.partial(run_amp, onsager=True),  # the rule, called (ops, config)
         summary="AMP eq. 34 with the Onsager reaction term (exact mean)",
         reaction_term=True,
         plot_style={"marker": "s", "color": "tab:blue"},
@@ -143,7 +136,7 @@ AMP = register_solver(
 AMP_PAPER = register_solver(
     Solver(
         "amp-paper",
-        _amp_paper,
+        functools.partial(run_amp, onsager=False),
         summary="AMP eq. 34 verbatim (biased mean; the paper's figures)",
         plot_style={"marker": "^", "color": "tab:orange"},
         **_COMMON,

@@ -225,6 +225,7 @@ TRACES: dict[str, list[tuple[str, str]]] = {
         ("spinglass_icl.solvers.solve", "hop"),
         ("spinglass_icl.solvers.operators.operators_for", "check"),  # lam > 0 (Boltzmann)
         ("spinglass_icl.solvers.operators.DenseOperators.of", "hop"),
+        ("spinglass_icl.solvers.registry.Solver.__call__", "hop"),
         ("spinglass_icl.solvers.amp.run_amp", "hop"),  # ops.lam_i
         ("spinglass_icl.solvers.amp.amp_rule", "use"),  # beta lam_i - V
     ],
@@ -238,6 +239,8 @@ TRACES: dict[str, list[tuple[str, str]]] = {
         ("spinglass_icl.sweep.rows._batched_result", "hop"),
         ("spinglass_icl.solvers.operators.PairOperators.of_factors", "hop"),
         ("spinglass_icl.solvers.solve", "hop"),
+        ("spinglass_icl.solvers.operators.operators_for", "hop"),  # operators as given
+        ("spinglass_icl.solvers.registry.Solver.__call__", "hop"),
         ("spinglass_icl.solvers.amp.run_amp", "hop"),
         ("spinglass_icl.solvers.amp.amp_rule", "use"),
     ],

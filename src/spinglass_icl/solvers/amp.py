@@ -21,6 +21,7 @@ matrix-free) supply them, so one rule serves every path.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import torch
@@ -40,11 +41,14 @@ def amp_rule(
     beta: float,
     onsager: bool,
     v_tol: float = 1e-12,
+    products: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+    | None = None,
 ):
     """The AMP update ``F(m, v) -> (m', v'), ok`` of eq. 34 from two linear maps.
 
     ``couplings_matvec(m) = J m`` and ``j2_matvec(v) = J^2 v`` (``J_ij^2``, zero
-    diagonal).
+    diagonal); ``products(m, v) = (J m, J^2 v)``, if given, takes both at once
+    (:meth:`~spinglass_icl.solvers.operators.Operators.amp_products`).
 
     The variance equation (34b) does not involve ``m``: once every valid instance's
     ``v`` has stopped moving (relative change below ``v_tol``), ``V = beta^2 J^2 v`` is
@@ -56,11 +60,12 @@ def amp_rule(
 
     def update(state):
         m, v = state
-        Jm = couplings_matvec(m)
         if "V" in frozen:
+            Jm = couplings_matvec(m)
             V, v_new = frozen["V"], v
         else:
-            V = beta * beta * j2_matvec(v)
+            Jm, J2v = products(m, v) if products else (couplings_matvec(m), j2_matvec(v))
+            V = beta * beta * J2v
         denom = beta_lam - V
         ok = (denom > 0).all(-1)
         if "V" not in frozen:
@@ -91,7 +96,15 @@ def run_amp(
     if init is None:
         init = (torch.zeros_like(h), 1.0 / (beta * lam_i))
     out = iterate(
-        amp_rule(ops.couplings_matvec, ops.j2_matvec, h, lam_i, beta, onsager),
+        amp_rule(
+            ops.couplings_matvec,
+            ops.j2_matvec,
+            h,
+            lam_i,
+            beta,
+            onsager,
+            products=ops.amp_products,
+        ),  # fmt: skip
         init,
         batch_shape=ops.batch_shape,
         damping=config.damping,
@@ -105,14 +118,6 @@ def run_amp(
     return res
 
 
-def _amp(ops: Operators, config: SolverConfig) -> SolverResult:
-    return run_amp(ops, config, onsager=True)
-
-
-def _amp_paper(ops: Operators, config: SolverConfig) -> SolverResult:
-    return run_amp(ops, config, onsager=False)
-
-
 _COMMON = dict(
     backends=("dense", "pair", "matfree"), stability=True, factor_matvec=True,
     defaults=Settings(damping=0.5, tol=1e-8, max_iter=2000), dense_matrices=5,
@@ -121,7 +126,7 @@ _COMMON = dict(
 AMP = register_solver(
     Solver(
         "amp",
-        _amp,
+        functools.partial(run_amp, onsager=True),  # the rule, called (ops, config)
         summary="AMP eq. 34 with the Onsager reaction term (exact mean)",
         reaction_term=True,
         plot_style={"marker": "s", "color": "tab:blue"},
@@ -131,7 +136,7 @@ AMP = register_solver(
 AMP_PAPER = register_solver(
     Solver(
         "amp-paper",
-        _amp_paper,
+        functools.partial(run_amp, onsager=False),
         summary="AMP eq. 34 verbatim (biased mean; the paper's figures)",
         plot_style={"marker": "^", "color": "tab:orange"},
         **_COMMON,

@@ -29,17 +29,17 @@ stability analysis read only these objects; no other module forms ``G``, ``J`` o
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..errors import ParameterError, ResourceError, check_choice, check_int
 from ..hamiltonian import Instance, block_masks, expand_pairs, pair_gram
 from ..tasks import make_generator
+from ._blas import Symv, symv_kernel, symv_pair
 from .registry import get_solver
 
 __all__ = [
@@ -63,52 +63,14 @@ def _row(x: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
     return (x.unsqueeze(-2) @ M).squeeze(-2)
 
 
-@functools.lru_cache(maxsize=1)
-def _scipy_blas_threads() -> tuple:
-    """threadpoolctl controllers of the BLAS library SciPy ships (empty if none is found)."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - a dependency of scikit-learn
-        return ()
-    return tuple(
-        c
-        for c in ThreadpoolController().lib_controllers
-        if c.user_api == "blas" and Path(c.filepath).parent.name.startswith("scipy")
-    )
-
-
-def _symv_kernel(M: torch.Tensor):
-    """SciPy's BLAS ``?symv`` for one symmetric CPU matrix (float64 / float32), or None.
-
-    ``symv`` reads one triangle of ``M``: half the memory traffic of a general
-    matrix-vector product, which bounds the dense AMP iteration on the CPU (two passes
-    over ``n x n`` matrices per iteration). It runs on one BLAS thread: threaded ``symv``
-    was 2-4x slower at n = 1681 and no faster at n = 6561 on the 2-core development
-    machine (benchmarks/RESULTS.md). Batched matrices, other dtypes and other devices
-    use :func:`_row`."""
-    if M.device.type != "cpu" or M.dim() != 2 or M.dtype not in (torch.float64, torch.float32):
-        return None
-    if not M.is_contiguous():
-        return None
-    from scipy.linalg import blas
-
-    fn = blas.dsymv if M.dtype == torch.float64 else blas.ssymv
-    a = M.numpy().T  # the same symmetric matrix, Fortran order: no copy
-    pools = _scipy_blas_threads()
-
-    def symv(x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 1 or x.dtype != M.dtype or x.device.type != "cpu":
-            return _row(x, M)
-        old = [c.num_threads for c in pools]
-        for c in pools:
-            c.set_num_threads(1)
-        try:
-            return torch.from_numpy(fn(1.0, a, x.numpy()))
-        finally:
-            for c, n in zip(pools, old):
-                c.set_num_threads(n)
-
-    return symv
+def _square(G: torch.Tensor) -> torch.Tensor:
+    """``G o G`` (a new tensor). On the CPU through NumPy, whose large allocations ask for
+    huge pages: the same numbers, without the ~5500 page faults of a fresh 22 MB torch
+    tensor at D = 40 (8 ms, a tenth of a dense AMP solve)."""
+    if G.device.type == "cpu" and G.is_contiguous() and not G.requires_grad:
+        Gn = G.numpy()
+        return torch.from_numpy(np.multiply(Gn, Gn))
+    return G * G
 
 
 def _zero_diag(M: torch.Tensor) -> torch.Tensor:
@@ -165,6 +127,13 @@ class Operators:
     def hessian_matvec(self, m: torch.Tensor) -> torch.Tensor:
         """``A m = G m + lam m``."""
         return self.gram_matvec(m) + self.lam * m
+
+    def amp_products(
+        self, m: torch.Tensor, v: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(J m, J^2 v)`` of one AMP iteration (eq. 34); ``J^2 v`` is None if ``v`` is.
+        The two products are independent, so a backend may take them at once."""
+        return self.couplings_matvec(m), None if v is None else self.j2_matvec(v)
 
     # -------------------------------------------------------- dense matrices
     @property
@@ -244,22 +213,35 @@ class DenseOperators(Operators):
     @property
     def j2(self) -> torch.Tensor:
         if "j2" not in self._cache:
-            self._cache["j2"] = _zero_diag(self.G * self.G)
+            self._cache["j2"] = _zero_diag(_square(self.G))
         return self._cache["j2"]
 
-    def _kernel(self, name: str, M: torch.Tensor):
-        """The product with the symmetric ``M``: :func:`_symv_kernel` on the CPU, else the
-        row product (built once per matrix)."""
+    def _kernel(self, name: str):
+        """The product with the symmetric ``G`` or ``J^2``: BLAS ``symv`` for one CPU
+        matrix (:mod:`._blas`), else the row product (built once per matrix)."""
         key = "mv_" + name
         if key not in self._cache:
-            self._cache[key] = _symv_kernel(M) or (lambda x: _row(x, M))
+            M = self.G if name == "G" else self.j2
+            self._cache[key] = symv_kernel(M) or (lambda x: _row(x, M))
         return self._cache[key]
 
     def gram_matvec(self, m: torch.Tensor) -> torch.Tensor:
-        return self._kernel("G", self.G)(m)
+        return self._kernel("G")(m)
 
     def j2_matvec(self, v: torch.Tensor) -> torch.Tensor:
-        return self._kernel("J2", self.j2)(v)
+        return self._kernel("J2")(v)
+
+    def amp_products(
+        self, m: torch.Tensor, v: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(J m, J^2 v)``; on the CPU the two ``symv`` run at once on two threads
+        (:func:`._blas.symv_pair`; the same numbers as one after the other)."""
+        kg = self._kernel("G")
+        kj = None if v is None else self._kernel("J2")
+        if not (isinstance(kg, Symv) and isinstance(kj, Symv)):
+            return super().amp_products(m, v)
+        Gm, J2v = symv_pair(kg, m, kj, v)
+        return self.gram_diag * m - Gm, J2v
 
 
 def use_lowrank_matvec(P: int, n: int, itemsize: int = 8) -> bool:

@@ -17,7 +17,7 @@ the trace names, which it checks exist):
    fail rather than print a stale count;
 4. for each extension kind (solver, task distribution, model, figure), what a new one has
    to touch: the example of ``examples/extending`` with its registration call and the test
-   that runs it, and for figures the package files that name an existing figure.
+   that runs it.
 """
 
 from __future__ import annotations
@@ -294,6 +294,7 @@ EXAMPLES = {
     "solver": "new_solver.py",
     "task distribution": "new_task.py",
     "model": "new_model.py",
+    "figure": "new_figure.py",
 }
 
 
@@ -332,6 +333,7 @@ def seam_report() -> list[str]:
         # the registered name must appear nowhere in the package: nothing else was touched
         names = re.findall(r'name\s*[:=]\s*(?:str\s*=\s*)?"([\w\-]+)"', path.read_text())
         names += re.findall(r'Solver\(\s*"([\w\-]+)"', path.read_text())
+        names += re.findall(r'^NAME\s*=\s*"([\w\-]+)"', path.read_text(), re.M)
         leaked = sorted(
             str(p.relative_to(ROOT)) for p, t in src_text.items() for n in names if f'"{n}"' in t
         )
@@ -340,18 +342,6 @@ def seam_report() -> list[str]:
             f"{', '.join(calls) or '-'} | {', '.join(runners) or '-'} | "
             f"{len(leaked)} ({', '.join(leaked) or 'none'}) |"
         )
-    # figures: not registered objects; a new one is a module plus an entry in FIGURES and
-    # in the presets; count the package files naming an existing figure outside its module
-    fig, module = "figS7", "figS7.py"
-    naming = sorted(
-        str(p.relative_to(ROOT))
-        for p, t in src_text.items()
-        if p.name != module and re.search(rf"['\"]{fig}['\"]|\b{fig}\b", t)
-    )
-    out.append(
-        f"| figure | src/spinglass_icl/experiments/<name>.py | - | (no registry: the "
-        f"FIGURES dict) | - | {len(naming)} naming {fig} ({', '.join(naming)}) |"
-    )
     return out
 
 

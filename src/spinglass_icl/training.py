@@ -923,6 +923,67 @@ def _loop(cfg, model, params, opt, data, y, shuffle_g, quad, rec, progress, dev)
     return epochs_run, converged, grad_norm, step_seconds
 
 
+def _repeat_restarts(batches: tuple, R: int) -> tuple:
+    """Each trial's data repeated for its ``R`` restarts (every restart of a trial trains on
+    the trial's own data); a tuple entry (the prompt factors) repeats elementwise."""
+    return tuple(
+        tuple(x.repeat_interleave(R, dim=0) for x in d) if isinstance(d, tuple)
+        else d.repeat_interleave(R, dim=0)
+        for d in batches
+    )  # fmt: skip
+
+
+def _prepare_params(
+    cfg: TrainConfig,
+    model: Model,
+    init: dict[str, torch.Tensor] | None,
+    data,
+    y: torch.Tensor,
+    quadratic: bool | None,
+    dev: torch.device,
+    dtype: torch.dtype,
+) -> tuple[dict[str, torch.Tensor], bool, tuple | None]:
+    """The initial weights, whether the quadratic step is used, and its couplings of eq. 2
+    (:func:`sla_quadratic`; None on the prompt path); weights trained by autograd get
+    ``requires_grad``."""
+    params = _initial_params(cfg, model, init, dev, dtype)
+    quadratic = _use_quadratic(cfg, quadratic)
+    quad = None
+    if quadratic:  # the penalty is in A only where the weight is W itself (SLA)
+        quad = sla_quadratic(model, data, y, cfg.lam if set(params) == {"W"} else 0.0)
+    if _merged_grads(model) is None:  # autograd steps
+        for p in params.values():
+            p.requires_grad_(True)
+    return params, quadratic, quad
+
+
+def _kept_test_error(rec: _Recorder, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean test error (eq. 3) of the kept restarts and its standard error over the test
+    prompts (zero with a single test prompt)."""
+    assert rec.last_err is not None
+    err = rec.last_err.double()[keep.to(rec.last_err.device)]
+    te = err.mean(-1).cpu()
+    se = (err.var(-1, unbiased=True) / err.shape[-1]).sqrt().cpu() if err.shape[-1] > 1 else te * 0
+    return te, se
+
+
+def _kept_exact_W(
+    cfg: TrainConfig,
+    quadratic: bool,
+    quad: tuple | None,
+    keep: torch.Tensor,
+    state: dict[str, torch.Tensor],
+) -> torch.Tensor | None:
+    """The exact minimizer of eq. 2 for the kept restarts (:func:`_exact_W`), where the
+    quadratic path with a positive ``lam`` gives it; None otherwise."""
+    if not (quadratic and cfg.lam > 0 and cfg.model.spins):
+        return None
+    if cfg.restarts > 1:
+        kd = keep.to(quad[0].device)
+        quad = tuple(x[kd] for x in quad)
+    return _exact_W(quad, state["W"].shape)
+
+
 def train(
     config: TrainConfig,
     progress: bool = False,
@@ -966,23 +1027,11 @@ def train(
     dev, dtype = torch.device(cfg.device), DTYPES[cfg.dtype]
     model = cfg.build_model()
     data, y, data_te, yte = _device_data(cfg, model, dev, dtype)
-    if R > 1:  # every restart of a trial trains on the trial's own data
-        data, y, data_te, yte = (
-            tuple(x.repeat_interleave(R, dim=0) for x in d) if isinstance(d, tuple)
-            else d.repeat_interleave(R, dim=0)
-            for d in (data, y, data_te, yte)
-        )  # fmt: skip
+    if R > 1:
+        data, y, data_te, yte = _repeat_restarts((data, y, data_te, yte), R)
     run = dataclasses.replace(cfg, trials=T * R, restarts=1) if R > 1 else cfg
-    params = _initial_params(cfg, model, init, dev, dtype)
-    quadratic = _use_quadratic(cfg, quadratic)
-    quad = None
-    if quadratic:  # the penalty is in A only where the weight is W itself (SLA)
-        quad = sla_quadratic(model, data, y, cfg.lam if set(params) == {"W"} else 0.0)
-    if _merged_grads(model) is None:  # autograd steps
-        for p in params.values():
-            p.requires_grad_(True)
+    params, quadratic, quad = _prepare_params(cfg, model, init, data, y, quadratic, dev, dtype)
     shuffle_g = _restart_generators(cfg, STREAM_SHUFFLE)
-
     opt = _Optimizer(cfg.optimizer, cfg.learning_rate, params)
     t = cfg.task
     label_var = get_convention(t.convention).label_variance(t.D, t.noise)
@@ -990,25 +1039,16 @@ def train(
     epochs_run, converged, grad_norm, step_seconds = _loop(
         run, model, params, opt, data, y, shuffle_g, quad, rec, progress, dev
     )
-    assert rec.last_err is not None
     # the kept restart of each trial: the lowest final training loss (eq. 2)
     final = rec.losses[-1].reshape(T, R)
     best = final.argmin(-1)
     keep = torch.arange(T) * R + best
-    err = rec.last_err.double()[keep.to(rec.last_err.device)]
-    te = err.mean(-1).cpu()
-    se = (err.var(-1, unbiased=True) / err.shape[-1]).sqrt().cpu() if err.shape[-1] > 1 else te * 0
+    te, se = _kept_test_error(rec, keep)
     history = _history(
         cfg, rec.epochs, [x[keep] for x in rec.losses], [x[keep] for x in rec.errors], label_var
     )
     state = {k: v.detach().cpu()[keep] for k, v in params.items()}
     idg = _idg_error(cfg, model, params, keep, dev, dtype) if t.tasks is not None else None
-    exact_W = None
-    if quadratic and cfg.lam > 0 and cfg.model.spins:
-        if R > 1:
-            kd = keep.to(quad[0].device)
-            quad = tuple(x[kd] for x in quad)
-        exact_W = _exact_W(quad, state["W"].shape)
     return TrainResult(
         config=cfg,
         history=history,
@@ -1020,7 +1060,7 @@ def train(
         seconds=time.perf_counter() - t0,
         step_seconds=step_seconds,
         grad_norm=grad_norm.cpu()[keep],
-        exact_W=exact_W,
+        exact_W=_kept_exact_W(cfg, quadratic, quad, keep, state),
         restart=best,
         restart_loss=final,
         test_error_idg=idg,

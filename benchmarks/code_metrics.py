@@ -203,6 +203,7 @@ TRACES: dict[str, list[tuple[str, str]]] = {
         ("spinglass_icl.sweep.spec.SweepSpec._check_solver_options", "hop"),
         ("spinglass_icl.solvers.registry.Settings.__post_init__", "check"),  # [0, 1)
         ("spinglass_icl.sweep.executors.run_sweep", "hop"),
+        ("spinglass_icl.sweep.executors._chunk_results", "hop"),
         ("spinglass_icl.sweep.rows.spec_fields", "hop"),  # RowOptions, plain data
         ("spinglass_icl.sweep.executors._results", "hop"),
         ("spinglass_icl.sweep.executors._serial", "hop"),
@@ -233,6 +234,7 @@ TRACES: dict[str, list[tuple[str, str]]] = {
         ("spinglass_icl.sweep.spec.SweepSpec.from_toml", "hop"),
         ("spinglass_icl.sweep.spec._check_value", "check"),  # lam > 0
         ("spinglass_icl.sweep.executors.run_sweep", "hop"),  # in the plan's tasks
+        ("spinglass_icl.sweep.executors._chunk_results", "hop"),  # the chunks' tasks
         ("spinglass_icl.sweep.executors._results", "hop"),
         ("spinglass_icl.sweep.executors._serial", "hop"),
         ("spinglass_icl.sweep.rows.iter_chunk_rows", "hop"),

@@ -531,6 +531,39 @@ def run_sweep(
     """
     if not isinstance(spec, SweepSpec):
         raise ParameterError(f"spec must be a SweepSpec, got {type(spec).__name__}")
+    executor, prec, dev, workers, max_batch, threads, batch_bytes, slurm = _checked_run(
+        spec, executor, dtype, batched, device, workers, scheduler, max_batch, threads,
+        batch_bytes, confirm, slurm,
+    )  # fmt: skip
+    st = store if isinstance(store, Store) else create_or_open_store(store)
+    st.add_spec(spec)
+    tasks, done, todo = _todo(spec, st, batched, max_batch, batch_bytes, prec, dev)
+    kw = {"device": dev, "dtype": prec, "batched": batched}
+    results = _chunk_results(executor, todo, spec, kw, workers, scheduler, threads, slurm, progress)
+    with _progress(len(tasks), len(done), progress) as bar:
+        for rows in results:
+            bar.update(st.write(rows))
+    return st
+
+
+def _checked_run(
+    spec: SweepSpec,
+    executor: str,
+    dtype: str,
+    batched: bool,
+    device: str,
+    workers: int | None,
+    scheduler: str | None,
+    max_batch: int | None,
+    threads: int | None,
+    batch_bytes: int | None,
+    confirm: bool,
+    slurm,
+) -> tuple:
+    """:func:`run_sweep`'s options checked and resolved before any store is touched: the
+    grid size, the memory of one batch per worker, a SLURM submission that would be taken,
+    and the script guard. Returns ``(executor, precision, device, workers, max_batch,
+    threads, batch_bytes, slurm)``."""
     prec, dev, workers, max_batch, threads, batch_bytes = _options(
         executor, dtype, batched, device, workers, scheduler, max_batch, threads, batch_bytes
     )
@@ -541,20 +574,28 @@ def run_sweep(
 
         slurm = check_submission(slurm, worker_bytes=batch)
     executor = _check_script_guard(executor, scheduler)
-    st = store if isinstance(store, Store) else create_or_open_store(store)
-    st.add_spec(spec)
-    tasks, done, todo = _todo(spec, st, batched, max_batch, batch_bytes, prec, dev)
-    kw = {"device": dev, "dtype": prec, "batched": batched}
+    return executor, prec, dev, workers, max_batch, threads, batch_bytes, slurm
+
+
+def _chunk_results(
+    executor: str,
+    todo: list,
+    spec: SweepSpec,
+    kw: dict,
+    workers: int | None,
+    scheduler: str | None,
+    threads: int | None,
+    slurm,
+    progress: bool,
+):
+    """The rows of the chunks ``todo``, chunk by chunk: from SLURM jobs
+    (:func:`~.slurm.run_chunks`) or from :func:`_results`; the spec's solver options
+    travel as plain data (:func:`~.rows.spec_fields`)."""
     if executor == "slurm" and todo:
         from .slurm import run_chunks
 
-        results = run_chunks(todo, spec_fields(spec), kw, slurm, _notify if progress else None)
-    else:
-        results = _results(executor, todo, spec_fields(spec), kw, workers, scheduler, threads)
-    with _progress(len(tasks), len(done), progress) as bar:
-        for rows in results:
-            bar.update(st.write(rows))
-    return st
+        return run_chunks(todo, spec_fields(spec), kw, slurm, _notify if progress else None)
+    return _results(executor, todo, spec_fields(spec), kw, workers, scheduler, threads)
 
 
 def _notify(text: str) -> None:

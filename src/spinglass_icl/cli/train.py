@@ -29,7 +29,7 @@ from ..models import get_model, model_names
 from ..resources import memory_check
 from ..safeio import atomic_path, check_output_dir
 from ..solvers import SolverConfig
-from ..training import OPTIMIZERS, TrainConfig, train
+from ..training import OPTIMIZERS, TrainConfig, TrainResult, train
 from .common import add_common, add_pool, add_safety, pool_fields, write_json
 
 #: v2: ``config`` is :meth:`TrainConfig.to_dict` with nested ``task`` and ``model``
@@ -106,6 +106,21 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     beta = SolverConfig(beta=args.beta).beta  # instance.npz's solver beta, checked there
     get_model(args.model)  # an unknown name is refused before anything else
+    cfg = _config(args)
+    outputs = ("summary.json", "history.csv", "weights.pt", "instance.npz", "weights.npz")
+    out: Path = check_output_dir(args.out, create=False, outputs=outputs)
+    res = train(cfg, progress=not args.quiet)  # checks its memory estimate first
+    check_output_dir(out)
+    summary = res.summary()
+    written = _write_outputs(out, cfg, res, summary, beta)
+    _print_report(cfg, res, summary)
+    print(f"  wrote           {out}/{', '.join(written)}")
+    return 0
+
+
+def _config(args: argparse.Namespace) -> TrainConfig:
+    """The run's :class:`TrainConfig` from the command line (validated on construction),
+    with the task pool options where any differs from its default."""
     params = {k: getattr(args, k) for k in ("H", "M") if getattr(args, k) is not None}
     cfg = TrainConfig.of(
         args.model,
@@ -132,12 +147,16 @@ def _run(args: argparse.Namespace) -> int:
     pool = pool_fields(args)
     if pool != {"tasks": None, "pool_seed": 0, "assignment": "uniform", "task_norm": "gaussian"}:
         cfg = dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, **pool))
+    return cfg
+
+
+def _write_outputs(
+    out: Path, cfg: TrainConfig, res: TrainResult, summary: dict, beta: float
+) -> list[str]:
+    """Write ``summary.json``, ``history.csv``, ``weights.pt`` and, for a single trial of a
+    spin model, its spin-glass instance (``instance.npz``) and its weights (``weights.npz``),
+    each atomically; return the names written."""
     task = cfg.task
-    outputs = ("summary.json", "history.csv", "weights.pt", "instance.npz", "weights.npz")
-    out: Path = check_output_dir(args.out, create=False, outputs=outputs)
-    res = train(cfg, progress=not args.quiet)  # checks its memory estimate first
-    check_output_dir(out)
-    summary = res.summary()
     summary["config"]["version"] = __version__  # beside its convention
     write_json(out / "summary.json", summary)
     with atomic_path(out / "history.csv") as tmp:
@@ -169,6 +188,13 @@ def _run(args: argparse.Namespace) -> int:
         )
         _savez(out / "weights.npz", W=res.W[0].cpu().numpy())
         written += ["instance.npz", "weights.npz"]
+    return written
+
+
+def _print_report(cfg: TrainConfig, res: TrainResult, summary: dict) -> None:
+    """The run's summary on stdout: configuration, epochs, the training loss (eq. 2) and
+    the test errors (with e_IDG and g_task for a task pool)."""
+    task = cfg.task
     te, rte = summary["test_error"], summary["relative_test_error"]
     pm = (
         (lambda d: f"{d['mean']:.6g} ± {d['stderr']:.2g}")
@@ -191,5 +217,3 @@ def _run(args: argparse.Namespace) -> int:
         print(f"  e_IDG (pool)    {pm(summary['test_error_idg'])}  (tasks from the pool)")
         print(f"  relative e_IDG  {pm(summary['relative_test_error_idg'])}")
         print(f"  g_task          {pm(summary['gtask'])}  (e_ICL - e_IDG; e_ICL: fresh tasks)")
-    print(f"  wrote           {out}/{', '.join(written)}")
-    return 0

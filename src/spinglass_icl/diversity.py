@@ -579,55 +579,96 @@ def task_diversity(
     rows: list[DiversityRow] = []
     contexts = None
     for i, K in enumerate(tasks):
-        cfgs = [
-            TaskConfig(
-                D,
-                N,
-                P,
-                convention,
-                noise,
-                tasks=K,
-                pool_seed=_seed(seed, K, j, "pool"),
-                assignment=assignment,
-                task_norm=task_norm,
-            )
-            for j in range(averages)
-        ]
+        cfgs = _pool_configs(
+            D, N, P, K, noise, convention, task_norm, assignment, averages, seed
+        )  # fmt: skip
         cfgs[0].check_sizes()
         per = instance_bytes(D, N, P, solver, precision)
         if i == 0:
             check_memory(per, f"task-diversity D={D} N={N} P={P}", "use a smaller D or P")
-        step = max(1, min(averages, int(CHUNK_BYTES // per)))
-        step = -(-averages // -(-averages // step))  # equal chunks: 10 + 10, not 16 + 4
-        Ws = []
-        for lo in range(0, averages, step):
-            part = range(lo, min(averages, lo + step))
-            u, qa, y = _draw_batch(
-                [cfgs[j] for j in part], [_seed(seed, K, j, "train") for j in part]
-            )
-            if solver == "exact":
-                Ws.append(_exact_weights(u, qa, y, cfgs[0].prefactor, lam, precision=precision))
-            else:
-                q = torch.cat([qa, qa.new_zeros(*qa.shape[:-1], 1)], -1)
-                Ws.append(_amp_weights(u, q, y, cfgs[0], lam))
-            del u, qa, y
-        W = torch.cat(Ws)
+        W = _pool_weights(cfgs, K, seed, solver, lam, precision, per)
         icl = [float(t.exact_test_error(W[j], "icl")) for j, t in enumerate(cfgs)]
         idg = [float(t.exact_test_error(W[j], "idg")) for j, t in enumerate(cfgs)]
         rows.append(_row(K, D, solver, icl, idg))
         if baselines and K is not None:
             if contexts is None:
                 contexts = TestContexts.draw(D, N, n_test, _seed(seed, "contexts"))
-            bl = [
-                baseline_errors(t, contexts, _seed(seed, K, j, "test")) for j, t in enumerate(cfgs)
-            ]
-            for name in ("dmmse", "ridge"):
-                rows.append(_row(K, D, name, [b[name][0] for b in bl], [b[name][1] for b in bl]))
+            rows += _baseline_rows(cfgs, K, D, contexts, seed)
         th = pool_theory(D, N, P, K, lam, convention, noise)
         rows.append(_row(K, D, "theory", [th.icl], [th.idg]))
         if progress is not None:
             progress(i + 1, len(tasks))
     return rows
+
+
+def _pool_configs(
+    D: int,
+    N: int,
+    P: int,
+    K: int | None,
+    noise: float,
+    convention: str,
+    task_norm: str,
+    assignment: str,
+    averages: int,
+    seed: int,
+) -> list[TaskConfig]:
+    """The ``averages`` task configurations of pool size ``K``: average j draws its pool
+    from the seed derived from ``(seed, K, j, "pool")``."""
+    return [
+        TaskConfig(
+            D,
+            N,
+            P,
+            convention,
+            noise,
+            tasks=K,
+            pool_seed=_seed(seed, K, j, "pool"),
+            assignment=assignment,
+            task_norm=task_norm,
+        )
+        for j in range(averages)
+    ]
+
+
+def _pool_weights(
+    cfgs: list[TaskConfig],
+    K: int | None,
+    seed: int,
+    solver: str,
+    lam: float,
+    precision: str,
+    per: int,
+) -> torch.Tensor:
+    """The solver's weights for every average of one pool size, solved in equal chunks
+    of at most :data:`CHUNK_BYTES` (``per``: bytes of one instance); average j trains on
+    the seed derived from ``(seed, K, j, "train")``."""
+    averages = len(cfgs)
+    step = max(1, min(averages, int(CHUNK_BYTES // per)))
+    step = -(-averages // -(-averages // step))  # equal chunks: 10 + 10, not 16 + 4
+    Ws = []
+    for lo in range(0, averages, step):
+        part = range(lo, min(averages, lo + step))
+        u, qa, y = _draw_batch([cfgs[j] for j in part], [_seed(seed, K, j, "train") for j in part])
+        if solver == "exact":
+            Ws.append(_exact_weights(u, qa, y, cfgs[0].prefactor, lam, precision=precision))
+        else:
+            q = torch.cat([qa, qa.new_zeros(*qa.shape[:-1], 1)], -1)
+            Ws.append(_amp_weights(u, q, y, cfgs[0], lam))
+        del u, qa, y
+    return torch.cat(Ws)
+
+
+def _baseline_rows(
+    cfgs: list[TaskConfig], K: int, D: int, contexts: TestContexts, seed: int
+) -> list[DiversityRow]:
+    """dMMSE's and ridge's rows of one pool size, by Monte Carlo on ``contexts``; average
+    j tests on the seed derived from ``(seed, K, j, "test")``."""
+    bl = [baseline_errors(t, contexts, _seed(seed, K, j, "test")) for j, t in enumerate(cfgs)]
+    return [
+        _row(K, D, name, [b[name][0] for b in bl], [b[name][1] for b in bl])
+        for name in ("dmmse", "ridge")
+    ]
 
 
 def _amp_weights(u, q, y, task, lam) -> torch.Tensor:

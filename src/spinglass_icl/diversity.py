@@ -686,7 +686,7 @@ def _amp_weights(u, q, y, task, lam) -> torch.Tensor:
             f"AMP did not converge on {int(bad.sum())} of {bad.numel()} instances at "
             f"K = {task.tasks} (left out of the means; a larger lam helps)",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=4,  # task_diversity > _pool_weights > here
         )
         W[bad] = float("nan")
     return W

@@ -670,7 +670,7 @@ def _check_script_guard(executor: str, scheduler: str | None) -> str:
         f"this sweep runs serially in this process. To use several processes, put the "
         f"call under `{_GUARD}` (see docs/cluster.md)",
         ScriptGuardWarning,
-        stacklevel=3,
+        stacklevel=4,  # run_sweep > _checked_run > here
     )
     return "serial"
 

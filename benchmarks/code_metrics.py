@@ -190,7 +190,8 @@ TRACES: dict[str, list[tuple[str, str]]] = {
         ("spinglass_icl.solvers.make_config", "hop"),
         ("spinglass_icl.solvers.registry.Solver.__call__", "hop"),
         ("spinglass_icl.solvers.amp.run_amp", "hop"),
-        ("spinglass_icl.solvers.engine.iterate", "use"),
+        ("spinglass_icl.solvers.engine.iterate", "hop"),
+        ("spinglass_icl.solvers.engine._damped", "use"),
     ],
     "spinglass-icl solve --damping auto (extra steps)": [
         ("spinglass_icl.solvers.stability.resolve_auto_damping", "hop"),
@@ -216,7 +217,8 @@ TRACES: dict[str, list[tuple[str, str]]] = {
         ("spinglass_icl.solvers.make_config", "hop"),
         ("spinglass_icl.solvers.registry.Solver.__call__", "hop"),
         ("spinglass_icl.solvers.amp.run_amp", "hop"),
-        ("spinglass_icl.solvers.engine.iterate", "use"),
+        ("spinglass_icl.solvers.engine.iterate", "hop"),
+        ("spinglass_icl.solvers.engine._damped", "use"),
     ],
     "spinglass-icl solve --lam 0.1": [
         ("spinglass_icl.cli.solve._run", "hop"),

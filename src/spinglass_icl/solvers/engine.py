@@ -104,26 +104,13 @@ def iterate(
     limit: list[torch.Tensor] | None = None  # BLOWUP x each tensor's first-iteration size
     for it in range(1, max_iter + 1):
         new, ok = update(state)
-        # per tensor: max|new| (NaN if any entry is NaN, inf if any is inf), max|new - old|
-        # and max|old|; "finite" is max|new| < BLOWUP x its first size, which is False
-        # for NaN and inf as well (so it also tests that every entry is finite)
-        size = [_reduce_to_batch(x, bnd) for x in new]
-        if limit is None:
-            limit = [BLOWUP * sz.clamp_min(tiny) for sz in size]
-        res, finite = _residual(state, new, size, limit, bnd, tiny)
-        if residual is not None:
-            r = residual(state, new)
-            finite = finite & ~torch.isnan(r)
-            res = torch.nan_to_num(r, nan=float("inf"))
+        res, finite, limit = _check_step(state, new, limit, bnd, tiny, residual)
         bad = active & ~(ok & finite)
         good = active & ~bad
         n_iter += active
         history.append(res)
         actives.append(active.clone())
-        state = tuple(
-            torch.where(_expand(good, o), damping * o + (1.0 - damping) * n if damping else n, o)
-            for o, n in zip(state, new)
-        )
+        state = _damped(state, new, good, damping)
         done = good & (res < tol)
         converged |= done
         diverged |= bad
@@ -134,6 +121,40 @@ def iterate(
             break
     return EngineOutput(
         state, converged, diverged, n_iter, _residuals(history, actives, batch_shape)
+    )
+
+
+def _check_step(
+    state: State,
+    new: State,
+    limit: list[torch.Tensor] | None,
+    bnd: int,
+    tiny: float,
+    residual: Callable[[State, State], torch.Tensor] | None,
+) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """``(res, finite, limit)`` of one step: the residual to compare with ``tol`` (the
+    caller's ``residual``, NaN read as inf, or the relative undamped change) and whether
+    the step stayed finite and below the blow-up limit (set on the first step)."""
+    # per tensor: max|new| (NaN if any entry is NaN, inf if any is inf), max|new - old|
+    # and max|old|; "finite" is max|new| < BLOWUP x its first size, which is False
+    # for NaN and inf as well (so it also tests that every entry is finite)
+    size = [_reduce_to_batch(x, bnd) for x in new]
+    if limit is None:
+        limit = [BLOWUP * sz.clamp_min(tiny) for sz in size]
+    res, finite = _residual(state, new, size, limit, bnd, tiny)
+    if residual is not None:
+        r = residual(state, new)
+        finite = finite & ~torch.isnan(r)
+        res = torch.nan_to_num(r, nan=float("inf"))
+    return res, finite, limit
+
+
+def _damped(state: State, new: State, good: torch.Tensor, damping: float) -> State:
+    """The damped update ``damping * old + (1 - damping) * new`` where ``good``; the old
+    state elsewhere (a finished, diverged or invalid instance keeps its last state)."""
+    return tuple(
+        torch.where(_expand(good, o), damping * o + (1.0 - damping) * n if damping else n, o)
+        for o, n in zip(state, new)
     )
 
 

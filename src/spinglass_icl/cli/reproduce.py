@@ -48,6 +48,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "tiny (seconds; tests)",
     )
     p.add_argument("--out", type=Path, default=Path("out/reproduce"), help="output folder")
+    _add_execution_args(p)
+    _add_run_options(p)
+    add_common(p)
+    add_slurm_args(p)
+    p.set_defaults(func=run)
+
+
+def _add_execution_args(p: argparse.ArgumentParser) -> None:
+    """``--executor``, ``--workers``, ``--force`` and ``--threads``: how the figures run."""
     p.add_argument(
         "--executor",
         default="local",
@@ -69,6 +78,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="torch CPU threads (default: 1 for tiny/quick, whose tensors are small and "
         "suffer from oversubscription; torch's default for paper)",
     )
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """``--trials``, ``--no-progress``, ``--no-memory-check``, ``--damping`` and
+    ``--restarts``: overrides of the presets and the run's safety and display options."""
     p.add_argument(
         "--trials",
         default=None,
@@ -98,9 +112,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train R initializations per trial and keep the lowest training loss, in every "
         "figure that trains with restarts (fig6, figS8; default: the preset's, 1)",
     )
-    add_common(p)
-    add_slurm_args(p)
-    p.set_defaults(func=run)
 
 
 #: figures whose AMP runs as a sweep, where ``--damping`` (and ``auto``) applies

@@ -24,6 +24,7 @@ _NAMES = (*FIGURES, *_GROUPS)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``spinglass-icl reproduce`` and its options to the subcommands ``sub``."""
     p = sub.add_parser(
         "reproduce",
         help="remake the paper's figures (PNG, PDF, data) and report.md / report.html",

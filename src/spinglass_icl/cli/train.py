@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """``spinglass-icl train``: train, write the outputs into ``--out``, print the summary."""
     beta = SolverConfig(beta=args.beta).beta  # instance.npz's solver beta, checked there
     get_model(args.model)  # an unknown name is refused before anything else
     cfg = _config(args)

@@ -1,6 +1,6 @@
 """The dense AMP solve with each matrix-vector kernel, beside the NumPy reference.
 
-    python benchmarks/amp_kernels.py [--D 40 80] [--repeat 5]
+    python benchmarks/amp_kernels.py [--D 40 80] [--repeat 5] [--blas-spin]
 
 Same instance and settings as benchmarks/solve.py (authors convention, N = D,
 P = 2 D^2, lam = 1, beta = 100, damping 0.5, tol 1e-8, AMP with the Onsager term).
@@ -19,11 +19,21 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-from pathlib import Path
 
-import numpy as np
-import torch
+# NumPy's OpenBLAS keeps its worker threads spinning for 2**28 cycles (about 0.1 s here)
+# after each call. Interleaved with the reference they would hold the second core
+# through the next timed call, which our two-thread products need (benchmarks/RESULTS.md,
+# "OpenBLAS's spinning threads"). 4, the smallest value, lets them sleep at once;
+# ``--blas-spin`` keeps OpenBLAS's default. Set before NumPy loads OpenBLAS.
+BLAS_SPIN = "--blas-spin" in sys.argv[1:]
+if not BLAS_SPIN:
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -68,14 +78,28 @@ def bench(D: int, repeat: int) -> str:
     )
 
 
+def blas_line() -> str:
+    """How NumPy's OpenBLAS threads wait between calls, for the table's header."""
+    t = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
+    return f"OPENBLAS_THREAD_TIMEOUT={t}" if t else "OpenBLAS threads spin (its default)"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--D", type=int, nargs="+", default=[40, 80])
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument(
+        "--blas-spin",
+        action="store_true",
+        help="keep OpenBLAS's default spinning threads (OPENBLAS_THREAD_TIMEOUT unset)",
+    )
     args = p.parse_args(argv)
     print(f"# torch {torch.__version__}, numpy {np.__version__}, torch threads "
           f"{torch.get_num_threads()}, repeat {args.repeat} (min, wall clock)")  # fmt: skip
-    print(f"# load average {os.getloadavg()[0]:.1f} at the start; speedup = numpy s / that s")
+    print(
+        f"# load average {os.getloadavg()[0]:.1f} at the start; speedup = numpy s / that s; "
+        f"{blas_line()}"
+    )
     print(
         "|   D | spins | iters |   row s |  symv s |  pair s | numpy s |  row x | symv x | pair x |"
     )

@@ -1,10 +1,39 @@
 """Readability checks of a drawn matplotlib figure, from the renderer's bounding boxes:
 no two text elements overlap, and no legend covers a data point (a marker or a scatter
-point) of its own axes."""
+point) of its own axes; and :func:`keeping_drawn`, which keeps what the runner draws."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import numpy as np
+import pytest
+import torch
+
+
+@contextmanager
+def keeping_drawn(drawn: dict, threads: int | None = None) -> Iterator[None]:
+    """Inside the block the runner's ``save_figure`` also keeps each figure it saves in
+    ``drawn`` under its folder's name (the figure name), for :func:`figure_problems`;
+    torch runs on ``threads`` threads if given, and on as many as before after it."""
+    from spinglass_icl.experiments import figure
+    from spinglass_icl.experiments.plotting import save_figure
+
+    def keep(fig, folder, stem="figure"):
+        drawn[Path(folder).name] = fig
+        return save_figure(fig, folder, stem)
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(figure, "save_figure", keep)  # the runner saves every figure
+            yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _renderer(fig):

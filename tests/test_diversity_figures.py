@@ -22,23 +22,12 @@ DRAWN: dict = {}
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    from spinglass_icl.experiments import figure
-    from spinglass_icl.experiments.plotting import save_figure
-
-    def keep(fig, folder, stem="figure"):
-        DRAWN[Path(folder).name] = fig
-        return save_figure(fig, folder, stem)
+    from figure_checks import keeping_drawn
 
     out = tmp_path_factory.mktemp("diversity_tiny")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(figure, "save_figure", keep)  # the runner saves every figure
-            for name in DIVERSITY:
-                run_figure(name, out, preset="tiny", progress=False)
-    finally:
-        torch.set_num_threads(threads)
+    with keeping_drawn(DRAWN, threads=1):
+        for name in DIVERSITY:
+            run_figure(name, out, preset="tiny", progress=False)
     return out
 
 

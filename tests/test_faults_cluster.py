@@ -21,6 +21,7 @@ import pytest
 from spinglass_icl.sweep import SweepSpec, open_store
 from spinglass_icl.sweep.executors import unguarded_script
 from sweep_helpers import ENV
+from sweep_helpers import TINY_TOML as ONE_REPEAT
 
 #: many one-instance chunks, each a fraction of a second: a run lasts long enough to kill
 SLOW_TOML = """
@@ -172,17 +173,8 @@ def test_sigkill_of_one_of_two_dask_workers_is_survived(tmp_path, dask_cluster_o
 
 
 # ------------------------------------------------------------- scripts and guards
-TINY_TOML = """
-repeats = 2
-seed = 1
-test_tasks = 50
-[grid]
-P = [20, 30]
-[fixed]
-D = 2
-N = 4
-lam = 1.0
-"""
+# two repeats: four rows, so that two workers both get some
+TINY_TOML = ONE_REPEAT.replace("repeats = 1", "repeats = 2")
 
 
 def test_run_sweep_in_a_script_without_a_main_guard_runs_serially_and_says_why(tmp_path):

@@ -27,24 +27,14 @@ DRAWN: dict = {}
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    from spinglass_icl.experiments import figure
-    from spinglass_icl.experiments.plotting import save_figure
-
-    def keep(fig, folder, stem="figure"):
-        DRAWN[Path(folder).name] = fig
-        return save_figure(fig, folder, stem)
+    from figure_checks import keeping_drawn
 
     out = tmp_path_factory.mktemp("reproduce_tiny")
-    threads = torch.get_num_threads()
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(figure, "save_figure", keep)  # the runner saves every figure
-            rc = main(
-                ["reproduce", "all", "--preset", "tiny", "--out", str(out), "--executor",
-                 "serial", "--no-progress"]
-            )  # fmt: skip
-    finally:
-        torch.set_num_threads(threads)  # the CLI sets 1 thread for tiny presets
+    with keeping_drawn(DRAWN):  # the CLI sets 1 thread for tiny presets; restored after
+        rc = main(
+            ["reproduce", "all", "--preset", "tiny", "--out", str(out), "--executor",
+             "serial", "--no-progress"]
+        )  # fmt: skip
     assert rc == 0
     return out
 

@@ -16,24 +16,19 @@ mean to 1e-10.
 
 from __future__ import annotations
 
+# before NumPy: OpenBLAS reads its thread wait when it loads (benchmarks/openblas_wait.py)
+from openblas_wait import add_flag, blas_line
+
+# isort: split
+
 import argparse
 import os
 import sys
+import time
+from pathlib import Path
 
-# NumPy's OpenBLAS keeps its worker threads spinning for 2**28 cycles (about 0.1 s here)
-# after each call. Interleaved with the reference they would hold the second core
-# through the next timed call, which our two-thread products need (benchmarks/RESULTS.md,
-# "OpenBLAS's spinning threads"). 4, the smallest value, lets them sleep at once;
-# ``--blas-spin`` keeps OpenBLAS's default. Set before NumPy loads OpenBLAS.
-BLAS_SPIN = "--blas-spin" in sys.argv[1:]
-if not BLAS_SPIN:
-    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -78,21 +73,11 @@ def bench(D: int, repeat: int) -> str:
     )
 
 
-def blas_line() -> str:
-    """How NumPy's OpenBLAS threads wait between calls, for the table's header."""
-    t = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
-    return f"OPENBLAS_THREAD_TIMEOUT={t}" if t else "OpenBLAS threads spin (its default)"
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--D", type=int, nargs="+", default=[40, 80])
     p.add_argument("--repeat", type=int, default=5)
-    p.add_argument(
-        "--blas-spin",
-        action="store_true",
-        help="keep OpenBLAS's default spinning threads (OPENBLAS_THREAD_TIMEOUT unset)",
-    )
+    add_flag(p)
     args = p.parse_args(argv)
     print(f"# torch {torch.__version__}, numpy {np.__version__}, torch threads "
           f"{torch.get_num_threads()}, repeat {args.repeat} (min, wall clock)")  # fmt: skip

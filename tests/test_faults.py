@@ -23,7 +23,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -378,43 +377,13 @@ def test_sigkill_of_reproduce_kills_the_fig4a_workers(tmp_path):
 
 
 # ------------------------------------------------------------ 4. verify, then skip
-def _fake_figure():
-    """A figure module that makes a real PNG, PDF and NetCDF file in milliseconds."""
-    import types
-
-    import xarray as xr
-
-    from spinglass_icl.experiments.claims import at_least
-    from spinglass_icl.experiments.common import new_figure
-
-    calls = []
-
-    def compute(ctx):
-        calls.append(1)
-        return xr.Dataset({"x": ("i", np.arange(3.0))})
-
-    def draw(ds):
-        fig, axes = new_figure(1)
-        axes[0, 0].plot([0, 1], [0, 1])
-        return fig
-
-    def claims(ds):
-        return [at_least("fake", "x", 1.0, agree=0.5, partly=0.1)]
-
-    def summarize(ds):
-        return {"x": 1.0}, "fake"
-
-    mod = types.SimpleNamespace(TITLE="t", CLAIM="c", NOTES=[], compute=compute, draw=draw,
-                                claims=claims, summarize=summarize)  # fmt: skip
-    return mod, calls
-
-
 def test_reproduce_redoes_a_corrupt_figure_and_one_never_blocks_another(
     tmp_path, monkeypatch, capsys
 ):
     import spinglass_icl.experiments.runner as runner
+    from figure_checks import fake_figure
 
-    mod, calls = _fake_figure()
+    mod, calls = fake_figure()
     real = runner.figure_module
     monkeypatch.setattr(runner, "figure_module", lambda n: mod if n == "fig1" else real(n))
     argv = ["reproduce", "fig1", "--preset", "tiny", "--out", tmp_path, "--no-progress"]

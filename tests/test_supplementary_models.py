@@ -76,6 +76,9 @@ def test_paper_counts_are_the_authors_on_a_gpu_and_scaled_on_a_cpu(fig, key, cap
     assert budget_count(cuda, key, cap) == (authors, [])
     asked = dataclasses.replace(ctx, params=p.replace(**{key: 7}))
     assert budget_count(asked, key, cap) == (7, [])
+    # --trials K at the authors' own count runs K: asked for, not the preset's default
+    at_authors = dataclasses.replace(ctx, trials_override=authors)
+    assert budget_count(at_authors, key, cap) == (authors, [])
 
 
 @pytest.mark.parametrize(
@@ -95,3 +98,36 @@ def test_the_record_states_the_count_that_ran(fig, key, authors):
     assert _trials_run(fig, ctx) == (cap if cap is not None else authors)
     cuda = Context(figure=fig, out=Path("."), preset="paper", params=p, device="cuda")
     assert _trials_run(fig, cuda) == authors
+
+
+def test_trials_at_the_authors_count_is_run_and_not_skipped(tmp_path, monkeypatch):
+    """``reproduce figS8 --preset paper --trials 10`` on a CPU runs 10 trials per point,
+    though 10 is the preset's own value, and a figure made with the CPU count (4) is
+    redone for it, not skipped; the record states the count run (a figure module that
+    only records the count it is given stands in for the training)."""
+    import spinglass_icl.experiments.runner as runner
+    from figure_checks import fake_figure
+    from spinglass_icl.experiments.supp import budget_count
+
+    mod, calls = fake_figure()
+    counts = []
+    compute = mod.compute
+    mod.compute = lambda ctx: (
+        counts.append(budget_count(ctx, "trials", "cpu_trials")[0]) or (compute(ctx))
+    )
+    real = runner.figure_module
+    monkeypatch.setattr(runner, "figure_module", lambda n: mod if n == "figS8" else real(n))
+    p = get_preset("paper", "figS8")
+
+    def run(trials=None):
+        return run_figure("figS8", tmp_path, preset="paper", progress=False, trials=trials)
+
+    r = run()
+    assert counts == [p.cpu_trials] and r["trials"] == p.cpu_trials
+    assert run()["skipped"] and len(calls) == 1  # the same count: skipped
+    r = run(trials=p.trials)
+    assert not r["skipped"] and counts == [p.cpu_trials, p.trials]
+    assert r["trials"] == p.trials and r["trials_override"] == p.trials
+    assert run(trials=p.trials)["skipped"] and len(calls) == 2
+    r = run()  # back to the CPU count: redone again
+    assert not r["skipped"] and r["trials"] == p.cpu_trials and len(calls) == 3

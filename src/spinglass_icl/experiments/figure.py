@@ -86,6 +86,10 @@ class Context:
         How sweeps run (Fig. 4a).
     progress : bool
         Show tqdm bars.
+    trials_override : int or None
+        The trial count asked for (``reproduce --trials K``): it runs as given, also where
+        it equals the authors' count (never replaced by a CPU count,
+        :func:`.supp.budget_count`); None: the preset's.
     """
 
     figure: str
@@ -98,6 +102,7 @@ class Context:
     executor: str = "local"
     workers: int = 2
     progress: bool = True
+    trials_override: int | None = None
 
 
 @dataclass(frozen=True)

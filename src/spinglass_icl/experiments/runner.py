@@ -103,18 +103,21 @@ def figure_params(
     return p
 
 
-def _made_before(out: Path, name: str, preset: str, p: FigurePreset, seed: int, convention: str):
-    """``(record, problem)`` of a figure already in ``out``: the record if it was made
-    with the same preset, seed, convention and parameters and verifies, and the problem
-    found if it does not verify (then it is redone)."""
+def _made_before(out: Path, ctx: Context):
+    """``(record, problem)`` of figure ``ctx.figure`` already in ``out``: the record if it
+    was made with the same preset, seed, convention, parameters and trial count run
+    (``--trials K`` against a CPU count, :func:`_trials_run`) and verifies, and the
+    problem found if it does not verify (then it is redone)."""
+    name = ctx.figure
     if not result_path(out, name).exists():
         return None, None
     old, problem = verify_figure(out, name)
     same = old is not None and (
-        old.get("preset") == preset
-        and old.get("seed") == seed
-        and old.get("convention") == convention
-        and old.get("params") == json.loads(json.dumps(p.to_dict()))
+        old.get("preset") == ctx.preset
+        and old.get("seed") == ctx.seed
+        and old.get("convention") == ctx.convention
+        and old.get("params") == json.loads(json.dumps(ctx.params.to_dict()))
+        and old.get("trials") == _trials_run(name, ctx)
         and "verdict" in old  # records from before the claims are redone
     )
     return (old if same and problem is None else None), problem
@@ -202,12 +205,6 @@ def run_figure(
     mod = figure_module(name)
     p = figure_params(name, preset, params, trials)
     rpath = result_path(out, name)
-    old, redone = (
-        (None, None) if force else _made_before(out, name, preset, p, opts.seed, convention)
-    )
-    if old is not None:
-        old["skipped"] = True
-        return old
     ctx = Context(
         figure=name,
         out=out / name,
@@ -219,7 +216,12 @@ def run_figure(
         executor=executor,
         workers=opts.workers,
         progress=progress,
+        trials_override=trials,
     )
+    old, redone = (None, None) if force else _made_before(out, ctx)
+    if old is not None:
+        old["skipped"] = True
+        return old
     ctx.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with plot_style():

@@ -74,15 +74,17 @@ def budget_count(ctx: Context, name: str = "repeats", cap: str = "cpu_repeats"):
     """The count of parameter ``name`` to run, and a note when it was scaled down.
 
     On a CPU, a preset's ``cap`` (e.g. ``cpu_repeats``) replaces ``name`` when ``name``
-    still holds the authors' value (the preset class's default): the supplementary
-    figures then fit the 2-hour budget on 2 cores. On CUDA, or when ``name`` was set to
-    anything else (``reproduce --trials K``, a ``quick``/``tiny`` preset), the count is
-    ``name`` itself.
+    still holds the authors' value (the preset class's default) and was not asked for:
+    the supplementary figures then fit the 2-hour budget on 2 cores. On CUDA, when
+    ``name`` was set to anything else (a ``quick``/``tiny`` preset), or when it is the
+    trial count asked for (``reproduce --trials K``, ``ctx.trials_override``; also K equal
+    to the authors' count), the count is ``name`` itself.
     """
     p = ctx.params
     n, limit = int(p[name]), p.get(cap)
     script = getattr(type(p)(), name)
-    if limit is None or str(ctx.device).startswith("cuda") or n != script or limit >= n:
+    asked = ctx.trials_override is not None and name in ("trials", "repeats")
+    if asked or limit is None or str(ctx.device).startswith("cuda") or n != script or limit >= n:
         return n, []
     return int(limit), [
         f"{name}: {limit} of the authors' {n} on this CPU, to fit the 2-hour budget of the "

@@ -158,6 +158,33 @@ def test_convergence_stop_freezes_each_trial():
     torch.testing.assert_close(res.W[k], short.W[0], rtol=1e-10, atol=1e-13)
 
 
+@pytest.mark.parametrize("name", ["fla", "mhla", "sa", "tf"])
+def test_a_chunk_steps_only_its_active_trials_and_each_equals_its_trial_alone(name, monkeypatch):
+    """Full batch with autograd, a chunk whose trials stop at different epochs steps only
+    the trials still training (training._LiveTrials) and changes no number: each trial's
+    weights, epochs and test error are those of the trial trained alone."""
+    import spinglass_icl.training as training
+
+    stepped, loss = [], training._loss
+    spy = lambda model, params, *a: stepped.append(len(a[1])) or loss(model, params, *a)  # noqa: E731
+    monkeypatch.setattr(training, "_loss", spy)
+    cfg = _cfg(model=name, trials=3, epochs=400, tol=1e-4, lr=0.03, seed=5, **SMALL)
+    res = train(cfg)
+    monkeypatch.undo()
+    assert len(set(res.epochs_run.tolist())) > 1  # the chunk shrank on the way
+    # the steps after the first stop trained the trials still active only
+    assert stepped.count(1) + stepped.count(2) == int(res.epochs_run.max() - res.epochs_run.min())
+    assert res.converged.all() and (res.epochs_run < 400).all()
+    for k in range(3):
+        alone = train(TrainConfig.replace(cfg, trials=1, first_trial=k))
+        assert int(alone.epochs_run[0]) == int(res.epochs_run[k])
+        for key, v in res.state.items():
+            torch.testing.assert_close(v[k], alone.state[key][0], rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(
+            res.test_error.absolute[k], alone.test_error.absolute[0], rtol=1e-9, atol=1e-14
+        )
+
+
 def test_summary_and_history():
     cfg = _cfg(model="sla", trials=3, epochs=10, eval_every=3, **SMALL)
     res = train(cfg)

@@ -266,7 +266,9 @@ def train_bytes(
 
     With ``quadratic=True`` (full-batch SLA on eq. 2 as a quadratic) a step touches no
     prompt: the cost is the features ``P n`` met once while ``A = G + lam I`` is built
-    and the ``n x n`` matrix ``A`` itself. ``itemsize`` is 4 for float32 training."""
+    and the ``n x n`` matrix ``A`` itself. ``itemsize`` is 4 for float32 training.
+    Full batch on the prompts, the active trials' prompts are copied once a trial of the
+    chunk stops (at most ``trials - 1`` more trials' data; ``training._LiveTrials``)."""
     n = (D + 1) ** 2
     prompt = (D + 1) * (N + 1)
     if model is None:
@@ -281,6 +283,8 @@ def train_bytes(
     else:
         step = P if batch_size is None else min(P, batch_size)
         per = P * datum + step * step_items + test_tasks * datum + weights
+        if batch_size is None:
+            return itemsize * (trials * per + (trials - 1) * P * held)
     return itemsize * trials * per
 
 

@@ -757,21 +757,68 @@ def _merged_step(cfg, model, params, data, y, quad, merged_grads):
     return loss, tuple(g[k] for k in params)
 
 
-def _epoch(cfg, model, params, opt, data, y, batches, active, grad_norm, quad):
+class _LiveTrials:
+    """The active trials' rows of the full-batch data, so that a chunk whose trials stop
+    one by one steps only the ones still training (a stopped trial's weights are frozen
+    anyway): ``(idx, data, y)`` for the active trials ``idx``, copied once each time the
+    set shrinks; None while all are active."""
+
+    def __init__(self, data: tuple[torch.Tensor, ...], y: torch.Tensor) -> None:
+        self.data, self.y = data, y
+        self.key: tuple[int, ...] | None = None
+        self.rows: tuple | None = None
+
+    def __call__(self, active: torch.Tensor):
+        idx = active.nonzero()[:, 0]
+        if idx.numel() == active.numel():
+            return None
+        key = tuple(idx.tolist())
+        if key != self.key:
+            self.key, self.rows = None, None  # drop the last copy before the next one
+            self.rows = (idx, tuple(t[idx] for t in self.data), self.y[idx])
+            self.key = key
+        return self.rows
+
+
+def _autograd_step(cfg, model, params, d_b, y_b, live_idx):
+    """Eq. (2) per trial and its gradients by autograd; with ``live_idx`` (the rows of
+    ``d_b``, ``y_b``) only those trials' weights take part: the loss of the others is NaN
+    and their gradients zero (their weights are frozen by the optimizer's mask)."""
+    if live_idx is None:
+        loss = _loss(model, params, d_b, y_b, cfg.lam)
+        return loss, torch.autograd.grad(loss.sum(), list(params.values()))
+    sub = {k: p.detach()[live_idx].requires_grad_() for k, p in params.items()}
+    part = _loss(model, sub, d_b, y_b, cfg.lam)
+    g_sub = torch.autograd.grad(part.sum(), list(sub.values()))
+    loss = torch.full((cfg.trials,), float("nan"), dtype=part.dtype, device=part.device)
+    loss[live_idx] = part.detach()
+    grads = []
+    for p, g in zip(params.values(), g_sub):
+        full = torch.zeros_like(p)
+        full[live_idx] = g
+        grads.append(full)
+    return loss, tuple(grads)
+
+
+def _epoch(cfg, model, params, opt, data, y, batches, active, grad_norm, quad, live=None):
     """One epoch of optimizer steps over ``batches``; ``(epoch_loss, grad_norm)``.
 
     ``quad = (A, h, const)`` of :func:`sla_quadratic` steps with the exact gradient
-    ``A sigma - h``; None with autograd on eq. 2."""
+    ``A sigma - h``; None with autograd on eq. 2, where ``live`` (a :class:`_LiveTrials`
+    of the full-batch data; None with minibatches) restricts the step to the active trials
+    (the epoch loss of a stopped trial is then NaN)."""
     T, P = cfg.trials, cfg.task.P
     dev = y.device
     epoch_loss = torch.zeros(T, dtype=torch.float64, device=dev)
+    merged_grads = _merged_grads(model)
+    rows_live = live(active) if live is not None and merged_grads is None and quad is None else None
+    live_idx = None if rows_live is None else rows_live[0]
     for idx in batches:
         if idx is None:
-            d_b, y_b = data, y
+            d_b, y_b = (data, y) if rows_live is None else rows_live[1:]
         else:
             rows = torch.arange(T, device=dev)[:, None]
             d_b, y_b = tuple(t[rows, idx] for t in data), y[rows, idx]
-        merged_grads = _merged_grads(model)
         if merged_grads is not None:  # SLA-like: dL/dW of the merged W, then the chain rule
             loss, grads = _merged_step(cfg, model, params, d_b, y_b, quad, merged_grads)
         elif quad is not None:  # W = model.merged(params): chain rule through W, penalty apart
@@ -782,8 +829,7 @@ def _epoch(cfg, model, params, opt, data, y, batches, active, grad_norm, quad):
                     + const_q + 0.5 * cfg.lam * pen)  # fmt: skip
             grads = torch.autograd.grad(loss.sum(), list(params.values()))
         else:
-            loss = _loss(model, params, d_b, y_b, cfg.lam)
-            grads = torch.autograd.grad(loss.sum(), list(params.values()))
+            loss, grads = _autograd_step(cfg, model, params, d_b, y_b, live_idx)
         gn = sum(g.double().pow(2).flatten(1).sum(-1) for g in grads).sqrt()
         grad_norm = torch.where(active, gn, grad_norm)
         opt.step(params, dict(zip(params, grads)), active)
@@ -884,12 +930,13 @@ def _loop(cfg, model, params, opt, data, y, shuffle_g, quad, rec, progress, dev)
     epoch = 0
     step_seconds = 0.0
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    live = _LiveTrials(data, y) if cfg.batch_size is None else None
     for epoch in range(1, cfg.epochs + 1):
         sync()
         t_step = time.perf_counter()
         epoch_loss, grad_norm = _epoch(
             cfg, model, params, opt, data, y, _batches(cfg, shuffle_g, dev), active, grad_norm,
-            quad,
+            quad, live,
         )  # fmt: skip
         sync()
         step_seconds += time.perf_counter() - t_step
@@ -912,7 +959,7 @@ def _loop(cfg, model, params, opt, data, y, shuffle_g, quad, rec, progress, dev)
         past[epoch % window] = torch.where(active, epoch_loss, past[epoch % window])
         bar.update(1)
         if progress and epoch % max(1, cfg.epochs // 100) == 0:
-            bar.set_postfix(loss=f"{float(epoch_loss.mean()):.4g}")
+            bar.set_postfix(loss=f"{float(epoch_loss.nanmean()):.4g}")
         if not bool(active.any()):
             break
         if epoch % every == 0 and epoch != cfg.epochs:

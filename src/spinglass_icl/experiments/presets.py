@@ -396,9 +396,10 @@ class TrainedModelsPreset(FigurePreset):
     epochs: int = 2000
     train_tol: float | None = 1e-7
     train_window: int = 50
-    #: one trial per chunk: a chunk steps until its last trial stops, so each trial trains
-    #: for its own epochs (and costs no more per trial-epoch than chunks of 4)
-    chunk: int | None = 1
+    #: trials per stored chunk, trained as one batch; a trial stops at its own epoch and the
+    #: chunk then steps only the trials still training; 4 per chunk cost 10-20 % less per
+    #: trial-epoch than 1 (SA, TF, MHLA at D = 20; benchmarks/RESULTS.md, "## train")
+    chunk: int | None = 4
     #: float32 where a test shows the float64 test errors to 3 digits (FLA, SA, TF)
     dtype: dict = field(default_factory=lambda: {"fla": "float32", "sa": "float32",
                                                  "tf": "float32"})  # fmt: skip

@@ -4,8 +4,8 @@ Usage::
 
     python benchmarks/train.py [--trials 100] [--P 10000] [--epochs 3] [--chunk 0]
                                [--devices cpu,cuda] [--dtype float64] [--threads 0]
-                               [--sla-prompt-path] [--study sa-d20|p-scaling|stop]
-                               [--lr 0.1,0.03]
+                               [--sla-prompt-path] [--study sa-d20|p-scaling|stop|chunks]
+                               [--lr 0.1,0.03] [--rounds 2]
 
 Each row trains ``--epochs`` full-batch Adam epochs of ``--trials`` independent trials in
 one batched computation and reports the optimization time per epoch
@@ -24,12 +24,19 @@ learned solution (``train(init=...)``).
 setting (D = 20, N = 50, P = 10 000, lam = 0.005, convergence stop 1e-7 over 50 epochs,
 2000-epoch cap) for each learning rate of ``--lr`` and prints epochs to the stop, final
 gradient norm, test error and loss per trial.
+
+``--study chunks`` trains ``--trials`` (default 4) trials of each of ``--models`` (default
+sa,tf,mhla) as the paper presets train Fig. 6 and Fig. S8 (D = 20, ``--N`` (default 50),
+P = 10 000, each trial to its own stop; the presets' dtypes), one trial per chunk against
+four per chunk, interleaved ``--rounds`` times, and prints the wall time per trial-epoch
+(a chunk of four steps only the trials still training once one stops).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import time
 
 import torch
 
@@ -209,15 +216,47 @@ def stop_study(models: list[str], lrs: list[float | None], trials: int, dtype: s
             )
 
 
+def study_chunks(models: list[str], N: int, trials: int, rounds: int, seed: int) -> None:
+    """``--study chunks``: ms per trial-epoch of one trial per chunk against four, each trial
+    to the stop of the paper presets' Fig. 6 and Fig. S8 training (lam 0.005, a relative
+    change below 1e-7 over 50 epochs, cap 2000; the models' default learning rates and the
+    presets' dtypes; no evaluation on the way)."""
+    from spinglass_icl.experiments.presets import get_preset
+
+    p = get_preset("paper", "fig6")
+    print(f"# D={p.D} N={N} P={p.P} lam={p.train_lam} trials={trials} seed={seed} "
+          f"stop={p.train_tol}/{p.train_window} cap={p.epochs} "
+          f"threads={torch.get_num_threads()} torch={torch.__version__}")  # fmt: skip
+    print("| model, dtype | round | chunk | wall s | step s | trial-epochs | ms per trial-epoch "
+          "(wall) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for m in models:
+        cfg = TrainConfig.of(model=m, D=p.D, N=N, P=p.P, lam=p.train_lam, H=p.H, M=p.M,
+                             trials=trials, epochs=p.epochs, tol=p.train_tol,
+                             window=p.train_window, eval_every=p.epochs, seed=seed,
+                             dtype=p.dtype.get(m, "float64"), test_tasks=p.test_tasks)  # fmt: skip
+        for r in range(rounds):
+            for chunk in (1, 4):
+                t0, step, epochs = time.perf_counter(), 0.0, 0
+                for start in range(0, trials, chunk):
+                    n = min(chunk, trials - start)
+                    res = train(dataclasses.replace(cfg, trials=n, first_trial=start))
+                    step += res.step_seconds
+                    epochs += int(res.epochs_run.sum())
+                wall = time.perf_counter() - t0
+                print(f"| {m}, {cfg.dtype} | {r + 1} | {chunk} | {wall:.1f} | {step:.1f} | "
+                      f"{epochs} | {1e3 * wall / epochs:.2f} |", flush=True)  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trials", type=int, default=100)
+    ap.add_argument("--trials", type=int, help="default 100 (--study chunks: 4)")
     ap.add_argument("--P", type=int, default=10_000)
     ap.add_argument("--D", type=int, default=20)
-    ap.add_argument("--N", type=int, default=20)
-    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--N", type=int, help="default 20 (--study chunks: 50)")
+    ap.add_argument("--epochs", type=int, help="default 3")
     ap.add_argument("--chunk", type=int, default=0, help="trials per chunk (0: all at once)")
-    ap.add_argument("--models", default=",".join(model_names()[:5]))
+    ap.add_argument("--models", help="default: the first five models (--study chunks: sa,tf,mhla)")
     ap.add_argument("--devices", default="cpu,cuda")
     ap.add_argument("--dtype", default="float64")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
@@ -228,10 +267,13 @@ def main() -> None:
     )
     ap.add_argument(
         "--study",
-        choices=["sa-d20", "p-scaling", "stop"],
+        choices=["sa-d20", "p-scaling", "stop", "chunks"],
         help="sa-d20: a learning study; p-scaling: full-batch SLA time at P = 2000 vs 20 000; "
-        "stop: epochs to the Fig. 6 paper stop per --lr (--models, --trials, --dtype)",
+        "stop: epochs to the Fig. 6 paper stop per --lr (--models, --trials, --dtype); "
+        "chunks: ms per trial-epoch, one trial per chunk against four",
     )
+    ap.add_argument("--rounds", type=int, default=2, help="--study chunks: interleaved rounds")
+    ap.add_argument("--seed", type=int, default=0, help="--study chunks: the trials' seed")
     ap.add_argument("--lr", default="", help="--study stop: comma-separated learning rates")
     args = ap.parse_args()
     if args.threads:
@@ -242,6 +284,13 @@ def main() -> None:
     if args.study == "p-scaling":
         p_scaling()
         return
+    if args.study == "chunks":
+        study_chunks((args.models or "sa,tf,mhla").split(","), args.N or 50, args.trials or 4,
+                     args.rounds, args.seed)  # fmt: skip
+        return
+    # the defaults of the other modes
+    args.trials, args.N, args.epochs = args.trials or 100, args.N or 20, args.epochs or 3
+    args.models = args.models or ",".join(model_names()[:5])
     if args.study == "stop":
         lrs = [float(x) for x in args.lr.split(",")] if args.lr else [None]
         stop_study(args.models.split(","), lrs, args.trials, args.dtype)

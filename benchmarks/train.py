@@ -231,7 +231,8 @@ def study_chunks(models: list[str], N: int, trials: int, rounds: int, seed: int)
           "(wall) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
     for m in models:
-        cfg = TrainConfig.of(model=m, D=p.D, N=N, P=p.P, lam=p.train_lam, H=p.H, M=p.M,
+        hyper = {"H": p.H} if m in ("sa", "tf") else {"M": p.M} if m == "mhla" else {}
+        cfg = TrainConfig.of(model=m, D=p.D, N=N, P=p.P, lam=p.train_lam, model_params=hyper,
                              trials=trials, epochs=p.epochs, tol=p.train_tol,
                              window=p.train_window, eval_every=p.epochs, seed=seed,
                              dtype=p.dtype.get(m, "float64"), test_tasks=p.test_tasks)  # fmt: skip

@@ -398,7 +398,8 @@ class TrainedModelsPreset(FigurePreset):
     train_window: int = 50
     #: trials per stored chunk, trained as one batch; a trial stops at its own epoch and the
     #: chunk then steps only the trials still training; 4 per chunk cost 15-25 % less per
-    #: trial-epoch than 1 (SA, MHLA at D = 20, N = 40; benchmarks/RESULTS.md, "## train")
+    #: trial-epoch than 1 for SA and MHLA, no less for TF (D = 20; benchmarks/RESULTS.md,
+    #: "## train")
     chunk: int | None = 4
     #: float32 where a test shows the float64 test errors to 3 digits (FLA, SA, TF)
     dtype: dict = field(default_factory=lambda: {"fla": "float32", "sa": "float32",

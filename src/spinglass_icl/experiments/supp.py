@@ -83,7 +83,9 @@ def budget_count(ctx: Context, name: str = "repeats", cap: str = "cpu_repeats"):
     p = ctx.params
     n, limit = int(p[name]), p.get(cap)
     script = getattr(type(p)(), name)
-    asked = ctx.trials_override is not None and name in ("trials", "repeats")
+    from .runner import trial_key  # the entry reproduce --trials sets
+
+    asked = ctx.trials_override is not None and name == trial_key(ctx.figure, p)
     if asked or limit is None or str(ctx.device).startswith("cuda") or n != script or limit >= n:
         return n, []
     return int(limit), [

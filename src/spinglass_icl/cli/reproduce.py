@@ -159,8 +159,8 @@ def _check(args: argparse.Namespace) -> tuple[Any, int | None, list[str], set[st
     """The run options, ``--trials``, the figures to make and those with trials; every
     figure's preset checks its parameters (with ``--trials`` and ``--damping``) here,
     before any work."""
-    from ..experiments.presets import get_preset
-    from ..experiments.runner import RunOptions, figure_params, trial_key
+    from ..experiments.presets import get_preset, trial_key
+    from ..experiments.runner import RunOptions, figure_params
 
     opts = RunOptions(
         executor=args.executor,

@@ -1225,3 +1225,12 @@ def get_preset(name: str, figure: str) -> FigurePreset:
     if figure not in table:
         raise ParameterError(f"figure must be one of {', '.join(table)}; got {figure!r}")
     return table[figure]
+
+
+def trial_key(name: str, params: FigurePreset) -> str | None:
+    """The parameter holding figure ``name``'s trial count: ``trials`` (trained trials) or
+    ``repeats`` (solver repeats), None when it has neither."""
+    for key in ("trials", "repeats"):
+        if key in params:
+            return key
+    return None

@@ -25,8 +25,8 @@ from pathlib import Path
 from ..errors import ParameterError, SpinGlassError
 from ..safeio import atomic_write_text, overwrite
 from . import FIGURES
-from .presets import get_preset
-from .runner import RECORD_KEYS, trial_key
+from .presets import get_preset, trial_key
+from .runner import RECORD_KEYS
 
 __all__ = [
     "ERRATA",

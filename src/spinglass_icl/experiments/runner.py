@@ -30,7 +30,7 @@ from . import FIGURES
 from .claims import overall
 from .figure import REGISTERED, Context, Outcome, make
 from .plotting import plot_style
-from .presets import FigurePreset, get_preset
+from .presets import FigurePreset, get_preset, trial_key
 
 
 def figure_module(name: str) -> Any:
@@ -238,15 +238,6 @@ def run_figure(
 
 def _verdict(outcome: Outcome) -> str:
     return overall(outcome.claims) if outcome.claims else "not comparable"
-
-
-def trial_key(name: str, params: FigurePreset) -> str | None:
-    """The parameter holding figure ``name``'s trial count: ``trials`` (trained trials) or
-    ``repeats`` (solver repeats), None when it has neither."""
-    for key in ("trials", "repeats"):
-        if key in params:
-            return key
-    return None
 
 
 #: keys every ``result.json`` holds (written by :func:`run_figure`)

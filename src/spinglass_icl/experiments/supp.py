@@ -17,6 +17,7 @@ import numpy as np
 
 from ..trials import TrialStore, run_chunks
 from .figure import Context, figure_seed
+from .presets import trial_key
 
 
 def chunks(total: int, size: int) -> list[tuple[int, int]]:
@@ -83,8 +84,6 @@ def budget_count(ctx: Context, name: str = "repeats", cap: str = "cpu_repeats"):
     p = ctx.params
     n, limit = int(p[name]), p.get(cap)
     script = getattr(type(p)(), name)
-    from .runner import trial_key  # the entry reproduce --trials sets
-
     asked = ctx.trials_override is not None and name == trial_key(ctx.figure, p)
     if asked or limit is None or str(ctx.device).startswith("cuda") or n != script or limit >= n:
         return n, []

@@ -64,3 +64,59 @@ def test_reproduce_restarts_flag_is_checked(tmp_path, capsys):
     rc = main(["reproduce", "fig6", "--preset", "tiny", "--restarts", "0",
                "--out", str(tmp_path / "y")])  # fmt: skip
     assert rc == 2 and "restarts must be" in capsys.readouterr().err
+
+
+def test_cpu_model_trials_scale_only_the_named_models_on_a_cpu():
+    """The paper preset on a CPU runs SA and TF on their first 50 trials (the main
+    figures' 2-hour budget), every other model on all 100; CUDA, ``--trials`` (also at
+    100) and a changed trial count run every model on all."""
+    import dataclasses
+    from pathlib import Path
+
+    from spinglass_icl.experiments.common import Context
+    from spinglass_icl.experiments.presets import get_preset
+
+    p = get_preset("paper", "fig6")
+    ctx = Context(figure="fig6", out=Path("."), preset="paper", params=p)
+    assert fig6.model_trials(ctx) == {"sla": 100, "fla": 100, "sa": 50, "tf": 50, "mhla": 100}
+    assert "SA 50, TF 50 of the authors' 100 on this CPU" in fig6.budget_note(ctx)
+    for other in (
+        dataclasses.replace(ctx, device="cuda"),
+        dataclasses.replace(ctx, trials_override=100),
+        dataclasses.replace(ctx, params=p.replace(trials=60)),
+    ):
+        assert set(fig6.model_trials(other).values()) == {other.params.trials}
+        assert fig6.budget_note(other) == ""
+
+
+def test_a_model_on_fewer_trials_is_its_first_trials_of_the_full_run(tmp_path):
+    """A model scaled down by ``cpu_model_trials`` trains exactly the first trials of a run
+    of all (same data, same numbers), NaN for the rest; the statistics skip the NaN."""
+    import dataclasses
+
+    from spinglass_icl.experiments.common import Context
+    from spinglass_icl.experiments.presets import Fig6Preset
+
+    @dataclasses.dataclass(frozen=True)
+    class Small(Fig6Preset):  # the preset class's own trial count is what a CPU scales
+        trials: int = 4
+
+    p = Small(D=3, N=4, P=20, epochs=6, test_tasks=30, models=("sla", "sa"), chunk=2,
+              dtype={}, cpu_model_trials={"sa": 2})  # fmt: skip
+    ctx = Context(figure="fig6", out=tmp_path / "cpu", preset="paper", params=p,
+                  progress=False)  # fmt: skip
+    full = dataclasses.replace(ctx, out=tmp_path / "all", trials_override=4)
+    for c in (ctx, full):
+        c.out.mkdir()
+    ds, ds_all = fig6.compute(ctx), fig6.compute(full)
+    sa, sa_all = (d["relative_test_error"].sel(model="sa").values for d in (ds, ds_all))
+    assert np.isnan(sa[2:]).all() and np.isfinite(sa_all).all()
+    np.testing.assert_allclose(sa[:2], sa_all[:2], rtol=1e-12)
+    sla = ds["relative_test_error"].sel(model="sla").values
+    np.testing.assert_allclose(sla, ds_all["relative_test_error"].sel(model="sla").values)
+    numbers, summary = fig6.summarize(ds)
+    assert numbers["sa_trials"] == 2 and numbers["sla_trials"] == 4
+    assert numbers["sa_relative_error"] == pytest.approx(sa[:2].mean())
+    assert "SA 2 of the authors' 4 on this CPU" in ds.attrs["budget_note"]
+    assert np.isfinite(numbers["sa_relative_error"]) and "SA: median" in summary
+    fig6.draw(ds)

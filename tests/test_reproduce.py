@@ -349,6 +349,16 @@ def test_report_says_when_trials_were_overridden():
     note = _trials_note({"figure": "fig6", "preset": "paper", "trials_override": 20})
     assert "--trials 20" in note and "preset's 100" in note
     assert _trials_note({"figure": "fig6", "preset": "paper"}) is None
+    # the preset's own count (here the authors' 10, which a CPU run lowers to 4)
+    note = _trials_note({"figure": "figS8", "preset": "paper", "trials_override": 10})
+    assert note == (
+        "Run with --trials 10, the preset's own count; a CPU run without --trials runs 4, "
+        "to fit the time budget."
+    )
+    note = _trials_note({"figure": "fig6", "preset": "paper", "trials_override": 100})
+    assert note == "Run with --trials 100, the preset's own count."
+    note = _trials_note({"figure": "fig6", "preset": "paper", "trials_override": 200})
+    assert "more than the preset's 100" in note and "wider" not in note
 
 
 def test_figure_groups_split_main_and_supplementary():

@@ -10,6 +10,7 @@ prompts as SLA's.
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import xarray as xr
@@ -23,6 +24,7 @@ from ..training import TrainConfig
 from ..trials import TrialStore, run_chunks
 from .claims import Claim, at_least, at_most
 from .common import Context, figure_seed, new_figure, record_attrs, trial_chunks
+from .supp import cpu_count_applies
 
 TITLE = "Test error of other architectures vs AMP"
 CLAIM = (
@@ -99,12 +101,14 @@ def train_models(ctx: Context) -> tuple[dict[str, np.ndarray], dict[str, dict[st
     per_trial: dict[str, np.ndarray] = {}
     conv: dict[str, dict[str, np.ndarray]] = {}
     models = list(p.models)
-    chunks = (
-        [(k, min(p.chunk, p.trials - k)) for k in range(0, p.trials, p.chunk)]
-        if p.chunk
-        else trial_chunks(p.trials, p.P, p.D, p.N, device=ctx.device)
-    )
+    counts = model_trials(ctx)
     for m in models + ([] if "sla" in models else ["sla-data"]):
+        n_m = counts.get(m, p.trials)
+        chunks = (  # the first n_m trials, cut as a run of all trials cuts them
+            [(k, min(p.chunk, n_m - k)) for k in range(0, n_m, p.chunk)]
+            if p.chunk
+            else trial_chunks(n_m, p.P, p.D, p.N, device=ctx.device)
+        )
         base = TrainConfig(
             task=TaskConfig(D=p.D, N=p.N, P=p.P, convention=ctx.convention),
             model=model_config("sla" if m == "sla-data" else m, strict=False, H=p.H, M=p.M),
@@ -121,10 +125,43 @@ def train_models(ctx: Context) -> tuple[dict[str, np.ndarray], dict[str, dict[st
                          lambda first, n, base=base: _train_chunk(ctx, base, first, n))  # fmt: skip
         if base.model.name == "sla":
             per_trial["amp"], per_trial["amp_converged"] = got["amp"], got["amp_converged"]
-        if m != "sla-data":
-            per_trial[m] = got["relative_error"]
-            conv[m] = {k: got[k] for k in ("epochs_run", "converged", "grad_norm")}
+        if m != "sla-data":  # a model run on fewer trials: NaN for the others
+            per_trial[m] = _padded(got["relative_error"], p.trials)
+            conv[m] = {
+                k: _padded(got[k], p.trials) for k in ("epochs_run", "converged", "grad_norm")
+            }
     return per_trial, conv
+
+
+def model_trials(ctx: Context) -> dict[str, int]:
+    """Trials run per model: ``trials``, or on a CPU the preset's ``cpu_model_trials``
+    where smaller (while ``trials`` is the authors' count and not asked for;
+    :func:`.supp.cpu_count_applies`)."""
+    p = ctx.params
+    caps = dict(p.cpu_model_trials) if cpu_count_applies(ctx, "trials") else {}
+    return {m: min(p.trials, caps.get(m, p.trials)) for m in p.models}
+
+
+def budget_note(ctx: Context) -> str:
+    """The report's note when :func:`model_trials` ran fewer trials for some models."""
+    p = ctx.params
+    fewer = {m: n for m, n in model_trials(ctx).items() if n < p.trials}
+    if not fewer:
+        return ""
+    which = ", ".join(f"{m.upper()} {n}" for m, n in fewer.items())
+    return (
+        f"trials: {which} of the authors' {p.trials} on this CPU (the first ones, on the same "
+        f"data as the other models' first trials), to fit the 2-hour budget of the main "
+        f"figures; the other models {p.trials}, and on a GPU all {p.trials} (reproduce "
+        "--trials K runs K for every model)"
+    )
+
+
+def _padded(x: np.ndarray, n: int) -> np.ndarray:
+    """``x`` as floats, NaN-padded to ``n`` entries."""
+    out = np.full(n, np.nan)
+    out[: len(x)] = np.asarray(x, dtype=float)
+    return out
 
 
 def _train_chunk(ctx: Context, base: TrainConfig, first: int, n: int) -> dict[str, np.ndarray]:
@@ -194,6 +231,8 @@ def compute(ctx: Context) -> xr.Dataset:
             "epochs": p.epochs,
             "restarts": p.restarts,
             "convention": ctx.convention,
+            "model_trials": json.dumps(model_trials(ctx)),
+            "budget_note": budget_note(ctx),
         },  # fmt: skip
     )
     return record_attrs(ds, seeds={"train": train_seed(ctx)}, files=["trials.sqlite"])
@@ -262,10 +301,12 @@ def draw(ds: xr.Dataset):
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     a = ds.attrs
     restarts = a.get("restarts", 1)
+    fewer = {m: n for m, n in json.loads(a.get("model_trials", "{}")).items() if n < a["trials"]}
+    fewer_txt = " (" + ", ".join(f"{m.upper()} {n}" for m, n in fewer.items()) + ")"
     ax.set_title(
         f"Fig. 6: D = {a['D']}, N = {a['N']}, P = {a['P']}, lam = {a['lam']:g} "
-        f"(training {a['train_lam']:g}),\n{a['trials']} trials, {a['epochs']} epochs"
-        + (f", best of {restarts} initializations" if restarts > 1 else "")
+        f"(training {a['train_lam']:g}),\n{a['trials']} trials{fewer_txt if fewer else ''}, "
+        f"{a['epochs']} epochs" + (f", best of {restarts} initializations" if restarts > 1 else "")
     )
     return fig
 
@@ -328,6 +369,8 @@ def summarize(ds: xr.Dataset) -> tuple[dict, str]:
     numbers["lam_trained"] = ds.attrs["train_lam"]
     numbers["lam_solved_amp"] = ds.attrs["lam"]
     numbers["trials"] = ds.attrs["trials"]
+    for m in ds["trained_model"].values:  # fewer for some models on a CPU (model_trials)
+        numbers[f"{m}_trials"] = int(np.isfinite(ds["epochs_run"].sel(trained_model=m)).sum())
     numbers["restarts"] = ds.attrs["restarts"]
     for k in means:
         numbers[f"{k}_median"] = float(np.median(_finite(ds, k))) if means[k] == means[k] else None

@@ -47,9 +47,10 @@ def _grid(p, m: str) -> tuple[int, ...]:
 
 
 def _fig6_params(p, N: int, models: list[str]) -> Fig6Preset:
-    """The Fig. 6 parameters of one N (the models trained there)."""
+    """The Fig. 6 parameters of one N (the models trained there; every model the same
+    trial count: Fig. S8 sets its own, :func:`compute`)."""
     shared = {f.name: getattr(p, f.name) for f in dataclasses.fields(TrainedModelsPreset)}
-    return Fig6Preset(**shared, N=N, models=tuple(models))
+    return Fig6Preset(**shared, N=N, models=tuple(models), cpu_model_trials={})
 
 
 def compute(ctx: Context) -> xr.Dataset:

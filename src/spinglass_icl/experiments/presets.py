@@ -436,10 +436,16 @@ class Fig6Preset(TrainedModelsPreset):
 
     N: int = 50
     models: tuple[str, ...] = ("sla", "fla", "sa", "tf", "mhla")
+    #: trials per model run on a CPU in place of ``trials`` (the first ones, same data), so
+    #: that the main figures fit 2 hours on 2 cores: TF costs about 31 s per trial, SA 7 s,
+    #: the linear models 1-9 s (benchmarks/RESULTS.md); CUDA or ``--trials`` runs
+    #: ``trials`` for every model (:func:`~spinglass_icl.experiments.supp.cpu_count_applies`)
+    cpu_model_trials: dict = field(default_factory=lambda: {"sa": 50, "tf": 50})
     _parameter_constraints: ClassVar = {
         **TrainedModelsPreset._parameter_constraints,
         "N": _int(),
         "models": _seq(_model),
+        "cpu_model_trials": Table(_model, Int(1), "model -> trials", key_name="model"),
     }
 
 

@@ -256,7 +256,9 @@ def update_readme(readme: Path, recs: list[dict], check: bool = False) -> bool:
 
 
 def _trials_note(r: dict) -> str | None:
-    """A sentence when ``--trials K`` overrode the preset's trial count, else None."""
+    """A sentence when ``--trials K`` set the trial count, else None: fewer trials than the
+    preset's (wider error bars), its own count (which a CPU run without ``--trials`` may
+    lower, ``cpu_trials``/``cpu_repeats``), or more."""
     k = r.get("trials_override")
     if k is None:
         return None
@@ -264,13 +266,23 @@ def _trials_note(r: dict) -> str | None:
         preset = get_preset(r["preset"], r["figure"])
         key = trial_key(r["figure"], preset)
         own = preset[key] if key else None
+        cap = preset.get(f"cpu_{key}") if key else None
     except (KeyError, ParameterError):  # an unknown preset or figure in an old record
-        own = None
-    of = f" instead of the preset's {own}" if own is not None else ""
-    return (
-        f"Run with --trials {k}{of}: means and standard errors are over these {k} "
-        "trials, so the error bars are wider than the paper's."
-    )
+        own = cap = None
+    if own is None or k < own:
+        of = f" instead of the preset's {own}" if own is not None else ""
+        return (
+            f"Run with --trials {k}{of}: means and standard errors are over these {k} "
+            "trials, so the error bars are wider than the paper's."
+        )
+    if k == own:
+        lowered = (
+            f"; a CPU run without --trials runs {cap}, to fit the time budget"
+            if cap is not None and cap < own
+            else ""
+        )
+        return f"Run with --trials {k}, the preset's own count{lowered}."
+    return f"Run with --trials {k}, more than the preset's {own}: narrower error bars."
 
 
 def _presets(recs: list[dict]) -> str:

@@ -71,6 +71,17 @@ def repeated(
     )
 
 
+def cpu_count_applies(ctx: Context, name: str) -> bool:
+    """Whether a CPU count may replace the count ``name`` (``trials``, ``repeats``, ...):
+    on a CPU (not CUDA), while ``name`` holds the authors' value (the preset class's
+    default) and is not the trial count asked for (``reproduce --trials K``,
+    ``ctx.trials_override``; also K equal to the authors' count)."""
+    p = ctx.params
+    asked = ctx.trials_override is not None and name == trial_key(ctx.figure, p)
+    script = getattr(type(p)(), name)
+    return not (asked or str(ctx.device).startswith("cuda") or int(p[name]) != script)
+
+
 def budget_count(ctx: Context, name: str = "repeats", cap: str = "cpu_repeats"):
     """The count of parameter ``name`` to run, and a note when it was scaled down.
 
@@ -83,9 +94,7 @@ def budget_count(ctx: Context, name: str = "repeats", cap: str = "cpu_repeats"):
     """
     p = ctx.params
     n, limit = int(p[name]), p.get(cap)
-    script = getattr(type(p)(), name)
-    asked = ctx.trials_override is not None and name == trial_key(ctx.figure, p)
-    if asked or limit is None or str(ctx.device).startswith("cuda") or n != script or limit >= n:
+    if limit is None or limit >= n or not cpu_count_applies(ctx, name):
         return n, []
     return int(limit), [
         f"{name}: {limit} of the authors' {n} on this CPU, to fit the 2-hour budget of the "

@@ -23,7 +23,7 @@ from ..tasks import TaskConfig
 from ..training import TrainConfig
 from ..trials import TrialStore, run_chunks
 from .claims import Claim, at_least, at_most
-from .common import Context, figure_seed, new_figure, record_attrs, trial_chunks
+from .common import Context, chunks, figure_seed, new_figure, record_attrs, trial_chunks
 from .supp import cpu_count_applies
 
 TITLE = "Test error of other architectures vs AMP"
@@ -104,10 +104,8 @@ def train_models(ctx: Context) -> tuple[dict[str, np.ndarray], dict[str, dict[st
     counts = model_trials(ctx)
     for m in models + ([] if "sla" in models else ["sla-data"]):
         n_m = counts.get(m, p.trials)
-        chunks = (  # the first n_m trials, cut as a run of all trials cuts them
-            [(k, min(p.chunk, n_m - k)) for k in range(0, n_m, p.chunk)]
-            if p.chunk
-            else trial_chunks(n_m, p.P, p.D, p.N, device=ctx.device)
+        pieces = (  # the first n_m trials, cut as a run of all trials cuts them
+            chunks(n_m, p.chunk) if p.chunk else trial_chunks(n_m, p.P, p.D, p.N, device=ctx.device)
         )
         base = TrainConfig(
             task=TaskConfig(D=p.D, N=p.N, P=p.P, convention=ctx.convention),
@@ -121,7 +119,7 @@ def train_models(ctx: Context) -> tuple[dict[str, np.ndarray], dict[str, dict[st
         spec = {"figure": "fig6", "amp_lam": p.lam, "beta": p.beta, "damping": p.damping,
                 "amp_test": "own", **base.to_dict()}  # fmt: skip
         spec.pop("trials"), spec.pop("first_trial")
-        got = run_chunks(store, spec, p.trials, chunks,
+        got = run_chunks(store, spec, p.trials, pieces,
                          lambda first, n, base=base: _train_chunk(ctx, base, first, n))  # fmt: skip
         if base.model.name == "sla":
             per_trial["amp"], per_trial["amp_converged"] = got["amp"], got["amp_converged"]
@@ -145,16 +143,20 @@ def model_trials(ctx: Context) -> dict[str, int]:
 def budget_note(ctx: Context) -> str:
     """The report's note when :func:`model_trials` ran fewer trials for some models."""
     p = ctx.params
-    fewer = {m: n for m, n in model_trials(ctx).items() if n < p.trials}
-    if not fewer:
+    which = _fewer(model_trials(ctx), p.trials)
+    if not which:
         return ""
-    which = ", ".join(f"{m.upper()} {n}" for m, n in fewer.items())
     return (
         f"trials: {which} of the authors' {p.trials} on this CPU (the first ones, on the same "
         f"data as the other models' first trials), to fit the 2-hour budget of the main "
         f"figures; the other models {p.trials}, and on a GPU all {p.trials} (reproduce "
         "--trials K runs K for every model)"
     )
+
+
+def _fewer(counts: dict[str, int], trials: int) -> str:
+    """The models of ``counts`` run on fewer than ``trials``, as ``"SA 50, TF 50"``."""
+    return ", ".join(f"{m.upper()} {n}" for m, n in counts.items() if n < trials)
 
 
 def _padded(x: np.ndarray, n: int) -> np.ndarray:
@@ -301,11 +303,10 @@ def draw(ds: xr.Dataset):
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     a = ds.attrs
     restarts = a.get("restarts", 1)
-    fewer = {m: n for m, n in json.loads(a.get("model_trials", "{}")).items() if n < a["trials"]}
-    fewer_txt = " (" + ", ".join(f"{m.upper()} {n}" for m, n in fewer.items()) + ")"
+    fewer = _fewer(json.loads(a.get("model_trials", "{}")), a["trials"])
     ax.set_title(
         f"Fig. 6: D = {a['D']}, N = {a['N']}, P = {a['P']}, lam = {a['lam']:g} "
-        f"(training {a['train_lam']:g}),\n{a['trials']} trials{fewer_txt if fewer else ''}, "
+        f"(training {a['train_lam']:g}),\n{a['trials']} trials{f' ({fewer})' if fewer else ''}, "
         f"{a['epochs']} epochs" + (f", best of {restarts} initializations" if restarts > 1 else "")
     )
     return fig

@@ -67,8 +67,8 @@ def test_reproduce_restarts_flag_is_checked(tmp_path, capsys):
 
 
 def test_cpu_model_trials_scale_only_the_named_models_on_a_cpu():
-    """The paper preset on a CPU runs SA and TF on their first 50 trials (the main
-    figures' 2-hour budget), every other model on all 100; CUDA, ``--trials`` (also at
+    """The paper preset on a CPU runs SA, TF and MHLA on their first 50 trials (the main
+    figures' 2-hour budget), SLA and FLA on all 100; CUDA, ``--trials`` (also at
     100) and a changed trial count run every model on all."""
     import dataclasses
     from pathlib import Path
@@ -78,8 +78,8 @@ def test_cpu_model_trials_scale_only_the_named_models_on_a_cpu():
 
     p = get_preset("paper", "fig6")
     ctx = Context(figure="fig6", out=Path("."), preset="paper", params=p)
-    assert fig6.model_trials(ctx) == {"sla": 100, "fla": 100, "sa": 50, "tf": 50, "mhla": 100}
-    assert "SA 50, TF 50 of the authors' 100 on this CPU" in fig6.budget_note(ctx)
+    assert fig6.model_trials(ctx) == {"sla": 100, "fla": 100, "sa": 50, "tf": 50, "mhla": 50}
+    assert "SA 50, TF 50, MHLA 50 of the authors' 100 on this CPU" in fig6.budget_note(ctx)
     for other in (
         dataclasses.replace(ctx, device="cuda"),
         dataclasses.replace(ctx, trials_override=100),

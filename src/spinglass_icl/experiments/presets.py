@@ -437,10 +437,11 @@ class Fig6Preset(TrainedModelsPreset):
     N: int = 50
     models: tuple[str, ...] = ("sla", "fla", "sa", "tf", "mhla")
     #: trials per model run on a CPU in place of ``trials`` (the first ones, same data), so
-    #: that the main figures fit 2 hours on 2 cores: TF costs about 31 s per trial, SA 7 s,
-    #: the linear models 1-9 s (benchmarks/RESULTS.md); CUDA or ``--trials`` runs
-    #: ``trials`` for every model (:func:`~spinglass_icl.experiments.supp.cpu_count_applies`)
-    cpu_model_trials: dict = field(default_factory=lambda: {"sa": 50, "tf": 50})
+    #: that the main figures fit 2 hours on 2 cores: on the 2-core VM TF costs about 39 s
+    #: per trial, MHLA 13 s, SA 10 s, SLA and FLA 1-3 s (benchmarks/RESULTS.md); CUDA or
+    #: ``--trials`` runs ``trials`` for every model
+    #: (:func:`~spinglass_icl.experiments.supp.cpu_count_applies`)
+    cpu_model_trials: dict = field(default_factory=lambda: {"sa": 50, "tf": 50, "mhla": 50})
     _parameter_constraints: ClassVar = {
         **TrainedModelsPreset._parameter_constraints,
         "N": _int(),

@@ -172,6 +172,73 @@ def test_sigkill_of_one_of_two_dask_workers_is_survived(tmp_path, dask_cluster_o
         assert len(st) == SweepSpec.from_toml(tmp_path / "s.toml").n_tasks
 
 
+# ---------------------------------------- a worker lost between finishing and fetching
+class _RowsOnADeadWorker:
+    """A future the client saw finish whose worker died before its rows were fetched:
+    ``result()`` waits for a recomputation that no worker will run (a fake: a real one
+    would block forever, so without a timeout this one fails at once)."""
+
+    status = "finished"
+
+    def __init__(self) -> None:
+        self.tries = 0
+
+    def result(self, timeout=None):
+        if timeout is None:
+            raise AssertionError("an unbounded result() would wait forever here")
+        self.tries += 1
+        time.sleep(min(timeout, 0.05))
+        raise TimeoutError(f"timed out after {timeout} s")
+
+
+class _Finished:
+    status = "finished"
+
+    def __init__(self, rows) -> None:
+        self.rows = rows
+
+    def result(self, timeout=None):
+        return self.rows
+
+
+class _ClientWithNoWorker:
+    status = "running"
+
+    def scheduler_info(self, n_workers=-1):
+        return {"workers": {}}
+
+
+def test_fetch_rows_gives_up_on_rows_that_are_not_coming():
+    from spinglass_icl.sweep.executors import fetch_rows
+
+    f = _RowsOnADeadWorker()
+    assert fetch_rows(f, 0.01) is None and f.tries == 1
+    assert fetch_rows(_Finished([{"key": 1}])) == [{"key": 1}]
+
+
+def test_a_finished_chunk_whose_worker_died_before_the_fetch_ends_the_sweep():
+    """The race that hung a Dask sweep: a chunk seen finished, its only worker killed
+    before its rows were fetched. The rows fetched before it are given; then the sweep
+    ends on the worker wait (not on the fetch)."""
+    dask = pytest.importorskip("dask")
+    pytest.importorskip("distributed")
+    from spinglass_icl.sweep.executors import ClusterError, _dask_results
+
+    lost = _RowsOnADeadWorker()
+    futures = [_Finished(["row 0"]), lost, _Finished(["row 2"])]
+    got = []
+    t0 = time.monotonic()
+    with dask.config.set({"spinglass-icl.worker-wait": 0.5}):
+        with pytest.raises(ClusterError, match=r"no Dask worker connected .* for 0\.5 s"):
+            for rows in _dask_results(_ClientWithNoWorker(), futures, "'tcp://here'"):
+                got.append(rows)
+    assert time.monotonic() - t0 < 10
+    # the chunks that came are given (the one after the lost chunk too), and the lost
+    # chunk was asked again while the executor waited for a worker
+    assert got == [["row 0"], ["row 2"]]
+    assert lost.tries >= 2
+
+
 # ------------------------------------------------------------- scripts and guards
 # two repeats: four rows, so that two workers both get some
 TINY_TOML = ONE_REPEAT.replace("repeats = 1", "repeats = 2")

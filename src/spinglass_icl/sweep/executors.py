@@ -215,6 +215,10 @@ def _local(chunks, fields, kw, workers: int) -> Iterator[list[dict]]:
 WORKER_WAIT = 60.0
 #: seconds between two looks of the Dask executor at its futures and workers
 DASK_POLL = 0.25
+#: seconds one look waits for a finished chunk's rows (they take milliseconds): a
+#: chunk seen finished whose worker died before its rows were fetched is recomputed by
+#: the scheduler, and an unbounded fetch would wait for that with no worker left
+RESULT_WAIT = 2.0
 
 
 class ClusterError(ResourceError):
@@ -264,6 +268,18 @@ def _n_workers(client) -> int | None:
         return None
 
 
+def fetch_rows(future, wait_s: float = RESULT_WAIT):
+    """The rows of a finished Dask ``future``, or None when they do not come within
+    ``wait_s`` s: they were on a worker that has died since it finished, and the
+    scheduler recomputes the chunk once a worker runs. The caller keeps the future
+    pending and goes on watching its workers (it must never block on it: with no worker
+    left, a plain ``future.result()`` waits forever)."""
+    try:
+        return future.result(timeout=wait_s)
+    except TimeoutError:  # distributed's and asyncio's (one class since Python 3.11)
+        return None
+
+
 def _dask_results(client, futures, where: str) -> Iterator[list[dict]]:
     """The rows of ``futures`` as they finish; ends (ClusterError, one line) when the
     scheduler is lost, when no worker has been connected for :data:`WORKER_WAIT` s, or
@@ -283,6 +299,7 @@ def _dask_results(client, futures, where: str) -> Iterator[list[dict]]:
         if done:
             done_ids = {id(f) for f in done}
             pending = [f for f in pending if id(f) not in done_ids]
+            stalled = False
             for i, f in enumerate(done):
                 if f.status == "cancelled" or client.status != "running":
                     raise ClusterError(
@@ -290,7 +307,7 @@ def _dask_results(client, futures, where: str) -> Iterator[list[dict]]:
                         f"{len(pending) + len(done) - i} chunk(s) not finished; {_RESUME}"
                     )
                 try:
-                    row = f.result()
+                    row = fetch_rows(f)
                 except KilledWorker as exc:
                     raise ClusterError(
                         f"Dask workers died while running one chunk, more often than the "
@@ -303,8 +320,13 @@ def _dask_results(client, futures, where: str) -> Iterator[list[dict]]:
                         f"({' '.join(str(exc).split())[:120]}); "
                         f"{len(pending) + len(done) - i} chunk(s) not finished; {_RESUME}"
                     ) from None
+                if row is None:  # its worker died before the rows came: recomputed
+                    pending.append(f)
+                    stalled = True
+                    continue
                 yield row
-            continue
+            if not stalled:
+                continue
         if client.status != "running":
             raise ClusterError(
                 f"lost the Dask scheduler {where} mid-run (client {client.status}); "

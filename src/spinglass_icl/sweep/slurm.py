@@ -419,6 +419,7 @@ def run_chunks(chunks, fields, kw, options: SlurmOptions | Mapping | None = None
     from distributed import Client, wait
     from distributed.scheduler import KilledWorker
 
+    from .executors import fetch_rows
     from .rows import run_chunk
 
     opts = as_options(options)
@@ -441,10 +442,13 @@ def run_chunks(chunks, fields, kw, options: SlurmOptions | Mapping | None = None
                 done = set()
             for f in done:
                 try:
-                    rows = f.result()
+                    rows = fetch_rows(f)
                 except KilledWorker:
                     why = "worker jobs died three times while running one chunk"
                     raise _lost(why, opts) from None
+                if rows is None:  # its job ended before the rows came: recomputed
+                    pending.add(f)
+                    continue
                 yield rows
             if pending:
                 seen |= job_ids(cluster)

@@ -209,7 +209,7 @@ class _ClientWithNoWorker:
 
 
 def test_fetch_rows_gives_up_on_rows_that_are_not_coming():
-    from spinglass_icl.sweep.executors import fetch_rows
+    from spinglass_icl.sweep.rows import fetch_rows
 
     f = _RowsOnADeadWorker()
     assert fetch_rows(f, 0.01) is None and f.tries == 1

@@ -46,7 +46,7 @@ from ..resources import (
 from ..solvers import get_solver
 from ..tasks import resolve_device
 from .plan import CPU_BATCH_BYTES, DEFAULT_BATCH_BYTES, plan_chunks
-from .rows import iter_chunk_rows, run_chunk, spec_fields
+from .rows import fetch_rows, iter_chunk_rows, run_chunk, spec_fields
 from .spec import SweepSpec, Task
 from .store import Store, create_or_open_store
 
@@ -215,10 +215,6 @@ def _local(chunks, fields, kw, workers: int) -> Iterator[list[dict]]:
 WORKER_WAIT = 60.0
 #: seconds between two looks of the Dask executor at its futures and workers
 DASK_POLL = 0.25
-#: seconds one look waits for a finished chunk's rows (they take milliseconds): a
-#: chunk seen finished whose worker died before its rows were fetched is recomputed by
-#: the scheduler, and an unbounded fetch would wait for that with no worker left
-RESULT_WAIT = 2.0
 
 
 class ClusterError(ResourceError):
@@ -265,18 +261,6 @@ def _n_workers(client) -> int | None:
     except TypeError:  # older distributed: no n_workers argument
         return len(client.scheduler_info().get("workers", {}))
     except Exception:  # noqa: BLE001 - the scheduler is gone: the caller's status check says so
-        return None
-
-
-def fetch_rows(future, wait_s: float = RESULT_WAIT):
-    """The rows of a finished Dask ``future``, or None when they do not come within
-    ``wait_s`` s: they were on a worker that has died since it finished, and the
-    scheduler recomputes the chunk once a worker runs. The caller keeps the future
-    pending and goes on watching its workers (it must never block on it: with no worker
-    left, a plain ``future.result()`` waits forever)."""
-    try:
-        return future.result(timeout=wait_s)
-    except TimeoutError:  # distributed's and asyncio's (one class since Python 3.11)
         return None
 
 

@@ -14,10 +14,12 @@ on the shared test prompts).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -38,7 +40,12 @@ from ..solvers.matfree import make_lowrank_instance
 from ..tasks import Factors, draw_factors, factors_range
 from .spec import SweepSpec, Task
 
-__all__ = ["RowOptions", "iter_chunk_rows", "run_chunk", "spec_fields"]
+__all__ = ["RowOptions", "fetch_rows", "iter_chunk_rows", "run_chunk", "spec_fields"]
+
+#: seconds one look waits for a finished chunk's rows (they take milliseconds): a
+#: chunk seen finished whose worker died before its rows were fetched is recomputed by
+#: the scheduler, and an unbounded fetch would wait for that with no worker left
+RESULT_WAIT = 2.0
 
 
 @dataclass(frozen=True)
@@ -385,3 +392,15 @@ def _make_rows(tasks, res: SolverResult, opts: RowOptions, batched: bool, t0) ->
     for row in rows:
         row["seconds"] = seconds
     return rows
+
+
+def fetch_rows(future: Any, wait_s: float = RESULT_WAIT) -> list[dict] | None:
+    """The rows of a finished Dask ``future``, or None when they do not come within
+    ``wait_s`` s: they were on a worker that has died since it finished, and the
+    scheduler recomputes the chunk once a worker runs. The caller keeps the future
+    pending and goes on watching its workers (it must never block on it: with no worker
+    left, a plain ``future.result()`` waits forever)."""
+    try:
+        return future.result(timeout=wait_s)
+    except (TimeoutError, asyncio.TimeoutError):  # distinct before Python 3.11
+        return None

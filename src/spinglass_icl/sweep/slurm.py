@@ -419,8 +419,7 @@ def run_chunks(chunks, fields, kw, options: SlurmOptions | Mapping | None = None
     from distributed import Client, wait
     from distributed.scheduler import KilledWorker
 
-    from .executors import fetch_rows
-    from .rows import run_chunk
+    from .rows import fetch_rows, run_chunk
 
     opts = as_options(options)
     chunks = list(chunks)

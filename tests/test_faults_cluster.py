@@ -176,18 +176,22 @@ def test_sigkill_of_one_of_two_dask_workers_is_survived(tmp_path, dask_cluster_o
 class _RowsOnADeadWorker:
     """A future the client saw finish whose worker died before its rows were fetched:
     ``result()`` waits for a recomputation that no worker will run (a fake: a real one
-    would block forever, so without a timeout this one fails at once)."""
+    would block forever, so without a timeout this one fails at once). With
+    ``arrive_after`` its rows come once a wait is at least that long."""
 
     status = "finished"
 
-    def __init__(self) -> None:
-        self.tries = 0
+    def __init__(self, arrive_after: float = float("inf")) -> None:
+        self.arrive_after = arrive_after
+        self.waits: list[float] = []
 
     def result(self, timeout=None):
         if timeout is None:
             raise AssertionError("an unbounded result() would wait forever here")
-        self.tries += 1
-        time.sleep(min(timeout, 0.05))
+        self.waits.append(timeout)
+        if timeout >= self.arrive_after:
+            return ["late rows"]
+        time.sleep(min(timeout, 0.01))
         raise TimeoutError(f"timed out after {timeout} s")
 
 
@@ -208,12 +212,18 @@ class _ClientWithNoWorker:
         return {"workers": {}}
 
 
-def test_fetch_rows_gives_up_on_rows_that_are_not_coming():
-    from spinglass_icl.sweep.rows import fetch_rows
+def test_row_fetcher_gives_up_on_rows_that_are_not_coming_and_waits_longer_each_time():
+    from spinglass_icl.sweep.rows import RowFetcher
 
-    f = _RowsOnADeadWorker()
-    assert fetch_rows(f, 0.01) is None and f.tries == 1
-    assert fetch_rows(_Finished([{"key": 1}])) == [{"key": 1}]
+    fetch = RowFetcher(wait_s=0.001)
+    lost, other = _RowsOnADeadWorker(), _RowsOnADeadWorker()
+    assert [fetch(lost) for _ in range(8)] == [None] * 8
+    assert lost.waits == [0.001 * 2**k for k in (0, 1, 2, 3, 4, 5, 5, 5)]  # doubling, capped
+    assert fetch(other) is None and other.waits == [0.001]  # each future its own count
+    assert fetch(_Finished([{"key": 1}])) == [{"key": 1}]
+    slow = _RowsOnADeadWorker(arrive_after=0.004)  # rows slow to come still come
+    assert [fetch(slow) for _ in range(3)] == [None, None, ["late rows"]]
+    assert fetch(slow) is None and slow.waits[-1] == 0.001  # its count reset on arrival
 
 
 def test_a_finished_chunk_whose_worker_died_before_the_fetch_ends_the_sweep():
@@ -236,7 +246,7 @@ def test_a_finished_chunk_whose_worker_died_before_the_fetch_ends_the_sweep():
     # the chunks that came are given (the one after the lost chunk too), and the lost
     # chunk was asked again while the executor waited for a worker
     assert got == [["row 0"], ["row 2"]]
-    assert lost.tries >= 2
+    assert len(lost.waits) >= 2
 
 
 # ------------------------------------------------------------- scripts and guards

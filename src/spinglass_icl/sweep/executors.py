@@ -46,7 +46,7 @@ from ..resources import (
 from ..solvers import get_solver
 from ..tasks import resolve_device
 from .plan import CPU_BATCH_BYTES, DEFAULT_BATCH_BYTES, plan_chunks
-from .rows import fetch_rows, iter_chunk_rows, run_chunk, spec_fields
+from .rows import RowFetcher, iter_chunk_rows, run_chunk, spec_fields
 from .spec import SweepSpec, Task
 from .store import Store, create_or_open_store
 
@@ -275,6 +275,7 @@ def _dask_results(client, futures, where: str) -> Iterator[list[dict]]:
 
     wait_s = _worker_wait()
     pending = list(futures)
+    fetch_rows = RowFetcher()
     alone_since: float | None = None
     last_look = 0.0
     while pending:

@@ -40,7 +40,7 @@ from ..solvers.matfree import make_lowrank_instance
 from ..tasks import Factors, draw_factors, factors_range
 from .spec import SweepSpec, Task
 
-__all__ = ["RowOptions", "fetch_rows", "iter_chunk_rows", "run_chunk", "spec_fields"]
+__all__ = ["RowOptions", "RowFetcher", "iter_chunk_rows", "run_chunk", "spec_fields"]
 
 #: seconds one look waits for a finished chunk's rows (they take milliseconds): a
 #: chunk seen finished whose worker died before its rows were fetched is recomputed by
@@ -394,13 +394,25 @@ def _make_rows(tasks, res: SolverResult, opts: RowOptions, batched: bool, t0) ->
     return rows
 
 
-def fetch_rows(future: Any, wait_s: float = RESULT_WAIT) -> list[dict] | None:
-    """The rows of a finished Dask ``future``, or None when they do not come within
-    ``wait_s`` s: they were on a worker that has died since it finished, and the
-    scheduler recomputes the chunk once a worker runs. The caller keeps the future
-    pending and goes on watching its workers (it must never block on it: with no worker
-    left, a plain ``future.result()`` waits forever)."""
-    try:
-        return future.result(timeout=wait_s)
-    except (TimeoutError, asyncio.TimeoutError):  # distinct before Python 3.11
-        return None
+class RowFetcher:
+    """Fetches the rows of finished Dask futures, never waiting unboundedly: a call
+    gives a future's rows, or None when they do not come within the wait (they were on a
+    worker that has died since the chunk finished, and the scheduler recomputes it once a
+    worker runs). The caller keeps such a future pending and goes on watching its
+    workers: with no worker left, a plain ``future.result()`` waits forever. The wait
+    starts at ``wait_s`` and doubles with each miss of the same future (to 32 times), so
+    rows that are merely slow to arrive still arrive."""
+
+    def __init__(self, wait_s: float = RESULT_WAIT) -> None:
+        self.wait_s = wait_s
+        self._misses: dict[int, int] = {}
+
+    def __call__(self, future: Any) -> list[dict] | None:
+        misses = self._misses.get(id(future), 0)
+        try:
+            rows = future.result(timeout=self.wait_s * 2 ** min(misses, 5))
+        except (TimeoutError, asyncio.TimeoutError):  # distinct before Python 3.11
+            self._misses[id(future)] = misses + 1
+            return None
+        self._misses.pop(id(future), None)
+        return rows

@@ -419,7 +419,7 @@ def run_chunks(chunks, fields, kw, options: SlurmOptions | Mapping | None = None
     from distributed import Client, wait
     from distributed.scheduler import KilledWorker
 
-    from .rows import fetch_rows, run_chunk
+    from .rows import RowFetcher, run_chunk
 
     opts = as_options(options)
     chunks = list(chunks)
@@ -434,6 +434,7 @@ def run_chunks(chunks, fields, kw, options: SlurmOptions | Mapping | None = None
         pending = {
             client.submit(run_chunk, chunk, fields, threads=1, pure=False, **kw) for chunk in chunks
         }
+        fetch_rows = RowFetcher()
         while pending:
             try:
                 done, pending = wait(pending, timeout=POLL_SECONDS, return_when="FIRST_COMPLETED")

@@ -42,9 +42,10 @@ from .spec import SweepSpec, Task
 
 __all__ = ["RowOptions", "RowFetcher", "iter_chunk_rows", "run_chunk", "spec_fields"]
 
-#: seconds one look waits for a finished chunk's rows (they take milliseconds): a
-#: chunk seen finished whose worker died before its rows were fetched is recomputed by
-#: the scheduler, and an unbounded fetch would wait for that with no worker left
+#: seconds the first look waits for a finished chunk's rows (they take milliseconds;
+#: :class:`RowFetcher` doubles it on each miss): a chunk seen finished whose worker died
+#: before its rows were fetched is recomputed by the scheduler, and an unbounded fetch
+#: would wait for that with no worker left
 RESULT_WAIT = 2.0
 
 
